@@ -1,0 +1,64 @@
+import type { z } from 'zod'
+
+/** Stable error codes: match on `code`, never on `instanceof` or message text. */
+export type ErrorCode =
+  | 'invalid_input'
+  | 'unauthorized'
+  | 'not_found'
+  | 'conflict'
+  | 'no_responders'
+  | 'timeout'
+  | 'unreachable'
+  | 'closed'
+  | 'internal'
+
+export class ApiaryError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly field?: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options)
+    this.name = 'ApiaryError'
+  }
+}
+
+export function isApiaryError(err: unknown, code?: ErrorCode): err is ApiaryError {
+  return (
+    typeof err === 'object' &&
+    err !== null &&
+    (err as { name?: unknown }).name === 'ApiaryError' &&
+    (code === undefined || (err as ApiaryError).code === code)
+  )
+}
+
+/** Dotted path of a zod issue, e.g. `operation.argv.0`; empty for the root. */
+export function issuePath(path: readonly PropertyKey[]): string {
+  return path.map((p) => String(p)).join('.')
+}
+
+/**
+ * Turns a zod failure into one `invalid_input` error naming the first offending field.
+ * `prefix` names where the value came from (a flag, a file, a subject).
+ */
+export function invalidInput(error: z.ZodError, prefix?: string): ApiaryError {
+  const first = error.issues[0]
+  const path = first ? issuePath(first.path) : ''
+  const field = [prefix, path].filter(Boolean).join('.') || undefined
+  const message = first ? `${field ?? 'input'}: ${first.message}` : 'invalid input'
+  return new ApiaryError('invalid_input', message, field, { cause: error })
+}
+
+/** Parses `value` with `schema`, throwing `invalid_input` naming the field on failure. */
+export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, prefix?: string): z.output<S> {
+  const parsed = schema.safeParse(value)
+  if (!parsed.success) throw invalidInput(parsed.error, prefix)
+  return parsed.data
+}
+
+/** A short message for logs and CLI output; never includes secrets because errors never carry them. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message
+  return String(err)
+}

@@ -1,0 +1,48 @@
+export { ApiaryError, type ErrorCode, errorMessage, invalidInput, isApiaryError, issuePath, parseOrThrow } from './errors.ts'
+export { subjects } from './subjects.ts'
+export { createLogger, type Logger, type LoggerOptions, REDACT, silentLogger } from './log.ts'
+export { defaultStateDir, parseDuration, readSecretFile, writeSecretFile } from './config.ts'
+export { type Bus, type BusHandler, type BusMessage, type BusSubscription, decode, type RequestOptions, subjectMatches } from './bus/bus.ts'
+export { createMemoryBus } from './bus/memory.ts'
+export { createNatsBus, type NatsBusOptions } from './bus/nats.ts'
+export { createJobClient, errorFromBody, type JobClient, type JobClientOptions, type StreamOptions } from './client/job-client.ts'
+export { parseSse } from './client/sse.ts'
+export { JobId, LabelKey, Labels, LabelValue, NodeId, Region } from './schema/ids.ts'
+export {
+  describeOperation,
+  ExecOperation,
+  Facts,
+  FactsOperation,
+  MAX_COMMAND_BYTES,
+  Operation,
+  PingOperation,
+} from './schema/operation.ts'
+export { matchesSelector, parseSelector, type SelectableNode, type Selector, type SelectorTerm, SelectorText } from './schema/targets.ts'
+export {
+  type Counts,
+  DEFAULT_CONCURRENCY,
+  DEFAULT_OUTPUT_CAP,
+  DEFAULT_TIMEOUT_MS,
+  FINAL_STATES,
+  FinalState,
+  isFinal,
+  JOB_STATES,
+  JobCreated,
+  JobDetail,
+  JobRequest,
+  type JobRequestInput,
+  JobState,
+  JobSummary,
+  newJobId,
+  NodeInfo,
+  NodeResult,
+  NodeState,
+  ResultGroup,
+  Rollout,
+} from './schema/job.ts'
+export { EVENT_KINDS, type EventKind, type EventOf, JobEvent, WireEvent, type WireEventOf } from './schema/event.ts'
+export { Ack, Control, Heartbeat, HiveJob, Task } from './schema/messages.ts'
+export { VERSION } from './version.ts'
+export { type OptionSpec, type OptionTable, optionsHelp, parseCommandLine, parseIntFlag, parseLabels } from './cli.ts'
+export { closeOnSignals } from './process.ts'
+export { Heartbeater } from './heartbeat.ts'

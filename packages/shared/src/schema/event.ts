@@ -1,0 +1,76 @@
+import { z } from 'zod'
+import { JobId, NodeId, Region } from './ids.ts'
+import { FinalState, JobState, ResultGroup, Rollout } from './job.ts'
+import { Operation } from './operation.ts'
+
+/**
+ * Narration: what happened to a job, as events. Producers (workers, hives, the queen) publish
+ * `WireEvent`s on `apiary.events.<jobId>`; the queen numbers them into `JobEvent`s with a
+ * gapless per-job `seq`, stores them and streams them over SSE.
+ */
+const Envelope = {
+  jobId: JobId,
+  ts: z.number(),
+  /** One line written for the person watching. */
+  human: z.string(),
+}
+
+const kinds = {
+  'job.submitted': {
+    operation: Operation,
+    targets: z.string(),
+    rollout: Rollout,
+    nodes: z.number().int(),
+  },
+  'job.region': {
+    region: Region,
+    nodes: z.number().int(),
+    hive: z.string().nullable(),
+  },
+  'job.cancelling': { reason: z.string() },
+  'job.finished': {
+    state: JobState,
+    counts: z.record(z.string(), z.number().int()),
+    groups: z.array(ResultGroup),
+    durationMs: z.number(),
+  },
+  'node.started': { node: NodeId },
+  'node.output': {
+    node: NodeId,
+    stream: z.enum(['stdout', 'stderr']),
+    data: z.string(),
+  },
+  'node.finished': {
+    node: NodeId,
+    state: FinalState,
+    exitCode: z.number().int().nullable(),
+    signal: z.string().nullable(),
+    cause: z.string().nullable(),
+    durationMs: z.number().nullable(),
+    bytes: z.number().int(),
+    truncated: z.boolean(),
+    digest: z.string().nullable(),
+    result: z.unknown().optional(),
+  },
+} as const
+
+export type EventKind = keyof typeof kinds
+export const EVENT_KINDS = Object.keys(kinds) as EventKind[]
+
+const member = <K extends EventKind>(kind: K) => z.object({ ...Envelope, kind: z.literal(kind), ...kinds[kind] })
+
+export const WireEvent = z.discriminatedUnion('kind', [
+  member('job.submitted'),
+  member('job.region'),
+  member('job.cancelling'),
+  member('job.finished'),
+  member('node.started'),
+  member('node.output'),
+  member('node.finished'),
+])
+export type WireEvent = z.infer<typeof WireEvent>
+
+export const JobEvent = z.intersection(WireEvent, z.object({ seq: z.number().int().min(1) }))
+export type JobEvent = WireEvent & { seq: number }
+export type EventOf<K extends EventKind> = Extract<WireEvent, { kind: K }> & { seq: number }
+export type WireEventOf<K extends EventKind> = Extract<WireEvent, { kind: K }>

@@ -1,0 +1,110 @@
+import { z } from 'zod'
+import { JobId, NodeId, Region } from './ids.ts'
+import { Operation } from './operation.ts'
+import { SelectorText } from './targets.ts'
+
+export const DEFAULT_OUTPUT_CAP = 1024 * 1024
+export const DEFAULT_TIMEOUT_MS = 30_000
+export const DEFAULT_CONCURRENCY = 100
+
+/** States a node can end in; see DESIGN.md, "Failure semantics". */
+export const FINAL_STATES = ['ok', 'failed', 'error', 'timeout', 'cancelled', 'skipped', 'lost'] as const
+export const FinalState = z.enum(FINAL_STATES)
+export type FinalState = z.infer<typeof FinalState>
+export const NodeState = z.enum(['pending', 'running', ...FINAL_STATES])
+export type NodeState = z.infer<typeof NodeState>
+
+export function isFinal(state: NodeState): state is FinalState {
+  return state !== 'pending' && state !== 'running'
+}
+
+export const JOB_STATES = ['running', 'ok', 'failed', 'cancelled'] as const
+export const JobState = z.enum(JOB_STATES)
+export type JobState = z.infer<typeof JobState>
+
+export const Rollout = z.strictObject({
+  /** Tasks in flight at once per region: a sliding window. */
+  concurrency: z.number().int().min(1).max(100_000).default(DEFAULT_CONCURRENCY),
+  /** Execution deadline per node, enforced where the process runs. */
+  timeoutMs: z.number().int().min(1).max(7 * 24 * 3600 * 1000).default(DEFAULT_TIMEOUT_MS),
+})
+export type Rollout = z.infer<typeof Rollout>
+
+/** The body of `POST /v1/jobs`. */
+export const JobRequest = z.strictObject({
+  operation: Operation,
+  targets: SelectorText,
+  rollout: Rollout.default({ concurrency: DEFAULT_CONCURRENCY, timeoutMs: DEFAULT_TIMEOUT_MS }),
+  outputCapBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(DEFAULT_OUTPUT_CAP),
+})
+export type JobRequest = z.infer<typeof JobRequest>
+export type JobRequestInput = z.input<typeof JobRequest>
+
+export const Counts = z.record(z.string(), z.number().int())
+export type Counts = Partial<Record<NodeState, number>>
+
+/** Nodes with an identical result: same state, exit code and output digest. */
+export const ResultGroup = z.object({
+  state: FinalState,
+  exitCode: z.number().int().nullable(),
+  digest: z.string(),
+  cause: z.string().nullable(),
+  count: z.number().int(),
+  nodes: z.array(NodeId),
+})
+export type ResultGroup = z.infer<typeof ResultGroup>
+
+export const NodeResult = z.object({
+  node: NodeId,
+  region: Region,
+  state: NodeState,
+  exitCode: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  cause: z.string().nullable(),
+  durationMs: z.number().nullable(),
+  bytes: z.number().int(),
+  truncated: z.boolean(),
+  digest: z.string().nullable(),
+  result: z.unknown().optional(),
+})
+export type NodeResult = z.infer<typeof NodeResult>
+
+export const JobSummary = z.object({
+  id: JobId,
+  state: JobState,
+  operation: Operation,
+  targets: z.string(),
+  rollout: Rollout,
+  outputCapBytes: z.number().int(),
+  createdAt: z.number(),
+  finishedAt: z.number().nullable(),
+  nodeCount: z.number().int(),
+  counts: Counts,
+  lastSeq: z.number().int(),
+})
+export type JobSummary = z.infer<typeof JobSummary>
+
+export const JobDetail = JobSummary.extend({ nodes: z.array(NodeResult) })
+export type JobDetail = z.infer<typeof JobDetail>
+
+export const JobCreated = z.object({ jobId: JobId, nodes: z.array(NodeId) })
+export type JobCreated = z.infer<typeof JobCreated>
+
+export const NodeInfo = z.object({
+  id: NodeId,
+  region: Region,
+  labels: z.record(z.string(), z.string()),
+  executor: z.string(),
+  status: z.enum(['healthy', 'degraded']),
+  online: z.boolean(),
+  lastSeen: z.number(),
+  running: z.number().int(),
+  version: z.string(),
+})
+export type NodeInfo = z.infer<typeof NodeInfo>
+
+/** New job ids sort by creation time: `j` + base-36 milliseconds + 8 random hex digits. */
+export function newJobId(now = Date.now()): string {
+  const rand = Math.floor(Math.random() * 0xffffffff).toString(16).padStart(8, '0')
+  return `j${now.toString(36).padStart(8, '0')}${rand}`
+}

@@ -1,0 +1,48 @@
+import { z } from 'zod'
+import { JobId, Labels, NodeId, Region } from './ids.ts'
+import { Rollout } from './job.ts'
+import { Operation } from './operation.ts'
+
+/** queen → hive on `apiary.hive.<region>.jobs`: one region's share of a job. */
+export const HiveJob = z.object({
+  jobId: JobId,
+  region: Region,
+  nodes: z.array(NodeId),
+  operation: Operation,
+  rollout: Rollout,
+  outputCapBytes: z.number().int(),
+})
+export type HiveJob = z.infer<typeof HiveJob>
+
+/** The reply to a request: the receiver took it, or says why not. */
+export const Ack = z.object({ accepted: z.boolean(), by: z.string(), reason: z.string().optional() })
+export type Ack = z.infer<typeof Ack>
+
+/** hive → worker on `apiary.node.<id>.tasks`: run one operation on one node. */
+export const Task = z.object({
+  jobId: JobId,
+  node: NodeId,
+  operation: Operation,
+  timeoutMs: z.number().int().min(1),
+  outputCapBytes: z.number().int().min(1),
+})
+export type Task = z.infer<typeof Task>
+
+/** queen → hives, workers on `apiary.control.<jobId>`. */
+export const Control = z.object({ jobId: JobId, action: z.literal('cancel'), reason: z.string() })
+export type Control = z.infer<typeof Control>
+
+/** workers, hives → queen on `apiary.hb.<role>.<id>`. */
+export const Heartbeat = z.object({
+  id: NodeId,
+  role: z.enum(['worker', 'hive']),
+  region: Region,
+  labels: Labels,
+  executor: z.string().default('local'),
+  status: z.enum(['healthy', 'degraded']),
+  running: z.number().int().min(0),
+  version: z.string(),
+  intervalMs: z.number().int().min(1),
+  ts: z.number(),
+})
+export type Heartbeat = z.infer<typeof Heartbeat>
