@@ -1,0 +1,114 @@
+import { Hono } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import { z } from 'zod'
+import { ApiaryError, isApiaryError, JobId, JobRequest, JobState, type Logger, parseOrThrow } from '@apiary/shared'
+import type { Coordinator } from '../jobs/coordinator.ts'
+import type { Presence } from '../presence/presence.ts'
+import type { JobStore } from '../store/store.ts'
+import { bearerAuth } from './auth.ts'
+import { errorBody, STATUS } from './errors.ts'
+import { streamJob } from './sse.ts'
+
+export interface AppDeps {
+  store: JobStore
+  coordinator: Coordinator
+  presence: Presence
+  log: Logger
+  token: string
+  /** Readiness beyond "the process answers": the bus is connected, the store open. */
+  ready: () => boolean
+  keepaliveMs: number
+}
+
+const MAX_BODY = 2 * 1024 * 1024
+
+const ListQuery = z.object({
+  state: JobState.optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(50),
+})
+const LastEventId = z.coerce.number().int().min(0)
+
+/**
+ * The queen's HTTP API as a hono app; `main.ts` serves it, tests drive it with `app.request()`.
+ * Every error is `{ error: { code, message, field? } }` with the status of its code.
+ */
+export function createApp(deps: AppDeps): Hono {
+  const app = new Hono()
+  const { store, coordinator, presence, log } = deps
+
+  app.onError((err, c) => {
+    if (isApiaryError(err)) return c.json(errorBody(err.code, err.message, err.field), STATUS[err.code])
+    log.error({ err, path: c.req.path }, 'request failed')
+    return c.json(errorBody('internal', 'internal error'), 500)
+  })
+  app.notFound((c) => c.json(errorBody('not_found', `no route ${c.req.method} ${c.req.path}`), 404))
+
+  app.get('/healthz', (c) => c.json({ ok: true }))
+  app.get('/readyz', (c) => (deps.ready() ? c.json({ ready: true }) : c.json({ ready: false }, 503)))
+
+  app.use('/v1/*', bearerAuth(deps.token, log))
+
+  app.post(
+    '/v1/jobs',
+    bodyLimit({
+      maxSize: MAX_BODY,
+      onError: (c) => c.json(errorBody('invalid_input', `body is larger than ${MAX_BODY} bytes`), 400),
+    }),
+    async (c) => {
+      let body: unknown
+      try {
+        body = JSON.parse(await c.req.text())
+      } catch {
+        throw new ApiaryError('invalid_input', 'body is not valid JSON', 'body')
+      }
+      const request = parseOrThrow(JobRequest, body)
+      const created = coordinator.submit(request)
+      return c.json(created, 201)
+    },
+  )
+
+  app.get('/v1/jobs', (c) => {
+    const q = parseOrThrow(ListQuery, c.req.query(), 'query')
+    return c.json({ jobs: store.listJobs({ ...(q.state ? { state: q.state } : {}), limit: q.limit }) })
+  })
+
+  const jobOr404 = (id: string) => {
+    const parsedId = JobId.safeParse(id)
+    const job = parsedId.success ? store.getJob(id) : undefined
+    if (!job) throw new ApiaryError('not_found', `job ${id} does not exist`, 'jobId')
+    return job
+  }
+
+  app.get('/v1/jobs/:id', (c) => {
+    const job = jobOr404(c.req.param('id'))
+    return c.json({ ...job, nodes: store.nodes(job.id) })
+  })
+
+  app.get('/v1/jobs/:id/logs', (c) => {
+    const job = jobOr404(c.req.param('id'))
+    const node = c.req.query('node')
+    return c.json({ chunks: store.output(job.id, node) })
+  })
+
+  app.get('/v1/jobs/:id/stream', (c) => {
+    const job = jobOr404(c.req.param('id'))
+    const header = c.req.header('last-event-id') ?? c.req.query('after') ?? '0'
+    const after = LastEventId.safeParse(header === '' ? '0' : header)
+    if (!after.success) throw new ApiaryError('invalid_input', `Last-Event-ID: "${header}" is not a sequence number`, 'Last-Event-ID')
+    const output = c.req.query('output')
+    if (output !== undefined && output !== 'full' && output !== 'none') {
+      throw new ApiaryError('invalid_input', `output: "${output}" must be "full" or "none"`, 'output')
+    }
+    return streamJob(c, { store, coordinator }, job.id, after.data, output === 'full', { keepaliveMs: deps.keepaliveMs, pageSize: 500 })
+  })
+
+  app.post('/v1/jobs/:id/cancel', (c) => {
+    const job = jobOr404(c.req.param('id'))
+    const r = coordinator.cancel(job.id, 'cancelled by request')
+    return c.json({ jobId: job.id, state: r.state })
+  })
+
+  app.get('/v1/nodes', (c) => c.json({ nodes: presence.nodes() }))
+
+  return app
+}

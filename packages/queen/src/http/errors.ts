@@ -1,0 +1,17 @@
+import type { ErrorCode } from '@apiary/shared'
+
+export const STATUS: Record<ErrorCode, 400 | 401 | 404 | 409 | 500 | 502 | 503 | 504> = {
+  invalid_input: 400,
+  unauthorized: 401,
+  not_found: 404,
+  conflict: 409,
+  no_responders: 503,
+  timeout: 504,
+  unreachable: 502,
+  closed: 503,
+  internal: 500,
+}
+
+export function errorBody(code: ErrorCode, message: string, field?: string) {
+  return { error: { code, message, ...(field ? { field } : {}) } }
+}

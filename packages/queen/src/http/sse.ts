@@ -1,0 +1,68 @@
+import type { Context } from 'hono'
+import { stream } from 'hono/streaming'
+import type { JobEvent } from '@apiary/shared'
+import type { Coordinator } from '../jobs/coordinator.ts'
+import type { JobStore } from '../store/store.ts'
+
+export interface SseOptions {
+  keepaliveMs: number
+  /** Events read from the store per page. */
+  pageSize: number
+}
+
+/**
+ * Streams a job's events as SSE. The store is the source of truth: a live event only wakes the
+ * reader, which then reads everything after the last id it sent. Replays, resumes and live
+ * tails are one loop, nothing is held per client but a cursor, and a slow client slows only
+ * itself (every write is awaited).
+ */
+export function streamJob(c: Context, deps: { store: JobStore; coordinator: Coordinator }, jobId: string, after: number, output: boolean, opts: SseOptions) {
+  c.header('content-type', 'text/event-stream; charset=utf-8')
+  c.header('cache-control', 'no-cache, no-transform')
+  c.header('x-accel-buffering', 'no')
+  return stream(c, async (s) => {
+    let cursor = after
+    let wake: (() => void) | undefined
+    let dirty = true
+    const unlisten = deps.coordinator.listen(jobId, () => {
+      dirty = true
+      wake?.()
+    })
+    s.onAbort(() => wake?.())
+    const keepalive = setInterval(() => {
+      void s.write(': keepalive\n\n')
+    }, opts.keepaliveMs)
+    try {
+      await s.write(': apiary event stream\n\n')
+      for (;;) {
+        if (s.aborted) return
+        if (!dirty) {
+          await new Promise<void>((resolve) => (wake = resolve))
+          wake = undefined
+          continue
+        }
+        dirty = false
+        let finished = false
+        for (;;) {
+          const page = deps.store.eventsAfter(jobId, cursor, opts.pageSize, { output })
+          for (const ev of page) {
+            await s.write(frame(ev))
+            if (s.aborted) return
+            cursor = ev.seq
+            if (ev.kind === 'job.finished') finished = true
+          }
+          if (page.length < opts.pageSize) break
+        }
+        // A job that is no longer active has every event stored, and all of them were just sent.
+        if (finished || !deps.coordinator.isActive(jobId)) return
+      }
+    } finally {
+      clearInterval(keepalive)
+      unlisten()
+    }
+  })
+}
+
+function frame(ev: JobEvent): string {
+  return `id: ${ev.seq}\nevent: ${ev.kind}\ndata: ${JSON.stringify(ev)}\n\n`
+}

@@ -1,0 +1,106 @@
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { serve } from '@hono/node-server'
+import { type Bus, decode, Heartbeat, type Logger, subjects } from '@apiary/shared'
+import { createApp } from './http/app.ts'
+import { Coordinator } from './jobs/coordinator.ts'
+import { Presence } from './presence/presence.ts'
+import { openSqliteStore } from './store/sqlite.ts'
+import { ensureToken } from './token.ts'
+
+export interface QueenConfig {
+  bus: Bus
+  log: Logger
+  stateDir: string
+  host: string
+  /** 0 picks a free port. */
+  port: number
+  tokenFile: string
+  keepaliveMs?: number
+  hiveAckTimeoutMs?: number
+  cancelGraceMs?: number
+  /** How often running nodes are checked for a worker that vanished. */
+  sweepMs?: number
+}
+
+export interface Queen {
+  url: string
+  port: number
+  token: string
+  close(): Promise<void>
+}
+
+/**
+ * Starts the queen: job store, presence, coordinator and HTTP API.
+ * @example const queen = await startQueen({ bus, log, stateDir, host: '127.0.0.1', port: 0, tokenFile })
+ */
+export async function startQueen(cfg: QueenConfig): Promise<Queen> {
+  const log = cfg.log
+  const { token, created } = await ensureToken(cfg.tokenFile)
+  if (created) log.info({ tokenFile: cfg.tokenFile }, 'generated a new API token')
+  const store = openSqliteStore(join(cfg.stateDir, 'queen.db'))
+  const presence = new Presence()
+  const coordinator = new Coordinator({
+    bus: cfg.bus,
+    store,
+    presence,
+    log,
+    hiveAckTimeoutMs: cfg.hiveAckTimeoutMs ?? 5000,
+    cancelGraceMs: cfg.cancelGraceMs ?? 15_000,
+  })
+  const stopEvents = coordinator.start()
+  const hbSub = cfg.bus.subscribe(subjects.heartbeatAll, (msg) => {
+    const hb = decode(Heartbeat, msg, log)
+    if (!hb) return
+    if (msg.subject !== subjects.heartbeat(hb.role, hb.id)) {
+      log.warn({ subject: msg.subject, id: hb.id }, 'dropped a heartbeat published on another id’s subject')
+      return
+    }
+    if (presence.beat(hb).isNew) log.info({ role: hb.role, id: hb.id, region: hb.region }, `${hb.role} online`)
+  })
+  let sweepTimer: NodeJS.Timeout | undefined
+  const sweep = () => {
+    coordinator.sweepLost()
+    sweepTimer = setTimeout(sweep, cfg.sweepMs ?? 1000)
+    sweepTimer.unref()
+  }
+  sweep()
+
+  let closing = false
+  const app = createApp({
+    store,
+    coordinator,
+    presence,
+    log,
+    token,
+    ready: () => !closing,
+    keepaliveMs: cfg.keepaliveMs ?? 15_000,
+  })
+  const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, hostname: cfg.host, port: cfg.port }, () => resolve(s))
+    s.once('error', reject)
+  })
+  const port = (server.address() as AddressInfo).port
+  const url = `http://${cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host}:${port}`
+  log.info({ url, stateDir: cfg.stateDir, bus: cfg.bus.kind }, 'queen listening')
+
+  return {
+    url,
+    port,
+    token,
+    async close() {
+      if (closing) return
+      closing = true
+      clearTimeout(sweepTimer)
+      hbSub.unsubscribe()
+      stopEvents()
+      coordinator.close()
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        // Open SSE streams would hold close() forever.
+        ;(server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
+      })
+      store.close()
+    },
+  }
+}

@@ -1,0 +1,205 @@
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import Database from 'libsql'
+import { ApiaryError, type JobEvent, JobRequest, type WireEvent, type JobState, type JobSummary, type NodeResult, type NodeState } from '@apiary/shared'
+import type { JobStore, NewJob, NodeUpdate, OutputChunk } from './store.ts'
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS jobs (
+  id TEXT PRIMARY KEY,
+  state TEXT NOT NULL,
+  request TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  finished_at INTEGER,
+  node_count INTEGER NOT NULL,
+  counts TEXT NOT NULL,
+  last_seq INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_state_created ON jobs(state, created_at);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at);
+CREATE TABLE IF NOT EXISTS job_nodes (
+  job_id TEXT NOT NULL,
+  node TEXT NOT NULL,
+  region TEXT NOT NULL,
+  state TEXT NOT NULL,
+  exit_code INTEGER,
+  signal TEXT,
+  cause TEXT,
+  duration_ms REAL,
+  bytes INTEGER NOT NULL DEFAULT 0,
+  truncated INTEGER NOT NULL DEFAULT 0,
+  digest TEXT,
+  result TEXT,
+  PRIMARY KEY (job_id, node)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+  job_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  node TEXT,
+  body TEXT NOT NULL,
+  PRIMARY KEY (job_id, seq)
+) WITHOUT ROWID;
+`
+
+interface JobRow {
+  id: string
+  state: string
+  request: string
+  created_at: number
+  finished_at: number | null
+  node_count: number
+  counts: string
+  last_seq: number
+}
+
+interface NodeRow {
+  node: string
+  region: string
+  state: string
+  exit_code: number | null
+  signal: string | null
+  cause: string | null
+  duration_ms: number | null
+  bytes: number
+  truncated: number
+  digest: string | null
+  result: string | null
+}
+
+/**
+ * The job store in one SQLite file (WAL). Every event is committed before anyone is told
+ * about it, so a stream that resumes from the store never misses what a live reader saw.
+ */
+export function openSqliteStore(path: string): JobStore {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
+  let db: InstanceType<typeof Database>
+  try {
+    db = new Database(path)
+    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;')
+    db.exec(SCHEMA)
+  } catch (err) {
+    throw new ApiaryError('internal', `cannot open the job store at ${path}: ${(err as Error).message}`, 'stateDir', { cause: err })
+  }
+
+  const insertJob = db.prepare(
+    'INSERT INTO jobs (id, state, request, created_at, finished_at, node_count, counts, last_seq) VALUES (?, ?, ?, ?, NULL, ?, ?, 0)',
+  )
+  const insertNode = db.prepare("INSERT INTO job_nodes (job_id, node, region, state) VALUES (?, ?, ?, 'pending')")
+  const nextSeq = db.prepare('UPDATE jobs SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq')
+  const insertEvent = db.prepare('INSERT INTO events (job_id, seq, kind, node, body) VALUES (?, ?, ?, ?, ?)')
+  const updateNode = db.prepare(`UPDATE job_nodes SET state = ?,
+      exit_code = COALESCE(?, exit_code), signal = COALESCE(?, signal), cause = COALESCE(?, cause),
+      duration_ms = COALESCE(?, duration_ms), bytes = COALESCE(?, bytes), truncated = COALESCE(?, truncated),
+      digest = COALESCE(?, digest), result = COALESCE(?, result)
+    WHERE job_id = ? AND node = ?`)
+  const finish = db.prepare('UPDATE jobs SET state = ?, finished_at = ?, counts = ? WHERE id = ?')
+  const getJob = db.prepare('SELECT * FROM jobs WHERE id = ?')
+  const listAll = db.prepare('SELECT * FROM jobs ORDER BY created_at DESC, id DESC LIMIT ?')
+  const listByState = db.prepare('SELECT * FROM jobs WHERE state = ? ORDER BY created_at DESC, id DESC LIMIT ?')
+  const running = db.prepare("SELECT id FROM jobs WHERE state = 'running'")
+  const nodesOf = db.prepare('SELECT * FROM job_nodes WHERE job_id = ? ORDER BY node')
+  const eventsAll = db.prepare('SELECT body, seq FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?')
+  const eventsNoOutput = db.prepare("SELECT body, seq FROM events WHERE job_id = ? AND seq > ? AND kind != 'node.output' ORDER BY seq LIMIT ?")
+  const outputAll = db.prepare("SELECT body, seq FROM events WHERE job_id = ? AND kind = 'node.output' ORDER BY seq")
+  const outputNode = db.prepare("SELECT body, seq FROM events WHERE job_id = ? AND kind = 'node.output' AND node = ? ORDER BY seq")
+
+  const create = db.transaction((job: NewJob) => {
+    insertJob.run(job.id, 'running', JSON.stringify(job.request), job.createdAt, job.nodes.length, '{}')
+    for (const n of job.nodes) insertNode.run(job.id, n.node, n.region)
+  })
+
+  const append = db.transaction((event: WireEvent, nodeUpdate?: { node: string; update: NodeUpdate }) => {
+    const row = nextSeq.get(event.jobId) as { last_seq: number } | undefined
+    if (!row) throw new ApiaryError('not_found', `job ${event.jobId} does not exist`, 'jobId')
+    const stored = { ...event, seq: row.last_seq } as JobEvent
+    insertEvent.run(event.jobId, stored.seq, event.kind, 'node' in event ? event.node : null, JSON.stringify(stored))
+    if (nodeUpdate) {
+      const u = nodeUpdate.update
+      updateNode.run(
+        u.state,
+        u.exitCode ?? null,
+        u.signal ?? null,
+        u.cause ?? null,
+        u.durationMs ?? null,
+        u.bytes ?? null,
+        u.truncated === undefined ? null : u.truncated ? 1 : 0,
+        u.digest ?? null,
+        u.result === undefined ? null : JSON.stringify(u.result),
+        event.jobId,
+        nodeUpdate.node,
+      )
+    }
+    return stored
+  })
+
+  function toSummary(r: JobRow): JobSummary {
+    const request = JobRequest.parse(JSON.parse(r.request))
+    return {
+      id: r.id,
+      state: r.state as JobState,
+      operation: request.operation,
+      targets: request.targets,
+      rollout: request.rollout,
+      outputCapBytes: request.outputCapBytes,
+      createdAt: r.created_at,
+      finishedAt: r.finished_at,
+      nodeCount: r.node_count,
+      counts: JSON.parse(r.counts) as Record<string, number>,
+      lastSeq: r.last_seq,
+    }
+  }
+
+  function parseEvents(rows: Array<{ body: string }>): JobEvent[] {
+    return rows.map((r) => JSON.parse(r.body) as JobEvent)
+  }
+
+  return {
+    createJob: (job) => create(job),
+    append: (event, nodeUpdate) => append(event, nodeUpdate),
+    finishJob(jobId, state, finishedAt, counts) {
+      finish.run(state, finishedAt, JSON.stringify(counts), jobId)
+    },
+    getJob(jobId) {
+      const r = getJob.get(jobId) as JobRow | undefined
+      return r ? toSummary(r) : undefined
+    },
+    listJobs({ state, limit }) {
+      const rows = (state ? listByState.all(state, limit) : listAll.all(limit)) as JobRow[]
+      return rows.map(toSummary)
+    },
+    runningJobIds() {
+      return (running.all() as Array<{ id: string }>).map((r) => r.id)
+    },
+    nodes(jobId) {
+      return (nodesOf.all(jobId) as NodeRow[]).map(
+        (r): NodeResult => ({
+          node: r.node,
+          region: r.region,
+          state: r.state as NodeState,
+          exitCode: r.exit_code,
+          signal: r.signal,
+          cause: r.cause,
+          durationMs: r.duration_ms,
+          bytes: r.bytes,
+          truncated: r.truncated === 1,
+          digest: r.digest,
+          ...(r.result === null ? {} : { result: JSON.parse(r.result) as unknown }),
+        }),
+      )
+    },
+    eventsAfter(jobId, after, limit, opts) {
+      return parseEvents((opts.output ? eventsAll : eventsNoOutput).all(jobId, after, limit) as Array<{ body: string }>)
+    },
+    output(jobId, node) {
+      const rows = (node ? outputNode.all(jobId, node) : outputAll.all(jobId)) as Array<{ body: string }>
+      return parseEvents(rows).map((e): OutputChunk => {
+        const o = e as Extract<JobEvent, { kind: 'node.output' }>
+        return { seq: o.seq, node: o.node, stream: o.stream, data: o.data }
+      })
+    },
+    close() {
+      db.close()
+    },
+  }
+}

@@ -1,0 +1,49 @@
+import type { FinalState, JobEvent, JobRequest, JobState, JobSummary, NodeResult, NodeState, WireEvent } from '@apiary/shared'
+
+export interface NewJob {
+  id: string
+  request: JobRequest
+  createdAt: number
+  nodes: Array<{ node: string; region: string }>
+}
+
+export interface NodeUpdate {
+  state: NodeState
+  exitCode?: number | null
+  signal?: string | null
+  cause?: string | null
+  durationMs?: number | null
+  bytes?: number
+  truncated?: boolean
+  digest?: string | null
+  result?: unknown
+}
+
+export interface OutputChunk {
+  seq: number
+  node: string
+  stream: 'stdout' | 'stderr'
+  data: string
+}
+
+/**
+ * Where jobs, their per-node results and their event logs live. One seam: the queen never
+ * touches SQL outside the implementation, so per-node detail can move to the regions later.
+ */
+export interface JobStore {
+  createJob(job: NewJob): void
+  /** Appends an event with the next sequence number, applying its node update in the same transaction. */
+  append(event: WireEvent, nodeUpdate?: { node: string; update: NodeUpdate }): JobEvent
+  finishJob(jobId: string, state: JobState, finishedAt: number, counts: Partial<Record<NodeState, number>>): void
+  getJob(jobId: string): JobSummary | undefined
+  listJobs(filter: { state?: JobState; limit: number }): JobSummary[]
+  /** Ids of jobs still running, for recovery at start-up. */
+  runningJobIds(): string[]
+  nodes(jobId: string): NodeResult[]
+  /** Events with `seq > after`, at most `limit`, optionally without `node.output`. */
+  eventsAfter(jobId: string, after: number, limit: number, opts: { output: boolean }): JobEvent[]
+  output(jobId: string, node?: string): OutputChunk[]
+  close(): void
+}
+
+export type { FinalState }
