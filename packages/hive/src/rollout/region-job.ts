@@ -1,0 +1,146 @@
+import {
+  Ack,
+  type Bus,
+  type BusSubscription,
+  Control,
+  decode,
+  type FinalState,
+  type HiveJob,
+  isApiaryError,
+  type Logger,
+  subjects,
+  type Task,
+  WireEvent,
+} from '@apiary/shared'
+import { SlidingWindow } from './window.ts'
+
+export interface RegionJobOptions {
+  bus: Bus
+  log: Logger
+  hiveId: string
+  /** How long a worker has to take a task before it is `error: undelivered`. */
+  deliveryTimeoutMs: number
+  /** Slack past the execution timeout before a silent node counts as lost. */
+  resultGraceMs: number
+}
+
+/**
+ * One region's share of one job: dispatches tasks through a sliding window, counts finishes
+ * from the job's event stream, stops dispatching on cancel, and makes sure every node of the
+ * share gets exactly one final event.
+ */
+export class RegionJob {
+  readonly #finished = new Set<string>()
+  readonly #nodes: Set<string>
+  readonly #watchdogs = new Map<string, NodeJS.Timeout>()
+  readonly #window: SlidingWindow<string>
+  readonly #subs: BusSubscription[] = []
+  readonly #log: Logger
+  #resolveDone!: () => void
+  /** Resolves when every node of the share has a final state. */
+  readonly done = new Promise<void>((resolve) => (this.#resolveDone = resolve))
+
+  constructor(
+    private readonly job: HiveJob,
+    private readonly o: RegionJobOptions,
+  ) {
+    this.#log = o.log.child({ jobId: job.jobId })
+    this.#nodes = new Set(job.nodes)
+    this.#window = new SlidingWindow(job.nodes, job.rollout.concurrency, (node) => void this.#dispatch(node))
+  }
+
+  start(): void {
+    const { bus } = this.o
+    this.#subs.push(
+      bus.subscribe(subjects.events(this.job.jobId), (msg) => {
+        const ev = decode(WireEvent, msg, this.#log)
+        if (ev?.kind === 'node.finished') this.#onFinished(ev.node)
+      }),
+      bus.subscribe(subjects.control(this.job.jobId), (msg) => {
+        const c = decode(Control, msg, this.#log)
+        if (c?.action === 'cancel') this.cancel(c.reason)
+      }),
+    )
+    // Subscriptions must be in place before the first task can finish.
+    void bus.flush().then(
+      () => this.#window.pump(),
+      (err: unknown) => {
+        this.#log.error({ err }, 'cannot start the rollout')
+        for (const n of this.#window.stop()) this.#fail(n, 'error', 'hive lost its bus connection')
+      },
+    )
+  }
+
+  cancel(reason: string): void {
+    const rest = this.#window.stop()
+    this.#log.info({ reason, skipped: rest.length }, 'rollout stopped')
+    for (const node of rest) this.#fail(node, 'skipped', 'cancelled before dispatch')
+  }
+
+  async #dispatch(node: string): Promise<void> {
+    const task: Task = {
+      jobId: this.job.jobId,
+      node,
+      operation: this.job.operation,
+      timeoutMs: this.job.rollout.timeoutMs,
+      outputCapBytes: this.job.outputCapBytes,
+    }
+    try {
+      const reply = Ack.safeParse(await this.o.bus.request(subjects.nodeTasks(node), task, { timeoutMs: this.o.deliveryTimeoutMs }))
+      if (!reply.success) return this.#fail(node, 'error', 'worker sent a malformed acknowledgement')
+      if (!reply.data.accepted) return this.#fail(node, 'error', `worker refused the task: ${reply.data.reason ?? 'no reason'}`)
+      if (this.#finished.has(node)) return
+      const limit = this.job.rollout.timeoutMs + this.o.resultGraceMs
+      const t = setTimeout(() => this.#fail(node, 'lost', `no result ${Math.round(limit / 1000)} s after dispatch`), limit)
+      t.unref()
+      this.#watchdogs.set(node, t)
+    } catch (err) {
+      if (isApiaryError(err, 'no_responders')) return this.#fail(node, 'error', 'unreachable: no worker is serving this node')
+      if (isApiaryError(err, 'timeout')) return this.#fail(node, 'error', 'undelivered: no worker took the task in time')
+      this.#log.warn({ err, node }, 'dispatch failed')
+      return this.#fail(node, 'error', `dispatch failed: ${(err as Error).message}`)
+    }
+  }
+
+  /** The hive ends a node itself (it never ran, or nobody reported). */
+  #fail(node: string, state: FinalState, cause: string): void {
+    if (this.#finished.has(node)) return
+    this.o.bus.publish(subjects.events(this.job.jobId), {
+      jobId: this.job.jobId,
+      ts: Date.now(),
+      kind: 'node.finished',
+      node,
+      state,
+      exitCode: null,
+      signal: null,
+      cause,
+      durationMs: null,
+      bytes: 0,
+      truncated: false,
+      digest: null,
+      human: `${node}: ${state}: ${cause}`,
+    } satisfies WireEvent)
+    this.#onFinished(node)
+  }
+
+  #onFinished(node: string): void {
+    if (this.#finished.has(node) || !this.#nodes.has(node)) return
+    this.#finished.add(node)
+    clearTimeout(this.#watchdogs.get(node))
+    this.#watchdogs.delete(node)
+    this.#window.finish(node)
+    if (this.#finished.size === this.#nodes.size) this.#close()
+  }
+
+  #close(): void {
+    for (const s of this.#subs) s.unsubscribe()
+    for (const t of this.#watchdogs.values()) clearTimeout(t)
+    this.#resolveDone()
+  }
+
+  /** Abandons the share (hive shutting down); nodes still open get no event from this hive. */
+  abandon(): void {
+    this.#window.stop()
+    this.#close()
+  }
+}
