@@ -1,0 +1,57 @@
+import { join } from 'node:path'
+import { ApiaryError, createJobClient, defaultStateDir, isApiaryError, type JobClient, readSecretFile } from '@apiary/shared'
+import { LineWriter } from '../render/output.ts'
+
+/** Exit codes keeper promises (README, "Exit codes"). */
+export const EXIT = { ok: 0, notOk: 1, usage: 2, cancelled: 3, unreachable: 4, detached: 130 } as const
+
+export interface Io {
+  out: LineWriter
+  err: LineWriter
+  env: NodeJS.ProcessEnv
+  /** Aborted on Ctrl-C. */
+  interrupt: AbortSignal
+}
+
+export interface GlobalValues {
+  queen: string | undefined
+  'token-file': string | undefined
+  'state-dir': string | undefined
+}
+
+export function stateDirOf(g: GlobalValues, env: NodeJS.ProcessEnv): string {
+  return g['state-dir'] ?? defaultStateDir(env)
+}
+
+export function tokenFileOf(g: GlobalValues, env: NodeJS.ProcessEnv): string {
+  return g['token-file'] ?? join(stateDirOf(g, env), 'token')
+}
+
+/** A client for the queen named by the flags, with the token from its 0600 file. */
+export async function connectClient(g: GlobalValues, env: NodeJS.ProcessEnv): Promise<JobClient> {
+  const file = tokenFileOf(g, env)
+  let token: string
+  try {
+    token = await readSecretFile(file, 'token')
+  } catch (err) {
+    if (isApiaryError(err, 'not_found')) {
+      throw new ApiaryError(
+        'unreachable',
+        `no API token at ${file}: start a queen (apiary-queen or keeper dev) first, or pass --token-file`,
+        'token-file',
+        { cause: err },
+      )
+    }
+    throw err
+  }
+  return createJobClient({ url: g.queen ?? 'http://127.0.0.1:7070', token })
+}
+
+/** Maps an error to keeper's exit code and prints it. */
+export async function reportError(io: Io, err: unknown): Promise<number> {
+  const message = err instanceof Error ? err.message : String(err)
+  await io.err.line(`keeper: ${message}`)
+  if (['invalid_input', 'not_found', 'conflict', 'unauthorized'].some((c) => isApiaryError(err, c as 'invalid_input'))) return EXIT.usage
+  if (isApiaryError(err, 'unreachable')) return EXIT.unreachable
+  return EXIT.notOk
+}

@@ -1,0 +1,1 @@
+export { type Embedded, type EmbeddedConfig, startEmbedded } from './embedded.ts'
