@@ -1,0 +1,159 @@
+import { join } from 'node:path'
+import { type Bus, createJobClient, createMemoryBus, createNatsBus, type JobClient, type JobEvent, type Logger, silentLogger } from '@apiary/shared'
+import { type Hive, startHive } from '@apiary/hive'
+import { type Queen, startQueen } from '@apiary/queen'
+import { startWorker, type Worker } from '@apiary/worker'
+import { type NatsServer, startNats } from './nats.ts'
+import { type TempDir, tempDir } from './temp.ts'
+
+export type BusKind = 'memory' | 'nats'
+
+export interface ClusterOptions {
+  heartbeatMs?: number
+  cancelGraceMs?: number
+  log?: Logger
+}
+
+/**
+ * A whole cluster in this test process: one queen over real HTTP, hives and workers on either
+ * the in-process bus or a real nats-server (one connection per role, as in production).
+ */
+export class TestCluster {
+  queen!: Queen
+  client!: JobClient
+  readonly workers = new Map<string, { worker: Worker; bus: Bus }>()
+  readonly hives = new Map<string, { hive: Hive; bus: Bus }>()
+  #memory: Bus | undefined
+  #nats: NatsServer | undefined
+  #queenBus!: Bus
+  dir!: TempDir
+  readonly log: Logger
+  readonly heartbeatMs: number
+
+  private constructor(
+    readonly kind: BusKind,
+    private readonly opts: ClusterOptions,
+  ) {
+    this.log = opts.log ?? silentLogger()
+    this.heartbeatMs = opts.heartbeatMs ?? 200
+  }
+
+  static async start(kind: BusKind, opts: ClusterOptions = {}): Promise<TestCluster> {
+    const c = new TestCluster(kind, opts)
+    c.dir = await tempDir('cluster')
+    if (kind === 'nats') c.#nats = await startNats()
+    else c.#memory = createMemoryBus(c.log)
+    await c.startQueen()
+    return c
+  }
+
+  get natsUrl(): string | undefined {
+    return this.#nats?.url
+  }
+
+  /** A bus for one role: its own NATS connection, or the shared in-process bus. */
+  async bus(name: string): Promise<Bus> {
+    if (this.#memory) return this.#memory
+    return createNatsBus({ url: this.#nats!.url, name, log: this.log })
+  }
+
+  async startQueen(): Promise<void> {
+    this.#queenBus = await this.bus('queen')
+    this.queen = await startQueen({
+      bus: this.#queenBus,
+      log: this.log,
+      stateDir: this.dir.path,
+      host: '127.0.0.1',
+      port: 0,
+      tokenFile: join(this.dir.path, 'token'),
+      hiveAckTimeoutMs: 2000,
+      cancelGraceMs: this.opts.cancelGraceMs ?? 5000,
+      sweepMs: 100,
+    })
+    this.client = createJobClient({ url: this.queen.url, token: this.queen.token })
+  }
+
+  async stopQueen(): Promise<void> {
+    await this.client.close()
+    await this.queen.close()
+    if (this.#queenBus !== this.#memory) await this.#queenBus.close()
+  }
+
+  async addHive(region: string, id = `hive-${region}`): Promise<Hive> {
+    const bus = await this.bus(id)
+    const hive = startHive({ bus, log: this.log, hiveId: id, region, heartbeatMs: this.heartbeatMs, deliveryTimeoutMs: 2000, resultGraceMs: 5000 })
+    this.hives.set(id, { hive, bus })
+    await this.settle(bus)
+    return hive
+  }
+
+  async addWorker(nodeId: string, region = 'default', labels: Record<string, string> = {}): Promise<Worker> {
+    const bus = await this.bus(`worker:${nodeId}`)
+    const worker = startWorker({ bus, log: this.log, nodeId, region, labels, heartbeatMs: this.heartbeatMs, killGraceMs: 500 })
+    this.workers.set(nodeId, { worker, bus })
+    await this.settle(bus)
+    return worker
+  }
+
+  async removeWorker(nodeId: string): Promise<void> {
+    const w = this.workers.get(nodeId)
+    if (!w) return
+    this.workers.delete(nodeId)
+    await w.worker.close()
+    if (w.bus !== this.#memory) await w.bus.close()
+  }
+
+  /** Waits until the queen has seen every worker's first heartbeat. */
+  async settle(bus: Bus): Promise<void> {
+    await bus.flush()
+    await this.#queenBus.flush()
+    const want = [...this.workers.keys()]
+    await waitUntil(async () => {
+      const nodes = await this.client.nodes()
+      return want.every((id) => nodes.some((n) => n.id === id && n.online))
+    }, 'workers to be online')
+  }
+
+  /** Every event of a job, to `job.finished`. */
+  async events(jobId: string, opts: { output?: boolean; after?: number } = {}): Promise<JobEvent[]> {
+    const out: JobEvent[] = []
+    for await (const ev of this.client.stream(jobId, { output: opts.output ?? true, ...(opts.after ? { after: opts.after } : {}) })) out.push(ev)
+    return out
+  }
+
+  async stop(): Promise<void> {
+    for (const id of [...this.workers.keys()]) await this.removeWorker(id)
+    for (const { hive, bus } of this.hives.values()) {
+      await hive.close()
+      if (bus !== this.#memory) await bus.close()
+    }
+    this.hives.clear()
+    await this.stopQueen()
+    await this.#memory?.close()
+    await this.#nats?.stop()
+    await this.dir.remove()
+  }
+}
+
+/**
+ * Polls `check` until it holds, for state that has no event to await (presence expiring, a
+ * process leaving the process table). Bounded: fails after `timeoutMs`.
+ */
+export async function waitUntil(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000, everyMs = 25): Promise<void> {
+  const end = Date.now() + timeoutMs
+  for (;;) {
+    if (await check()) return
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, everyMs))
+  }
+}
+
+/** True while a process with this pid exists. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}

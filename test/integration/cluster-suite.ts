@@ -1,0 +1,232 @@
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { type EventOf, FINAL_STATES, Facts, type JobEvent, subjects } from '@apiary/shared'
+import { alive, type BusKind, TestCluster, waitUntil } from '../harness/index.ts'
+
+function finished(events: JobEvent[]): EventOf<'job.finished'> {
+  const fin = events.at(-1)
+  if (fin?.kind !== 'job.finished') throw new Error(`stream did not end with job.finished: ${fin?.kind}`)
+  return fin as EventOf<'job.finished'>
+}
+
+/** The sum of final states equals the targets, and each target has exactly one final event. */
+function expectAccounted(events: JobEvent[], targets: string[]) {
+  const fin = finished(events)
+  const sum = Object.entries(fin.counts)
+    .filter(([s]) => (FINAL_STATES as readonly string[]).includes(s))
+    .reduce((n, [, c]) => n + c, 0)
+  expect(sum).toBe(targets.length)
+  const ends = events.filter((e) => e.kind === 'node.finished').map((e) => (e as EventOf<'node.finished'>).node)
+  expect([...ends].sort()).toEqual([...targets].sort())
+}
+
+/**
+ * The job scenarios every cluster must pass, whatever its bus: the embedded cluster's
+ * in-process bus and NATS run the same suite.
+ */
+export function defineClusterSuite(kind: BusKind) {
+  describe(`cluster over the ${kind} bus`, () => {
+    let c: TestCluster
+    beforeEach(async () => {
+      c = await TestCluster.start(kind)
+      await c.addHive('eu')
+      for (const i of [1, 2, 3]) await c.addWorker(`web-${i}`, 'eu', { role: 'web' })
+    })
+    afterEach(async () => {
+      await c.stop()
+    })
+
+    it('fans a command out to every target and groups identical results', async () => {
+      const { jobId, nodes } = await c.client.submit({ operation: { type: 'exec', argv: ['sh', '-c', 'echo same; echo err >&2'] }, targets: 'all' })
+      expect(nodes).toEqual(['web-1', 'web-2', 'web-3'])
+      const events = await c.events(jobId)
+      expectAccounted(events, nodes)
+      const fin = finished(events)
+      expect(fin.state).toBe('ok')
+      expect(fin.counts.ok).toBe(3)
+      expect(fin.groups).toHaveLength(1)
+      expect(fin.groups[0]).toMatchObject({ state: 'ok', exitCode: 0, count: 3 })
+      const out = events.filter((e) => e.kind === 'node.output') as EventOf<'node.output'>[]
+      expect(out.filter((o) => o.stream === 'stdout').map((o) => o.data)).toEqual(['same\n', 'same\n', 'same\n'])
+      expect(out.filter((o) => o.stream === 'stderr')).toHaveLength(3)
+      const job = await c.client.get(jobId)
+      expect(job.state).toBe('ok')
+      expect(job.nodes.map((n) => [n.node, n.state, n.exitCode])).toEqual([
+        ['web-1', 'ok', 0],
+        ['web-2', 'ok', 0],
+        ['web-3', 'ok', 0],
+      ])
+    })
+
+    it('numbers events gaplessly and resumes after Last-Event-ID without loss or duplicates', async () => {
+      const { jobId } = await c.client.submit({ operation: { type: 'exec', argv: ['echo', 'hello'] }, targets: 'all' })
+      const all = await c.events(jobId)
+      expect(all.map((e) => e.seq)).toEqual(all.map((_, i) => i + 1))
+      const resumed = await c.events(jobId, { after: 4 })
+      expect(resumed).toEqual(all.slice(4))
+      const stored = await c.events(jobId, { output: false })
+      expect(stored.some((e) => e.kind === 'node.output')).toBe(false)
+      expect(stored.map((e) => e.seq)).toEqual(all.filter((e) => e.kind !== 'node.output').map((e) => e.seq))
+    })
+
+    it('targets by glob, label and region, combined with AND', async () => {
+      await c.addHive('us')
+      await c.addWorker('db-1', 'us', { role: 'db' })
+      expect((await c.client.submit({ operation: { type: 'ping' }, targets: 'web-*' })).nodes).toEqual(['web-1', 'web-2', 'web-3'])
+      expect((await c.client.submit({ operation: { type: 'ping' }, targets: 'role=db' })).nodes).toEqual(['db-1'])
+      expect((await c.client.submit({ operation: { type: 'ping' }, targets: 'region=eu,web-1|web-3' })).nodes).toEqual(['web-1', 'web-3'])
+      await expect(c.client.submit({ operation: { type: 'ping' }, targets: 'role=db,region=eu' })).rejects.toMatchObject({
+        code: 'invalid_input',
+        field: 'targets',
+      })
+    })
+
+    it('ends a region without a hive as "error: no hive for region" at once', async () => {
+      await c.addWorker('ap-1', 'ap')
+      const { jobId, nodes } = await c.client.submit({ operation: { type: 'ping' }, targets: 'all' })
+      const events = await c.events(jobId)
+      expectAccounted(events, nodes)
+      const ap = events.find((e) => e.kind === 'node.finished' && e.node === 'ap-1') as EventOf<'node.finished'>
+      expect(ap).toMatchObject({ state: 'error', cause: 'no hive for region ap' })
+      expect(finished(events).state).toBe('failed')
+    })
+
+    it('ends an offline node as "error: offline" at once', async () => {
+      await c.removeWorker('web-2')
+      await waitUntil(async () => (await c.client.nodes()).find((n) => n.id === 'web-2')?.online === false, 'web-2 to go offline')
+      const { jobId, nodes } = await c.client.submit({ operation: { type: 'ping' }, targets: 'all' })
+      expect(nodes).toContain('web-2')
+      const events = await c.events(jobId)
+      expectAccounted(events, nodes)
+      expect(events.find((e) => e.kind === 'node.finished' && e.node === 'web-2')).toMatchObject({ state: 'error', cause: 'offline' })
+    })
+
+    it('reports a non-zero exit as failed, with the exit code', async () => {
+      const { jobId } = await c.client.submit({ operation: { type: 'exec', shell: true, command: 'exit 7' }, targets: 'web-1' })
+      const fin = finished(await c.events(jobId))
+      expect(fin.state).toBe('failed')
+      expect(fin.groups).toEqual([expect.objectContaining({ state: 'failed', exitCode: 7, nodes: ['web-1'] })])
+    })
+
+    it('reports a program that does not exist as an error that names it', async () => {
+      const { jobId } = await c.client.submit({ operation: { type: 'exec', argv: ['no-such-program-apiary'] }, targets: 'web-1' })
+      const events = await c.events(jobId)
+      expect(events.find((e) => e.kind === 'node.finished')).toMatchObject({ state: 'error', cause: 'program not found: no-such-program-apiary' })
+    })
+
+    it('collects typed facts', async () => {
+      const { jobId } = await c.client.submit({ operation: { type: 'facts' }, targets: 'web-1' })
+      const ev = (await c.events(jobId)).find((e) => e.kind === 'node.finished') as EventOf<'node.finished'>
+      const facts = Facts.parse(ev.result)
+      expect(facts.cpus.count).toBeGreaterThan(0)
+      expect(facts.memory.totalBytes).toBeGreaterThan(facts.memory.availableBytes * 0)
+      expect(typeof facts.kernel).toBe('string')
+    })
+
+    it('kills the whole process group at the timeout', async () => {
+      const pidFile = join(c.dir.path, 'bg.pid')
+      const { jobId } = await c.client.submit({
+        operation: { type: 'exec', shell: true, command: `sleep 30 & echo $! > ${pidFile}; wait` },
+        targets: 'web-1',
+        rollout: { concurrency: 1, timeoutMs: 500 },
+      })
+      const events = await c.events(jobId)
+      const fin = finished(events)
+      expect(fin.counts.timeout).toBe(1)
+      const bg = Number((await readFile(pidFile, 'utf8')).trim())
+      expect(bg).toBeGreaterThan(0)
+      await waitUntil(() => !alive(bg), `background child ${bg} to be gone`)
+    })
+
+    it('cuts output at the cap, marks it, and counts every byte', async () => {
+      const { jobId } = await c.client.submit({
+        operation: { type: 'exec', shell: true, command: "head -c 300000 /dev/zero | tr '\\0' a" },
+        targets: 'web-1',
+        outputCapBytes: 65536,
+      })
+      const events = await c.events(jobId)
+      const end = events.find((e) => e.kind === 'node.finished') as EventOf<'node.finished'>
+      expect(end).toMatchObject({ state: 'ok', truncated: true, bytes: 300000 })
+      const kept = events.filter((e) => e.kind === 'node.output').reduce((n, e) => n + (e as EventOf<'node.output'>).data.length, 0)
+      expect(kept).toBe(65536)
+      const logs = await c.client.logs(jobId, 'web-1')
+      expect(logs.reduce((n, l) => n + l.data.length, 0)).toBe(65536)
+    })
+
+    it('keeps at most `concurrency` tasks in flight', async () => {
+      const { jobId } = await c.client.submit({
+        operation: { type: 'exec', argv: ['sleep', '0.2'] },
+        targets: 'all',
+        rollout: { concurrency: 2, timeoutMs: 10_000 },
+      })
+      const events = await c.events(jobId)
+      let running = 0
+      let peak = 0
+      for (const e of events) {
+        if (e.kind === 'node.started') peak = Math.max(peak, ++running)
+        if (e.kind === 'node.finished') running--
+      }
+      expect(peak).toBe(2)
+      expect(finished(events).counts.ok).toBe(3)
+    })
+
+    it('cancels a running job: every process stops and every node says so', async () => {
+      const pidDir = c.dir.path
+      const { jobId, nodes } = await c.client.submit({
+        operation: { type: 'exec', shell: true, command: `echo $$ > ${pidDir}/$(hostname)-$$.pid; echo started; sleep 30` },
+        targets: 'all',
+        rollout: { concurrency: 2, timeoutMs: 60_000 },
+      })
+      const seen: JobEvent[] = []
+      let started = 0
+      for await (const ev of c.client.stream(jobId, { output: true })) {
+        seen.push(ev)
+        if (ev.kind === 'node.output') started++
+        if (started === 2 && !seen.some((e) => e.kind === 'job.cancelling')) {
+          expect((await c.client.cancel(jobId)).state).toBe('running')
+          started++
+        }
+      }
+      expectAccounted(seen, nodes)
+      const fin = finished(seen)
+      expect(fin.state).toBe('cancelled')
+      expect(fin.counts.cancelled).toBe(2)
+      expect(fin.counts.skipped).toBe(1)
+      const { readdir } = await import('node:fs/promises')
+      const pids = (await readdir(pidDir)).filter((f) => f.endsWith('.pid'))
+      expect(pids).toHaveLength(2)
+      for (const f of pids) {
+        const pid = Number((await readFile(join(pidDir, f), 'utf8')).trim())
+        await waitUntil(() => !alive(pid), `pid ${pid} to be gone`)
+      }
+      expect((await c.client.cancel(jobId)).state).toBe('cancelled')
+    })
+
+    it('drops malformed bus messages on every subject and keeps working', async () => {
+      const bus = await c.bus('intruder')
+      bus.publish(subjects.events('jzzzzzzzz00000000'), { kind: 'node.finished', node: 'web-1' })
+      bus.publish(subjects.events('jzzzzzzzz00000000'), 'not an event')
+      bus.publish(subjects.heartbeat('worker', 'web-9'), { id: 'web-9', role: 'worker' })
+      bus.publish(subjects.control('jzzzzzzzz00000000'), { action: 'explode' })
+      await expect(bus.request(subjects.hiveJobs('eu'), { jobId: 42 }, { timeoutMs: 2000 })).resolves.toMatchObject({ accepted: false })
+      await expect(bus.request(subjects.nodeTasks('web-1'), { node: 'web-1' }, { timeoutMs: 2000 })).resolves.toMatchObject({ accepted: false })
+      await bus.flush()
+      if (kind === 'nats') await bus.close()
+      const { jobId } = await c.client.submit({ operation: { type: 'ping' }, targets: 'all' })
+      expect(finished(await c.events(jobId)).counts.ok).toBe(3)
+      expect((await c.client.nodes()).map((n) => n.id)).toEqual(['web-1', 'web-2', 'web-3'])
+    })
+
+    it('keeps every job across a queen restart and replays it whole', async () => {
+      const { jobId } = await c.client.submit({ operation: { type: 'exec', argv: ['echo', 'kept'] }, targets: 'all' })
+      const before = await c.events(jobId)
+      await c.stopQueen()
+      await c.startQueen()
+      const jobs = await c.client.list()
+      expect(jobs.map((j) => j.id)).toContain(jobId)
+      expect(await c.events(jobId)).toEqual(before)
+      expect((await c.client.get(jobId)).counts.ok).toBe(3)
+    })
+  })
+}

@@ -1,0 +1,4 @@
+import { defineClusterSuite } from './cluster-suite.ts'
+
+defineClusterSuite('memory')
+defineClusterSuite('nats')
