@@ -52,7 +52,8 @@ export function createApp(deps: AppDeps): Hono {
     '/v1/jobs',
     bodyLimit({
       maxSize: MAX_BODY,
-      onError: (c) => c.json(errorBody('invalid_input', `body is larger than ${MAX_BODY} bytes`), 400),
+      // The rest of the body is never read, so the connection cannot carry another request.
+      onError: (c) => c.json(errorBody('invalid_input', `body is larger than ${MAX_BODY} bytes`, 'body'), 400, { connection: 'close' }),
     }),
     async (c) => {
       let body: unknown

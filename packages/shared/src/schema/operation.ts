@@ -31,8 +31,8 @@ export const ExecOperation = z
       if (op.command === undefined) ctx.addIssue({ code: 'custom', path: ['command'], message: 'is required when shell is true' })
       if (op.argv !== undefined) ctx.addIssue({ code: 'custom', path: ['argv'], message: 'must not be set when shell is true (use command)' })
     } else {
-      if (op.argv === undefined) ctx.addIssue({ code: 'custom', path: ['argv'], message: 'is required (or set shell: true and command)' })
       if (op.command !== undefined) ctx.addIssue({ code: 'custom', path: ['command'], message: 'needs shell: true (or use argv)' })
+      else if (op.argv === undefined) ctx.addIssue({ code: 'custom', path: ['argv'], message: 'is required (or set shell: true and command)' })
       if (op.argv?.[0] === '') ctx.addIssue({ code: 'custom', path: ['argv', 0], message: 'must name a program' })
     }
     const bytes = op.shell
