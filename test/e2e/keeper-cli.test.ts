@@ -1,0 +1,107 @@
+import { chmod, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { freePort, type Proc, runBin, startBin, type TempDir, tempDir } from '../harness/index.ts'
+
+/** keeper's promises at the CLI boundary: clear messages, the documented exit codes. */
+describe('keeper CLI', () => {
+  let dir: TempDir
+  let dev: Proc
+  let queen = ''
+  let tokenFile = ''
+  const env = () => ({ XDG_STATE_HOME: dir.path, APIARY_STATE_DIR: '', APIARY_QUEEN_URL: queen, APIARY_TOKEN_FILE: '' })
+
+  beforeAll(async () => {
+    dir = await tempDir('cli')
+    const port = await freePort()
+    queen = `http://127.0.0.1:${port}`
+    tokenFile = join(dir.path, 'apiary', 'token')
+    dev = startBin('keeper', ['dev', '--port', String(port), '--workers', '1'], { XDG_STATE_HOME: dir.path, APIARY_STATE_DIR: '' })
+    await dev.waitFor(/apiary embedded cluster/)
+  })
+  afterAll(async () => {
+    await dev?.stop()
+    await dir?.remove()
+  })
+
+  const keeper = (args: string[], extra: NodeJS.ProcessEnv = {}) => runBin('keeper', args, { ...env(), ...extra })
+
+  it('answers --help for the program and for each command', async () => {
+    const top = await keeper(['--help'])
+    expect(top.code).toBe(0)
+    for (const cmd of ['run', 'facts', 'jobs', 'job', 'logs', 'nodes', 'cancel', 'dev']) expect(top.stdout).toContain(`  ${cmd}`)
+    expect(top.stdout).toMatch(/exit codes/)
+    const run = await keeper(['run', '--help'])
+    expect(run.code).toBe(0)
+    expect(run.stdout).toContain('--targets SEL')
+    expect(run.stdout).toContain('--timeout DUR')
+  })
+
+  it.each([
+    [['run', '--bogus', '--', 'true'], /unknown flag --bogus/],
+    [['run', '--timeout', 'soon', '--', 'true'], /--timeout: "soon" is not a duration/],
+    [['run', '--concurrency', '0', '--', 'true'], /--concurrency: "0" must be a whole number/],
+    [['run', '--targets', 'role=', '--', 'true'], /targets: term "role="/],
+    [['run'], /no command given/],
+    [['explode'], /unknown command "explode"/],
+    [['job'], /takes one job id/],
+    [['jobs', '--state', 'weird'], /--state: "weird" must be one of/],
+    [['job', 'jdoesnotexist0000'], /job jdoesnotexist0000 does not exist/],
+    [['run', '--targets', 'nothing-here', '--', 'true'], /matches no node/],
+  ])('keeper %j exits 2 with a message that names the problem', async (args, message) => {
+    const r = await keeper(args)
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(message)
+    expect(r.stdout).toBe('')
+  })
+
+  it('exits 2 for a wrong token, and never prints the token', async () => {
+    const bad = join(dir.path, 'bad-token')
+    await writeFile(bad, 'not-the-token-0123456789\n', { mode: 0o600 })
+    const r = await keeper(['jobs', '--token-file', bad])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/token is not valid/)
+    expect(r.stderr).not.toContain('not-the-token')
+  })
+
+  it('refuses a token file others can read', async () => {
+    const loose = join(dir.path, 'loose-token')
+    await writeFile(loose, 'whatever\n')
+    await chmod(loose, 0o644)
+    const r = await keeper(['jobs', '--token-file', loose])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/readable by others.*chmod 600/)
+  })
+
+  it('exits 4 when the queen cannot be reached', async () => {
+    const port = await freePort()
+    const r = await keeper(['nodes', '--queen', `http://127.0.0.1:${port}`, '--token-file', tokenFile])
+    expect(r.code).toBe(4)
+    expect(r.stderr).toMatch(/cannot reach the queen at http:\/\/127\.0\.0\.1:\d+/)
+  })
+
+  it('lists nodes and jobs, shows a job, prints its logs', async () => {
+    const run = await keeper(['run', '--', 'echo', 'from-cli'])
+    expect(run.code).toBe(0)
+    const jobId = /job (j[0-9a-z]+)/.exec(run.stdout)![1]!
+    const nodes = await keeper(['nodes'])
+    expect(nodes.stdout).toMatch(/local-1\s+default\s+online/)
+    const jobs = await keeper(['jobs', '--state', 'ok'])
+    expect(jobs.stdout).toContain(jobId)
+    const job = await keeper(['job', jobId])
+    expect(job.stdout).toMatch(/local-1\s+default\s+ok\s+0/)
+    const logs = await keeper(['logs', jobId])
+    expect(logs.stdout).toBe('local-1 | from-cli\n')
+    const raw = await keeper(['logs', jobId, '--node', 'local-1'])
+    expect(raw.stdout).toBe('from-cli\n')
+    const cancel = await keeper(['cancel', jobId])
+    expect(cancel.stdout).toContain('already ended: ok')
+  })
+
+  it('prints facts as a table', async () => {
+    const r = await keeper(['facts'])
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/NODE\s+OS\s+KERNEL/)
+    expect(r.stdout).toMatch(/local-1\s+\S/)
+  })
+})
