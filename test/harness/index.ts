@@ -1,4 +1,5 @@
 export { freePort, type NatsServer, startNats } from './nats.ts'
 export { type Proc, ROOT, runBin, startBin, waitForLine } from './process.ts'
 export { type TempDir, tempDir } from './temp.ts'
-export { alive, type BusKind, type ClusterOptions, TestCluster, waitUntil } from './cluster.ts'
+export { type BusKind, type ClusterOptions, TestCluster } from './cluster.ts'
+export { alive, waitUntil } from './wait.ts'

@@ -37,13 +37,6 @@ export class Presence {
     return [...this.#workers.values()].map((e) => this.#info(e)).sort((a, b) => a.id.localeCompare(b.id))
   }
 
-  /** Regions with at least one online hive. */
-  hiveRegions(): Set<string> {
-    const out = new Set<string>()
-    for (const e of this.#hives.values()) if (this.#online(e)) out.add(e.hb.region)
-    return out
-  }
-
   #info(e: Entry): NodeInfo {
     return {
       id: e.hb.id,
