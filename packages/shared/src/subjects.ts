@@ -5,11 +5,13 @@
  * hold dots (host names), which NATS reads as token separators, so tokens are escaped:
  * `%` → `%25`, `.` → `%2E`. Anything else a subject cannot hold is rejected.
  */
+import { ApiaryError } from './errors.ts'
+
 const PREFIX = 'apiary'
 
 function token(value: string, what: string): string {
   if (value.length === 0 || /[\s*>]/.test(value)) {
-    throw new Error(`${what} "${value}" cannot be used in a subject`)
+    throw new ApiaryError('invalid_input', `${what} "${value}" cannot be used in a subject`, what)
   }
   return value.replaceAll('%', '%25').replaceAll('.', '%2E')
 }

@@ -107,7 +107,7 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<Bus> {
       } catch (err) {
         if (isApiaryError(err)) throw err
         const e = err as { name?: string; isNoResponders?: () => boolean; cause?: unknown }
-        if (e.isNoResponders?.() || (e.cause as { name?: string } | undefined)?.name === 'NoRespondersError') {
+        if (e.isNoResponders?.()) {
           throw new ApiaryError('no_responders', `no responders on ${subject}`, undefined, { cause: err })
         }
         if (e.name === 'TimeoutError' || (e.cause as { name?: string } | undefined)?.name === 'TimeoutError') {
