@@ -98,6 +98,17 @@ describe('keeper CLI', () => {
     expect(cancel.stdout).toContain('already ended: ok')
   })
 
+  it('follows a running job with logs -f until it finishes', async () => {
+    const { startBin: start } = await import('../harness/index.ts')
+    const run = start('keeper', ['--queen', queen, '--token-file', tokenFile, 'run', '--shell', '--', 'echo first; sleep 1; echo second'], env())
+    const line = await run.waitFor(/job j[0-9a-z]+:/)
+    const jobId = /job (j[0-9a-z]+)/.exec(line)![1]!
+    const follow = await keeper(['logs', jobId, '-f'])
+    expect(follow.code).toBe(0)
+    expect(follow.stdout).toBe('local-1 | first\nlocal-1 | second\n')
+    expect((await run.exited).code).toBe(0)
+  })
+
   it('prints facts as a table', async () => {
     const r = await keeper(['facts'])
     expect(r.code).toBe(0)

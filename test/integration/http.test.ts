@@ -24,7 +24,7 @@ describe('queen HTTP API: bad input', () => {
       },
     })
     const log = createLogger({ component: 'queen', level: 'info', destination: sink })
-    queen = await startQueen({ bus, log, stateDir: dir.path, host: '127.0.0.1', port: 0, tokenFile: `${dir.path}/token` })
+    queen = await startQueen({ bus, log, stateDir: dir.path, host: '127.0.0.1', port: 0, tokenFile: `${dir.path}/token`, keepaliveMs: 100 })
     hive = startHive({ bus, log, hiveId: 'h', region: 'default', heartbeatMs: 1000 })
     worker = startWorker({ bus, log, nodeId: 'n1', region: 'default', labels: {}, heartbeatMs: 1000 })
     await bus.flush()
@@ -101,6 +101,23 @@ describe('queen HTTP API: bad input', () => {
     const { jobId } = ok.body as unknown as { jobId: string }
     const r = await call('GET', `/v1/jobs/${jobId}/stream`, undefined, queen.token, { 'last-event-id': 'abc' })
     expect(r).toMatchObject({ status: 400, body: { error: { field: 'Last-Event-ID' } } })
+  })
+
+  it('sends keepalive comments on a quiet stream', async () => {
+    const created = await submit({ operation: { type: 'exec', shell: true, command: 'echo go; sleep 2' }, targets: 'all' })
+    const { jobId } = created.body as unknown as { jobId: string }
+    const ac = new AbortController()
+    const res = await fetch(`${queen.url}/v1/jobs/${jobId}/stream`, { headers: { authorization: `Bearer ${queen.token}` }, signal: ac.signal })
+    let text = ''
+    const decoder = new TextDecoder()
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      text += decoder.decode(chunk, { stream: true })
+      if (text.split(': keepalive\n\n').length > 2) break
+    }
+    ac.abort()
+    expect(text.startsWith(': apiary event stream\n\n')).toBe(true)
+    expect(text).toContain('event: job.submitted')
+    await call('POST', `/v1/jobs/${jobId}/cancel`)
   })
 
   it('still serves and keeps its jobs after all that', async () => {

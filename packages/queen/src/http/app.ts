@@ -100,7 +100,7 @@ export function createApp(deps: AppDeps): Hono {
     if (output !== undefined && output !== 'full' && output !== 'none') {
       throw new ApiaryError('invalid_input', `output: "${output}" must be "full" or "none"`, 'output')
     }
-    return streamJob(c, { store, coordinator }, job.id, after.data, output === 'full', { keepaliveMs: deps.keepaliveMs, pageSize: 500 })
+    return streamJob(c, { store, coordinator, log }, job.id, after.data, output === 'full', { keepaliveMs: deps.keepaliveMs, pageSize: 500 })
   })
 
   app.post('/v1/jobs/:id/cancel', (c) => {

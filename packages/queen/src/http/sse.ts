@@ -1,6 +1,6 @@
 import type { Context } from 'hono'
 import { stream } from 'hono/streaming'
-import type { JobEvent } from '@apiary/shared'
+import type { JobEvent, Logger } from '@apiary/shared'
 import type { Coordinator } from '../jobs/coordinator.ts'
 import type { JobStore } from '../store/store.ts'
 
@@ -16,7 +16,7 @@ export interface SseOptions {
  * tails are one loop, nothing is held per client but a cursor, and a slow client slows only
  * itself (every write is awaited).
  */
-export function streamJob(c: Context, deps: { store: JobStore; coordinator: Coordinator }, jobId: string, after: number, output: boolean, opts: SseOptions) {
+export function streamJob(c: Context, deps: { store: JobStore; coordinator: Coordinator; log: Logger }, jobId: string, after: number, output: boolean, opts: SseOptions) {
   c.header('content-type', 'text/event-stream; charset=utf-8')
   c.header('cache-control', 'no-cache, no-transform')
   c.header('x-accel-buffering', 'no')
@@ -60,6 +60,8 @@ export function streamJob(c: Context, deps: { store: JobStore; coordinator: Coor
       clearInterval(keepalive)
       unlisten()
     }
+  }, async (err) => {
+    deps.log.error({ err, jobId }, 'event stream failed')
   })
 }
 
