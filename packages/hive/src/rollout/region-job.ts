@@ -36,6 +36,7 @@ export class RegionJob {
   readonly #window: SlidingWindow<string>
   readonly #subs: BusSubscription[] = []
   readonly #log: Logger
+  #abandoned = false
   #resolveDone!: () => void
   /** Resolves when every node of the share has a final state. */
   readonly done = new Promise<void>((resolve) => (this.#resolveDone = resolve))
@@ -46,7 +47,9 @@ export class RegionJob {
   ) {
     this.#log = o.log.child({ jobId: job.jobId })
     this.#nodes = new Set(job.nodes)
-    this.#window = new SlidingWindow(job.nodes, job.rollout.concurrency, (node) => void this.#dispatch(node))
+    this.#window = new SlidingWindow(job.nodes, job.rollout.concurrency, (node) => {
+      this.#dispatch(node).catch((err: unknown) => this.#log.error({ err, node }, 'dispatch failed'))
+    })
   }
 
   start(): void {
@@ -104,8 +107,8 @@ export class RegionJob {
 
   /** The hive ends a node itself (it never ran, or nobody reported). */
   #fail(node: string, state: FinalState, cause: string): void {
-    if (this.#finished.has(node)) return
-    this.o.bus.publish(subjects.events(this.job.jobId), {
+    if (this.#finished.has(node) || this.#abandoned) return
+    const event: WireEvent = {
       jobId: this.job.jobId,
       ts: Date.now(),
       kind: 'node.finished',
@@ -119,7 +122,12 @@ export class RegionJob {
       truncated: false,
       digest: null,
       human: `${node}: ${state}: ${cause}`,
-    } satisfies WireEvent)
+    }
+    try {
+      this.o.bus.publish(subjects.events(this.job.jobId), event)
+    } catch (err) {
+      this.#log.error({ err, node, state }, 'cannot report a node’s end')
+    }
     this.#onFinished(node)
   }
 
@@ -140,6 +148,7 @@ export class RegionJob {
 
   /** Abandons the share (hive shutting down); nodes still open get no event from this hive. */
   abandon(): void {
+    this.#abandoned = true
     this.#window.stop()
     this.#close()
   }

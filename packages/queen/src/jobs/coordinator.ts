@@ -164,7 +164,9 @@ export class Coordinator {
       list.push(t.id)
       byRegion.set(t.region, list)
     }
-    for (const [region, nodes] of byRegion) void this.#dispatch(job, region, nodes, log)
+    for (const [region, nodes] of byRegion) {
+      this.#dispatch(job, region, nodes, log).catch((err: unknown) => log.error({ err, region }, 'dispatch to region failed'))
+    }
     if (job.open === 0) this.#finish(job)
     return { jobId, nodes: targets.map((t) => t.id) }
   }
