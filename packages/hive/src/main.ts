@@ -1,18 +1,5 @@
 import { hostname } from 'node:os'
-import {
-  closeOnSignals,
-  createLogger,
-  createNatsBus,
-  errorMessage,
-  isApiaryError,
-  type OptionTable,
-  optionsHelp,
-  parseCommandLine,
-  parseDuration,
-  parseOrThrow,
-  Region,
-  NodeId,
-} from '@apiary/shared'
+import { createNatsBus, NodeId, type OptionTable, parseMsFlag, parseOrThrow, Region, runProgram } from '@apiary/shared'
 import { startHive } from './index.ts'
 
 const OPTIONS = {
@@ -24,53 +11,34 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 } satisfies OptionTable
 
-const USAGE = `apiary-hive: rolls out one region's share of each job to its workers
+const hiveId = (v: { id: string | undefined; region: string | undefined }) => v.id ?? `hive-${v.region ?? 'default'}-${hostname().split('.')[0]}-${process.pid}`
+
+await runProgram({
+  program: 'apiary-hive',
+  component: 'hive',
+  about: `apiary-hive: rolls out one region's share of each job to its workers
 
 usage: apiary-hive --nats URL --region R [--id ID]
 
-Run several with the same --region for redundancy: each job share goes to one of them.
-
-options:
-${optionsHelp(OPTIONS)}
-`
-
-async function main(): Promise<number> {
-  let values
-  let heartbeatMs: number
-  try {
-    values = parseCommandLine('apiary-hive', OPTIONS, process.argv.slice(2), process.env).values
-    if (values.help) {
-      process.stdout.write(USAGE)
-      return 0
+Run several with the same --region for redundancy: each job share goes to one of them.`,
+  options: OPTIONS,
+  check(v) {
+    if (!v.nats) throw new Error('--nats (or APIARY_NATS_URL) is required: the hive meets the queen and workers on NATS')
+    parseOrThrow(Region, v.region, '--region')
+    parseOrThrow(NodeId, hiveId(v), '--id')
+    parseMsFlag(v.heartbeat ?? '5000', '--heartbeat')
+  },
+  async start(v, log) {
+    const id = hiveId(v)
+    const region = v.region ?? 'default'
+    const bus = await createNatsBus({ url: v.nats!, name: `apiary-hive:${id}`, log })
+    const hive = startHive({ bus, log, hiveId: id, region, heartbeatMs: parseMsFlag(v.heartbeat ?? '5000', '--heartbeat') })
+    log.info({ hiveId: id, region }, 'hive ready')
+    return {
+      async close() {
+        await hive.close()
+        await bus.close()
+      },
     }
-    if (!values.nats) throw new Error('--nats (or APIARY_NATS_URL) is required: the hive meets the queen and workers on NATS')
-    parseOrThrow(Region, values.region, '--region')
-    const hb = values.heartbeat ?? '5000'
-    heartbeatMs = /^\d+$/.test(hb) ? Number(hb) : parseDuration(hb, '--heartbeat')
-  } catch (err) {
-    process.stderr.write(`apiary-hive: ${errorMessage(err)}\n`)
-    return 2
-  }
-  const region = values.region ?? 'default'
-  const hiveId = values.id ?? `hive-${region}-${hostname().split('.')[0]}-${process.pid}`
-  const log = createLogger({ component: 'hive', level: values['log-level'] })
-  try {
-    parseOrThrow(NodeId, hiveId, '--id')
-    const bus = await createNatsBus({ url: values.nats, name: `apiary-hive:${hiveId}`, log })
-    const hive = startHive({ bus, log, hiveId, region, heartbeatMs })
-    log.info({ hiveId, region }, 'hive ready')
-    closeOnSignals(log, async () => {
-      await hive.close()
-      await bus.close()
-      log.flush()
-    }, (code) => process.exit(code))
-    return -1
-  } catch (err) {
-    process.stderr.write(`apiary-hive: ${errorMessage(err)}\n`)
-    log.flush()
-    return isApiaryError(err, 'invalid_input') ? 2 : 1
-  }
-}
-
-const code = await main()
-if (code >= 0) process.exitCode = code
+  },
+})

@@ -5,8 +5,8 @@ import {
   type OptionTable,
   optionsHelp,
   parseCommandLine,
-  parseDuration,
   parseIntFlag,
+  parseMsFlag,
 } from '@apiary/shared'
 import { connectClient, EXIT, type GlobalValues, type Io, reportError, stateDirOf, tokenFileOf } from './cli/context.ts'
 import { GLOBAL_OPTIONS, JSON_OPTION, RUN_OPTIONS } from './cli/options.ts'
@@ -110,8 +110,7 @@ const COMMANDS: Record<string, Command> = {
       const stateDir = stateDirOf(g, io.env)
       const tokenFile = tokenFileOf(g, io.env)
       const workers = parseIntFlag(String(values.workers), '--workers', 0, 1000)
-      const hb = String(values.heartbeat)
-      const heartbeatMs = /^\d+$/.test(hb) ? Number(hb) : parseDuration(hb, '--heartbeat')
+      const heartbeatMs = parseMsFlag(String(values.heartbeat), '--heartbeat')
       const serving = args.length === 0
       const port = values.port === undefined ? (serving ? 7070 : 0) : parseIntFlag(String(values.port), '--port', 0, 65535)
       if (!serving && (args[0] === 'dev' || COMMANDS[args[0]!] === undefined)) {

@@ -1,16 +1,11 @@
 import { join } from 'node:path'
 import {
-  ApiaryError,
-  closeOnSignals,
-  createLogger,
   createMemoryBus,
   createNatsBus,
   defaultStateDir,
-  errorMessage,
   type OptionTable,
-  optionsHelp,
-  parseCommandLine,
   parseIntFlag,
+  runProgram,
 } from '@apiary/shared'
 import { startQueen } from './index.ts'
 
@@ -24,56 +19,31 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 } satisfies OptionTable
 
-const USAGE = `apiary-queen: the HTTP API, job store and event log of an apiary cluster
+await runProgram({
+  program: 'apiary-queen',
+  component: 'queen',
+  about: `apiary-queen: the HTTP API, job store and event log of an apiary cluster
 
-usage: apiary-queen [--nats URL] [--host ADDR] [--port PORT] [--state-dir DIR]
-
-options:
-${optionsHelp(OPTIONS)}
-`
-
-async function main(): Promise<number> {
-  let values
-  try {
-    values = parseCommandLine('apiary-queen', OPTIONS, process.argv.slice(2), process.env).values
-  } catch (err) {
-    process.stderr.write(`apiary-queen: ${errorMessage(err)}\n`)
-    return 2
-  }
-  if (values.help) {
-    process.stdout.write(USAGE)
-    return 0
-  }
-  const log = createLogger({ component: 'queen', level: values['log-level'] })
-  try {
-    const port = parseIntFlag(values.port ?? '7070', '--port', 0, 65535)
-    const stateDir = values['state-dir'] ?? defaultStateDir(process.env)
-    const bus = values.nats
-      ? await createNatsBus({ url: values.nats, name: 'apiary-queen', log })
-      : createMemoryBus(log)
-    if (!values.nats) log.warn('no --nats given: using an in-process bus, so no hive or worker can reach this queen (use keeper dev for a one-process cluster)')
+usage: apiary-queen [--nats URL] [--host ADDR] [--port PORT] [--state-dir DIR]`,
+  options: OPTIONS,
+  check: (v) => void parseIntFlag(v.port ?? '7070', '--port', 0, 65535),
+  async start(v, log) {
+    const stateDir = v['state-dir'] ?? defaultStateDir(process.env)
+    const bus = v.nats ? await createNatsBus({ url: v.nats, name: 'apiary-queen', log }) : createMemoryBus(log)
+    if (!v.nats) log.warn('no --nats given: using an in-process bus, so no hive or worker can reach this queen (use keeper dev for a one-process cluster)')
     const queen = await startQueen({
       bus,
       log,
       stateDir,
-      host: values.host ?? '127.0.0.1',
-      port,
-      tokenFile: values['token-file'] ?? join(stateDir, 'token'),
+      host: v.host ?? '127.0.0.1',
+      port: parseIntFlag(v.port ?? '7070', '--port', 0, 65535),
+      tokenFile: v['token-file'] ?? join(stateDir, 'token'),
     })
-    closeOnSignals(log, async () => {
-      await queen.close()
-      await bus.close()
-      log.flush()
-    }, (code) => process.exit(code))
-    return -1
-  } catch (err) {
-    const code = err instanceof ApiaryError && err.code === 'invalid_input' ? 2 : 1
-    log.fatal({ err }, errorMessage(err))
-    process.stderr.write(`apiary-queen: ${errorMessage(err)}\n`)
-    log.flush()
-    return code
-  }
-}
-
-const code = await main()
-if (code >= 0) process.exitCode = code
+    return {
+      async close() {
+        await queen.close()
+        await bus.close()
+      },
+    }
+  },
+})

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util'
+import { parseDuration } from './config.ts'
 import { ApiaryError } from './errors.ts'
 
 export interface OptionSpec {
@@ -95,4 +96,9 @@ export function parseIntFlag(text: string, flag: string, min: number, max: numbe
     throw new ApiaryError('invalid_input', `${flag}: "${text}" must be a whole number from ${min} to ${max}`, flag)
   }
   return n
+}
+
+/** Milliseconds from a flag: a bare number is ms, otherwise a duration (`5s`, `1m`). */
+export function parseMsFlag(text: string, flag: string): number {
+  return /^\d+$/.test(text.trim()) ? Number(text) : parseDuration(text, flag)
 }

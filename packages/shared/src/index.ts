@@ -43,6 +43,7 @@ export {
 export { EVENT_KINDS, type EventKind, type EventOf, JobEvent, WireEvent, type WireEventOf } from './schema/event.ts'
 export { Ack, Control, Heartbeat, HiveJob, Task } from './schema/messages.ts'
 export { VERSION } from './version.ts'
-export { type OptionSpec, type OptionTable, optionsHelp, parseCommandLine, parseIntFlag, parseLabels } from './cli.ts'
+export { type OptionSpec, type OptionTable, optionsHelp, parseCommandLine, parseIntFlag, parseLabels, parseMsFlag } from './cli.ts'
+export { type ProgramSpec, runProgram } from './program.ts'
 export { closeOnSignals } from './process.ts'
 export { Heartbeater } from './heartbeat.ts'

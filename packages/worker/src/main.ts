@@ -1,19 +1,5 @@
 import { hostname } from 'node:os'
-import {
-  closeOnSignals,
-  createLogger,
-  createNatsBus,
-  errorMessage,
-  isApiaryError,
-  NodeId,
-  type OptionTable,
-  optionsHelp,
-  parseCommandLine,
-  parseDuration,
-  parseLabels,
-  parseOrThrow,
-  Region,
-} from '@apiary/shared'
+import { createNatsBus, Labels, NodeId, type OptionTable, parseLabels, parseMsFlag, parseOrThrow, Region, runProgram } from '@apiary/shared'
 import { startWorker } from './index.ts'
 
 const OPTIONS = {
@@ -26,50 +12,32 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 } satisfies OptionTable
 
-const USAGE = `apiary-worker: runs tasks on this node and heartbeats to the queen
+await runProgram({
+  program: 'apiary-worker',
+  component: 'worker',
+  about: `apiary-worker: runs tasks on this node and heartbeats to the queen
 
-usage: apiary-worker --nats URL [--node-id ID] [--region R] [--label k=v ...]
-
-options:
-${optionsHelp(OPTIONS)}
-`
-
-async function main(): Promise<number> {
-  let values
-  try {
-    values = parseCommandLine('apiary-worker', OPTIONS, process.argv.slice(2), process.env).values
-    if (values.help) {
-      process.stdout.write(USAGE)
-      return 0
+usage: apiary-worker --nats URL [--node-id ID] [--region R] [--label k=v ...]`,
+  options: OPTIONS,
+  check(v) {
+    if (!v.nats) throw new Error('--nats (or APIARY_NATS_URL) is required: the worker meets its hive on NATS')
+    parseOrThrow(NodeId, v['node-id'] ?? hostname(), '--node-id')
+    parseOrThrow(Region, v.region, '--region')
+    parseOrThrow(Labels, parseLabels(v.label, '--label'), '--label')
+    parseMsFlag(v.heartbeat ?? '5000', '--heartbeat')
+  },
+  async start(v, log) {
+    const nodeId = v['node-id'] ?? hostname()
+    const labels = parseLabels(v.label, '--label')
+    const region = v.region ?? 'default'
+    const bus = await createNatsBus({ url: v.nats!, name: `apiary-worker:${nodeId}`, log })
+    const worker = startWorker({ bus, log, nodeId, region, labels, heartbeatMs: parseMsFlag(v.heartbeat ?? '5000', '--heartbeat') })
+    log.info({ node: nodeId, region, labels }, 'worker ready')
+    return {
+      async close() {
+        await worker.close()
+        await bus.close()
+      },
     }
-    if (!values.nats) throw new Error('--nats (or APIARY_NATS_URL) is required: the worker meets its hive on NATS')
-    parseOrThrow(NodeId, values['node-id'] ?? hostname(), '--node-id')
-    parseOrThrow(Region, values.region, '--region')
-  } catch (err) {
-    process.stderr.write(`apiary-worker: ${errorMessage(err)}\n`)
-    return 2
-  }
-  const nodeId = values['node-id'] ?? hostname()
-  const log = createLogger({ component: 'worker', level: values['log-level'], node: nodeId })
-  try {
-    const labels = parseLabels(values.label, '--label')
-    const hb = values.heartbeat ?? '5000'
-    const heartbeatMs = /^\d+$/.test(hb) ? Number(hb) : parseDuration(hb, '--heartbeat')
-    const bus = await createNatsBus({ url: values.nats, name: `apiary-worker:${nodeId}`, log })
-    const worker = startWorker({ bus, log, nodeId, region: values.region ?? 'default', labels, heartbeatMs })
-    log.info({ region: values.region, labels }, 'worker ready')
-    closeOnSignals(log, async () => {
-      await worker.close()
-      await bus.close()
-      log.flush()
-    }, (code) => process.exit(code))
-    return -1
-  } catch (err) {
-    process.stderr.write(`apiary-worker: ${errorMessage(err)}\n`)
-    log.flush()
-    return isApiaryError(err, 'invalid_input') ? 2 : 1
-  }
-}
-
-const code = await main()
-if (code >= 0) process.exitCode = code
+  },
+})

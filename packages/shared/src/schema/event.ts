@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { JobId, NodeId, Region } from './ids.ts'
-import { FinalState, JobState, ResultGroup, Rollout } from './job.ts'
+import { FinalState, JobState, NODE_OUTCOME, ResultGroup, Rollout } from './job.ts'
 import { Operation } from './operation.ts'
 
 /**
@@ -40,18 +40,7 @@ const kinds = {
     stream: z.enum(['stdout', 'stderr']),
     data: z.string(),
   },
-  'node.finished': {
-    node: NodeId,
-    state: FinalState,
-    exitCode: z.number().int().nullable(),
-    signal: z.string().nullable(),
-    cause: z.string().nullable(),
-    durationMs: z.number().nullable(),
-    bytes: z.number().int(),
-    truncated: z.boolean(),
-    digest: z.string().nullable(),
-    result: z.unknown().optional(),
-  },
+  'node.finished': { node: NodeId, state: FinalState, ...NODE_OUTCOME },
 } as const
 
 export type EventKind = keyof typeof kinds

@@ -54,19 +54,24 @@ export const ResultGroup = z.object({
 })
 export type ResultGroup = z.infer<typeof ResultGroup>
 
-export const NodeResult = z.object({
-  node: NodeId,
-  region: Region,
-  state: NodeState,
+/** How a node's run went: carried by `node.finished` and kept per node by the queen. */
+export const NODE_OUTCOME = {
   exitCode: z.number().int().nullable(),
   signal: z.string().nullable(),
+  /** Why it is not ok, in words: `offline`, `no hive for region eu`, `program not found: x`. */
   cause: z.string().nullable(),
   durationMs: z.number().nullable(),
+  /** Output bytes the node produced, kept or not. */
   bytes: z.number().int(),
+  /** True when output passed the cap and was cut. */
   truncated: z.boolean(),
+  /** Digest of the kept output (stdout and stderr apart); equal digests, equal output. */
   digest: z.string().nullable(),
+  /** The typed result of `facts` or `ping`. */
   result: z.unknown().optional(),
-})
+}
+
+export const NodeResult = z.object({ node: NodeId, region: Region, state: NodeState, ...NODE_OUTCOME })
 export type NodeResult = z.infer<typeof NodeResult>
 
 export const JobSummary = z.object({
