@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util'
 import { parseDuration } from './config.ts'
 import { ApiaryError } from './errors.ts'
+import { LabelKey, LabelValue } from './schema/ids.ts'
 
 export interface OptionSpec {
   type: 'string' | 'boolean'
@@ -84,7 +85,12 @@ export function parseLabels(items: string[], flag: string): Record<string, strin
   for (const item of items) {
     const eq = item.indexOf('=')
     if (eq <= 0) throw new ApiaryError('invalid_input', `${flag}: "${item}" is not key=value`, flag)
-    out[item.slice(0, eq)] = item.slice(eq + 1)
+    const [key, value] = [item.slice(0, eq), item.slice(eq + 1)]
+    const k = LabelKey.safeParse(key)
+    if (!k.success) throw new ApiaryError('invalid_input', `${flag}: label name "${key}" ${k.error.issues[0]?.message ?? 'is not valid'}`, flag)
+    const v = LabelValue.safeParse(value)
+    if (!v.success) throw new ApiaryError('invalid_input', `${flag}: label value "${value}" ${v.error.issues[0]?.message ?? 'is not valid'}`, flag)
+    out[key] = value
   }
   return out
 }

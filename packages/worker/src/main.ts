@@ -1,5 +1,5 @@
 import { hostname } from 'node:os'
-import { createNatsBus, Labels, NodeId, type OptionTable, parseLabels, parseMsFlag, parseOrThrow, Region, runProgram } from '@apiary/shared'
+import { createNatsBus, NodeId, type OptionTable, parseLabels, parseMsFlag, parseOrThrow, Region, runProgram } from '@apiary/shared'
 import { startWorker } from './index.ts'
 
 const OPTIONS = {
@@ -23,7 +23,7 @@ usage: apiary-worker --nats URL [--node-id ID] [--region R] [--label k=v ...]`,
     if (!v.nats) throw new Error('--nats (or APIARY_NATS_URL) is required: the worker meets its hive on NATS')
     parseOrThrow(NodeId, v['node-id'] ?? hostname(), '--node-id')
     parseOrThrow(Region, v.region, '--region')
-    parseOrThrow(Labels, parseLabels(v.label, '--label'), '--label')
+    parseLabels(v.label, '--label')
     parseMsFlag(v.heartbeat ?? '5000', '--heartbeat')
   },
   async start(v, log) {

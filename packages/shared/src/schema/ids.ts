@@ -17,8 +17,8 @@ export const JobId = z.string().regex(/^j[0-9a-z]{6,40}$/, 'is not a job id')
 
 export const LabelKey = z
   .string()
-  .min(1)
-  .max(63)
+  .min(1, 'must not be empty')
+  .max(63, 'must be at most 63 characters')
   .regex(/^[A-Za-z0-9][A-Za-z0-9_./-]*$/, "must hold only letters, digits, '.', '_', '/' or '-'")
 export const LabelValue = z.string().max(253).regex(/^[A-Za-z0-9_.:/@-]*$/, "must hold only letters, digits, '.', '_', ':', '/', '@' or '-'")
 export const Labels = z.record(LabelKey, LabelValue)
