@@ -82,7 +82,7 @@ export class TestCluster {
 
   async addHive(region: string, id = `hive-${region}`): Promise<Hive> {
     const bus = await this.bus(id)
-    const hive = startHive({ bus, log: this.log, hiveId: id, region, heartbeatMs: this.heartbeatMs, deliveryTimeoutMs: 2000, resultGraceMs: 5000 })
+    const hive = startHive({ bus, log: this.log, hiveId: id, region, heartbeatMs: this.heartbeatMs, resultGraceMs: 5000 })
     this.hives.set(id, { hive, bus })
     await this.settle(bus)
     return hive

@@ -8,7 +8,6 @@ export interface HiveConfig {
   hiveId: string
   region: string
   heartbeatMs: number
-  deliveryTimeoutMs?: number
   resultGraceMs?: number
 }
 
@@ -59,7 +58,8 @@ export function startHive(cfg: HiveConfig): Hive {
         msg.respond({ accepted: false, by: cfg.hiveId, reason: 'hive is shutting down' } satisfies Ack)
         return
       }
-      if (jobs.has(share.jobId)) {
+      const key = `${share.jobId}/${share.phase}`
+      if (jobs.has(key)) {
         msg.respond({ accepted: true, by: cfg.hiveId } satisfies Ack)
         return
       }
@@ -67,14 +67,13 @@ export function startHive(cfg: HiveConfig): Hive {
         bus: cfg.bus,
         log,
         hiveId: cfg.hiveId,
-        deliveryTimeoutMs: cfg.deliveryTimeoutMs ?? 5000,
         resultGraceMs: cfg.resultGraceMs ?? 15_000,
       })
-      jobs.set(share.jobId, job)
-      log.info({ jobId: share.jobId, nodes: share.nodes.length, concurrency: share.rollout.concurrency }, 'rollout started')
+      jobs.set(key, job)
+      log.info({ jobId: share.jobId, phase: share.phase, nodes: share.nodes.length, concurrency: share.concurrency }, 'rollout started')
       void job.done.then(() => {
-        jobs.delete(share.jobId)
-        log.info({ jobId: share.jobId }, 'rollout done')
+        jobs.delete(key)
+        log.info({ jobId: share.jobId, phase: share.phase }, 'rollout done')
       })
       msg.respond({ accepted: true, by: cfg.hiveId } satisfies Ack)
       job.start()

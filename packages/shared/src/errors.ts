@@ -6,6 +6,7 @@ export type ErrorCode =
   | 'unauthorized'
   | 'not_found'
   | 'conflict'
+  | 'confirmation_required'
   | 'no_responders'
   | 'timeout'
   | 'unreachable'
@@ -13,14 +14,18 @@ export type ErrorCode =
   | 'internal'
 
 export class ApiaryError extends Error {
+  /** Structured facts a client may act on (e.g. the node count a confirmation needs). */
+  readonly details?: Record<string, unknown>
+
   constructor(
     readonly code: ErrorCode,
     message: string,
     readonly field?: string,
-    options?: ErrorOptions,
+    options?: ErrorOptions & { details?: Record<string, unknown> },
   ) {
     super(message, options)
     this.name = 'ApiaryError'
+    if (options?.details) this.details = options.details
   }
 }
 

@@ -20,7 +20,9 @@ export {
 export { matchesSelector, parseSelector, type SelectableNode, type Selector, type SelectorTerm, SelectorText } from './schema/targets.ts'
 export {
   type Counts,
+  CountOrPercent,
   DEFAULT_CONCURRENCY,
+  DEFAULT_DELIVERY_TIMEOUT_MS,
   DEFAULT_OUTPUT_CAP,
   DEFAULT_TIMEOUT_MS,
   FINAL_STATES,
@@ -37,9 +39,14 @@ export {
   NodeInfo,
   NodeResult,
   NodeState,
+  NODE_OUTCOME,
+  resolveCount,
+  spendsErrorBudget,
   ResultGroup,
   Rollout,
+  type RolloutInput,
 } from './schema/job.ts'
+export { classifyRisk, type Risk, type RiskClass } from './schema/risk.ts'
 export { EVENT_KINDS, type EventKind, type EventOf, JobEvent, WireEvent, type WireEventOf } from './schema/event.ts'
 export { Ack, Control, Heartbeat, HiveJob, Task } from './schema/messages.ts'
 export { VERSION } from './version.ts'

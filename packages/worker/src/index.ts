@@ -11,7 +11,7 @@ import {
   type WireEvent,
 } from '@apiary/shared'
 import { collectFacts } from './executors/facts.ts'
-import type { ExecResult } from './executors/executor.ts'
+import { EXECUTION_DEADLINE, type ExecResult, type StopRequest } from './executors/executor.ts'
 import { runLocal } from './executors/local.ts'
 
 
@@ -98,10 +98,12 @@ export function startWorker(cfg: WorkerConfig): Worker {
 
   const controlSub = bus.subscribe(subjects.controlAll, (msg) => {
     const control = decode(Control, msg, log)
-    const entry = control && running.get(control.jobId)
+    // A halt only stops dispatching; what already runs here finishes.
+    if (control?.action !== 'cancel') return
+    const entry = running.get(control.jobId)
     if (!entry) return
-    log.info({ jobId: control.jobId }, 'cancelling task')
-    entry.abort.abort(control.reason)
+    log.info({ jobId: control.jobId, outcome: control.outcome }, 'stopping task')
+    entry.abort.abort({ state: control.outcome, cause: control.reason } satisfies StopRequest)
   })
 
   async function run(task: Task, cancel: AbortSignal): Promise<void> {
@@ -121,8 +123,8 @@ export function startWorker(cfg: WorkerConfig): Worker {
         case 'exec': {
           const deadline = AbortSignal.timeout(task.timeoutMs)
           const signal = new AbortController()
-          const onCancel = () => signal.abort(typeof cancel.reason === 'string' ? cancel.reason : 'cancelled')
-          const onDeadline = () => signal.abort('timeout')
+          const onCancel = () => signal.abort(cancel.reason)
+          const onDeadline = () => signal.abort(EXECUTION_DEADLINE)
           cancel.addEventListener('abort', onCancel, { once: true })
           deadline.addEventListener('abort', onDeadline, { once: true })
           try {
@@ -170,7 +172,7 @@ export function startWorker(cfg: WorkerConfig): Worker {
       closing = true
       taskSub.unsubscribe()
       heart.stop()
-      for (const { abort } of running.values()) abort.abort('worker shutting down')
+      for (const { abort } of running.values()) abort.abort({ state: 'cancelled', cause: 'worker shutting down' } satisfies StopRequest)
       await Promise.all([...running.values()].map((r) => r.done))
       controlSub.unsubscribe()
       await bus.flush()

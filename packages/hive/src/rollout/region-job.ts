@@ -8,6 +8,7 @@ import {
   type HiveJob,
   isApiaryError,
   type Logger,
+  spendsErrorBudget,
   subjects,
   type Task,
   WireEvent,
@@ -18,16 +19,16 @@ export interface RegionJobOptions {
   bus: Bus
   log: Logger
   hiveId: string
-  /** How long a worker has to take a task before it is `error: undelivered`. */
-  deliveryTimeoutMs: number
   /** Slack past the execution timeout before a silent node counts as lost. */
   resultGraceMs: number
 }
 
+
 /**
- * One region's share of one job: dispatches tasks through a sliding window, counts finishes
- * from the job's event stream, stops dispatching on cancel, and makes sure every node of the
- * share gets exactly one final event.
+ * One region's share of one phase of a job: dispatches tasks through a sliding window, counts
+ * finishes from the job's event stream, stops dispatching when the error budget is spent or
+ * the queen halts or cancels, and makes sure every node of the share gets exactly one final
+ * event: nodes it never dispatched end `skipped` with the reason.
  */
 export class RegionJob {
   readonly #finished = new Set<string>()
@@ -37,6 +38,8 @@ export class RegionJob {
   readonly #subs: BusSubscription[] = []
   readonly #log: Logger
   #abandoned = false
+  #errors: number
+  #haltReason: string | null = null
   #resolveDone!: () => void
   /** Resolves when every node of the share has a final state. */
   readonly done = new Promise<void>((resolve) => (this.#resolveDone = resolve))
@@ -47,7 +50,8 @@ export class RegionJob {
   ) {
     this.#log = o.log.child({ jobId: job.jobId })
     this.#nodes = new Set(job.nodes)
-    this.#window = new SlidingWindow(job.nodes, job.rollout.concurrency, (node) => {
+    this.#errors = job.errorsSoFar
+    this.#window = new SlidingWindow(job.nodes, job.concurrency, (node) => {
       this.#dispatch(node).catch((err: unknown) => this.#log.error({ err, node }, 'dispatch failed'))
     })
   }
@@ -57,11 +61,11 @@ export class RegionJob {
     this.#subs.push(
       bus.subscribe(subjects.events(this.job.jobId), (msg) => {
         const ev = decode(WireEvent, msg, this.#log)
-        if (ev?.kind === 'node.finished') this.#onFinished(ev.node)
+        if (ev?.kind === 'node.finished') this.#onFinished(ev.node, ev.state)
       }),
       bus.subscribe(subjects.control(this.job.jobId), (msg) => {
         const c = decode(Control, msg, this.#log)
-        if (c?.action === 'cancel') this.cancel(c.reason)
+        if (c) this.halt(c.reason)
       }),
     )
     // Subscriptions must be in place before the first task can finish.
@@ -74,10 +78,13 @@ export class RegionJob {
     )
   }
 
-  cancel(reason: string): void {
+  /** Dispatches nothing more; what never started ends `skipped` with the reason. */
+  halt(reason: string): void {
+    if (this.#haltReason !== null) return
+    this.#haltReason = reason
     const rest = this.#window.stop()
     this.#log.info({ reason, skipped: rest.length }, 'rollout stopped')
-    for (const node of rest) this.#fail(node, 'skipped', 'cancelled before dispatch')
+    for (const node of rest) this.#fail(node, 'skipped', `not dispatched: ${reason}`)
   }
 
   async #dispatch(node: string): Promise<void> {
@@ -85,15 +92,15 @@ export class RegionJob {
       jobId: this.job.jobId,
       node,
       operation: this.job.operation,
-      timeoutMs: this.job.rollout.timeoutMs,
+      timeoutMs: this.job.timeoutMs,
       outputCapBytes: this.job.outputCapBytes,
     }
     try {
-      const reply = Ack.safeParse(await this.o.bus.request(subjects.nodeTasks(node), task, { timeoutMs: this.o.deliveryTimeoutMs }))
+      const reply = Ack.safeParse(await this.o.bus.request(subjects.nodeTasks(node), task, { timeoutMs: this.job.deliveryTimeoutMs }))
       if (!reply.success) return this.#fail(node, 'error', 'worker sent a malformed acknowledgement')
       if (!reply.data.accepted) return this.#fail(node, 'error', `worker refused the task: ${reply.data.reason ?? 'no reason'}`)
       if (this.#finished.has(node)) return
-      const limit = this.job.rollout.timeoutMs + this.o.resultGraceMs
+      const limit = this.job.timeoutMs + this.o.resultGraceMs
       const t = setTimeout(() => this.#fail(node, 'lost', `no result ${Math.round(limit / 1000)} s after dispatch`), limit)
       t.unref()
       this.#watchdogs.set(node, t)
@@ -128,14 +135,18 @@ export class RegionJob {
     } catch (err) {
       this.#log.error({ err, node, state }, 'cannot report a node’s end')
     }
-    this.#onFinished(node)
+    this.#onFinished(node, state)
   }
 
-  #onFinished(node: string): void {
+  #onFinished(node: string, state: FinalState): void {
     if (this.#finished.has(node) || !this.#nodes.has(node)) return
     this.#finished.add(node)
     clearTimeout(this.#watchdogs.get(node))
     this.#watchdogs.delete(node)
+    if (spendsErrorBudget(state)) this.#errors++
+    const max = this.job.maxErrors
+    // Checked before the window refills, so the slot this finish frees is not handed out.
+    if (max !== null && this.#errors >= max) this.halt(`max errors reached (${this.#errors} of ${max} allowed)`)
     this.#window.finish(node)
     if (this.#finished.size === this.#nodes.size) this.#close()
   }

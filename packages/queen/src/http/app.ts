@@ -1,7 +1,7 @@
-import { Hono } from 'hono'
+import { type Context, Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { z } from 'zod'
-import { ApiaryError, isApiaryError, JobId, JobRequest, JobState, type Logger, parseOrThrow } from '@apiary/shared'
+import { ApiaryError, FinalState, isApiaryError, JobId, JobRequest, JobState, type Logger, parseOrThrow } from '@apiary/shared'
 import type { Coordinator } from '../jobs/coordinator.ts'
 import type { Presence } from '../presence/presence.ts'
 import type { JobStore } from '../store/store.ts'
@@ -27,6 +27,28 @@ const ListQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(50),
 })
 const LastEventId = z.coerce.number().int().min(0)
+const RerunRequest = z.strictObject({
+  only: z.array(FinalState).min(1).default(['failed', 'error', 'timeout', 'lost']),
+  confirm: z.strictObject({ nodes: z.number().int().min(0) }).optional(),
+})
+const LogsQuery = z.object({
+  node: z.string().optional(),
+  /** Bytes of output at most (a sample); whole chunks, the last one cut. */
+  maxBytes: z.coerce.number().int().min(1).optional(),
+})
+
+async function jsonBody(text: Promise<string>): Promise<unknown> {
+  const raw = await text
+  if (raw.trim() === '') return {}
+  try {
+    return JSON.parse(raw)
+  } catch {
+    throw new ApiaryError('invalid_input', 'body is not valid JSON', 'body')
+  }
+}
+
+// The rest of an over-long body is never read, so the connection cannot carry another request.
+const tooLarge = (c: Context) => c.json(errorBody('invalid_input', `body is larger than ${MAX_BODY} bytes`, 'body'), 400, { connection: 'close' })
 
 /**
  * The queen's HTTP API as a hono app; `main.ts` serves it, tests drive it with `app.request()`.
@@ -37,7 +59,7 @@ export function createApp(deps: AppDeps): Hono {
   const { store, coordinator, presence, log } = deps
 
   app.onError((err, c) => {
-    if (isApiaryError(err)) return c.json(errorBody(err.code, err.message, err.field), STATUS[err.code])
+    if (isApiaryError(err)) return c.json(errorBody(err.code, err.message, err.field, err.details), STATUS[err.code])
     log.error({ err, path: c.req.path }, 'request failed')
     return c.json(errorBody('internal', 'internal error'), 500)
   })
@@ -50,23 +72,35 @@ export function createApp(deps: AppDeps): Hono {
 
   app.post(
     '/v1/jobs',
-    bodyLimit({
-      maxSize: MAX_BODY,
-      // The rest of the body is never read, so the connection cannot carry another request.
-      onError: (c) => c.json(errorBody('invalid_input', `body is larger than ${MAX_BODY} bytes`, 'body'), 400, { connection: 'close' }),
-    }),
-    async (c) => {
-      let body: unknown
-      try {
-        body = JSON.parse(await c.req.text())
-      } catch {
-        throw new ApiaryError('invalid_input', 'body is not valid JSON', 'body')
-      }
-      const request = parseOrThrow(JobRequest, body)
-      const created = coordinator.submit(request)
-      return c.json(created, 201)
-    },
+    bodyLimit({ maxSize: MAX_BODY, onError: tooLarge }),
+    async (c) => c.json(coordinator.submit(parseOrThrow(JobRequest, await jsonBody(c.req.text()))), 201),
   )
+
+  // Resolves targets and classifies risk; runs nothing.
+  app.post('/v1/plan', bodyLimit({ maxSize: MAX_BODY, onError: tooLarge }), async (c) =>
+    c.json(coordinator.plan(parseOrThrow(JobRequest, await jsonBody(c.req.text())))),
+  )
+
+  // The same operation on the nodes of the original target snapshot that ended in `only`.
+  app.post('/v1/jobs/:id/rerun', async (c) => {
+    const job = jobOr404(c.req.param('id'))
+    const body = parseOrThrow(RerunRequest, await jsonBody(c.req.text()))
+    const nodes = store
+      .nodes(job.id)
+      .filter((n) => (body.only as string[]).includes(n.state))
+      .map((n) => n.node)
+    if (nodes.length === 0) {
+      throw new ApiaryError('invalid_input', `only: no node of job ${job.id} ended ${body.only.join(', ')}`, 'only')
+    }
+    const request = parseOrThrow(JobRequest, {
+      operation: job.operation,
+      targets: job.targets,
+      rollout: job.rollout,
+      outputCapBytes: job.outputCapBytes,
+      ...(body.confirm ? { confirm: body.confirm } : {}),
+    })
+    return c.json(coordinator.submit(request, { nodes, rerunOf: job.id }), 201)
+  })
 
   app.get('/v1/jobs', (c) => {
     const q = parseOrThrow(ListQuery, c.req.query(), 'query')
@@ -87,8 +121,19 @@ export function createApp(deps: AppDeps): Hono {
 
   app.get('/v1/jobs/:id/logs', (c) => {
     const job = jobOr404(c.req.param('id'))
-    const node = c.req.query('node')
-    return c.json({ chunks: store.output(job.id, node) })
+    const q = parseOrThrow(LogsQuery, c.req.query(), 'query')
+    let chunks = store.output(job.id, q.node)
+    if (q.maxBytes !== undefined) {
+      let left = q.maxBytes
+      const kept = []
+      for (const ch of chunks) {
+        if (left <= 0) break
+        kept.push(ch.data.length > left ? { ...ch, data: ch.data.slice(0, left) } : ch)
+        left -= ch.data.length
+      }
+      chunks = kept
+    }
+    return c.json({ chunks })
   })
 
   app.get('/v1/jobs/:id/stream', (c) => {

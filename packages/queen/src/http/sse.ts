@@ -53,8 +53,10 @@ export function streamJob(c: Context, deps: { store: JobStore; coordinator: Coor
           }
           if (page.length < opts.pageSize) break
         }
-        // A job that is no longer active has every event stored, and all of them were just sent.
-        if (finished || !deps.coordinator.isActive(jobId)) return
+        if (finished) return
+        // Resumed after job.finished: nothing more will come.
+        const job = deps.store.getJob(jobId)
+        if (!job || (job.state !== 'running' && cursor >= job.lastSeq)) return
       }
     } finally {
       clearInterval(keepalive)

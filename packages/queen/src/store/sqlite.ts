@@ -1,8 +1,8 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'libsql'
-import { ApiaryError, type JobEvent, JobRequest, type WireEvent, type JobState, type JobSummary, type NodeResult, type NodeState } from '@apiary/shared'
-import type { JobStore, NewJob, NodeUpdate, OutputChunk } from './store.ts'
+import { ApiaryError, type JobEvent, JobRequest, type JobState, type JobSummary, type NodeResult, type NodeState } from '@apiary/shared'
+import type { Batch, JobStore, NewJob, OutputChunk } from './store.ts'
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS jobs (
@@ -13,7 +13,9 @@ CREATE TABLE IF NOT EXISTS jobs (
   finished_at INTEGER,
   node_count INTEGER NOT NULL,
   counts TEXT NOT NULL,
-  last_seq INTEGER NOT NULL DEFAULT 0
+  last_seq INTEGER NOT NULL DEFAULT 0,
+  stop_reason TEXT,
+  rerun_of TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state_created ON jobs(state, created_at);
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at);
@@ -42,6 +44,19 @@ CREATE TABLE IF NOT EXISTS events (
 ) WITHOUT ROWID;
 `
 
+/** Columns added after the first release; added in place so no stored job is lost. */
+const ADDED_COLUMNS: Array<[table: string, column: string, type: string]> = [
+  ['jobs', 'stop_reason', 'TEXT'],
+  ['jobs', 'rerun_of', 'TEXT'],
+]
+
+function migrate(db: InstanceType<typeof Database>) {
+  for (const [table, column, type] of ADDED_COLUMNS) {
+    const cols = db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>
+    if (!cols.some((c) => c.name === column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`)
+  }
+}
+
 interface JobRow {
   id: string
   state: string
@@ -51,6 +66,8 @@ interface JobRow {
   node_count: number
   counts: string
   last_seq: number
+  stop_reason: string | null
+  rerun_of: string | null
 }
 
 interface NodeRow {
@@ -78,22 +95,23 @@ export function openSqliteStore(path: string): JobStore {
     db = new Database(path)
     db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;')
     db.exec(SCHEMA)
+    migrate(db)
   } catch (err) {
     throw new ApiaryError('internal', `cannot open the job store at ${path}: ${(err as Error).message}`, 'stateDir', { cause: err })
   }
 
   const insertJob = db.prepare(
-    'INSERT INTO jobs (id, state, request, created_at, finished_at, node_count, counts, last_seq) VALUES (?, ?, ?, ?, NULL, ?, ?, 0)',
+    'INSERT INTO jobs (id, state, request, created_at, finished_at, node_count, counts, last_seq, rerun_of) VALUES (?, ?, ?, ?, NULL, ?, ?, 0, ?)',
   )
   const insertNode = db.prepare("INSERT INTO job_nodes (job_id, node, region, state) VALUES (?, ?, ?, 'pending')")
-  const nextSeq = db.prepare('UPDATE jobs SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq')
+  const setSeq = db.prepare('UPDATE jobs SET last_seq = ? WHERE id = ? AND last_seq < ?')
   const insertEvent = db.prepare('INSERT INTO events (job_id, seq, kind, node, body) VALUES (?, ?, ?, ?, ?)')
   const updateNode = db.prepare(`UPDATE job_nodes SET state = ?,
       exit_code = COALESCE(?, exit_code), signal = COALESCE(?, signal), cause = COALESCE(?, cause),
       duration_ms = COALESCE(?, duration_ms), bytes = COALESCE(?, bytes), truncated = COALESCE(?, truncated),
       digest = COALESCE(?, digest), result = COALESCE(?, result)
     WHERE job_id = ? AND node = ?`)
-  const finish = db.prepare('UPDATE jobs SET state = ?, finished_at = ?, counts = ? WHERE id = ?')
+  const finish = db.prepare('UPDATE jobs SET state = ?, finished_at = ?, counts = ?, stop_reason = ? WHERE id = ?')
   const getJob = db.prepare('SELECT * FROM jobs WHERE id = ?')
   const listAll = db.prepare('SELECT * FROM jobs ORDER BY created_at DESC, id DESC LIMIT ?')
   const listByState = db.prepare('SELECT * FROM jobs WHERE state = ? ORDER BY created_at DESC, id DESC LIMIT ?')
@@ -105,16 +123,16 @@ export function openSqliteStore(path: string): JobStore {
   const outputNode = db.prepare("SELECT body, seq FROM events WHERE job_id = ? AND kind = 'node.output' AND node = ? ORDER BY seq")
 
   const create = db.transaction((job: NewJob) => {
-    insertJob.run(job.id, 'running', JSON.stringify(job.request), job.createdAt, job.nodes.length, '{}')
+    insertJob.run(job.id, 'running', JSON.stringify(job.request), job.createdAt, job.nodes.length, '{}', job.rerunOf)
     for (const n of job.nodes) insertNode.run(job.id, n.node, n.region)
   })
 
-  const append = db.transaction((event: WireEvent, nodeUpdate?: { node: string; update: NodeUpdate }) => {
-    const row = nextSeq.get(event.jobId) as { last_seq: number } | undefined
-    if (!row) throw new ApiaryError('not_found', `job ${event.jobId} does not exist`, 'jobId')
-    const stored = { ...event, seq: row.last_seq } as JobEvent
-    insertEvent.run(event.jobId, stored.seq, event.kind, 'node' in event ? event.node : null, JSON.stringify(stored))
-    if (nodeUpdate) {
+  const commit = db.transaction((batch: Batch) => {
+    const last = new Map<string, number>()
+    for (const { event, nodeUpdate } of batch.events) {
+      insertEvent.run(event.jobId, event.seq, event.kind, 'node' in event ? event.node : null, JSON.stringify(event))
+      last.set(event.jobId, Math.max(last.get(event.jobId) ?? 0, event.seq))
+      if (!nodeUpdate) continue
       const u = nodeUpdate.update
       updateNode.run(
         u.state,
@@ -130,7 +148,8 @@ export function openSqliteStore(path: string): JobStore {
         nodeUpdate.node,
       )
     }
-    return stored
+    for (const [jobId, seq] of last) setSeq.run(seq, jobId, seq)
+    for (const e of batch.ends) finish.run(e.state, e.finishedAt, JSON.stringify(e.counts), e.stopReason, e.jobId)
   })
 
   function toSummary(r: JobRow): JobSummary {
@@ -147,6 +166,8 @@ export function openSqliteStore(path: string): JobStore {
       nodeCount: r.node_count,
       counts: JSON.parse(r.counts) as Record<string, number>,
       lastSeq: r.last_seq,
+      stopReason: r.stop_reason,
+      rerunOf: r.rerun_of,
     }
   }
 
@@ -156,10 +177,7 @@ export function openSqliteStore(path: string): JobStore {
 
   return {
     createJob: (job) => create(job),
-    append: (event, nodeUpdate) => append(event, nodeUpdate),
-    finishJob(jobId, state, finishedAt, counts) {
-      finish.run(state, finishedAt, JSON.stringify(counts), jobId)
-    },
+    commit: (batch) => commit(batch),
     getJob(jobId) {
       const r = getJob.get(jobId) as JobRow | undefined
       return r ? toSummary(r) : undefined

@@ -1,10 +1,25 @@
-import type { FinalState, JobEvent, JobRequest, JobState, JobSummary, NodeResult, NodeState, WireEvent } from '@apiary/shared'
+import type { FinalState, JobEvent, JobRequest, JobState, JobSummary, NodeResult, NodeState } from '@apiary/shared'
 
 export interface NewJob {
   id: string
   request: JobRequest
   createdAt: number
   nodes: Array<{ node: string; region: string }>
+  rerunOf: string | null
+}
+
+export interface JobEnd {
+  jobId: string
+  state: JobState
+  finishedAt: number
+  counts: Partial<Record<NodeState, number>>
+  stopReason: string | null
+}
+
+/** What one commit writes: numbered events with their node updates, and jobs that ended. */
+export interface Batch {
+  events: Array<{ event: JobEvent; nodeUpdate?: { node: string; update: NodeUpdate } }>
+  ends: JobEnd[]
 }
 
 export interface NodeUpdate {
@@ -32,9 +47,11 @@ export interface OutputChunk {
  */
 export interface JobStore {
   createJob(job: NewJob): void
-  /** Appends an event with the next sequence number, applying its node update in the same transaction. */
-  append(event: WireEvent, nodeUpdate?: { node: string; update: NodeUpdate }): JobEvent
-  finishJob(jobId: string, state: JobState, finishedAt: number, counts: Partial<Record<NodeState, number>>): void
+  /**
+   * Writes a batch in one transaction: events (numbered by the caller, gapless per job), their
+   * node updates, and job ends. Group commit: one transaction per tick, not per event.
+   */
+  commit(batch: Batch): void
   getJob(jobId: string): JobSummary | undefined
   listJobs(filter: { state?: JobState; limit: number }): JobSummary[]
   /** Ids of jobs still running, for recovery at start-up. */

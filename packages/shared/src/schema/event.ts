@@ -28,11 +28,15 @@ const kinds = {
     hive: z.string().nullable(),
   },
   'job.cancelling': { reason: z.string() },
+  /** Dispatching stopped early; the rest of the targets end `skipped`. */
+  'job.halted': { reason: z.string() },
+  'job.canary': { state: z.enum(['running', 'passed', 'failed']), nodes: z.number().int() },
   'job.finished': {
     state: JobState,
     counts: z.record(z.string(), z.number().int()),
     groups: z.array(ResultGroup),
     durationMs: z.number(),
+    stopReason: z.string().nullable(),
   },
   'node.started': { node: NodeId },
   'node.output': {
@@ -52,6 +56,8 @@ export const WireEvent = z.discriminatedUnion('kind', [
   member('job.submitted'),
   member('job.region'),
   member('job.cancelling'),
+  member('job.halted'),
+  member('job.canary'),
   member('job.finished'),
   member('node.started'),
   member('node.output'),

@@ -18,24 +18,62 @@ export function isFinal(state: NodeState): state is FinalState {
   return state !== 'pending' && state !== 'running'
 }
 
+/** Final states that spend a job's error budget (`maxErrors`). */
+export function spendsErrorBudget(state: NodeState): boolean {
+  return state === 'failed' || state === 'error' || state === 'timeout' || state === 'lost'
+}
+
 export const JOB_STATES = ['running', 'ok', 'failed', 'cancelled'] as const
 export const JobState = z.enum(JOB_STATES)
 export type JobState = z.infer<typeof JobState>
 
+const MAX_MS = 7 * 24 * 3600 * 1000
+export const DEFAULT_DELIVERY_TIMEOUT_MS = 5000
+
+/**
+ * A count (`50`) or a percentage of the targets (`"10%"`). Percentages round up, never to 0.
+ * @example resolveCount('10%', 10_000) // 1000
+ */
+export const CountOrPercent = z.union([
+  z.number().int().min(1, 'must be at least 1').max(10_000_000),
+  z
+    .string()
+    .regex(/^(100|[1-9]?[0-9](\.[0-9]+)?)%$/, 'must be a count or a percentage from 0% to 100%, like "10%"')
+    .refine((s) => Number(s.slice(0, -1)) > 0, 'must be more than 0%'),
+])
+export type CountOrPercent = z.infer<typeof CountOrPercent>
+
+export function resolveCount(spec: CountOrPercent, total: number): number {
+  if (typeof spec === 'number') return spec
+  return Math.max(1, Math.ceil((total * Number(spec.slice(0, -1))) / 100))
+}
+
+/** Rollout policy of a job: validated at the edge, shown by `keeper job`. */
 export const Rollout = z.strictObject({
-  /** Tasks in flight at once per region: a sliding window. */
-  concurrency: z.number().int().min(1).max(100_000).default(DEFAULT_CONCURRENCY),
-  /** Execution deadline per node, enforced where the process runs. */
-  timeoutMs: z.number().int().min(1).max(7 * 24 * 3600 * 1000).default(DEFAULT_TIMEOUT_MS),
+  /** Tasks in flight at once per region (a sliding window); a percentage is of the region's targets. */
+  concurrency: CountOrPercent.default(DEFAULT_CONCURRENCY),
+  /** Once this many nodes are not ok (failed, error, timeout, lost), nothing more is dispatched. */
+  maxErrors: CountOrPercent.optional(),
+  /** Run the first N targets alone; go on only if all of them are ok. */
+  canary: z.number().int().min(0).max(100_000).default(0),
+  /** Execution deadline per node, enforced where the process runs (state `timeout`). */
+  timeoutMs: z.number().int().min(1).max(MAX_MS).default(DEFAULT_TIMEOUT_MS),
+  /** How long a worker has to take a task (state `error: undelivered`). */
+  deliveryTimeoutMs: z.number().int().min(100).max(MAX_MS).default(DEFAULT_DELIVERY_TIMEOUT_MS),
+  /** Deadline of the whole job: past it, nothing is dispatched and running nodes are stopped (`timeout`). */
+  deadlineMs: z.number().int().min(1).max(MAX_MS).optional(),
 })
 export type Rollout = z.infer<typeof Rollout>
+export type RolloutInput = z.input<typeof Rollout>
 
 /** The body of `POST /v1/jobs`. */
 export const JobRequest = z.strictObject({
   operation: Operation,
   targets: SelectorText,
-  rollout: Rollout.default({ concurrency: DEFAULT_CONCURRENCY, timeoutMs: DEFAULT_TIMEOUT_MS }),
+  rollout: Rollout.default(Rollout.parse({})),
   outputCapBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(DEFAULT_OUTPUT_CAP),
+  /** Confirms a destructive operation on exactly this many nodes (see `classifyRisk`). */
+  confirm: z.strictObject({ nodes: z.number().int().min(0) }).optional(),
 })
 export type JobRequest = z.infer<typeof JobRequest>
 export type JobRequestInput = z.input<typeof JobRequest>
@@ -86,6 +124,10 @@ export const JobSummary = z.object({
   nodeCount: z.number().int(),
   counts: Counts,
   lastSeq: z.number().int(),
+  /** Why dispatching stopped early, if it did: max errors, canary, deadline, cancel. */
+  stopReason: z.string().nullable(),
+  /** The job this one re-runs, if any. */
+  rerunOf: JobId.nullable(),
 })
 export type JobSummary = z.infer<typeof JobSummary>
 

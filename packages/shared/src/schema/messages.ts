@@ -1,15 +1,24 @@
 import { z } from 'zod'
 import { JobId, Labels, NodeId, Region } from './ids.ts'
-import { Rollout } from './job.ts'
 import { Operation } from './operation.ts'
 
-/** queen → hive on `apiary.hive.<region>.jobs`: one region's share of a job. */
+/**
+ * queen → hive on `apiary.hive.<region>.jobs`: one region's share of one phase of a job
+ * (phase 0 is the canary when there is one). Counts are resolved: no percentages here.
+ */
 export const HiveJob = z.object({
   jobId: JobId,
+  phase: z.number().int().min(0),
   region: Region,
   nodes: z.array(NodeId),
   operation: Operation,
-  rollout: Rollout,
+  concurrency: z.number().int().min(1),
+  /** Not-ok nodes (of the whole job) at which dispatching stops; null for no budget. */
+  maxErrors: z.number().int().min(1).nullable(),
+  /** Not-ok nodes of the job so far, when this share was sent. */
+  errorsSoFar: z.number().int().min(0),
+  timeoutMs: z.number().int().min(1),
+  deliveryTimeoutMs: z.number().int().min(1),
   outputCapBytes: z.number().int(),
 })
 export type HiveJob = z.infer<typeof HiveJob>
@@ -28,8 +37,16 @@ export const Task = z.object({
 })
 export type Task = z.infer<typeof Task>
 
-/** queen → hives, workers on `apiary.control.<jobId>`. */
-export const Control = z.object({ jobId: JobId, action: z.literal('cancel'), reason: z.string() })
+/**
+ * queen → hives, workers on `apiary.control.<jobId>`. `halt` stops dispatching (what runs
+ * finishes); `cancel` also stops what runs, which then ends as `outcome`.
+ */
+export const Control = z.object({
+  jobId: JobId,
+  action: z.enum(['halt', 'cancel']),
+  reason: z.string(),
+  outcome: z.enum(['cancelled', 'timeout']).default('cancelled'),
+})
 export type Control = z.infer<typeof Control>
 
 /** workers, hives → queen on `apiary.hb.<role>.<id>`. */

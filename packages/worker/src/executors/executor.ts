@@ -17,3 +17,20 @@ export interface ExecHooks {
   onStart(): void
   onOutput(chunk: OutputChunk): void
 }
+
+/**
+ * Why a running task is being stopped: the abort reason of an executor's signal. A bare string
+ * (or anything else) counts as a cancel with that cause.
+ */
+export interface StopRequest {
+  state: 'cancelled' | 'timeout'
+  cause: string
+}
+
+export const EXECUTION_DEADLINE: StopRequest = { state: 'timeout', cause: 'execution deadline passed' }
+
+export function stopOutcome(reason: unknown): StopRequest {
+  if (typeof reason === 'object' && reason !== null && 'state' in reason && 'cause' in reason) return reason as StopRequest
+  if (reason === 'timeout') return EXECUTION_DEADLINE
+  return { state: 'cancelled', cause: typeof reason === 'string' ? reason : 'cancelled' }
+}

@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process'
 import type { ExecOperation } from '@apiary/shared'
 import { OutputCap } from '../output-cap.ts'
-import type { ExecHooks, ExecResult } from './executor.ts'
+import { type ExecHooks, type ExecResult, stopOutcome } from './executor.ts'
 
 export interface LocalExecOptions {
   op: ExecOperation
   capBytes: number
-  /** Aborted with reason `'timeout'` or `'cancel'` (anything else counts as cancel). */
+  /** Aborted with a `StopRequest` (or `'timeout'`; any other reason is a cancel with that cause). */
   signal: AbortSignal
   /** Time between SIGTERM and SIGKILL to the process group. */
   killGraceMs?: number
@@ -121,12 +121,6 @@ function stopped(
   exitCode: number | null,
   sig: string | null,
 ): ExecResult {
-  const timeout = signal.reason === 'timeout'
-  return {
-    state: timeout ? 'timeout' : 'cancelled',
-    exitCode,
-    signal: sig,
-    cause: timeout ? 'execution deadline passed' : typeof signal.reason === 'string' ? signal.reason : 'cancelled',
-    ...out,
-  }
+  const { state, cause } = stopOutcome(signal.reason)
+  return { state, exitCode, signal: sig, cause, ...out }
 }
