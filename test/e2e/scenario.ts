@@ -42,17 +42,30 @@ export async function fanoutScenario(c: ScenarioCluster): Promise<void> {
   const keeper = (args: string[]) => runBin('keeper', ['--queen', c.queenUrl(), '--token-file', c.tokenFile, ...args], c.env)
   const host = hostname()
 
-  // Human output: every node's line, then the grouped summary.
+  // Human output on a pipe: a line per node, then identical results grouped, with their output.
   const run = await keeper(['run', '--', 'uname', '-n'])
   expect(run.stderr).toBe('')
   expect(run.code).toBe(0)
-  for (const n of c.nodes) expect(run.stdout).toContain(`${n} | ${host}`)
+  for (const n of c.nodes) expect(run.stdout).toMatch(new RegExp(`^${n}: ok \\(exit 0, \\d+ ms\\)$`, 'm'))
   expect(run.stdout).toMatch(/ok in .*: 3 ok/)
-  expect(run.stdout).toContain(`── 3 nodes ok, exit 0: ${c.nodes.join(', ')}`)
+  expect(run.stdout).toContain(`all 3 identical\n── 3 nodes ok: ${c.nodes.join(', ')}\n   ${host}\n`)
   const jobId = /job (j[0-9a-z]+)/.exec(run.stdout)?.[1]
   expect(jobId).toBeDefined()
 
-  // --json: one event per line, ending with job.finished.
+  // --no-group: every node's output live, the node on every line.
+  const live = await keeper(['run', '--no-group', '--', 'uname', '-n'])
+  expect(live.code).toBe(0)
+  for (const n of c.nodes) expect(live.stdout).toContain(`${n} | ${host}\n`)
+
+  // -o json: one document with the job and its end.
+  const doc = await keeper(['run', '-o', 'json', '--', 'uname', '-n'])
+  expect(doc.code).toBe(0)
+  const parsed = JSON.parse(doc.stdout) as { job: { state: string; nodes: unknown[] }; finished: { kind: string } }
+  expect(parsed.job.state).toBe('ok')
+  expect(parsed.job.nodes).toHaveLength(3)
+  expect(parsed.finished.kind).toBe('job.finished')
+
+  // --json (= -o ndjson): one event per line, ending with job.finished.
   const json = await keeper(['run', '--json', '--', 'uname', '-n'])
   expect(json.code).toBe(0)
   const events = json.stdout.trim().split('\n').map((l) => JobEvent.parse(JSON.parse(l)) as JobEvent)

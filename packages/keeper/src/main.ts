@@ -1,6 +1,8 @@
 import {
   ApiaryError,
   createLogger,
+  FINAL_STATES,
+  type FinalState,
   type JobClient,
   type OptionTable,
   optionsHelp,
@@ -8,10 +10,11 @@ import {
   parseIntFlag,
   parseMsFlag,
 } from '@apiary/shared'
-import { connectClient, EXIT, type GlobalValues, type Io, reportError, stateDirOf, tokenFileOf } from './cli/context.ts'
-import { GLOBAL_OPTIONS, JSON_OPTION, RUN_OPTIONS } from './cli/options.ts'
-import { cancelCommand, jobCommand, jobsCommand, logsCommand, nodesCommand } from './commands/inspect.ts'
-import { buildRequest, execOperation, submitAndFollow } from './commands/run.ts'
+import { connectClient, cursorDirOf, EXIT, type Format, type GlobalValues, type Io, reportError, stateDirOf, tokenFileOf } from './cli/context.ts'
+import { FOLLOW_OPTIONS, GLOBAL_OPTIONS, ROLLOUT_OPTIONS, RUN_OPTIONS } from './cli/options.ts'
+import { checkAggregate, factsRender } from './commands/facts.ts'
+import { cancelCommand, jobCommand, jobsCommand, logsCommand, nodesCommand, watchCommand } from './commands/inspect.ts'
+import { buildRequest, execOperation, followCreated, type RunValues, submitAndFollow, withConfirmation } from './commands/run.ts'
 import { startEmbedded } from './embedded.ts'
 import { LineWriter } from './render/output.ts'
 
@@ -27,52 +30,83 @@ interface Command {
 const COMMANDS: Record<string, Command> = {
   run: {
     summary: 'run a command on many nodes and follow it live',
-    usage: 'keeper run [--targets SEL] [--concurrency N] [--timeout 30s] [--shell] [--json] -- CMD ARGS…',
+    usage: 'keeper run [--targets SEL] [--concurrency N|P%] [--max-errors N|P%] [--canary N] [--timeout 30s] [--plan] [--yes] [-o FORMAT] -- CMD ARGS…',
     options: RUN_OPTIONS,
     args: 'command',
-    async run({ values, args, io, client }) {
-      const v = values as never as Parameters<typeof buildRequest>[0]
+    async run({ g, values, args, io, client }) {
+      const v = values as never as RunValues
       const req = buildRequest(v, execOperation(args, v.shell))
-      return submitAndFollow(await client(), io, v, req, 'run')
+      return submitAndFollow(await client(), io, v, req, { cursorDir: cursorDirOf(g, io.env) })
     },
   },
   facts: {
     summary: 'collect typed facts (os, kernel, cpus, memory, load) from nodes',
-    usage: 'keeper facts [--targets SEL] [--json]',
-    options: { targets: RUN_OPTIONS.targets, timeout: RUN_OPTIONS.timeout, concurrency: RUN_OPTIONS.concurrency, ...JSON_OPTION },
-    async run({ values, io, client }) {
-      const v = { shell: false, 'output-cap': undefined, 'cancel-on-interrupt': false, ...values } as never as Parameters<typeof buildRequest>[0]
-      return submitAndFollow(await client(), io, v, buildRequest(v, { type: 'facts' }), 'facts')
+    usage: 'keeper facts [--targets SEL] [--aggregate FIELD] [-o FORMAT]',
+    options: {
+      targets: RUN_OPTIONS.targets,
+      aggregate: { type: 'string', value: 'FIELD', help: 'count nodes by one fact: kernel, os, arch, cpus.count, …' },
+      ...ROLLOUT_OPTIONS,
+      plan: RUN_OPTIONS.plan,
+    },
+    async run({ g, values, io, client }) {
+      const v = { shell: false, 'output-cap': undefined, ...values } as never as RunValues & { aggregate: string | undefined }
+      checkAggregate(v.aggregate)
+      return submitAndFollow(await client(), io, v, buildRequest(v, { type: 'facts' }), { cursorDir: cursorDirOf(g, io.env), ...factsRender(io, v.aggregate) })
+    },
+  },
+  rerun: {
+    summary: 'run a job’s operation again on the nodes that ended in the given states',
+    usage: 'keeper rerun ID [--only failed,error,timeout,lost] [--yes] [-o FORMAT]',
+    options: {
+      only: { type: 'string', value: 'STATES', default: 'failed,error,timeout,lost', help: 'which nodes of the original snapshot, by final state' },
+      yes: ROLLOUT_OPTIONS.yes,
+      ...FOLLOW_OPTIONS,
+    },
+    args: 'id',
+    async run({ g, values, args, io, client }) {
+      const only = String(values.only).split(',').map((s) => s.trim())
+      const bad = only.find((s) => !(FINAL_STATES as readonly string[]).includes(s))
+      if (bad !== undefined) throw new ApiaryError('invalid_input', `--only: "${bad}" is not a final state (${FINAL_STATES.join(', ')})`, '--only')
+      const c = await client()
+      const created = await withConfirmation(io, Boolean(values.yes), (confirm) => c.rerun(args[0]!, { only: only as FinalState[], ...(confirm ? { confirm } : {}) }))
+      return followCreated(c, io, created.jobId, values as never, { cursorDir: cursorDirOf(g, io.env) })
+    },
+  },
+  watch: {
+    summary: 'reattach to a job and follow it to the end, from where keeper left off',
+    usage: 'keeper watch ID [--no-group] [-o FORMAT]',
+    options: FOLLOW_OPTIONS,
+    args: 'id',
+    async run({ g, values, args, io, client }) {
+      return watchCommand(await client(), io, args[0]!, cursorDirOf(g, io.env), values as never)
     },
   },
   jobs: {
     summary: 'list recent jobs',
-    usage: 'keeper jobs [--state running|ok|failed|cancelled] [--limit N] [--json]',
+    usage: 'keeper jobs [--state running|ok|failed|cancelled] [--limit N] [-o FORMAT]',
     options: {
       state: { type: 'string', value: 'STATE', help: 'only jobs in this state' },
       limit: { type: 'string', value: 'N', default: '20', help: 'how many, newest first' },
-      ...JSON_OPTION,
     },
     async run({ values, io, client }) {
       return jobsCommand(await client(), io, values as never)
     },
   },
   job: {
-    summary: 'show one job: its operation, rollout and every node’s state',
-    usage: 'keeper job ID [--json]',
-    options: JSON_OPTION,
+    summary: 'show one job: its operation, rollout policy and every node’s state',
+    usage: 'keeper job ID [-o FORMAT]',
+    options: {},
     args: 'id',
-    async run({ values, args, io, client }) {
-      return jobCommand(await client(), io, args[0]!, values as never)
+    async run({ args, io, client }) {
+      return jobCommand(await client(), io, args[0]!)
     },
   },
   logs: {
     summary: 'print the output of a job’s nodes; -f follows it live',
-    usage: 'keeper logs ID [--node N] [-f] [--json]',
+    usage: 'keeper logs ID [--node N] [-f] [-o FORMAT]',
     options: {
       node: { type: 'string', short: 'n', value: 'NODE', help: 'only this node’s output, without the node prefix' },
       follow: { type: 'boolean', short: 'f', help: 'follow the job until it finishes' },
-      ...JSON_OPTION,
     },
     args: 'id',
     async run({ values, args, io, client }) {
@@ -81,16 +115,16 @@ const COMMANDS: Record<string, Command> = {
   },
   nodes: {
     summary: 'list nodes with their region, labels and presence',
-    usage: 'keeper nodes [--json]',
-    options: JSON_OPTION,
-    async run({ values, io, client }) {
-      return nodesCommand(await client(), io, values as never)
+    usage: 'keeper nodes [-o FORMAT]',
+    options: {},
+    async run({ io, client }) {
+      return nodesCommand(await client(), io)
     },
   },
   cancel: {
-    summary: 'cancel a running job',
-    usage: 'keeper cancel ID [--wait]',
-    options: { wait: { type: 'boolean', short: 'w', help: 'wait until every node has confirmed' } },
+    summary: 'cancel a job and wait until every node has confirmed',
+    usage: 'keeper cancel ID [--no-wait]',
+    options: { 'no-wait': { type: 'boolean', help: 'return once the cancel is requested' } },
     args: 'id',
     async run({ values, args, io, client }) {
       return cancelCommand(await client(), io, args[0]!, values as never)
@@ -202,6 +236,8 @@ async function dispatch(argv: string[], io: Io, inherited?: GlobalValues): Promi
     await io.out.line(commandHelp(name, cmd))
     return EXIT.ok
   }
+  const format = formatOf(values)
+  io = { ...io, format }
   const g: GlobalValues = {
     queen: inherited?.queen ?? (values.queen as string | undefined),
     'token-file': inherited?.['token-file'] ?? (values['token-file'] as string | undefined),
@@ -233,6 +269,13 @@ async function dispatch(argv: string[], io: Io, inherited?: GlobalValues): Promi
   return cmd.run({ g, values, args, io, client: () => connectClient(g, io.env) })
 }
 
+function formatOf(values: Record<string, unknown>): Format {
+  if (values.json) return 'ndjson'
+  const f = String(values.output ?? 'text')
+  if (f !== 'text' && f !== 'json' && f !== 'ndjson') throw new ApiaryError('invalid_input', `-o: "${f}" must be text, json or ndjson`, '--output')
+  return f
+}
+
 function isFlagValue(argv: string[], i: number, table: OptionTable): boolean {
   const prev = argv[i - 1]
   if (prev === undefined || !prev.startsWith('-') || prev.includes('=')) return false
@@ -241,9 +284,31 @@ function isFlagValue(argv: string[], i: number, table: OptionTable): boolean {
   return spec?.type === 'string'
 }
 
+/** One question on the terminal, one line of answer. */
+async function ask(question: string): Promise<string> {
+  const { createInterface } = await import('node:readline/promises')
+  const rl = createInterface({ input: process.stdin, output: process.stdout })
+  try {
+    return await rl.question(question)
+  } finally {
+    rl.close()
+  }
+}
+
 async function main(): Promise<number> {
   const interrupt = new AbortController()
-  const io: Io = { out: new LineWriter(process.stdout), err: new LineWriter(process.stderr), env: process.env, interrupt: interrupt.signal }
+  const tty = Boolean(process.stdout.isTTY)
+  const io: Io = {
+    out: new LineWriter(process.stdout),
+    err: new LineWriter(process.stderr),
+    env: process.env,
+    interrupt: interrupt.signal,
+    tty,
+    color: tty && !process.env.NO_COLOR && process.env.TERM !== 'dumb',
+    // Until the flags are read, errors print as text (and as JSON when -o asks, see formatOf).
+    format: /(^|\s)(--json|-o\s*n?djson|--output[=\s]n?djson|-o\s*json|--output[=\s]json)(\s|$)/.test(process.argv.slice(2).join(' ')) ? 'ndjson' : 'text',
+    ...(process.stdin.isTTY && tty ? { ask } : {}),
+  }
   let interrupts = 0
   const onSigint = () => {
     if (++interrupts > 1) process.exit(EXIT.detached)

@@ -31,6 +31,7 @@ export {
   JOB_STATES,
   JobCreated,
   JobDetail,
+  JobPlan,
   JobRequest,
   type JobRequestInput,
   JobState,
@@ -42,6 +43,7 @@ export {
   NODE_OUTCOME,
   resolveCount,
   spendsErrorBudget,
+  RerunRequest,
   ResultGroup,
   Rollout,
   type RolloutInput,
@@ -54,3 +56,13 @@ export { type OptionSpec, type OptionTable, optionsHelp, parseCommandLine, parse
 export { type ProgramSpec, runProgram } from './program.ts'
 export { closeOnSignals } from './process.ts'
 export { Heartbeater } from './heartbeat.ts'
+export {
+  type Inventory,
+  type InventoryNode,
+  type InventoryOptions,
+  loadInventory,
+  MAX_INVENTORY_BYTES,
+  MAX_INVENTORY_NODES,
+  parseInventory,
+} from './inventory/inventory.ts'
+export { expandHostList, type HostList, type HostPattern, parseHostList, type RangeItem } from './inventory/range.ts'

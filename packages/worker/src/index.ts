@@ -129,7 +129,13 @@ export function startWorker(cfg: WorkerConfig): Worker {
           deadline.addEventListener('abort', onDeadline, { once: true })
           try {
             r = await runLocal(
-              { op: task.operation, capBytes: task.outputCapBytes, signal: signal.signal, killGraceMs: cfg.killGraceMs ?? 2000 },
+              {
+                op: task.operation,
+                capBytes: task.outputCapBytes,
+                signal: signal.signal,
+                killGraceMs: cfg.killGraceMs ?? 2000,
+                baseEnv: { APIARY_JOB_ID: task.jobId, APIARY_NODE_ID: nodeId },
+              },
               {
                 onStart: () => emit({ ...base, ts: Date.now(), kind: 'node.started', human: `${nodeId}: started` }),
                 onOutput: (c) =>
@@ -201,3 +207,7 @@ function finishedLine(node: string, r: ExecResult, ms: number, cap: number): str
 export { OutputCap } from './output-cap.ts'
 export { runLocal } from './executors/local.ts'
 export { collectFacts } from './executors/facts.ts'
+export { createSshPool, type HostKeyPolicy, type HostStatus, type PoolStats, poolKey, type SshLease, type SshPool, type SshPoolOptions, type SshTarget } from './executors/ssh/pool.ts'
+export { runSsh, type SshExecOptions } from './executors/ssh/ssh.ts'
+export type { BreakerState } from './executors/ssh/breaker.ts'
+export type { ExecHooks, ExecResult } from './executors/executor.ts'

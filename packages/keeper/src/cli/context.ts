@@ -5,12 +5,21 @@ import { LineWriter } from '../render/output.ts'
 /** Exit codes keeper promises (README, "Exit codes"). */
 export const EXIT = { ok: 0, notOk: 1, usage: 2, cancelled: 3, unreachable: 4, detached: 130 } as const
 
+export type Format = 'text' | 'json' | 'ndjson'
+
 export interface Io {
   out: LineWriter
   err: LineWriter
   env: NodeJS.ProcessEnv
   /** Aborted on Ctrl-C. */
   interrupt: AbortSignal
+  /** stdout is a terminal: a live progress line instead of one line per node. */
+  tty: boolean
+  /** Colours (a terminal, NO_COLOR unset). */
+  color: boolean
+  format: Format
+  /** Asks a question on the terminal; undefined when there is none (stdin or stdout not a TTY). */
+  ask?: (question: string) => Promise<string>
 }
 
 export interface GlobalValues {
@@ -21,6 +30,10 @@ export interface GlobalValues {
 
 export function stateDirOf(g: GlobalValues, env: NodeJS.ProcessEnv): string {
   return g['state-dir'] ?? defaultStateDir(env)
+}
+
+export function cursorDirOf(g: GlobalValues, env: NodeJS.ProcessEnv): string {
+  return join(stateDirOf(g, env), 'cursors')
 }
 
 export function tokenFileOf(g: GlobalValues, env: NodeJS.ProcessEnv): string {
@@ -47,11 +60,15 @@ export async function connectClient(g: GlobalValues, env: NodeJS.ProcessEnv): Pr
   return createJobClient({ url: g.queen ?? 'http://127.0.0.1:7070', token })
 }
 
-/** Maps an error to keeper's exit code and prints it. */
+/** Maps an error to keeper's exit code and prints it (as JSON too, when the output is JSON). */
 export async function reportError(io: Io, err: unknown): Promise<number> {
   const message = err instanceof Error ? err.message : String(err)
   await io.err.line(`keeper: ${message}`)
-  if (['invalid_input', 'not_found', 'conflict', 'unauthorized'].some((c) => isApiaryError(err, c as 'invalid_input'))) return EXIT.usage
+  if (io.format !== 'text') {
+    const e = isApiaryError(err) ? err : undefined
+    await io.out.line(JSON.stringify({ error: { code: e?.code ?? 'internal', message, ...(e?.field ? { field: e.field } : {}) } }))
+  }
+  if (['invalid_input', 'not_found', 'conflict', 'unauthorized', 'confirmation_required'].some((c) => isApiaryError(err, c as 'invalid_input'))) return EXIT.usage
   if (isApiaryError(err, 'unreachable')) return EXIT.unreachable
   return EXIT.notOk
 }

@@ -5,19 +5,33 @@ export const GLOBAL_OPTIONS = {
   queen: { type: 'string', env: 'APIARY_QUEEN_URL', default: 'http://127.0.0.1:7070', value: 'URL', help: 'the queen’s HTTP API' },
   'token-file': { type: 'string', env: 'APIARY_TOKEN_FILE', value: 'FILE', help: 'API token file, mode 0600 (default <state dir>/token)' },
   'state-dir': { type: 'string', env: 'APIARY_STATE_DIR', value: 'DIR', help: 'apiary state directory (default $XDG_STATE_HOME/apiary)' },
+  output: { type: 'string', short: 'o', value: 'FORMAT', default: 'text', help: 'text, json (one document) or ndjson (one event per line)' },
+  json: { type: 'boolean', help: 'same as -o ndjson' },
   help: { type: 'boolean', short: 'h', help: 'show help' },
 } satisfies OptionTable
 
-export const JSON_OPTION = {
-  json: { type: 'boolean', help: 'print JSON (one event or record per line) instead of text' },
+/** How a job is followed once submitted. */
+export const FOLLOW_OPTIONS = {
+  'no-group': { type: 'boolean', help: 'print every node’s output live, the node on every line, instead of grouping identical results' },
+  'cancel-on-interrupt': { type: 'boolean', help: 'Ctrl-C cancels the job instead of detaching from it' },
+} satisfies OptionTable
+
+/** Rollout policy and safety, shared by run, facts and rerun. */
+export const ROLLOUT_OPTIONS = {
+  concurrency: { type: 'string', short: 'c', value: 'N|P%', help: 'tasks in flight at once per region, a count or a percentage (default 100)' },
+  'max-errors': { type: 'string', value: 'N|P%', help: 'stop dispatching once this many nodes are not ok; the rest end skipped' },
+  canary: { type: 'string', value: 'N', help: 'run the first N nodes alone; go on only if all are ok' },
+  timeout: { type: 'string', value: 'DUR', default: '30s', help: 'execution deadline per node (500ms, 30s, 5m)' },
+  'delivery-timeout': { type: 'string', value: 'DUR', help: 'how long a worker has to take a task (default 5s): error: undelivered' },
+  deadline: { type: 'string', value: 'DUR', help: 'deadline of the whole job: then nothing more starts and running nodes are stopped' },
+  yes: { type: 'boolean', short: 'y', help: 'confirm a destructive operation without being asked' },
+  ...FOLLOW_OPTIONS,
 } satisfies OptionTable
 
 export const RUN_OPTIONS = {
   targets: { type: 'string', short: 't', default: 'all', value: 'SEL', help: 'nodes to run on: all, ids or globs (web-*), labels (role=web), region=R; comma = AND' },
-  concurrency: { type: 'string', short: 'c', value: 'N', help: 'tasks in flight at once per region (default 100)' },
-  timeout: { type: 'string', value: 'DUR', default: '30s', help: 'execution deadline per node (500ms, 30s, 5m)' },
+  ...ROLLOUT_OPTIONS,
   shell: { type: 'boolean', help: 'run the command as one string with /bin/sh -c' },
   'output-cap': { type: 'string', value: 'BYTES', help: 'output kept per node (default 1048576)' },
-  'cancel-on-interrupt': { type: 'boolean', help: 'Ctrl-C cancels the job instead of detaching from it' },
-  ...JSON_OPTION,
+  plan: { type: 'boolean', help: 'show the targets, regions, offline nodes and risk without running anything' },
 } satisfies OptionTable

@@ -1,50 +1,77 @@
-import { type EventOf, type JobClient, type JobEvent } from '@apiary/shared'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { EventOf, JobClient, JobEvent } from '@apiary/shared'
 import { EXIT, type Io } from '../cli/context.ts'
-import { SummaryBuilder } from '../render/summary.ts'
+import { Progress } from '../render/progress.ts'
+import { paint, Screen } from '../render/screen.ts'
+import { summaryLines } from '../render/summary.ts'
 
 export interface FollowOptions {
-  json: boolean
-  /** Print node output as it arrives (text mode). */
-  output: boolean
+  /** Per-node output live, with the node on every line, instead of grouped at the end. */
+  noGroup: boolean
+  /** Resume after this sequence number. */
   after?: number
-  /** Render a finished node (facts prints a table row instead of the line). */
-  onFinished?: (ev: EventOf<'node.finished'>) => Promise<void>
-  /** Replaces the grouped summary at the end. */
+  /** Counts known before `after` (reattaching). */
+  seed?: { total: number; counts: Record<string, number>; createdAt: number }
+  /** Renders a finished node instead of its line (facts). */
+  onFinished?: (ev: EventOf<'node.finished'>) => void
+  /** Replaces the grouped summary (facts). */
   summary?: (fin: EventOf<'job.finished'>) => Promise<void>
+  /** Where the last seen sequence number is kept, so `keeper watch` can resume. */
+  cursorDir?: string
 }
 
 /**
- * Follows a job's event stream to `job.finished`, printing each event's `human` line (or the
- * event as JSON), then the summary. Returns the exit code the job's outcome calls for.
+ * Follows a job's event stream to `job.finished` and returns the exit code its outcome calls
+ * for. Text on a terminal: one live progress line, with job-level lines and nodes that are not
+ * ok scrolling above it; on a pipe: plain lines. `ndjson`: every event as one JSON line.
+ * `json`: nothing while it runs; the caller prints one document at the end.
  */
-export async function followJob(client: JobClient, jobId: string, io: Io, opts: FollowOptions, signal: AbortSignal): Promise<number> {
-  const summary = new SummaryBuilder()
-  for await (const ev of client.stream(jobId, { output: opts.output || opts.json, signal, ...(opts.after ? { after: opts.after } : {}) })) {
-    summary.add(ev)
-    if (opts.json) await io.out.line(JSON.stringify(ev))
-    else await printHuman(ev, io, opts)
+export async function followJob(client: JobClient, jobId: string, io: Io, opts: FollowOptions, signal: AbortSignal): Promise<{ code: number; fin?: EventOf<'job.finished'> }> {
+  const screen = new Screen(io.out, io.tty && io.format === 'text')
+  const progress = new Progress(io.color)
+  if (opts.seed) progress.seed(opts.seed.total, opts.seed.counts, opts.seed.createdAt)
+  let last = opts.after ?? 0
+  let fin: EventOf<'job.finished'> | undefined
+  const wantOutput = io.format === 'ndjson' || (io.format === 'text' && opts.noGroup)
+  try {
+    for await (const ev of client.stream(jobId, { output: wantOutput, signal, ...(opts.after ? { after: opts.after } : {}) })) {
+      last = ev.seq
+      progress.add(ev)
+      if (ev.kind === 'job.finished') fin = ev
+      if (io.format === 'ndjson') await io.out.line(JSON.stringify(ev))
+      else if (io.format === 'text') await printText(ev, io, screen, opts)
+      if (io.format === 'text') await screen.status(progress.line(), ev.kind === 'job.submitted')
+    }
+  } finally {
+    await screen.clear()
+    if (!fin && opts.cursorDir) await saveCursor(opts.cursorDir, jobId, last)
   }
-  const fin = summary.finished
-  if (!fin) return EXIT.detached
-  if (!opts.json) {
+  if (!fin) return { code: EXIT.detached }
+  if (io.format === 'text') {
     if (opts.summary) await opts.summary(fin)
-    else for (const l of summary.lines()) await io.out.line(l)
+    else for (const l of await summaryLines(client, fin, io.color)) await io.out.line(l)
   }
-  return exitCodeOf(fin)
+  return { code: exitCodeOf(fin), fin }
 }
 
-async function printHuman(ev: JobEvent, io: Io, opts: FollowOptions) {
+async function printText(ev: JobEvent, io: Io, screen: Screen, opts: FollowOptions) {
   switch (ev.kind) {
     case 'job.finished':
-      return // the summary prints it
-    case 'node.output':
-      if (opts.output) await io.out.line(ev.human)
+    case 'node.started':
+      return // the summary and the progress line say it
+    case 'node.output': {
+      const body = ev.data.endsWith('\n') ? ev.data.slice(0, -1) : ev.data
+      for (const l of body.split('\n')) await screen.line(`${ev.node} | ${l}`)
       return
+    }
     case 'node.finished':
       if (opts.onFinished) return opts.onFinished(ev)
-      return io.out.line(ev.human)
+      // On a terminal only nodes that are not ok scroll by; on a pipe every node has its line.
+      if (io.tty && !opts.noGroup && ev.state === 'ok') return
+      return screen.line(paint(io.color, ev.state, ev.human))
     default:
-      return io.out.line(ev.human)
+      return screen.line(ev.human)
   }
 }
 
@@ -52,4 +79,15 @@ async function printHuman(ev: JobEvent, io: Io, opts: FollowOptions) {
 export function exitCodeOf(fin: EventOf<'job.finished'>): number {
   if (fin.state === 'cancelled' || (fin.counts.timeout ?? 0) > 0) return EXIT.cancelled
   return fin.state === 'ok' ? EXIT.ok : EXIT.notOk
+}
+
+export async function saveCursor(dir: string, jobId: string, seq: number): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 })
+  await writeFile(join(dir, jobId), `${seq}\n`, { mode: 0o600 })
+}
+
+export async function readCursor(dir: string, jobId: string): Promise<number> {
+  const text = await readFile(join(dir, jobId), 'utf8').catch(() => '0')
+  const n = Number(text.trim())
+  return Number.isSafeInteger(n) && n >= 0 ? n : 0
 }

@@ -1,7 +1,8 @@
 import { ApiaryError, describeOperation, JobState, type JobClient, parseIntFlag } from '@apiary/shared'
 import { EXIT, type Io } from '../cli/context.ts'
 import { ago, table } from '../render/output.ts'
-import { exitCodeOf, followJob } from './follow.ts'
+import { exitCodeOf, followJob, readCursor } from './follow.ts'
+import { followCreated } from './run.ts'
 
 function counts(c: Record<string, number>): string {
   return Object.entries(c)
@@ -10,7 +11,15 @@ function counts(c: Record<string, number>): string {
     .join(', ')
 }
 
-export async function jobsCommand(client: JobClient, io: Io, v: { state: string | undefined; limit: string | undefined; json: boolean }): Promise<number> {
+/** Prints records as one JSON document (`json`) or one per line (`ndjson`); false in text mode. */
+async function printJson(io: Io, key: string, records: unknown[]): Promise<boolean> {
+  if (io.format === 'text') return false
+  if (io.format === 'json') await io.out.line(JSON.stringify({ [key]: records }))
+  else for (const r of records) await io.out.line(JSON.stringify(r))
+  return true
+}
+
+export async function jobsCommand(client: JobClient, io: Io, v: { state: string | undefined; limit: string | undefined }): Promise<number> {
   let state: JobState | undefined
   if (v.state !== undefined) {
     const s = JobState.safeParse(v.state)
@@ -19,10 +28,7 @@ export async function jobsCommand(client: JobClient, io: Io, v: { state: string 
   }
   const limit = v.limit === undefined ? 20 : parseIntFlag(v.limit, '--limit', 1, 1000)
   const jobs = await client.list({ ...(state ? { state } : {}), limit })
-  if (v.json) {
-    for (const j of jobs) await io.out.line(JSON.stringify(j))
-    return EXIT.ok
-  }
+  if (await printJson(io, 'jobs', jobs)) return EXIT.ok
   if (jobs.length === 0) {
     await io.out.line('no jobs yet')
     return EXIT.ok
@@ -32,9 +38,9 @@ export async function jobsCommand(client: JobClient, io: Io, v: { state: string 
   return EXIT.ok
 }
 
-export async function jobCommand(client: JobClient, io: Io, id: string, v: { json: boolean }): Promise<number> {
+export async function jobCommand(client: JobClient, io: Io, id: string): Promise<number> {
   const job = await client.get(id)
-  if (v.json) {
+  if (io.format !== 'text') {
     await io.out.line(JSON.stringify(job))
     return EXIT.ok
   }
@@ -42,7 +48,19 @@ export async function jobCommand(client: JobClient, io: Io, id: string, v: { jso
   await io.out.line(`state      ${job.state}`)
   await io.out.line(`operation  ${describeOperation(job.operation)}`)
   await io.out.line(`targets    ${job.targets} (${job.nodeCount} node${job.nodeCount === 1 ? '' : 's'})`)
-  await io.out.line(`rollout    concurrency ${job.rollout.concurrency}, timeout ${job.rollout.timeoutMs} ms, output cap ${job.outputCapBytes} bytes`)
+  const r = job.rollout
+  const policy = [
+    `concurrency ${r.concurrency}`,
+    r.maxErrors !== undefined ? `max errors ${r.maxErrors}` : 'no error budget',
+    r.canary > 0 ? `canary ${r.canary}` : '',
+    `timeout ${r.timeoutMs} ms`,
+    `delivery ${r.deliveryTimeoutMs} ms`,
+    r.deadlineMs !== undefined ? `job deadline ${r.deadlineMs} ms` : '',
+    `output cap ${job.outputCapBytes} bytes`,
+  ]
+  await io.out.line(`rollout    ${policy.filter(Boolean).join(', ')}`)
+  if (job.rerunOf) await io.out.line(`re-runs    ${job.rerunOf}`)
+  if (job.stopReason) await io.out.line(`stopped    ${job.stopReason}`)
   await io.out.line(`created    ${new Date(job.createdAt).toISOString()}${job.finishedAt ? `, finished after ${job.finishedAt - job.createdAt} ms` : ''}`)
   await io.out.line(`results    ${counts(job.counts) || 'none yet'}`)
   await io.out.line('')
@@ -59,14 +77,14 @@ export async function jobCommand(client: JobClient, io: Io, id: string, v: { jso
   return EXIT.ok
 }
 
-export async function logsCommand(client: JobClient, io: Io, id: string, v: { node: string | undefined; follow: boolean; json: boolean }): Promise<number> {
+export async function logsCommand(client: JobClient, io: Io, id: string, v: { node: string | undefined; follow: boolean }): Promise<number> {
   if (v.follow) {
     const stop = new AbortController()
     io.interrupt.addEventListener('abort', () => stop.abort(), { once: true })
     let code = EXIT.ok as number
     for await (const ev of client.stream(id, { output: true, signal: stop.signal })) {
       if (ev.kind === 'node.output' && (v.node === undefined || ev.node === v.node)) {
-        if (v.json) await io.out.line(JSON.stringify(ev))
+        if (io.format !== 'text') await io.out.line(JSON.stringify(ev))
         else await writeChunk(io, ev.node, ev.data, v.node !== undefined)
       }
       if (ev.kind === 'job.finished') code = exitCodeOf(ev)
@@ -75,10 +93,8 @@ export async function logsCommand(client: JobClient, io: Io, id: string, v: { no
   }
   await client.get(id) // 404 for a job that does not exist, before an empty answer could hide it
   const chunks = await client.logs(id, v.node)
-  for (const c of chunks) {
-    if (v.json) await io.out.line(JSON.stringify(c))
-    else await writeChunk(io, c.node, c.data, v.node !== undefined)
-  }
+  if (await printJson(io, 'chunks', chunks)) return EXIT.ok
+  for (const c of chunks) await writeChunk(io, c.node, c.data, v.node !== undefined)
   return EXIT.ok
 }
 
@@ -87,12 +103,9 @@ async function writeChunk(io: Io, node: string, data: string, raw: boolean) {
   for (const l of body.split('\n')) await io.out.line(raw ? l : `${node} | ${l}`)
 }
 
-export async function nodesCommand(client: JobClient, io: Io, v: { json: boolean }): Promise<number> {
+export async function nodesCommand(client: JobClient, io: Io): Promise<number> {
   const nodes = await client.nodes()
-  if (v.json) {
-    for (const n of nodes) await io.out.line(JSON.stringify(n))
-    return EXIT.ok
-  }
+  if (await printJson(io, 'nodes', nodes)) return EXIT.ok
   if (nodes.length === 0) {
     await io.out.line('no nodes have reported yet')
     return EXIT.ok
@@ -110,14 +123,28 @@ export async function nodesCommand(client: JobClient, io: Io, v: { json: boolean
   return EXIT.ok
 }
 
-export async function cancelCommand(client: JobClient, io: Io, id: string, v: { wait: boolean }): Promise<number> {
+export async function cancelCommand(client: JobClient, io: Io, id: string, v: { 'no-wait': boolean }): Promise<number> {
+  const before = await client.get(id)
   const r = await client.cancel(id)
   if (r.state !== 'running') {
     await io.out.line(`job ${id} already ended: ${r.state}`)
     return EXIT.ok
   }
   await io.out.line(`cancel requested for job ${id}`)
-  if (!v.wait) return EXIT.ok
-  const code = await followJob(client, id, io, { json: false, output: false }, io.interrupt)
-  return code === EXIT.detached ? code : EXIT.ok
+  if (v['no-wait']) return EXIT.ok
+  // Each node confirms: cancelled, skipped, or the end it had already reached.
+  const { code } = await followJob(client, id, { ...io, tty: false }, { noGroup: false, after: before.lastSeq }, io.interrupt)
+  if (code === EXIT.detached) return code
+  const after = await client.get(id)
+  const stillRunning = after.nodes.filter((n) => n.state === 'running' || n.state === 'pending').length
+  return after.state === 'cancelled' && stillRunning === 0 ? EXIT.ok : EXIT.notOk
+}
+
+export async function watchCommand(client: JobClient, io: Io, id: string, cursorDir: string, v: { 'no-group': boolean; 'cancel-on-interrupt': boolean }): Promise<number> {
+  const job = await client.get(id)
+  const after = await readCursor(cursorDir, id)
+  // Counts up to the cursor come from the job as stored; events after it from the stream.
+  const seed = after > 0 ? { total: job.nodeCount, counts: job.counts, createdAt: job.createdAt } : undefined
+  if (after > 0 && io.format === 'text') await io.out.line(`reattaching to job ${id} after event ${after}`)
+  return followCreated(client, io, id, v, { after, cursorDir, ...(seed ? { seed } : {}) })
 }

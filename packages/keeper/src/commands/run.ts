@@ -1,39 +1,63 @@
 import {
   ApiaryError,
-  DEFAULT_CONCURRENCY,
+  CountOrPercent,
   DEFAULT_OUTPUT_CAP,
-  Facts,
+  type EventOf,
   type JobClient,
+  type JobPlan,
   type JobRequestInput,
   type Operation,
+  isApiaryError,
   parseDuration,
   parseIntFlag,
+  type Risk,
 } from '@apiary/shared'
 import { EXIT, type Io } from '../cli/context.ts'
-import { bytesText, table } from '../render/output.ts'
-import { followJob } from './follow.ts'
+import { followJob, type FollowOptions } from './follow.ts'
 
 export interface RunValues {
   targets: string | undefined
   concurrency: string | undefined
+  'max-errors': string | undefined
+  canary: string | undefined
   timeout: string | undefined
+  'delivery-timeout': string | undefined
+  deadline: string | undefined
   shell: boolean
   'output-cap': string | undefined
   'cancel-on-interrupt': boolean
-  json: boolean
+  plan: boolean
+  yes: boolean
+  'no-group': boolean
 }
 
-/** Builds the job request from flags and the command after `--`; bad flags name themselves. */
+function countOrPercent(text: string, flag: string): number | string {
+  const value = /^\d+$/.test(text) ? Number(text) : text
+  const parsed = CountOrPercent.safeParse(value)
+  if (!parsed.success) throw new ApiaryError('invalid_input', `${flag}: "${text}" ${parsed.error.issues[0]?.message ?? 'is not valid'}`, flag)
+  return parsed.data
+}
+
+/** Builds the job request from flags; a bad flag names itself. */
 export function buildRequest(v: RunValues, operation: Operation): JobRequestInput {
-  const timeoutMs = parseDuration(v.timeout ?? '30s', '--timeout')
-  if (timeoutMs < 1) throw new ApiaryError('invalid_input', '--timeout must be more than 0', '--timeout')
+  const ms = (text: string | undefined, flag: string) => {
+    if (text === undefined) return undefined
+    const n = parseDuration(text, flag)
+    if (n < 1) throw new ApiaryError('invalid_input', `${flag} must be more than 0`, flag)
+    return n
+  }
+  const rollout: NonNullable<JobRequestInput['rollout']> = { timeoutMs: ms(v.timeout ?? '30s', '--timeout')! }
+  if (v.concurrency !== undefined) rollout.concurrency = countOrPercent(v.concurrency, '--concurrency')
+  if (v['max-errors'] !== undefined) rollout.maxErrors = countOrPercent(v['max-errors'], '--max-errors')
+  if (v.canary !== undefined) rollout.canary = parseIntFlag(v.canary, '--canary', 0, 100_000)
+  const delivery = ms(v['delivery-timeout'], '--delivery-timeout')
+  if (delivery !== undefined) rollout.deliveryTimeoutMs = delivery
+  const deadline = ms(v.deadline, '--deadline')
+  if (deadline !== undefined) rollout.deadlineMs = deadline
   return {
     operation,
     targets: v.targets ?? 'all',
-    rollout: {
-      concurrency: v.concurrency === undefined ? DEFAULT_CONCURRENCY : parseIntFlag(v.concurrency, '--concurrency', 1, 100_000),
-      timeoutMs,
-    },
+    rollout,
     outputCapBytes: v['output-cap'] === undefined ? DEFAULT_OUTPUT_CAP : parseIntFlag(v['output-cap'], '--output-cap', 1024, 64 * 1024 * 1024),
   }
 }
@@ -43,15 +67,48 @@ export function execOperation(command: string[], shell: boolean): Operation {
   return shell ? { type: 'exec', shell: true, command: command.join(' ') } : { type: 'exec', shell: false, argv: command }
 }
 
-/** Submits a job and follows it; Ctrl-C detaches (or cancels, with --cancel-on-interrupt). */
+/**
+ * Sends `submit`, and when the queen asks for the confirmation a destructive operation needs,
+ * gets it: `--yes`, or the node count typed on a terminal. Without either it refuses.
+ */
+export async function withConfirmation<T>(io: Io, yes: boolean, submit: (confirm?: { nodes: number }) => Promise<T>): Promise<T> {
+  try {
+    return await submit()
+  } catch (err) {
+    if (!isApiaryError(err, 'confirmation_required') || typeof err.details?.nodes !== 'number') throw err
+    const nodes = err.details.nodes
+    const reasons = (err.details.risk as Risk | undefined)?.reasons.join(', ') ?? 'destructive'
+    if (!yes) {
+      if (!io.ask) {
+        throw new ApiaryError('confirmation_required', `refusing a destructive operation (${reasons}) on ${nodes} node${nodes === 1 ? '' : 's'} without confirmation: pass --yes`, 'yes')
+      }
+      const answer = await io.ask(`This operation is destructive (${reasons}) and would run on ${nodes} node${nodes === 1 ? '' : 's'}.\nType the node count (${nodes}) to go on: `)
+      if (answer.trim() !== String(nodes)) throw new ApiaryError('confirmation_required', 'not confirmed: nothing was run', 'yes')
+    }
+    return submit({ nodes })
+  }
+}
+
+/** Submits a job (or shows its plan) and follows it; Ctrl-C detaches, or cancels with --cancel-on-interrupt. */
 export async function submitAndFollow(
   client: JobClient,
   io: Io,
   v: RunValues,
   request: JobRequestInput,
-  render: 'run' | 'facts',
+  extra: Pick<FollowOptions, 'onFinished' | 'summary' | 'cursorDir'> = {},
 ): Promise<number> {
-  const created = await client.submit(request)
+  if (v.plan) return printPlan(io, await client.plan(request))
+  const created = await withConfirmation(io, v.yes, (confirm) => client.submit(confirm ? { ...request, confirm } : request))
+  return followCreated(client, io, created.jobId, v, extra)
+}
+
+export async function followCreated(
+  client: JobClient,
+  io: Io,
+  jobId: string,
+  v: Pick<RunValues, 'cancel-on-interrupt' | 'no-group'>,
+  extra: Pick<FollowOptions, 'onFinished' | 'summary' | 'cursorDir' | 'after' | 'seed'> = {},
+): Promise<number> {
   const stop = new AbortController()
   let interrupted = false
   const onInterrupt = () => {
@@ -59,48 +116,36 @@ export async function submitAndFollow(
     stop.abort()
   }
   io.interrupt.addEventListener('abort', onInterrupt, { once: true })
+  let result: { code: number; fin?: EventOf<'job.finished'> }
   try {
-    const code = await followJob(
-      client,
-      created.jobId,
-      io,
-      {
-        json: v.json,
-        output: render === 'run',
-        ...(render === 'facts' ? factsRender(io) : {}),
-      },
-      stop.signal,
-    )
-    if (!interrupted) return code
+    result = await followJob(client, jobId, io, { noGroup: v['no-group'], ...extra }, stop.signal)
   } finally {
     io.interrupt.removeEventListener('abort', onInterrupt)
   }
+  if (io.format === 'json') {
+    await io.out.line(JSON.stringify(result.fin ? { job: await client.get(jobId), finished: result.fin } : { jobId, detached: true }))
+  }
+  if (!interrupted) return result.code
   if (v['cancel-on-interrupt']) {
-    await client.cancel(created.jobId)
-    await io.err.line(`keeper: cancel requested for job ${created.jobId}`)
+    await client.cancel(jobId)
+    await io.err.line(`keeper: cancel requested for job ${jobId} (keeper watch ${jobId} follows it)`)
     return EXIT.cancelled
   }
-  await io.err.line(`keeper: detached; job ${created.jobId} goes on (keeper logs ${created.jobId} -f, keeper cancel ${created.jobId})`)
+  await io.err.line(`keeper: detached; job ${jobId} goes on (keeper watch ${jobId} · keeper cancel ${jobId})`)
   return EXIT.detached
 }
 
-function factsRender(io: Io) {
-  const rows: string[][] = []
-  return {
-    onFinished: async (ev: { node: string; state: string; cause: string | null; result?: unknown; human: string }) => {
-      const f = Facts.safeParse(ev.result)
-      if (ev.state !== 'ok' || !f.success) {
-        rows.push([ev.node, ev.state, ev.cause ?? '', '', '', '', ''])
-        return
-      }
-      const d = f.data
-      rows.push([ev.node, d.os, d.kernel, d.arch, `${d.cpus.count}`, `${bytesText(d.memory.availableBytes)}/${bytesText(d.memory.totalBytes)}`, d.loadAverage.map((l) => l.toFixed(2)).join(' ')])
-    },
-    summary: async (fin: { human: string }) => {
-      rows.sort((a, b) => a[0]!.localeCompare(b[0]!))
-      for (const l of table(['NODE', 'OS', 'KERNEL', 'ARCH', 'CPUS', 'MEM AVAIL/TOTAL', 'LOAD'], rows)) await io.out.line(l)
-      await io.out.line('')
-      await io.out.line(fin.human)
-    },
+async function printPlan(io: Io, p: JobPlan): Promise<number> {
+  if (io.format !== 'text') {
+    await io.out.line(JSON.stringify(p))
+    return EXIT.ok
   }
+  await io.out.line(`targets    ${p.nodes} node${p.nodes === 1 ? '' : 's'} (${p.online} online)`)
+  await io.out.line(`regions    ${Object.entries(p.regions).map(([r, c]) => `${r}: ${c}`).join(', ')}`)
+  if (p.offline.length > 0) await io.out.line(`offline    ${p.offline.join(', ')}${p.nodes - p.online > p.offline.length ? ', …' : ''} (would end error: offline)`)
+  await io.out.line(`sample     ${p.sample.join(', ')}${p.nodes > p.sample.length ? ', …' : ''}`)
+  if (p.canary > 0) await io.out.line(`canary     ${p.canary} node${p.canary === 1 ? '' : 's'} first`)
+  await io.out.line(`risk       ${p.risk.class}${p.risk.reasons.length ? ` (${p.risk.reasons.join(', ')}): needs --yes or the node count typed` : ''}`)
+  await io.out.line('nothing was run (--plan)')
+  return EXIT.ok
 }

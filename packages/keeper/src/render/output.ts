@@ -7,8 +7,12 @@ import type { Writable } from 'node:stream'
 export class LineWriter {
   constructor(private readonly stream: Writable) {}
 
-  async line(text: string): Promise<void> {
-    if (!this.stream.write(`${text}\n`)) {
+  line(text: string): Promise<void> {
+    return this.raw(`${text}\n`)
+  }
+
+  async raw(text: string): Promise<void> {
+    if (!this.stream.write(text)) {
       await new Promise<void>((resolve) => {
         const done = () => {
           this.stream.off('drain', done)

@@ -1,63 +1,53 @@
-import type { EventOf, JobEvent } from '@apiary/shared'
+import type { EventOf, JobClient, ResultGroup } from '@apiary/shared'
+import { paint } from './screen.ts'
 
-const MAX_SAMPLE_LINES = 20
-const MAX_NODES_LISTED = 10
+const OUTLIER_GROUPS = 10
+const NODES_LISTED = 10
+const SAMPLE_BYTES = 4096
+const SAMPLE_LINES = 20
+
+const n = (x: number) => x.toLocaleString('en-US')
 
 /**
- * Builds the end-of-job summary from the event stream: nodes of identical result (state, exit
- * code, output digest) form one group, shown with one sample of its output. Only the output of
- * nodes still running and one sample per finished group are held, never every node's output.
+ * The end of a job at a glance: the largest group of identical results, then each outlier
+ * group with its nodes and one sample of its output (clush -b style), fetched from the queen
+ * per group, so keeper never holds every node's output.
  */
-export class SummaryBuilder {
-  readonly #running = new Map<string, string[]>()
-  readonly #samples = new Map<string, string[]>()
-  #finished: EventOf<'job.finished'> | undefined
-
-  add(ev: JobEvent): void {
-    switch (ev.kind) {
-      case 'node.output': {
-        const lines = this.#running.get(ev.node) ?? []
-        if (lines.length <= MAX_SAMPLE_LINES) {
-          for (const l of (ev.data.endsWith('\n') ? ev.data.slice(0, -1) : ev.data).split('\n')) lines.push(l)
-        }
-        this.#running.set(ev.node, lines)
-        break
-      }
-      case 'node.finished': {
-        const lines = this.#running.get(ev.node) ?? []
-        this.#running.delete(ev.node)
-        const key = ev.digest ?? ''
-        if (!this.#samples.has(key)) this.#samples.set(key, lines)
-        break
-      }
-      case 'job.finished':
-        this.#finished = ev
-        break
-      default:
-        break
+export async function summaryLines(client: JobClient, fin: EventOf<'job.finished'>, color: boolean): Promise<string[]> {
+  const out = ['', fin.human]
+  const groups = fin.groups
+  const total = groups.reduce((s, g) => s + g.count, 0)
+  if (groups.length === 0) return out
+  const main = groups[0]!
+  if (groups.length === 1) out.push(total === 1 ? '1 node' : `all ${n(total)} identical`)
+  else out.push(`${n(main.count)} identical, ${n(total - main.count)} differ`)
+  for (const [i, g] of groups.entries()) {
+    if (i > OUTLIER_GROUPS) {
+      const rest = groups.slice(i)
+      out.push(`── … ${rest.length} more groups (${n(rest.reduce((s, x) => s + x.count, 0))} nodes): keeper job ${fin.jobId}`)
+      break
     }
+    out.push(`── ${groupTitle(g, color)}`)
+    for (const l of await sample(client, fin.jobId, g)) out.push(`   ${l}`)
   }
+  return out
+}
 
-  get finished(): EventOf<'job.finished'> | undefined {
-    return this.#finished
-  }
+function groupTitle(g: ResultGroup, color: boolean): string {
+  const what = [paint(color, g.state), g.exitCode !== null && g.state !== 'ok' ? `exit ${g.exitCode}` : '', g.cause ?? ''].filter(Boolean).join(', ')
+  const listed = g.nodes.slice(0, NODES_LISTED).join(', ') + (g.nodes.length > NODES_LISTED ? `, … ${n(g.nodes.length - NODES_LISTED)} more` : '')
+  return `${n(g.count)} node${g.count === 1 ? '' : 's'} ${what}: ${listed}`
+}
 
-  lines(): string[] {
-    const fin = this.#finished
-    if (!fin) return []
-    const out = ['', fin.human]
-    const total = fin.groups.reduce((n, g) => n + g.count, 0)
-    for (const g of fin.groups) {
-      const what = [g.state, g.exitCode !== null ? `exit ${g.exitCode}` : '', g.cause ?? ''].filter(Boolean).join(', ')
-      const listed = g.nodes.slice(0, MAX_NODES_LISTED).join(', ') + (g.nodes.length > MAX_NODES_LISTED ? `, … ${g.nodes.length - MAX_NODES_LISTED} more` : '')
-      const share = fin.groups.length > 1 || total > 1 ? `${g.count} node${g.count === 1 ? '' : 's'} ` : ''
-      out.push(`── ${share}${what}: ${listed}`)
-      const sample = this.#samples.get(g.digest)
-      if (sample && sample.length > 0 && g.digest !== '') {
-        for (const l of sample.slice(0, MAX_SAMPLE_LINES)) out.push(`   ${l}`)
-        if (sample.length > MAX_SAMPLE_LINES) out.push('   … (keeper logs shows all of it)')
-      }
-    }
-    return out
-  }
+async function sample(client: JobClient, jobId: string, g: ResultGroup): Promise<string[]> {
+  // No output digest: the node never ran (offline, skipped, no hive); nothing to show.
+  if (g.digest === '' || g.nodes.length === 0) return []
+  const chunks = await client.logs(jobId, g.nodes[0], SAMPLE_BYTES + 1)
+  const text = chunks.map((c) => c.data).join('')
+  if (text === '') return ['(no output)']
+  const cut = text.length > SAMPLE_BYTES
+  const lines = (cut ? text.slice(0, SAMPLE_BYTES) : text).replace(/\n$/, '').split('\n')
+  const shown = lines.slice(0, SAMPLE_LINES)
+  if (cut || lines.length > SAMPLE_LINES) shown.push(`… (keeper logs ${jobId} --node ${g.nodes[0]} shows all of it)`)
+  return shown
 }

@@ -1,7 +1,7 @@
 import { type Context, Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { z } from 'zod'
-import { ApiaryError, FinalState, isApiaryError, JobId, JobRequest, JobState, type Logger, parseOrThrow } from '@apiary/shared'
+import { ApiaryError, isApiaryError, JobId, JobRequest, JobState, type Logger, parseOrThrow, RerunRequest } from '@apiary/shared'
 import type { Coordinator } from '../jobs/coordinator.ts'
 import type { Presence } from '../presence/presence.ts'
 import type { JobStore } from '../store/store.ts'
@@ -27,10 +27,6 @@ const ListQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(50),
 })
 const LastEventId = z.coerce.number().int().min(0)
-const RerunRequest = z.strictObject({
-  only: z.array(FinalState).min(1).default(['failed', 'error', 'timeout', 'lost']),
-  confirm: z.strictObject({ nodes: z.number().int().min(0) }).optional(),
-})
 const LogsQuery = z.object({
   node: z.string().optional(),
   /** Bytes of output at most (a sample); whole chunks, the last one cut. */

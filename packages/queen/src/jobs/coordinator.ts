@@ -10,6 +10,7 @@ import {
   isApiaryError,
   isFinal,
   type JobEvent,
+  type JobPlan,
   type JobRequest,
   type JobState,
   type Logger,
@@ -24,7 +25,7 @@ import {
 import type { Presence } from '../presence/presence.ts'
 import type { Batch, JobStore, NodeUpdate } from '../store/store.ts'
 import { countsLine, durationText, groupKey, sortGroups } from './human.ts'
-import { checkConfirmation, planJob, type PlanSummary, summarisePlan } from './plan.ts'
+import { checkConfirmation, planJob, summarisePlan } from './plan.ts'
 
 interface NodeEntry {
   region: string
@@ -210,7 +211,7 @@ export class Coordinator {
   }
 
   /** Resolves and classifies a request without running anything. */
-  plan(request: JobRequest, nodes?: string[]): PlanSummary {
+  plan(request: JobRequest, nodes?: string[]): JobPlan {
     return summarisePlan(planJob(request, this.#o.presence.nodes(), nodes), request)
   }
 

@@ -1,4 +1,4 @@
-import { ApiaryError, classifyRisk, type JobRequest, type NodeInfo, type Risk } from '@apiary/shared'
+import { ApiaryError, classifyRisk, type JobPlan, type JobRequest, type NodeInfo, type Risk } from '@apiary/shared'
 import { resolveTargets } from '../targets/resolve.ts'
 
 export interface Plan {
@@ -6,16 +6,6 @@ export interface Plan {
   risk: Risk
 }
 
-export interface PlanSummary {
-  nodes: number
-  online: number
-  regions: Record<string, number>
-  /** Offline targets (the first 100): they would end `error: offline`. */
-  offline: string[]
-  sample: string[]
-  canary: number
-  risk: Risk
-}
 
 const OFFLINE_LISTED = 100
 const SAMPLE = 10
@@ -41,7 +31,7 @@ export function planJob(request: JobRequest, known: NodeInfo[], nodes?: string[]
   return { targets, risk: classifyRisk(request.operation) }
 }
 
-export function summarisePlan(plan: Plan, request: JobRequest): PlanSummary {
+export function summarisePlan(plan: Plan, request: JobRequest): JobPlan {
   const regions: Record<string, number> = {}
   for (const t of plan.targets) regions[t.region] = (regions[t.region] ?? 0) + 1
   const offline = plan.targets.filter((t) => !t.online)

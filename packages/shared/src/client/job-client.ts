@@ -5,10 +5,12 @@ import { JobEvent } from '../schema/event.ts'
 import {
   JobCreated,
   JobDetail,
+  JobPlan,
   type JobRequestInput,
   type JobState,
   JobSummary,
   NodeInfo,
+  type RerunRequest,
 } from '../schema/job.ts'
 import { parseSse } from './sse.ts'
 import { z as zod } from 'zod'
@@ -31,7 +33,7 @@ export interface StreamOptions {
   reconnects?: number
 }
 
-const STATUS_CODES: Record<number, ErrorCode> = { 400: 'invalid_input', 401: 'unauthorized', 404: 'not_found', 409: 'conflict' }
+const STATUS_CODES: Record<number, ErrorCode> = { 400: 'invalid_input', 401: 'unauthorized', 404: 'not_found', 409: 'conflict', 428: 'confirmation_required' }
 
 /**
  * The queen's HTTP API as typed calls; used by keeper and the tests.
@@ -115,6 +117,10 @@ export function createJobClient(opts: JobClientOptions) {
   return {
     url: base,
     submit: (req: JobRequestInput) => call('POST', '/v1/jobs', JobCreated, req),
+    /** What a job would do (targets, regions, offline nodes, risk), without running it. */
+    plan: (req: JobRequestInput) => call('POST', '/v1/plan', JobPlan, req),
+    /** The same operation on the nodes of the original snapshot that ended in `only`. */
+    rerun: (jobId: string, req: RerunRequest = {}) => call('POST', `/v1/jobs/${encodeURIComponent(jobId)}/rerun`, JobCreated, req),
     list: (filter: { state?: JobState; limit?: number } = {}) => {
       const qs = new URLSearchParams()
       if (filter.state) qs.set('state', filter.state)
@@ -126,10 +132,10 @@ export function createJobClient(opts: JobClientOptions) {
     cancel: (jobId: string) => call('POST', `/v1/jobs/${encodeURIComponent(jobId)}/cancel`, zod.object({ jobId: zod.string(), state: zod.string() })),
     nodes: () => call('GET', '/v1/nodes', zod.object({ nodes: zod.array(NodeInfo) })).then((r) => r.nodes),
     /** Node output as stored, in order, with the stream each chunk came from. */
-    logs: (jobId: string, node?: string) =>
+    logs: (jobId: string, node?: string, maxBytes?: number) =>
       call(
         'GET',
-        `/v1/jobs/${encodeURIComponent(jobId)}/logs${node ? `?node=${encodeURIComponent(node)}` : ''}`,
+        `/v1/jobs/${encodeURIComponent(jobId)}/logs${query({ node, maxBytes })}`,
         zod.object({ chunks: zod.array(zod.object({ node: zod.string(), stream: zod.enum(['stdout', 'stderr']), data: zod.string(), seq: zod.number() })) }),
       ).then((r) => r.chunks),
     /**
@@ -162,9 +168,16 @@ export function createJobClient(opts: JobClientOptions) {
 
 export type JobClient = ReturnType<typeof createJobClient>
 
-/** The body every error response carries: `{ error: { code, message, field? } }`. */
+/** The body every error response carries: `{ error: { code, message, field?, details? } }`. */
 export function errorFromBody(status: number, body: unknown): ApiaryError {
-  const e = (body as { error?: { code?: string; message?: string; field?: string } } | null)?.error
+  const e = (body as { error?: { code?: string; message?: string; field?: string; details?: Record<string, unknown> } } | null)?.error
   const code = STATUS_CODES[status] ?? 'internal'
-  return new ApiaryError(code, e?.message ?? `the queen answered HTTP ${status}`, e?.field)
+  return new ApiaryError(code, e?.message ?? `the queen answered HTTP ${status}`, e?.field, e?.details ? { details: e.details } : undefined)
+}
+
+function query(params: Record<string, string | number | undefined>): string {
+  const qs = new URLSearchParams()
+  for (const [k, v] of Object.entries(params)) if (v !== undefined) qs.set(k, String(v))
+  const s = qs.toString()
+  return s ? `?${s}` : ''
 }

@@ -155,3 +155,23 @@ export function newJobId(now = Date.now()): string {
   const rand = Math.floor(Math.random() * 0xffffffff).toString(16).padStart(8, '0')
   return `j${now.toString(36).padStart(8, '0')}${rand}`
 }
+
+/** The answer of `POST /v1/plan`: what a job would do, without running it. */
+export const JobPlan = z.object({
+  nodes: z.number().int(),
+  online: z.number().int(),
+  regions: z.record(z.string(), z.number().int()),
+  /** Offline targets (the first 100): they would end `error: offline`. */
+  offline: z.array(z.string()),
+  sample: z.array(z.string()),
+  canary: z.number().int(),
+  risk: z.object({ class: z.enum(['safe', 'destructive']), reasons: z.array(z.string()) }),
+})
+export type JobPlan = z.infer<typeof JobPlan>
+
+/** The body of `POST /v1/jobs/:id/rerun`. */
+export const RerunRequest = z.strictObject({
+  only: z.array(FinalState).min(1).default(['failed', 'error', 'timeout', 'lost']),
+  confirm: z.strictObject({ nodes: z.number().int().min(0) }).optional(),
+})
+export type RerunRequest = z.input<typeof RerunRequest>

@@ -12,6 +12,8 @@ export interface LocalExecOptions {
   killGraceMs?: number
   /** How long to wait for pipes after the program exited (a background child may hold them). */
   drainMs?: number
+  /** Set for every command, under the operation's own env: APIARY_JOB_ID, APIARY_NODE_ID. */
+  baseEnv?: Record<string, string>
 }
 
 /**
@@ -30,7 +32,7 @@ export function runLocal(opts: LocalExecOptions, hooks: ExecHooks): Promise<Exec
     const child = spawn(file, args, {
       detached: true,
       stdio: [op.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-      env: { ...process.env, ...op.env },
+      env: { ...process.env, ...opts.baseEnv, ...op.env },
       ...(op.cwd ? { cwd: op.cwd } : {}),
     })
     let started = false

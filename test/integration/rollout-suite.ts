@@ -1,0 +1,182 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { type EventOf, FINAL_STATES, type Heartbeat, type JobEvent, subjects, type Task } from '@apiary/shared'
+import { type BusKind, TestCluster } from '../harness/index.ts'
+
+function finished(events: JobEvent[]): EventOf<'job.finished'> {
+  const fin = events.at(-1)
+  if (fin?.kind !== 'job.finished') throw new Error(`stream did not end with job.finished: ${fin?.kind}`)
+  return fin as EventOf<'job.finished'>
+}
+
+/** Every target ends in exactly one final state, and the counts add up to the targets. */
+function expectAccounted(events: JobEvent[], targets: string[]) {
+  const fin = finished(events)
+  const sum = Object.entries(fin.counts)
+    .filter(([s]) => (FINAL_STATES as readonly string[]).includes(s))
+    .reduce((n, [, c]) => n + c, 0)
+  expect(sum).toBe(targets.length)
+  const ends = events.filter((e) => e.kind === 'node.finished').map((e) => (e as EventOf<'node.finished'>).node)
+  expect([...ends].sort()).toEqual([...targets].sort())
+}
+
+const ends = (events: JobEvent[]) => new Map(events.filter((e) => e.kind === 'node.finished').map((e) => [(e as EventOf<'node.finished'>).node, e as EventOf<'node.finished'>]))
+
+/** Rollout policy and node states, on either bus. */
+export function defineRolloutSuite(kind: BusKind) {
+  describe(`rollout policy over the ${kind} bus`, () => {
+    let c: TestCluster
+    const nodes = Array.from({ length: 10 }, (_, i) => `n-${String(i + 1).padStart(2, '0')}`)
+    beforeEach(async () => {
+      c = await TestCluster.start(kind, { heartbeatMs: 150, cancelGraceMs: 3000 })
+      await c.addHive('eu')
+      for (const n of nodes) await c.addWorker(n, 'eu', { tier: n <= 'n-05' ? 'a' : 'b' })
+    })
+    afterEach(async () => {
+      await c.stop()
+    })
+
+    it('stops dispatching once maxErrors is reached: in flight finishes, the rest is skipped, the job says why', async () => {
+      const { jobId } = await c.client.submit({
+        operation: { type: 'exec', argv: ['false'] },
+        targets: 'all',
+        rollout: { concurrency: 1, maxErrors: 3 },
+      })
+      const events = await c.events(jobId)
+      expectAccounted(events, nodes)
+      const fin = finished(events)
+      expect(fin.counts).toEqual({ failed: 3, skipped: 7 })
+      expect(fin.stopReason).toBe('max errors reached (3 of 3 allowed)')
+      expect(events.filter((e) => e.kind === 'node.started')).toHaveLength(3)
+      expect(events.some((e) => e.kind === 'job.halted')).toBe(true)
+      const skipped = [...ends(events).values()].filter((e) => e.state === 'skipped')
+      for (const s of skipped) expect(s.cause).toBe('not dispatched: max errors reached (3 of 3 allowed)')
+      expect((await c.client.get(jobId)).stopReason).toBe('max errors reached (3 of 3 allowed)')
+    })
+
+    it('resolves percentages of the targets for maxErrors and concurrency', async () => {
+      const { jobId } = await c.client.submit({
+        operation: { type: 'exec', shell: true, command: 'sleep 0.1; test "$APIARY_NODE_ID" \\> n-08' },
+        targets: 'all',
+        rollout: { concurrency: '20%', maxErrors: '30%' },
+      })
+      const events = await c.events(jobId)
+      expectAccounted(events, nodes)
+      let running = 0
+      let peak = 0
+      for (const e of events) {
+        if (e.kind === 'node.started') peak = Math.max(peak, ++running)
+        if (e.kind === 'node.finished' && e.state !== 'skipped') running--
+      }
+      expect(peak).toBe(2)
+      // n-01 … n-08 fail in order, two at a time: the third failure stops it.
+      const fin = finished(events)
+      expect(fin.counts.failed).toBeGreaterThanOrEqual(3)
+      expect(fin.counts.failed).toBeLessThanOrEqual(4)
+      expect(fin.stopReason).toMatch(/^max errors reached \(\d of 3 allowed\)$/)
+    })
+
+    it('runs the canary alone and goes on when it is ok', async () => {
+      const { jobId } = await c.client.submit({ operation: { type: 'exec', argv: ['true'] }, targets: 'all', rollout: { canary: 2 } })
+      const events = await c.events(jobId)
+      expectAccounted(events, nodes)
+      const kinds = events.map((e) => (e.kind === 'job.canary' ? `canary:${e.state}` : e.kind === 'node.started' ? `started:${e.node}` : e.kind))
+      const passed = kinds.indexOf('canary:passed')
+      expect(passed).toBeGreaterThan(0)
+      expect(kinds.slice(0, passed).filter((k) => k.startsWith('started:')).sort()).toEqual(['started:n-01', 'started:n-02'])
+      expect(finished(events).counts.ok).toBe(10)
+    })
+
+    it('stops after a canary that is not ok: the rest end skipped', async () => {
+      const { jobId } = await c.client.submit({
+        operation: { type: 'exec', shell: true, command: 'test "$APIARY_NODE_ID" != n-02' },
+        targets: 'all',
+        rollout: { canary: 3 },
+      })
+      const events = await c.events(jobId)
+      expectAccounted(events, nodes)
+      const fin = finished(events)
+      expect(fin.counts).toEqual({ ok: 2, failed: 1, skipped: 7 })
+      expect(fin.stopReason).toBe('canary failed (1 of 3 not ok)')
+      expect(events.filter((e) => e.kind === 'node.started').map((e) => (e as EventOf<'node.started'>).node).sort()).toEqual(['n-01', 'n-02', 'n-03'])
+    })
+
+    it('ends a job at its deadline: running nodes time out, the rest are skipped', async () => {
+      const { jobId } = await c.client.submit({
+        operation: { type: 'exec', shell: true, command: 'echo started; sleep 30' },
+        targets: 'tier=a',
+        rollout: { concurrency: 2, deadlineMs: 600, timeoutMs: 60_000 },
+      })
+      const events = await c.events(jobId)
+      expectAccounted(events, nodes.slice(0, 5))
+      const fin = finished(events)
+      expect(fin.counts).toEqual({ timeout: 2, skipped: 3 })
+      expect(fin.stopReason).toBe('job deadline passed')
+      for (const e of ends(events).values()) expect(e.cause).toMatch(/job deadline passed/)
+    })
+
+    it('tells an undelivered task (delivery deadline) from an execution timeout', async () => {
+      // A node that heartbeats but never takes its tasks.
+      const bus = await c.bus('mute')
+      bus.subscribe(subjects.nodeTasks('mute-1'), () => undefined)
+      const hb: Heartbeat = { id: 'mute-1', role: 'worker', region: 'eu', labels: {}, executor: 'local', status: 'healthy', running: 0, version: 't', intervalMs: 60_000, ts: Date.now() }
+      bus.publish(subjects.heartbeat('worker', 'mute-1'), hb)
+      await bus.flush()
+      const { jobId } = await c.client.submit({
+        operation: { type: 'exec', argv: ['sleep', '5'] },
+        targets: 'mute-1|n-01',
+        rollout: { deliveryTimeoutMs: 300, timeoutMs: 300 },
+      })
+      const events = await c.events(jobId)
+      expectAccounted(events, ['mute-1', 'n-01'])
+      const byNode = ends(events)
+      expect(byNode.get('mute-1')).toMatchObject({ state: 'error', cause: 'undelivered: no worker took the task in time' })
+      expect(byNode.get('n-01')).toMatchObject({ state: 'timeout', cause: 'execution deadline passed' })
+      if (kind === 'nats') await bus.close()
+    })
+
+    it('marks a node lost when its worker stops heartbeating mid-run, and never runs it again', async () => {
+      const bus = await c.bus('ghost')
+      const tasks: Task[] = []
+      const hb: Heartbeat = { id: 'ghost-1', role: 'worker', region: 'eu', labels: {}, executor: 'local', status: 'healthy', running: 0, version: 't', intervalMs: 100, ts: Date.now() }
+      bus.subscribe(subjects.nodeTasks('ghost-1'), (msg) => {
+        tasks.push(msg.data as Task)
+        msg.respond({ accepted: true, by: 'ghost-1' })
+        // It starts the task, then vanishes: no more heartbeats, no result.
+        bus.publish(subjects.events((msg.data as Task).jobId), { jobId: (msg.data as Task).jobId, ts: Date.now(), kind: 'node.started', node: 'ghost-1', human: 'ghost-1: started' })
+      })
+      bus.publish(subjects.heartbeat('worker', 'ghost-1'), hb)
+      await bus.flush()
+      const { jobId } = await c.client.submit({ operation: { type: 'exec', argv: ['sleep', '30'] }, targets: 'ghost-1', rollout: { timeoutMs: 60_000 } })
+      const events = await c.events(jobId)
+      expectAccounted(events, ['ghost-1'])
+      expect(ends(events).get('ghost-1')).toMatchObject({ state: 'lost', cause: 'worker stopped heartbeating' })
+      expect(tasks).toHaveLength(1)
+      if (kind === 'nats') await bus.close()
+    })
+
+    it('re-runs exactly the nodes that ended in the given states, as a new linked job', async () => {
+      const first = await c.client.submit({ operation: { type: 'exec', shell: true, command: 'case "$APIARY_NODE_ID" in n-03|n-07) exit 2;; esac' }, targets: 'all' })
+      expect(finished(await c.events(first.jobId)).counts).toEqual({ ok: 8, failed: 2 })
+      const again = await c.client.rerun(first.jobId, { only: ['failed'] })
+      expect(again.nodes).toEqual(['n-03', 'n-07'])
+      const events = await c.events(again.jobId)
+      expectAccounted(events, ['n-03', 'n-07'])
+      const job = await c.client.get(again.jobId)
+      expect(job.rerunOf).toBe(first.jobId)
+      expect(job.operation).toEqual((await c.client.get(first.jobId)).operation)
+      await expect(c.client.rerun(again.jobId, { only: ['lost'] })).rejects.toMatchObject({ code: 'invalid_input', field: 'only' })
+    })
+
+    it('refuses a destructive operation without a confirmation of the node count', async () => {
+      // The classifier reads the text; echo makes running it harmless.
+      const op = { type: 'exec' as const, argv: ['echo', 'rm', '-rf', '/'] }
+      const plan = await c.client.plan({ operation: op, targets: 'tier=b' })
+      expect(plan).toMatchObject({ nodes: 5, online: 5, regions: { eu: 5 }, risk: { class: 'destructive', reasons: ['recursive delete of a broad path'] } })
+      await expect(c.client.submit({ operation: op, targets: 'tier=b' })).rejects.toMatchObject({ code: 'confirmation_required', details: { nodes: 5 } })
+      await expect(c.client.submit({ operation: op, targets: 'tier=b', confirm: { nodes: 4 } })).rejects.toMatchObject({ code: 'confirmation_required' })
+      expect(await c.client.list()).toHaveLength(0)
+      const ok = await c.client.submit({ operation: op, targets: 'tier=b', confirm: { nodes: 5 } })
+      expect(finished(await c.events(ok.jobId)).counts.ok).toBe(5)
+    })
+  })
+}

@@ -1,0 +1,4 @@
+import { defineRolloutSuite } from './rollout-suite.ts'
+
+defineRolloutSuite('memory')
+defineRolloutSuite('nats')
