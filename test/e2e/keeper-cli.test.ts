@@ -113,6 +113,72 @@ describe('keeper CLI', () => {
     expect((await run.exited).code).toBe(0)
   })
 
+  it('on a terminal draws one progress line instead of a line per node, and honours NO_COLOR', async () => {
+    const { spawnSync } = await import('node:child_process')
+    const { ROOT } = await import('../harness/index.ts')
+    const cmd = `${process.execPath} ${ROOT}packages/keeper/bin/keeper.mjs --queen ${queen} --token-file ${tokenFile} run -- true`
+    // script(1) gives keeper a pseudo-terminal as stdout.
+    const tty = (extra: NodeJS.ProcessEnv) => spawnSync('script', ['-qec', cmd, '/dev/null'], { env: { ...process.env, ...env(), ...extra }, encoding: 'utf8', timeout: 30_000 })
+    const colored = tty({ NO_COLOR: '' })
+    expect(colored.status).toBe(0)
+    expect(colored.stdout).toContain('\r\x1b[2K')
+    expect(colored.stdout).toMatch(/1\/1 done · .*1 ok/)
+    expect(colored.stdout).not.toMatch(/local-1: ok \(exit 0/)
+    expect(colored.stdout).toContain('\x1b[32m')
+    const plain = tty({ NO_COLOR: '1' })
+    expect(plain.status).toBe(0)
+    expect(plain.stdout).toMatch(/1\/1 done/)
+    expect(plain.stdout).not.toContain('\x1b[32m')
+  })
+
+  it('prints -o json as one document even when it fails', async () => {
+    const r = await keeper(['run', '-o', 'json', '--targets', 'nothing-*', '--', 'true'])
+    expect(r.code).toBe(2)
+    expect(JSON.parse(r.stdout)).toMatchObject({ error: { code: 'invalid_input', field: 'targets' } })
+    const ok = await keeper(['jobs', '-o', 'json'])
+    expect(Array.isArray((JSON.parse(ok.stdout) as { jobs: unknown[] }).jobs)).toBe(true)
+  })
+
+  it('refuses a destructive operation off a terminal without --yes, and runs it with --yes', async () => {
+    // echo keeps it harmless; the classifier reads the command text.
+    const refused = await keeper(['run', '--', 'echo', 'rm', '-rf', '/'])
+    expect(refused.code).toBe(2)
+    expect(refused.stderr).toMatch(/refusing a destructive operation \(recursive delete of a broad path\) on 1 node without confirmation: pass --yes/)
+    const plan = await keeper(['run', '--plan', '--', 'echo', 'rm', '-rf', '/'])
+    expect(plan.code).toBe(0)
+    expect(plan.stdout).toMatch(/risk\s+destructive/)
+    const yes = await keeper(['run', '--yes', '--', 'echo', 'rm', '-rf', '/'])
+    expect(yes.code).toBe(0)
+    expect(yes.stdout).toContain('   rm -rf /')
+  })
+
+  it('reruns failed nodes and shows the policy and link in keeper job', async () => {
+    const first = await keeper(['run', '--max-errors', '1', '--', 'false'])
+    expect(first.code).toBe(1)
+    const id = /job (j[0-9a-z]+)/.exec(first.stdout)![1]!
+    const again = await keeper(['rerun', id, '--only', 'failed'])
+    expect(again.code).toBe(1)
+    const newId = /job (j[0-9a-z]+)/.exec(again.stdout)![1]!
+    expect(newId).not.toBe(id)
+    const shown = await keeper(['job', newId])
+    expect(shown.stdout).toMatch(/rollout\s+concurrency 100, max errors 1, timeout 30000 ms/)
+    expect(shown.stdout).toContain(`re-runs    ${id}`)
+  })
+
+  it('cancel waits until every node has confirmed', async () => {
+    const { startBin: start } = await import('../harness/index.ts')
+    const run = start('keeper', ['--queen', queen, '--token-file', tokenFile, 'run', '--no-group', '--shell', '--', 'echo go; sleep 30'], env())
+    const line = await run.waitFor(/job j[0-9a-z]+:/)
+    await run.waitFor(/local-1 \| go/)
+    const jobId = /job (j[0-9a-z]+)/.exec(line)![1]!
+    const cancel = await keeper(['cancel', jobId])
+    expect(cancel.code).toBe(0)
+    expect(cancel.stdout).toContain(`cancel requested for job ${jobId}`)
+    expect(cancel.stdout).toMatch(/local-1: cancelled: cancelled by request/)
+    expect(cancel.stdout).toMatch(/job j[0-9a-z]+ cancelled in/)
+    expect((await run.exited).code).toBe(3)
+  })
+
   it('prints facts as a table', async () => {
     const r = await keeper(['facts'])
     expect(r.code).toBe(0)

@@ -43,6 +43,8 @@ export async function followJob(client: JobClient, jobId: string, io: Io, opts: 
       else if (io.format === 'text') await printText(ev, io, screen, opts)
       if (io.format === 'text') await screen.status(progress.line(), ev.kind === 'job.submitted')
     }
+    // The last count stays on screen as a line of its own.
+    if (fin && io.tty && io.format === 'text') await screen.line(progress.line())
   } finally {
     await screen.clear()
     if (!fin && opts.cursorDir) await saveCursor(opts.cursorDir, jobId, last)
