@@ -564,6 +564,7 @@ describe('loadInventory', () => {
     expect((await loadError(dir)).message).toBe(`inventory file ${dir} is a directory`)
   })
 
+  // Root reads any file whatever its mode, so permission errors cannot be provoked as root.
   it.skipIf(process.getuid?.() === 0)('rejects an unreadable file', async () => {
     const path = join(dir, 'secret.yaml')
     await writeFile(path, 'hosts: [ a ]\n')
@@ -573,6 +574,7 @@ describe('loadInventory', () => {
     expect(err.cause).toBeDefined()
   })
 
+  // As above: not reproducible as root.
   it.skipIf(process.getuid?.() === 0)('rejects a file in an unreadable directory', async () => {
     const sub = join(dir, 'locked')
     await mkdir(sub)
@@ -582,6 +584,7 @@ describe('loadInventory', () => {
     await chmod(sub, 0o700)
   })
 
+  // /proc/self/mem exists only on Linux.
   it.skipIf(process.platform !== 'linux')('rejects a file that fails to read, with the error code', async () => {
     // Reading /proc/self/mem from offset 0 fails with EIO, even for root.
     expect((await loadError('/proc/self/mem')).message).toBe('cannot read inventory file /proc/self/mem: EIO')
