@@ -34,3 +34,14 @@ export function stopOutcome(reason: unknown): StopRequest {
   if (reason === 'timeout') return EXECUTION_DEADLINE
   return { state: 'cancelled', cause: typeof reason === 'string' ? reason : 'cancelled' }
 }
+
+/** The result of a task stopped by its signal: `timeout` or `cancelled`, with the cause. */
+export function stoppedResult(
+  signal: AbortSignal,
+  out: { bytes: number; truncated: boolean; digest: string | null },
+  exitCode: number | null,
+  sig: string | null,
+): ExecResult {
+  const { state, cause } = stopOutcome(signal.reason)
+  return { state, exitCode, signal: sig, cause, ...out }
+}

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
 import type { ExecOperation } from '@apiary/shared'
 import { OutputCap } from '../output-cap.ts'
-import { type ExecHooks, type ExecResult, stopOutcome } from './executor.ts'
+import { type ExecHooks, type ExecResult, stoppedResult } from './executor.ts'
 
 export interface LocalExecOptions {
   op: ExecOperation
@@ -26,7 +26,7 @@ export function runLocal(opts: LocalExecOptions, hooks: ExecHooks): Promise<Exec
   const cap = new OutputCap({ capBytes: opts.capBytes, emit: hooks.onOutput })
   return new Promise<ExecResult>((resolve) => {
     if (opts.signal.aborted) {
-      resolve(stopped(opts.signal, { bytes: 0, truncated: false, digest: null }, null, null))
+      resolve(stoppedResult(opts.signal, { bytes: 0, truncated: false, digest: null }, null, null))
       return
     }
     const child = spawn(file, args, {
@@ -103,7 +103,7 @@ export function runLocal(opts: LocalExecOptions, hooks: ExecHooks): Promise<Exec
       const total = cap.finish()
       const out = { bytes: total.bytes, truncated: total.truncated, digest: total.digest }
       if (opts.signal.aborted) {
-        settle(stopped(opts.signal, out, exit.code, exit.signal))
+        settle(stoppedResult(opts.signal, out, exit.code, exit.signal))
         return
       }
       settle({
@@ -115,14 +115,4 @@ export function runLocal(opts: LocalExecOptions, hooks: ExecHooks): Promise<Exec
       })
     }
   })
-}
-
-function stopped(
-  signal: AbortSignal,
-  out: { bytes: number; truncated: boolean; digest: string | null },
-  exitCode: number | null,
-  sig: string | null,
-): ExecResult {
-  const { state, cause } = stopOutcome(signal.reason)
-  return { state, exitCode, signal: sig, cause, ...out }
 }
