@@ -1,7 +1,8 @@
+import { unwatchFile, watchFile } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { serve } from '@hono/node-server'
-import { type Bus, decode, Heartbeat, type Logger, subjects } from '@apiary/shared'
+import { type Bus, decode, errorMessage, Heartbeat, loadInventory, type Logger, subjects } from '@apiary/shared'
 import { createApp } from './http/app.ts'
 import { Coordinator } from './jobs/coordinator.ts'
 import { Presence } from './presence/presence.ts'
@@ -21,12 +22,18 @@ export interface QueenConfig {
   cancelGraceMs?: number
   /** How often running nodes are checked for a worker that vanished. */
   sweepMs?: number
+  /** Agentless nodes (SSH). Re-read when the file changes; a bad version is refused and the last good one kept. */
+  inventoryFile?: string
+  /** How often the inventory file is checked for changes. */
+  inventoryPollMs?: number
 }
 
 export interface Queen {
   url: string
   port: number
   token: string
+  /** Re-reads the inventory; on a bad file keeps the last good one and says why. */
+  reloadInventory(): Promise<{ ok: true; nodes: number } | { ok: false; error: string }>
   close(): Promise<void>
 }
 
@@ -38,8 +45,29 @@ export async function startQueen(cfg: QueenConfig): Promise<Queen> {
   const log = cfg.log
   const { token, created } = await ensureToken(cfg.tokenFile)
   if (created) log.info({ tokenFile: cfg.tokenFile }, 'generated a new API token')
-  const store = openSqliteStore(join(cfg.stateDir, 'queen.db'))
   const presence = new Presence()
+  // A bad inventory at start is an error that stops the queen: nothing runs on a guess.
+  if (cfg.inventoryFile) {
+    const inv = await loadInventory(cfg.inventoryFile)
+    presence.setInventory(inv.nodes)
+    log.info({ inventory: cfg.inventoryFile, nodes: inv.nodes.length }, 'inventory loaded')
+  }
+  const reloadInventory: Queen['reloadInventory'] = async () => {
+    if (!cfg.inventoryFile) return { ok: false, error: 'no inventory configured' }
+    try {
+      const inv = await loadInventory(cfg.inventoryFile)
+      presence.setInventory(inv.nodes)
+      log.info({ inventory: cfg.inventoryFile, nodes: inv.nodes.length }, 'inventory reloaded')
+      return { ok: true, nodes: inv.nodes.length }
+    } catch (err) {
+      log.error({ inventory: cfg.inventoryFile, problem: errorMessage(err) }, 'inventory refused; keeping the last good one')
+      return { ok: false, error: errorMessage(err) }
+    }
+  }
+  const inventoryFile = cfg.inventoryFile
+  const onInventoryChange = () => void reloadInventory()
+  if (inventoryFile) watchFile(inventoryFile, { interval: cfg.inventoryPollMs ?? 2000, persistent: false }, onInventoryChange)
+  const store = openSqliteStore(join(cfg.stateDir, 'queen.db'))
   const coordinator = new Coordinator({
     bus: cfg.bus,
     store,
@@ -88,9 +116,11 @@ export async function startQueen(cfg: QueenConfig): Promise<Queen> {
     url,
     port,
     token,
+    reloadInventory,
     async close() {
       if (closing) return
       closing = true
+      if (inventoryFile) unwatchFile(inventoryFile, onInventoryChange)
       clearTimeout(sweepTimer)
       hbSub.unsubscribe()
       stopEvents()

@@ -15,6 +15,7 @@ const OPTIONS = {
   port: { type: 'string', env: 'APIARY_PORT', default: '7070', value: 'PORT', help: 'port the HTTP API listens on (0 picks a free one)' },
   'state-dir': { type: 'string', env: 'APIARY_STATE_DIR', value: 'DIR', help: 'where the job database and token live (default $XDG_STATE_HOME/apiary)' },
   'token-file': { type: 'string', env: 'APIARY_TOKEN_FILE', value: 'FILE', help: 'API token file, mode 0600, created on first start (default <state dir>/token)' },
+  inventory: { type: 'string', env: 'APIARY_INVENTORY', value: 'FILE', help: 'agentless (SSH) nodes, YAML or JSON; re-read on change and on SIGHUP, a bad version is refused' },
   'log-level': { type: 'string', env: 'APIARY_LOG_LEVEL', default: 'info', value: 'LEVEL', help: 'trace, debug, info, warn or error' },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 } satisfies OptionTable
@@ -38,7 +39,9 @@ usage: apiary-queen [--nats URL] [--host ADDR] [--port PORT] [--state-dir DIR]`,
       host: v.host ?? '127.0.0.1',
       port: parseIntFlag(v.port ?? '7070', '--port', 0, 65535),
       tokenFile: v['token-file'] ?? join(stateDir, 'token'),
+      ...(v.inventory ? { inventoryFile: v.inventory } : {}),
     })
+    process.on('SIGHUP', () => void queen.reloadInventory())
     return {
       async close() {
         await queen.close()

@@ -50,7 +50,7 @@ export {
 } from './schema/job.ts'
 export { classifyRisk, type Risk, type RiskClass } from './schema/risk.ts'
 export { EVENT_KINDS, type EventKind, type EventOf, JobEvent, WireEvent, type WireEventOf } from './schema/event.ts'
-export { Ack, Control, Heartbeat, HiveJob, Task } from './schema/messages.ts'
+export { Ack, Control, Heartbeat, HiveJob, HostReach, Task } from './schema/messages.ts'
 export { VERSION } from './version.ts'
 export { type OptionSpec, type OptionTable, optionsHelp, parseCommandLine, parseIntFlag, parseLabels, parseMsFlag } from './cli.ts'
 export { type ProgramSpec, runProgram } from './program.ts'

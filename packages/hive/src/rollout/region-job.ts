@@ -33,6 +33,7 @@ export interface RegionJobOptions {
 export class RegionJob {
   readonly #finished = new Set<string>()
   readonly #nodes: Set<string>
+  readonly #agentless: Set<string>
   readonly #watchdogs = new Map<string, NodeJS.Timeout>()
   readonly #window: SlidingWindow<string>
   readonly #subs: BusSubscription[] = []
@@ -50,6 +51,7 @@ export class RegionJob {
   ) {
     this.#log = o.log.child({ jobId: job.jobId })
     this.#nodes = new Set(job.nodes)
+    this.#agentless = new Set(job.agentless)
     this.#errors = job.errorsSoFar
     this.#window = new SlidingWindow(job.nodes, job.concurrency, (node) => {
       this.#dispatch(node).catch((err: unknown) => this.#log.error({ err, node }, 'dispatch failed'))
@@ -95,8 +97,11 @@ export class RegionJob {
       timeoutMs: this.job.timeoutMs,
       outputCapBytes: this.job.outputCapBytes,
     }
+    // An agent takes its own node's tasks; any SSH worker of the region takes an agentless node's.
+    const agentless = this.#agentless.has(node)
+    const subject = agentless ? subjects.regionSsh(this.job.region) : subjects.nodeTasks(node)
     try {
-      const reply = Ack.safeParse(await this.o.bus.request(subjects.nodeTasks(node), task, { timeoutMs: this.job.deliveryTimeoutMs }))
+      const reply = Ack.safeParse(await this.o.bus.request(subject, task, { timeoutMs: this.job.deliveryTimeoutMs }))
       if (!reply.success) return this.#fail(node, 'error', 'worker sent a malformed acknowledgement')
       if (!reply.data.accepted) return this.#fail(node, 'error', `worker refused the task: ${reply.data.reason ?? 'no reason'}`)
       if (this.#finished.has(node)) return
@@ -105,7 +110,9 @@ export class RegionJob {
       t.unref()
       this.#watchdogs.set(node, t)
     } catch (err) {
-      if (isApiaryError(err, 'no_responders')) return this.#fail(node, 'error', 'unreachable: no worker is serving this node')
+      if (isApiaryError(err, 'no_responders')) {
+        return this.#fail(node, 'error', agentless ? `unreachable: no SSH worker in region ${this.job.region}` : 'unreachable: no worker is serving this node')
+      }
       if (isApiaryError(err, 'timeout')) return this.#fail(node, 'error', 'undelivered: no worker took the task in time')
       this.#log.warn({ err, node }, 'dispatch failed')
       return this.#fail(node, 'error', `dispatch failed: ${(err as Error).message}`)

@@ -32,6 +32,8 @@ interface NodeEntry {
   state: NodeState
   /** Index of the phase the node belongs to (0 = canary when there is one). */
   phase: number
+  /** Reached over SSH by the region's SSH workers. */
+  agentless: boolean
 }
 
 interface ActiveJob {
@@ -116,7 +118,7 @@ export class Coordinator {
       job.phases = [nodes.map((n) => n.node)]
       job.nextPhase = 1
       for (const n of nodes) {
-        this.#setNode(job, n.node, { region: n.region, state: n.state, phase: 0 })
+        this.#setNode(job, n.node, { region: n.region, state: n.state, phase: 0, agentless: this.#o.presence.isAgentless(n.node) })
         if (spendsErrorBudget(n.state)) job.errors++
       }
       this.#active.set(id, job)
@@ -229,7 +231,9 @@ export class Coordinator {
     const canary = request.rollout.canary > 0 && request.rollout.canary < targets.length ? request.rollout.canary : 0
     job.phases = canary > 0 ? [targets.slice(0, canary).map((t) => t.id), targets.slice(canary).map((t) => t.id)] : [targets.map((t) => t.id)]
     job.maxErrors = request.rollout.maxErrors === undefined ? null : resolveCount(request.rollout.maxErrors, targets.length)
-    targets.forEach((t, i) => this.#setNode(job, t.id, { region: t.region, state: 'pending', phase: canary > 0 && i >= canary ? 1 : 0 }))
+    targets.forEach((t, i) =>
+      this.#setNode(job, t.id, { region: t.region, state: 'pending', phase: canary > 0 && i >= canary ? 1 : 0, agentless: t.executor === 'ssh' }),
+    )
     this.#o.store.createJob({
       id: jobId,
       request,
@@ -293,6 +297,7 @@ export class Coordinator {
       phase,
       region,
       nodes,
+      agentless: nodes.filter((id) => job.nodes.get(id)?.agentless),
       operation: job.request.operation,
       concurrency: resolveCount(r.concurrency, nodes.length),
       maxErrors: job.maxErrors,

@@ -1,43 +1,72 @@
-import type { Heartbeat, NodeInfo } from '@apiary/shared'
+import type { Heartbeat, HostReach, InventoryNode, NodeInfo } from '@apiary/shared'
 
 interface Entry {
   hb: Heartbeat
   lastSeen: number
 }
 
-/** How many heartbeat intervals may pass before a node or hive counts as offline. */
+/** How many heartbeat intervals may pass before a node or worker counts as offline. */
 export const MISSED_BEATS = 3
 
 /**
- * Who is alive, from heartbeats. A node is online until three of its own intervals pass
- * without one. Time comes from `now()` so tests of the logic need no clock.
+ * Who can be reached, from heartbeats and the inventory. An agent node is online until three
+ * of its own intervals pass without a heartbeat. An inventory (agentless) node is online while
+ * an SSH worker of its region is; its last contact and breaker come from those workers'
+ * reports. Time comes from `now()` so tests of the logic need no clock.
  */
 export class Presence {
-  readonly #workers = new Map<string, Entry>()
-  readonly #hives = new Map<string, Entry>()
+  readonly #agents = new Map<string, Entry>()
+  readonly #sshWorkers = new Map<string, Entry>()
+  readonly #reach = new Map<string, HostReach>()
+  #inventory = new Map<string, InventoryNode>()
   constructor(private readonly now: () => number = Date.now) {}
 
   beat(hb: Heartbeat): { isNew: boolean } {
-    const map = hb.role === 'worker' ? this.#workers : this.#hives
-    const isNew = !map.has(hb.id) || !this.#online(map.get(hb.id)!)
+    if (hb.role === 'hive') return { isNew: false }
+    const map = hb.role === 'worker' ? this.#agents : this.#sshWorkers
+    const prev = map.get(hb.id)
+    const isNew = !prev || !this.#online(prev)
     map.set(hb.id, { hb, lastSeen: this.now() })
+    for (const h of hb.hosts ?? []) this.#reach.set(h.id, h)
     return { isNew }
+  }
+
+  /** Replaces the agentless nodes (a new inventory); agent nodes win when an id is in both. */
+  setInventory(nodes: readonly InventoryNode[]): void {
+    this.#inventory = new Map(nodes.map((n) => [n.id, n]))
   }
 
   #online(e: Entry): boolean {
     return this.now() - e.lastSeen <= e.hb.intervalMs * MISSED_BEATS
   }
 
+  /** Regions with at least one live SSH worker. */
+  #sshRegions(): Set<string> {
+    const out = new Set<string>()
+    for (const e of this.#sshWorkers.values()) if (this.#online(e)) out.add(e.hb.region)
+    return out
+  }
+
   node(id: string): NodeInfo | undefined {
-    const e = this.#workers.get(id)
-    return e ? this.#info(e) : undefined
+    const a = this.#agents.get(id)
+    if (a) return this.#agentInfo(a)
+    const inv = this.#inventory.get(id)
+    return inv ? this.#inventoryInfo(inv, this.#sshRegions()) : undefined
+  }
+
+  /** Is this node reached over SSH (an inventory node no agent claims)? */
+  isAgentless(id: string): boolean {
+    return !this.#agents.has(id) && this.#inventory.has(id)
   }
 
   nodes(): NodeInfo[] {
-    return [...this.#workers.values()].map((e) => this.#info(e)).sort((a, b) => a.id.localeCompare(b.id))
+    const regions = this.#sshRegions()
+    const out: NodeInfo[] = [...this.#agents.values()].map((e) => this.#agentInfo(e))
+    for (const n of this.#inventory.values()) if (!this.#agents.has(n.id)) out.push(this.#inventoryInfo(n, regions))
+    return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
   }
 
-  #info(e: Entry): NodeInfo {
+  #agentInfo(e: Entry): NodeInfo {
     return {
       id: e.hb.id,
       region: e.hb.region,
@@ -48,6 +77,23 @@ export class Presence {
       lastSeen: e.lastSeen,
       running: e.hb.running,
       version: e.hb.version,
+    }
+  }
+
+  #inventoryInfo(n: InventoryNode, sshRegions: Set<string>): NodeInfo {
+    const reach = this.#reach.get(n.id)
+    return {
+      id: n.id,
+      region: n.region,
+      labels: { ...n.labels },
+      executor: 'ssh',
+      status: reach && reach.breaker !== 'closed' ? 'degraded' : 'healthy',
+      online: sshRegions.has(n.region),
+      lastSeen: reach?.lastContact ?? 0,
+      running: 0,
+      version: '',
+      lastContact: reach?.lastContact ?? null,
+      breaker: reach?.breaker ?? 'closed',
     }
   }
 }

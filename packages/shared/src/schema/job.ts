@@ -147,6 +147,9 @@ export const NodeInfo = z.object({
   lastSeen: z.number(),
   running: z.number().int(),
   version: z.string(),
+  /** Agentless nodes: the last time an SSH worker reached it, and its circuit breaker. */
+  lastContact: z.number().nullable().optional(),
+  breaker: z.enum(['closed', 'open', 'half-open']).optional(),
 })
 export type NodeInfo = z.infer<typeof NodeInfo>
 

@@ -11,6 +11,8 @@ export const HiveJob = z.object({
   phase: z.number().int().min(0),
   region: Region,
   nodes: z.array(NodeId),
+  /** The nodes of `nodes` reached over SSH by the region's SSH workers, not by an agent. */
+  agentless: z.array(NodeId).default([]),
   operation: Operation,
   concurrency: z.number().int().min(1),
   /** Not-ok nodes (of the whole job) at which dispatching stops; null for no budget. */
@@ -49,10 +51,22 @@ export const Control = z.object({
 })
 export type Control = z.infer<typeof Control>
 
-/** workers, hives → queen on `apiary.hb.<role>.<id>`. */
+/** What an SSH worker knows of one host it reaches: its last contact and its circuit breaker. */
+export const HostReach = z.object({
+  id: NodeId,
+  lastContact: z.number().nullable(),
+  breaker: z.enum(['closed', 'open', 'half-open']),
+  consecutiveFailures: z.number().int().min(0),
+})
+export type HostReach = z.infer<typeof HostReach>
+
+/**
+ * workers, hives → queen on `apiary.hb.<role>.<id>`. An agent worker (`worker`) is a node;
+ * an `ssh-worker` reaches a region's inventory nodes and reports what it knows of them.
+ */
 export const Heartbeat = z.object({
   id: NodeId,
-  role: z.enum(['worker', 'hive']),
+  role: z.enum(['worker', 'hive', 'ssh-worker']),
   region: Region,
   labels: Labels,
   executor: z.string().default('local'),
@@ -61,5 +75,7 @@ export const Heartbeat = z.object({
   version: z.string(),
   intervalMs: z.number().int().min(1),
   ts: z.number(),
+  /** ssh-worker only: hosts whose reachability changed since its previous heartbeat. */
+  hosts: z.array(HostReach).max(100_000).optional(),
 })
 export type Heartbeat = z.infer<typeof Heartbeat>

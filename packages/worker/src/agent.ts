@@ -1,0 +1,81 @@
+import { type Bus, Heartbeater, type Logger, subjects, VERSION } from '@apiary/shared'
+import { collectFacts } from './executors/facts.ts'
+import { runLocal } from './executors/local.ts'
+import { okResult, startTaskRunner } from './runner.ts'
+
+export interface WorkerConfig {
+  bus: Bus
+  log: Logger
+  nodeId: string
+  region: string
+  labels: Record<string, string>
+  heartbeatMs: number
+  /** SIGTERM → SIGKILL grace for a stopped process group. */
+  killGraceMs?: number
+}
+
+export interface Worker {
+  nodeId: string
+  /** Tasks running now. */
+  running(): number
+  /** Stops taking tasks, cancels running ones and waits for their final events. */
+  close(): Promise<void>
+}
+
+/**
+ * An agent worker: takes the tasks of one node, runs them with the local executor and
+ * narrates what happens on the job's events subject. Heartbeats straight to the queen.
+ *
+ * @example const w = startWorker({ bus, log, nodeId: 'web-1', region: 'eu', labels: { role: 'web' }, heartbeatMs: 5000 })
+ */
+export function startWorker(cfg: WorkerConfig): Worker {
+  const { bus, nodeId } = cfg
+  const log = cfg.log.child({ node: nodeId })
+  const runner = startTaskRunner({
+    bus,
+    log,
+    id: nodeId,
+    subject: subjects.nodeTasks(nodeId),
+    admit: (task) => (task.node === nodeId ? null : `task is for node ${task.node}`),
+    async execute(task, signal, hooks) {
+      switch (task.operation.type) {
+        case 'ping':
+          return okResult({ pong: true })
+        case 'facts':
+          hooks.onStart()
+          return okResult(await collectFacts())
+        case 'exec':
+          return runLocal(
+            {
+              op: task.operation,
+              capBytes: task.outputCapBytes,
+              signal,
+              killGraceMs: cfg.killGraceMs ?? 2000,
+              baseEnv: { APIARY_JOB_ID: task.jobId, APIARY_NODE_ID: nodeId },
+            },
+            hooks,
+          )
+      }
+    },
+  })
+  const heart = new Heartbeater(bus, log, () => ({
+    id: nodeId,
+    role: 'worker',
+    region: cfg.region,
+    labels: cfg.labels,
+    executor: 'local',
+    status: 'healthy',
+    running: runner.running(),
+    version: VERSION,
+    intervalMs: cfg.heartbeatMs,
+    ts: Date.now(),
+  })).start()
+  return {
+    nodeId,
+    running: () => runner.running(),
+    async close() {
+      heart.stop()
+      await runner.close()
+    },
+  }
+}

@@ -1,0 +1,162 @@
+import { type Ack, type Bus, Control, decode, type Logger, subjects, Task, type WireEvent } from '@apiary/shared'
+import { EXECUTION_DEADLINE, type ExecHooks, type ExecResult, type StopRequest } from './executors/executor.ts'
+
+export interface TaskRunnerConfig {
+  bus: Bus
+  log: Logger
+  /** Who answers the tasks (the node id, or the SSH worker's id). */
+  id: string
+  /** Where tasks come from; with `queue`, one member of the group takes each. */
+  subject: string
+  queue?: string
+  /** Refuses a task (the reason) or takes it (null). */
+  admit(task: Task): string | null
+  /**
+   * Runs one task. `signal` aborts with a `StopRequest`: the execution deadline, a cancel, or
+   * the job's deadline. `hooks.onStart` emits `node.started`, `hooks.onOutput` the output.
+   */
+  execute(task: Task, signal: AbortSignal, hooks: ExecHooks): Promise<ExecResult>
+}
+
+export interface TaskRunner {
+  /** Tasks running now. */
+  running(): number
+  /** Stops taking tasks, stops running ones and waits for their final events. */
+  close(): Promise<void>
+}
+
+const RECENT_TASKS = 16_384
+
+/**
+ * What every worker does with tasks, whatever runs them: acknowledges each task, runs it once
+ * (a task delivered twice is not run twice), narrates it on the job's events subject
+ * (`node.started`, `node.output`, exactly one `node.finished`), enforces its execution
+ * deadline, and stops it on a cancel.
+ */
+export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
+  const { bus, log, id } = cfg
+  const running = new Map<string, { abort: AbortController; done: Promise<void> }>()
+  const byJob = new Map<string, Set<string>>()
+  const recent = new Set<string>()
+  let closing = false
+
+  const emit = (ev: WireEvent) => {
+    try {
+      bus.publish(subjects.events(ev.jobId), ev)
+    } catch (err) {
+      log.error({ err, jobId: ev.jobId, kind: ev.kind }, 'event not published')
+    }
+  }
+
+  const taskSub = bus.subscribe(
+    cfg.subject,
+    (msg) => {
+      const task = decode(Task, msg, log)
+      const refuse = (reason: string) => msg.respond({ accepted: false, by: id, reason } satisfies Ack)
+      if (!task) return refuse('malformed task')
+      if (closing) return refuse('worker is shutting down')
+      const why = cfg.admit(task)
+      if (why !== null) return refuse(why)
+      msg.respond({ accepted: true, by: id } satisfies Ack)
+      const key = `${task.jobId}/${task.node}`
+      if (recent.has(key)) return
+      recent.add(key)
+      if (recent.size > RECENT_TASKS) recent.delete(recent.values().next().value!)
+      const abort = new AbortController()
+      const done = run(task, abort.signal).finally(() => {
+        running.delete(key)
+        const set = byJob.get(task.jobId)
+        set?.delete(key)
+        if (set?.size === 0) byJob.delete(task.jobId)
+      })
+      running.set(key, { abort, done })
+      let set = byJob.get(task.jobId)
+      if (!set) byJob.set(task.jobId, (set = new Set()))
+      set.add(key)
+    },
+    cfg.queue ? { queue: cfg.queue } : undefined,
+  )
+
+  const controlSub = bus.subscribe(subjects.controlAll, (msg) => {
+    const control = decode(Control, msg, log)
+    // A halt only stops dispatching; what already runs here finishes.
+    if (control?.action !== 'cancel') return
+    const keys = byJob.get(control.jobId)
+    if (!keys) return
+    log.info({ jobId: control.jobId, outcome: control.outcome, tasks: keys.size }, 'stopping tasks')
+    for (const key of keys) running.get(key)?.abort.abort({ state: control.outcome, cause: control.reason } satisfies StopRequest)
+  })
+
+  async function run(task: Task, cancel: AbortSignal): Promise<void> {
+    const t0 = performance.now()
+    const base = { jobId: task.jobId, node: task.node }
+    const stop = new AbortController()
+    const onCancel = () => stop.abort(cancel.reason)
+    const deadline = setTimeout(() => stop.abort(EXECUTION_DEADLINE), task.timeoutMs)
+    cancel.addEventListener('abort', onCancel, { once: true })
+    let r: ExecResult
+    try {
+      r = await cfg.execute(task, stop.signal, {
+        onStart: () => emit({ ...base, ts: Date.now(), kind: 'node.started', human: `${task.node}: started` }),
+        onOutput: (c) => emit({ ...base, ts: Date.now(), kind: 'node.output', stream: c.stream, data: c.data, human: prefixLines(task.node, c.data) }),
+      })
+    } catch (err) {
+      log.error({ err, jobId: task.jobId, node: task.node }, 'task failed inside the worker')
+      r = { state: 'error', exitCode: null, signal: null, cause: `worker error: ${(err as Error).message}`, bytes: 0, truncated: false, digest: null }
+    } finally {
+      clearTimeout(deadline)
+      cancel.removeEventListener('abort', onCancel)
+    }
+    const durationMs = Math.round((performance.now() - t0) * 10) / 10
+    emit({
+      ...base,
+      ts: Date.now(),
+      kind: 'node.finished',
+      state: r.state,
+      exitCode: r.exitCode,
+      signal: r.signal,
+      cause: r.cause,
+      durationMs,
+      bytes: r.bytes,
+      truncated: r.truncated,
+      digest: r.digest,
+      ...(r.result === undefined ? {} : { result: r.result }),
+      human: finishedLine(task.node, r, durationMs, task.outputCapBytes),
+    })
+  }
+
+  return {
+    running: () => running.size,
+    async close() {
+      closing = true
+      taskSub.unsubscribe()
+      for (const { abort } of running.values()) abort.abort({ state: 'cancelled', cause: 'worker shutting down' } satisfies StopRequest)
+      await Promise.all([...running.values()].map((r) => r.done))
+      controlSub.unsubscribe()
+      await bus.flush()
+    },
+  }
+}
+
+/** The result of an operation that ran nothing and succeeded (ping, facts). */
+export function okResult(result: unknown): ExecResult {
+  return { state: 'ok', exitCode: null, signal: null, cause: null, bytes: 0, truncated: false, digest: null, result }
+}
+
+function prefixLines(node: string, data: string): string {
+  const body = data.endsWith('\n') ? data.slice(0, -1) : data
+  return body
+    .split('\n')
+    .map((l) => `${node} | ${l}`)
+    .join('\n')
+}
+
+function finishedLine(node: string, r: ExecResult, ms: number, cap: number): string {
+  const parts: string[] = []
+  if (r.exitCode !== null) parts.push(`exit ${r.exitCode}`)
+  if (r.signal) parts.push(r.signal)
+  parts.push(ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`)
+  if (r.truncated) parts.push(`output cut at ${cap} of ${r.bytes} bytes`)
+  const cause = r.cause && r.state !== 'ok' ? `: ${r.cause}` : ''
+  return `${node}: ${r.state}${cause} (${parts.join(', ')})`
+}

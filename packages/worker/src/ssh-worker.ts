@@ -1,0 +1,175 @@
+import { type Bus, errorMessage, type ExecOperation, type Facts, Heartbeater, type HostReach, type InventoryNode, type Logger, subjects, VERSION } from '@apiary/shared'
+import { type ExecHooks, type ExecResult, stoppedResult } from './executors/executor.ts'
+import { poolKey, type SshPool, type SshTarget } from './executors/ssh/pool.ts'
+import { runSsh } from './executors/ssh/ssh.ts'
+import { okResult, startTaskRunner } from './runner.ts'
+
+export interface SshWorkerConfig {
+  bus: Bus
+  log: Logger
+  /** Unique among the region's SSH workers (they share the region's queue group). */
+  id: string
+  region: string
+  heartbeatMs: number
+  /** The current inventory (the last good one): the nodes this worker may reach. */
+  inventory: () => ReadonlyMap<string, InventoryNode>
+  pool: SshPool
+  /** SIGTERM → SIGKILL grace for a stopped remote process group. */
+  killGraceMs?: number
+}
+
+export interface SshWorker {
+  id: string
+  running(): number
+  close(): Promise<void>
+}
+
+/**
+ * An SSH worker: takes its region's tasks for agentless nodes from the region's queue group
+ * and runs them over pooled SSH connections. Its heartbeat tells the queen which hosts it
+ * reached and the state of their circuit breakers.
+ *
+ * @example startSshWorker({ bus, log, id: 'ssh-eu-1', region: 'eu', heartbeatMs: 5000, inventory: () => nodes, pool })
+ */
+export function startSshWorker(cfg: SshWorkerConfig): SshWorker {
+  const { bus, pool } = cfg
+  const log = cfg.log.child({ sshWorker: cfg.id, region: cfg.region })
+  const target = (n: InventoryNode): SshTarget => ({
+    id: n.id,
+    host: n.address,
+    port: n.port,
+    user: n.user,
+    ...(n.identityFile ? { keyFile: n.identityFile } : {}),
+    ...(n.passphraseFile ? { passphraseFile: n.passphraseFile } : {}),
+  })
+  const runner = startTaskRunner({
+    bus,
+    log,
+    id: cfg.id,
+    subject: subjects.regionSsh(cfg.region),
+    queue: `ssh.${cfg.region}`,
+    admit(task) {
+      const n = cfg.inventory().get(task.node)
+      if (!n) return `node ${task.node} is not in this SSH worker's inventory`
+      if (n.region !== cfg.region) return `node ${task.node} is in region ${n.region}, not ${cfg.region}`
+      return null
+    },
+    async execute(task, signal, hooks) {
+      const n = cfg.inventory().get(task.node)
+      if (!n) return failed('error', `node ${task.node} left the inventory`)
+      const t = target(n)
+      const base = { pool, target: t, capBytes: task.outputCapBytes, signal, killGraceMs: cfg.killGraceMs ?? 2000 }
+      switch (task.operation.type) {
+        case 'ping': {
+          try {
+            const lease = await pool.acquire(t, signal)
+            lease.release()
+            return okResult({ pong: true })
+          } catch (err) {
+            return signal.aborted ? stoppedResult(signal, { bytes: 0, truncated: false, digest: null }, null, null) : failed('error', errorMessage(err))
+          }
+        }
+        case 'facts':
+          return remoteFacts(base, hooks)
+        case 'exec': {
+          const env = { APIARY_JOB_ID: task.jobId, APIARY_NODE_ID: task.node, ...task.operation.env }
+          return runSsh({ ...base, op: { ...task.operation, env } }, hooks)
+        }
+      }
+    },
+  })
+
+  // Reachability goes to the queen with the heartbeat: only hosts whose state changed.
+  const sent = new Map<string, string>()
+  const changedHosts = (): HostReach[] => {
+    const byKey = new Map<string, string[]>()
+    for (const n of cfg.inventory().values()) {
+      if (n.region !== cfg.region) continue
+      const key = poolKey({ user: n.user, host: n.address, port: n.port })
+      const ids = byKey.get(key) ?? []
+      ids.push(n.id)
+      byKey.set(key, ids)
+    }
+    const out: HostReach[] = []
+    for (const h of pool.hosts()) {
+      for (const id of byKey.get(h.key) ?? []) {
+        const reach: HostReach = { id, lastContact: h.lastContact, breaker: h.breaker, consecutiveFailures: h.consecutiveFailures }
+        const text = `${reach.lastContact}/${reach.breaker}/${reach.consecutiveFailures}`
+        if (sent.get(id) === text) continue
+        sent.set(id, text)
+        out.push(reach)
+      }
+    }
+    return out
+  }
+  const heart = new Heartbeater(bus, log, () => ({
+    id: cfg.id,
+    role: 'ssh-worker',
+    region: cfg.region,
+    labels: {},
+    executor: 'ssh',
+    status: 'healthy',
+    running: runner.running(),
+    version: VERSION,
+    intervalMs: cfg.heartbeatMs,
+    ts: Date.now(),
+    hosts: changedHosts(),
+  })).start()
+
+  return {
+    id: cfg.id,
+    running: () => runner.running(),
+    async close() {
+      heart.stop()
+      await runner.close()
+    },
+  }
+}
+
+function failed(state: 'error', cause: string): ExecResult {
+  return { state, exitCode: null, signal: null, cause, bytes: 0, truncated: false, digest: null }
+}
+
+/** One POSIX shell script that prints the facts as key=value lines, from /proc and uname. */
+const FACTS_SCRIPT = [
+  'printf "hostname=%s\\n" "$(hostname)"',
+  '( . /etc/os-release 2>/dev/null; printf "os=%s\\n" "${PRETTY_NAME:-$(uname -s)}" )',
+  'printf "platform=%s\\n" "$(uname -s | tr "[:upper:]" "[:lower:]")"',
+  'printf "kernel=%s\\n" "$(uname -r)"',
+  'printf "arch=%s\\n" "$(uname -m)"',
+  'printf "cpus=%s\\n" "$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc)"',
+  'printf "model=%s\\n" "$(sed -n "s/^model name[^:]*: //p" /proc/cpuinfo 2>/dev/null | head -n 1)"',
+  'awk \'/^MemTotal:/ { print "memtotal=" $2 * 1024 } /^MemAvailable:/ { print "memavail=" $2 * 1024 }\' /proc/meminfo 2>/dev/null',
+  'printf "uptime=%s\\n" "$(cut -d" " -f1 /proc/uptime 2>/dev/null)"',
+  'printf "load=%s\\n" "$(cut -d" " -f1-3 /proc/loadavg 2>/dev/null)"',
+].join('; ')
+
+const ARCH: Record<string, string> = { x86_64: 'x64', amd64: 'x64', aarch64: 'arm64', armv7l: 'arm', i686: 'ia32' }
+
+/** Facts of a remote node, typed like the agent's (`collectFacts`). */
+async function remoteFacts(base: { pool: SshPool; target: SshTarget; capBytes: number; signal: AbortSignal; killGraceMs: number }, hooks: ExecHooks): Promise<ExecResult> {
+  let text = ''
+  const op: ExecOperation = { type: 'exec', shell: true, command: FACTS_SCRIPT }
+  const r = await runSsh({ ...base, op, capBytes: 64 * 1024 }, { onStart: hooks.onStart, onOutput: (c) => (text += c.stream === 'stdout' ? c.data : '') })
+  if (r.state !== 'ok') return r
+  const kv = new Map<string, string>()
+  for (const line of text.split('\n')) {
+    const eq = line.indexOf('=')
+    if (eq > 0) kv.set(line.slice(0, eq), line.slice(eq + 1).trim())
+  }
+  const num = (k: string) => Number(kv.get(k) ?? NaN) || 0
+  const load = (kv.get('load') ?? '').split(' ').map(Number)
+  const arch = kv.get('arch') ?? ''
+  const facts: Facts = {
+    hostname: kv.get('hostname') ?? '',
+    os: kv.get('os') ?? '',
+    platform: kv.get('platform') ?? '',
+    kernel: kv.get('kernel') ?? '',
+    arch: ARCH[arch] ?? arch,
+    cpus: { count: num('cpus'), model: kv.get('model') || 'unknown' },
+    memory: { totalBytes: num('memtotal'), availableBytes: num('memavail') },
+    uptimeSeconds: Math.round(num('uptime')),
+    loadAverage: [load[0] || 0, load[1] || 0, load[2] || 0],
+  }
+  return { ...r, bytes: 0, digest: null, result: facts }
+}
