@@ -1,8 +1,8 @@
 import { join } from 'node:path'
-import { type Bus, createJobClient, createMemoryBus, createNatsBus, type JobClient, type JobEvent, type Logger, silentLogger } from '@apiary/shared'
+import { type Bus, createJobClient, createMemoryBus, createNatsBus, type InventoryHandle, type JobClient, type JobEvent, type Logger, silentLogger, watchInventory } from '@apiary/shared'
 import { type Hive, startHive } from '@apiary/hive'
 import { type Queen, startQueen } from '@apiary/queen'
-import { startWorker, type Worker } from '@apiary/worker'
+import { createSshPool, type SshPool, type SshWorker, startSshWorker, startWorker, type Worker } from '@apiary/worker'
 import { type NatsServer, startNats } from './nats.ts'
 import { type TempDir, tempDir } from './temp.ts'
 import { waitUntil } from './wait.ts'
@@ -13,6 +13,8 @@ export interface ClusterOptions {
   heartbeatMs?: number
   cancelGraceMs?: number
   log?: Logger
+  /** The queen's inventory of agentless nodes. */
+  inventoryFile?: string
 }
 
 /**
@@ -24,6 +26,7 @@ export class TestCluster {
   client!: JobClient
   readonly workers = new Map<string, { worker: Worker; bus: Bus }>()
   readonly hives = new Map<string, { hive: Hive; bus: Bus }>()
+  readonly sshWorkers = new Map<string, { worker: SshWorker; bus: Bus; pool: SshPool; inventory: InventoryHandle }>()
   #memory: Bus | undefined
   #nats: NatsServer | undefined
   #queenBus!: Bus
@@ -70,6 +73,7 @@ export class TestCluster {
       hiveAckTimeoutMs: 2000,
       cancelGraceMs: this.opts.cancelGraceMs ?? 5000,
       sweepMs: 100,
+      ...(this.opts.inventoryFile ? { inventoryFile: this.opts.inventoryFile, inventoryPollMs: 100 } : {}),
     })
     this.client = createJobClient({ url: this.queen.url, token: this.queen.token })
   }
@@ -93,6 +97,20 @@ export class TestCluster {
     const worker = startWorker({ bus, log: this.log, nodeId, region, labels, heartbeatMs: this.heartbeatMs, killGraceMs: 500 })
     this.workers.set(nodeId, { worker, bus })
     await this.settle(bus)
+    return worker
+  }
+
+  /** An SSH worker for `region`, reaching the inventory's nodes with the given keys. */
+  async addSshWorker(region: string, o: { inventoryFile: string; knownHosts: string; keyFile?: string; hostKeyPolicy?: 'strict' | 'accept-new'; id?: string }): Promise<SshWorker> {
+    const id = o.id ?? `ssh-${region}`
+    const bus = await this.bus(id)
+    const inventory = await watchInventory(o.inventoryFile, this.log, { pollMs: 100 })
+    const pool = createSshPool({ knownHosts: o.knownHosts, hostKeyPolicy: o.hostKeyPolicy ?? 'strict', connectTimeoutMs: 3000, attempts: 1, breaker: { failures: 2, cooldownMs: 60_000 }, ...(o.keyFile ? { keyFile: o.keyFile } : {}) })
+    const worker = startSshWorker({ bus, log: this.log, id, region, heartbeatMs: this.heartbeatMs, inventory: () => inventory.nodes(), pool, killGraceMs: 500 })
+    this.sshWorkers.set(id, { worker, bus, pool, inventory })
+    await bus.flush()
+    await this.#queenBus.flush()
+    await waitUntil(async () => (await this.client.nodes()).some((n) => n.executor === 'ssh' && n.region === region && n.online), `SSH nodes of ${region} to be online`)
     return worker
   }
 
@@ -124,6 +142,13 @@ export class TestCluster {
 
   async stop(): Promise<void> {
     for (const id of [...this.workers.keys()]) await this.removeWorker(id)
+    for (const s of this.sshWorkers.values()) {
+      await s.worker.close()
+      s.inventory.close()
+      await s.pool.close()
+      if (s.bus !== this.#memory) await s.bus.close()
+    }
+    this.sshWorkers.clear()
     for (const { hive, bus } of this.hives.values()) {
       await hive.close()
       if (bus !== this.#memory) await bus.close()

@@ -1,7 +1,9 @@
-import { type Bus, createMemoryBus, type Logger } from '@apiary/shared'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+import { type Bus, createMemoryBus, type InventoryHandle, type Logger, watchInventory } from '@apiary/shared'
 import { type Hive, startHive } from '@apiary/hive'
 import { type Queen, startQueen } from '@apiary/queen'
-import { startWorker, type Worker } from '@apiary/worker'
+import { createSshPool, type SshPool, type SshWorker, startSshWorker, startWorker, type Worker } from '@apiary/worker'
 
 export interface EmbeddedConfig {
   log: Logger
@@ -14,6 +16,9 @@ export interface EmbeddedConfig {
   nodePrefix: string
   region: string
   heartbeatMs: number
+  /** Agentless nodes, reached by an SSH worker in this process. */
+  inventoryFile?: string
+  ssh?: { knownHosts: string; hostKeyPolicy: 'strict' | 'accept-new'; identity?: string; passphraseFile?: string; agent?: string }
 }
 
 export interface Embedded {
@@ -21,6 +26,7 @@ export interface Embedded {
   bus: Bus
   workers: Worker[]
   hive: Hive
+  sshWorker: SshWorker | undefined
   close(): Promise<void>
 }
 
@@ -37,7 +43,28 @@ export async function startEmbedded(cfg: EmbeddedConfig): Promise<Embedded> {
     host: cfg.host,
     port: cfg.port,
     tokenFile: cfg.tokenFile,
+    ...(cfg.inventoryFile ? { inventoryFile: cfg.inventoryFile } : {}),
   })
+  let ssh: { worker: SshWorker; pool: SshPool; inventory: InventoryHandle } | undefined
+  if (cfg.inventoryFile) {
+    const log = cfg.log.child({ component: 'ssh-worker' })
+    const inventory = await watchInventory(cfg.inventoryFile, log)
+    const o = cfg.ssh ?? { knownHosts: join(homedir(), '.ssh', 'known_hosts'), hostKeyPolicy: 'strict' as const }
+    const pool = createSshPool({
+      knownHosts: o.knownHosts,
+      hostKeyPolicy: o.hostKeyPolicy,
+      ...(o.identity ? { keyFile: o.identity } : {}),
+      ...(o.passphraseFile ? { passphraseFile: o.passphraseFile } : {}),
+      ...(o.agent ? { agent: o.agent } : {}),
+      log,
+    })
+    // One SSH worker per region of the inventory would be the distributed shape; one process serves them all here.
+    const regions = new Set([...inventory.nodes().values()].map((n) => n.region))
+    if (regions.size > 1 || (regions.size === 1 && !regions.has(cfg.region))) {
+      log.warn({ regions: [...regions] }, `keeper dev serves region ${cfg.region} only; inventory nodes of other regions end "no hive"`)
+    }
+    ssh = { worker: startSshWorker({ bus, log, id: `ssh-${cfg.region}-embedded`, region: cfg.region, heartbeatMs: cfg.heartbeatMs, inventory: () => inventory.nodes(), pool }), pool, inventory }
+  }
   const hive = startHive({ bus, log: cfg.log.child({ component: 'hive' }), hiveId: `hive-${cfg.region}-embedded`, region: cfg.region, heartbeatMs: cfg.heartbeatMs })
   const workers: Worker[] = []
   for (let i = 1; i <= cfg.workers; i++) {
@@ -59,8 +86,14 @@ export async function startEmbedded(cfg: EmbeddedConfig): Promise<Embedded> {
     bus,
     workers,
     hive,
+    sshWorker: ssh?.worker,
     async close() {
       await Promise.all(workers.map((w) => w.close()))
+      if (ssh) {
+        await ssh.worker.close()
+        ssh.inventory.close()
+        await ssh.pool.close()
+      }
       await hive.close()
       await queen.close()
       await bus.close()

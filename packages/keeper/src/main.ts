@@ -1,3 +1,5 @@
+import { homedir } from 'node:os'
+import { join } from 'node:path'
 import {
   ApiaryError,
   createLogger,
@@ -134,7 +136,11 @@ const COMMANDS: Record<string, Command> = {
     summary: 'the embedded cluster: queen, hive and local workers in this process',
     usage: 'keeper dev [--workers N] [--port P]            serve until Ctrl-C\n       keeper dev [--workers N] COMMAND [ARGS…]      run one keeper command on a fresh embedded cluster, then stop',
     options: {
-      workers: { type: 'string', value: 'N', default: '3', help: 'local workers (nodes local-1 … local-N)' },
+      workers: { type: 'string', value: 'N', help: 'local workers, nodes local-1 … local-N (default 3, or 0 with --inventory)' },
+      inventory: { type: 'string', env: 'APIARY_INVENTORY', value: 'FILE', help: 'agentless nodes to reach over SSH from this process (YAML or JSON)' },
+      'known-hosts': { type: 'string', env: 'APIARY_KNOWN_HOSTS', value: 'FILE', help: 'OpenSSH known_hosts for --inventory (default ~/.ssh/known_hosts)' },
+      'host-key-policy': { type: 'string', default: 'strict', value: 'POLICY', help: 'strict (unknown host keys refused) or accept-new (recorded)' },
+      identity: { type: 'string', env: 'APIARY_SSH_IDENTITY', value: 'FILE', help: 'private key for inventory nodes that name none (else SSH_AUTH_SOCK)' },
       port: { type: 'string', env: 'APIARY_PORT', value: 'PORT', help: 'port of the HTTP API (default 7070 when serving, a free one for a single command)' },
       heartbeat: { type: 'string', env: 'APIARY_HEARTBEAT_MS', default: '5000', value: 'MS', help: 'heartbeat interval of the workers (ms, or 5s)' },
       'log-level': { type: 'string', env: 'APIARY_LOG_LEVEL', default: 'warn', value: 'LEVEL', help: 'log level of the cluster (logs go to stderr)' },
@@ -143,7 +149,10 @@ const COMMANDS: Record<string, Command> = {
     async run({ g, values, args, io }) {
       const stateDir = stateDirOf(g, io.env)
       const tokenFile = tokenFileOf(g, io.env)
-      const workers = parseIntFlag(String(values.workers), '--workers', 0, 1000)
+      const inventoryFile = values.inventory as string | undefined
+      const workers = values.workers === undefined ? (inventoryFile ? 0 : 3) : parseIntFlag(String(values.workers), '--workers', 0, 1000)
+      const policy = String(values['host-key-policy'])
+      if (policy !== 'strict' && policy !== 'accept-new') throw new ApiaryError('invalid_input', `--host-key-policy: "${policy}" must be strict or accept-new`, '--host-key-policy')
       const heartbeatMs = parseMsFlag(String(values.heartbeat), '--heartbeat')
       const serving = args.length === 0
       const port = values.port === undefined ? (serving ? 7070 : 0) : parseIntFlag(String(values.port), '--port', 0, 65535)
@@ -151,9 +160,31 @@ const COMMANDS: Record<string, Command> = {
         throw new ApiaryError('invalid_input', `keeper dev: "${args[0]}" is not a keeper command (see keeper --help)`, 'command')
       }
       const log = createLogger({ component: 'keeper-dev', level: String(values['log-level']) })
-      const cluster = await startEmbedded({ log, stateDir, tokenFile, host: '127.0.0.1', port, workers, nodePrefix: 'local', region: 'default', heartbeatMs })
+      const cluster = await startEmbedded({
+        log,
+        stateDir,
+        tokenFile,
+        host: '127.0.0.1',
+        port,
+        workers,
+        nodePrefix: 'local',
+        region: 'default',
+        heartbeatMs,
+        ...(inventoryFile
+          ? {
+              inventoryFile,
+              ssh: {
+                knownHosts: (values['known-hosts'] as string | undefined) ?? join(homedir(), '.ssh', 'known_hosts'),
+                hostKeyPolicy: policy,
+                ...(values.identity ? { identity: String(values.identity) } : {}),
+                ...(io.env.SSH_AUTH_SOCK ? { agent: io.env.SSH_AUTH_SOCK } : {}),
+              },
+            }
+          : {}),
+      })
       if (serving) {
-        await io.err.line(`apiary embedded cluster: queen on ${cluster.queen.url}, ${workers} local worker${workers === 1 ? '' : 's'}, state in ${stateDir}`)
+        const agentless = inventoryFile ? `, inventory ${inventoryFile} over SSH` : ''
+        await io.err.line(`apiary embedded cluster: queen on ${cluster.queen.url}, ${workers} local worker${workers === 1 ? '' : 's'}${agentless}, state in ${stateDir}`)
         await io.err.line(`in another terminal: keeper nodes · keeper run -- uname -a · keeper jobs   (Ctrl-C stops)`)
         await new Promise<void>((resolve) => io.interrupt.addEventListener('abort', () => resolve(), { once: true }))
         await cluster.close()

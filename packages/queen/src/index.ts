@@ -1,8 +1,7 @@
-import { unwatchFile, watchFile } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { serve } from '@hono/node-server'
-import { type Bus, decode, errorMessage, Heartbeat, loadInventory, type Logger, subjects } from '@apiary/shared'
+import { type Bus, decode, Heartbeat, type Logger, subjects, watchInventory } from '@apiary/shared'
 import { createApp } from './http/app.ts'
 import { Coordinator } from './jobs/coordinator.ts'
 import { Presence } from './presence/presence.ts'
@@ -46,27 +45,11 @@ export async function startQueen(cfg: QueenConfig): Promise<Queen> {
   const { token, created } = await ensureToken(cfg.tokenFile)
   if (created) log.info({ tokenFile: cfg.tokenFile }, 'generated a new API token')
   const presence = new Presence()
-  // A bad inventory at start is an error that stops the queen: nothing runs on a guess.
-  if (cfg.inventoryFile) {
-    const inv = await loadInventory(cfg.inventoryFile)
-    presence.setInventory(inv.nodes)
-    log.info({ inventory: cfg.inventoryFile, nodes: inv.nodes.length }, 'inventory loaded')
-  }
-  const reloadInventory: Queen['reloadInventory'] = async () => {
-    if (!cfg.inventoryFile) return { ok: false, error: 'no inventory configured' }
-    try {
-      const inv = await loadInventory(cfg.inventoryFile)
-      presence.setInventory(inv.nodes)
-      log.info({ inventory: cfg.inventoryFile, nodes: inv.nodes.length }, 'inventory reloaded')
-      return { ok: true, nodes: inv.nodes.length }
-    } catch (err) {
-      log.error({ inventory: cfg.inventoryFile, problem: errorMessage(err) }, 'inventory refused; keeping the last good one')
-      return { ok: false, error: errorMessage(err) }
-    }
-  }
-  const inventoryFile = cfg.inventoryFile
-  const onInventoryChange = () => void reloadInventory()
-  if (inventoryFile) watchFile(inventoryFile, { interval: cfg.inventoryPollMs ?? 2000, persistent: false }, onInventoryChange)
+  // A bad inventory at start stops the queen: nothing runs on a guess. Later bad versions are refused.
+  const inventory = cfg.inventoryFile
+    ? await watchInventory(cfg.inventoryFile, log, { pollMs: cfg.inventoryPollMs ?? 2000, onChange: (inv) => presence.setInventory(inv.nodes) })
+    : undefined
+  const reloadInventory: Queen['reloadInventory'] = async () => (inventory ? inventory.reload() : { ok: false, error: 'no inventory configured' })
   const store = openSqliteStore(join(cfg.stateDir, 'queen.db'))
   const coordinator = new Coordinator({
     bus: cfg.bus,
@@ -120,7 +103,7 @@ export async function startQueen(cfg: QueenConfig): Promise<Queen> {
     async close() {
       if (closing) return
       closing = true
-      if (inventoryFile) unwatchFile(inventoryFile, onInventoryChange)
+      inventory?.close()
       clearTimeout(sweepTimer)
       hbSub.unsubscribe()
       stopEvents()

@@ -66,3 +66,4 @@ export {
   parseInventory,
 } from './inventory/inventory.ts'
 export { expandHostList, type HostList, type HostPattern, parseHostList, type RangeItem } from './inventory/range.ts'
+export { type InventoryHandle, watchInventory } from './inventory/watch.ts'

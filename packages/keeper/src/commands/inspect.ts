@@ -110,16 +110,17 @@ export async function nodesCommand(client: JobClient, io: Io): Promise<number> {
     await io.out.line('no nodes have reported yet')
     return EXIT.ok
   }
+  // Agent nodes: last heartbeat. Agentless (SSH) nodes: last contact by an SSH worker, and the breaker.
   const rows = nodes.map((n) => [
     n.id,
     n.region,
     n.online ? 'online' : 'offline',
-    ago(n.lastSeen),
     n.executor,
-    String(n.running),
+    n.executor === 'ssh' ? (n.lastContact ? ago(n.lastContact) : 'never') : ago(n.lastSeen),
+    n.breaker ?? '',
     Object.entries(n.labels).map(([k, val]) => `${k}=${val}`).join(','),
   ])
-  for (const l of table(['NODE', 'REGION', 'STATUS', 'LAST SEEN', 'EXECUTOR', 'RUNNING', 'LABELS'], rows)) await io.out.line(l)
+  for (const l of table(['NODE', 'REGION', 'STATUS', 'EXECUTOR', 'LAST CONTACT', 'BREAKER', 'LABELS'], rows)) await io.out.line(l)
   return EXIT.ok
 }
 
