@@ -21,10 +21,18 @@ describe('apiary-queen, apiary-hive, apiary-worker flags', () => {
     ['apiary-worker', ['--nats', 'nats://127.0.0.1:1', '--heartbeat', 'often'], /--heartbeat: "often" is not a duration/],
     ['apiary-hive', ['--nats', 'nats://127.0.0.1:1', '--region', 'eu west'], /--region: must hold only/],
     ['apiary-queen', ['--port', '70000'], /--port: "70000" must be a whole number from 0 to 65535/],
+    ['apiary-worker', ['--nats', 'nats://127.0.0.1:1', '--ssh'], /--inventory \(or APIARY_INVENTORY\) is required with --ssh/],
+    ['apiary-worker', ['--nats', 'nats://127.0.0.1:1', '--ssh', '--inventory', 'x.yaml', '--host-key-policy', 'yolo'], /--host-key-policy: "yolo" must be strict or accept-new/],
   ])('%s %j exits 2 naming the problem', async (bin, args, message) => {
     const r = await runBin(bin, args, { APIARY_NATS_URL: '' })
     expect(r.code).toBe(2)
     expect(r.stderr).toMatch(message)
+  })
+
+  it('an SSH worker given a missing inventory names the file and exits 2', async () => {
+    const r = await runBin('apiary-worker', ['--nats', 'nats://127.0.0.1:1', '--ssh', '--inventory', '/nonexistent/fleet.yaml'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain('inventory file /nonexistent/fleet.yaml does not exist')
   })
 
   it('a worker that cannot reach NATS says so and exits 1', async () => {
