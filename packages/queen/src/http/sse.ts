@@ -1,8 +1,8 @@
 import type { Context } from 'hono'
 import { stream } from 'hono/streaming'
-import type { JobEvent, Logger } from '@apiary/shared'
+import type { Logger } from '@apiary/shared'
 import type { Coordinator } from '../jobs/coordinator.ts'
-import type { JobStore } from '../store/store.ts'
+import type { JobStore, StoredEvent } from '../store/store.ts'
 
 export interface SseOptions {
   keepaliveMs: number
@@ -45,11 +45,12 @@ export function streamJob(c: Context, deps: { store: JobStore; coordinator: Coor
         let finished = false
         for (;;) {
           const page = deps.store.eventsAfter(jobId, cursor, opts.pageSize, { output })
-          for (const ev of page) {
-            await s.write(frame(ev))
+          if (page.length > 0) {
+            // One write per page, not per event: a 1,000-node job is a few writes, not a thousand.
+            await s.write(page.map(frame).join(''))
             if (s.aborted) return
-            cursor = ev.seq
-            if (ev.kind === 'job.finished') finished = true
+            cursor = page[page.length - 1]!.seq
+            if (page.some((ev) => ev.kind === 'job.finished')) finished = true
           }
           if (page.length < opts.pageSize) break
         }
@@ -67,6 +68,7 @@ export function streamJob(c: Context, deps: { store: JobStore; coordinator: Coor
   })
 }
 
-function frame(ev: JobEvent): string {
-  return `id: ${ev.seq}\nevent: ${ev.kind}\ndata: ${JSON.stringify(ev)}\n\n`
+/** The stored JSON text goes out as is: no parse and stringify per event. */
+function frame(ev: StoredEvent): string {
+  return `id: ${ev.seq}\nevent: ${ev.kind}\ndata: ${ev.body}\n\n`
 }

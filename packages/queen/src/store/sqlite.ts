@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'libsql'
 import { ApiaryError, type JobEvent, JobRequest, type JobState, type JobSummary, type NodeResult, type NodeState } from '@apiary/shared'
-import type { Batch, JobStore, NewJob, OutputChunk } from './store.ts'
+import type { Batch, JobStore, NewJob, OutputChunk, StoredEvent } from './store.ts'
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS jobs (
@@ -117,8 +117,8 @@ export function openSqliteStore(path: string): JobStore {
   const listByState = db.prepare('SELECT * FROM jobs WHERE state = ? ORDER BY created_at DESC, id DESC LIMIT ?')
   const running = db.prepare("SELECT id FROM jobs WHERE state = 'running'")
   const nodesOf = db.prepare('SELECT * FROM job_nodes WHERE job_id = ? ORDER BY node')
-  const eventsAll = db.prepare('SELECT body, seq FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?')
-  const eventsNoOutput = db.prepare("SELECT body, seq FROM events WHERE job_id = ? AND seq > ? AND kind != 'node.output' ORDER BY seq LIMIT ?")
+  const eventsAll = db.prepare('SELECT seq, kind, body FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?')
+  const eventsNoOutput = db.prepare("SELECT seq, kind, body FROM events WHERE job_id = ? AND seq > ? AND kind != 'node.output' ORDER BY seq LIMIT ?")
   const outputAll = db.prepare("SELECT body, seq FROM events WHERE job_id = ? AND kind = 'node.output' ORDER BY seq")
   const outputNode = db.prepare("SELECT body, seq FROM events WHERE job_id = ? AND kind = 'node.output' AND node = ? ORDER BY seq")
 
@@ -207,7 +207,7 @@ export function openSqliteStore(path: string): JobStore {
       )
     },
     eventsAfter(jobId, after, limit, opts) {
-      return parseEvents((opts.output ? eventsAll : eventsNoOutput).all(jobId, after, limit) as Array<{ body: string }>)
+      return (opts.output ? eventsAll : eventsNoOutput).all(jobId, after, limit) as StoredEvent[]
     },
     output(jobId, node) {
       const rows = (node ? outputNode.all(jobId, node) : outputAll.all(jobId)) as Array<{ body: string }>

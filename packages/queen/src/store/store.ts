@@ -34,6 +34,13 @@ export interface NodeUpdate {
   result?: unknown
 }
 
+export interface StoredEvent {
+  seq: number
+  kind: string
+  /** The event as JSON text, exactly as it was stored. */
+  body: string
+}
+
 export interface OutputChunk {
   seq: number
   node: string
@@ -57,8 +64,8 @@ export interface JobStore {
   /** Ids of jobs still running, for recovery at start-up. */
   runningJobIds(): string[]
   nodes(jobId: string): NodeResult[]
-  /** Events with `seq > after`, at most `limit`, optionally without `node.output`. */
-  eventsAfter(jobId: string, after: number, limit: number, opts: { output: boolean }): JobEvent[]
+  /** Events with `seq > after`, at most `limit`, optionally without `node.output`, as stored (JSON text). */
+  eventsAfter(jobId: string, after: number, limit: number, opts: { output: boolean }): StoredEvent[]
   output(jobId: string, node?: string): OutputChunk[]
   close(): void
 }
