@@ -17,7 +17,6 @@ import { FOLLOW_OPTIONS, GLOBAL_OPTIONS, ROLLOUT_OPTIONS, RUN_OPTIONS } from './
 import { checkAggregate, factsRender } from './commands/facts.ts'
 import { cancelCommand, jobCommand, jobsCommand, logsCommand, nodesCommand, watchCommand } from './commands/inspect.ts'
 import { buildRequest, execOperation, followCreated, type RunValues, submitAndFollow, withConfirmation } from './commands/run.ts'
-import { startEmbedded } from './embedded.ts'
 import { LineWriter } from './render/output.ts'
 
 interface Command {
@@ -160,6 +159,8 @@ const COMMANDS: Record<string, Command> = {
         throw new ApiaryError('invalid_input', `keeper dev: "${args[0]}" is not a keeper command (see keeper --help)`, 'command')
       }
       const log = createLogger({ component: 'keeper-dev', level: String(values['log-level']) })
+      // Loaded only here: the embedded cluster pulls in the queen, hive and workers.
+      const { startEmbedded } = await loadEmbedded()
       const cluster = await startEmbedded({
         log,
         stateDir,
@@ -313,6 +314,19 @@ function isFlagValue(argv: string[], i: number, table: OptionTable): boolean {
   const name = prev.replace(/^-+/, '')
   const spec = table[name] ?? Object.values(table).find((s) => s.short === name)
   return spec?.type === 'string'
+}
+
+/**
+ * The embedded cluster's code, from the TypeScript sources. The built keeper (dist/) does not
+ * bundle it, so that every other command starts light; it loads tsx first to read them.
+ */
+async function loadEmbedded(): Promise<typeof import('./embedded.ts')> {
+  const url = new URL('../src/embedded.ts', import.meta.url)
+  if (!import.meta.url.endsWith('.ts')) {
+    const { register } = await import('tsx/esm/api')
+    register()
+  }
+  return (await import(url.href)) as typeof import('./embedded.ts')
 }
 
 /** One question on the terminal, one line of answer. */

@@ -41,7 +41,7 @@ export async function followJob(client: JobClient, jobId: string, io: Io, opts: 
       if (ev.kind === 'job.finished') fin = ev
       if (io.format === 'ndjson') await io.out.line(JSON.stringify(ev))
       else if (io.format === 'text') await printText(ev, io, screen, opts)
-      if (io.format === 'text') await screen.status(progress.line(), ev.kind === 'job.submitted')
+      if (io.format === 'text' && io.tty) await screen.status(progress.line(), ev.kind === 'job.submitted')
     }
     // The last count stays on screen as a line of its own.
     if (fin && io.tty && io.format === 'text') await screen.line(progress.line())
