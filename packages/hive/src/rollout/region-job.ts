@@ -62,6 +62,8 @@ export class RegionJob {
     const { bus } = this.o
     this.#subs.push(
       bus.subscribe(subjects.events(this.job.jobId), (msg) => {
+        // Only finishes matter here; output and starts are not even validated.
+        if ((msg.data as { kind?: unknown } | null)?.kind !== 'node.finished') return
         const ev = decode(WireEvent, msg, this.#log)
         if (ev?.kind === 'node.finished') this.#onFinished(ev.node, ev.state)
       }),

@@ -141,7 +141,8 @@ export function createApp(deps: AppDeps): Hono {
     if (output !== undefined && output !== 'full' && output !== 'none') {
       throw new ApiaryError('invalid_input', `output: "${output}" must be "full" or "none"`, 'output')
     }
-    return streamJob(c, { store, coordinator, log }, job.id, after.data, output === 'full', { keepaliveMs: deps.keepaliveMs, pageSize: 500 })
+    // Output chunks run to 32 KiB each: smaller pages keep a page's memory bounded.
+    return streamJob(c, { store, coordinator, log }, job.id, after.data, output === 'full', { keepaliveMs: deps.keepaliveMs, pageSize: output === 'full' ? 64 : 500 })
   })
 
   app.post('/v1/jobs/:id/cancel', (c) => {

@@ -65,7 +65,19 @@ export const WireEvent = z.discriminatedUnion('kind', [
 ])
 export type WireEvent = z.infer<typeof WireEvent>
 
-export const JobEvent = z.intersection(WireEvent, z.object({ seq: z.number().int().min(1) }))
+const seq = { seq: z.number().int().min(1) }
+/** A stored event: a `WireEvent` with its gapless per-job sequence number. */
+export const JobEvent = z.discriminatedUnion('kind', [
+  member('job.submitted').extend(seq),
+  member('job.region').extend(seq),
+  member('job.cancelling').extend(seq),
+  member('job.halted').extend(seq),
+  member('job.canary').extend(seq),
+  member('job.finished').extend(seq),
+  member('node.started').extend(seq),
+  member('node.output').extend(seq),
+  member('node.finished').extend(seq),
+])
 export type JobEvent = WireEvent & { seq: number }
 export type EventOf<K extends EventKind> = Extract<WireEvent, { kind: K }> & { seq: number }
 export type WireEventOf<K extends EventKind> = Extract<WireEvent, { kind: K }>
