@@ -1,4 +1,4 @@
-import { connect, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node'
+import { connect, createInbox, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node'
 import { ApiaryError, errorMessage, isApiaryError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { type Bus, type BusMessage, runHandler } from './bus.ts'
@@ -44,6 +44,18 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<Bus> {
   })().catch(() => undefined)
 
   const subs = new Set<Subscription>()
+
+  // Requests share one inbox subscription, replies matched by token. nats.js's own request()
+  // builds an error object for every reply (even a good one): a tenth of a busy hive's CPU.
+  const inbox = createInbox()
+  let requests = 0
+  const inflight = new Map<string, { reply: (m: Msg) => void; fail: (err: ApiaryError) => void }>()
+  nc.subscribe(`${inbox}.*`, {
+    callback: (err, m) => {
+      if (err) return
+      inflight.get(m.subject.slice(inbox.length + 1))?.reply(m)
+    },
+  })
   // Set when close() starts: requests the drain cuts off reject with `closed` even though the
   // connection only reports isClosed() once the drain has finished.
   let closing = false
@@ -100,30 +112,46 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<Bus> {
         },
       }
     },
-    async request(subject, data, ropts) {
-      if (ropts.signal?.aborted) throw new ApiaryError('timeout', `request to ${subject} was aborted`)
-      try {
-        const pending = nc.request(subject, enc.encode(JSON.stringify(data)), { timeout: ropts.timeoutMs })
-        const m = ropts.signal ? await abortable(pending, ropts.signal, subject) : await pending
-        return m.data.length === 0 ? null : JSON.parse(dec.decode(m.data))
-      } catch (err) {
-        if (isApiaryError(err)) throw err
-        const e = err as { name?: string; isNoResponders?: () => boolean; cause?: unknown }
-        if (e.isNoResponders?.()) {
-          throw new ApiaryError('no_responders', `no responders on ${subject}`, undefined, { cause: err })
+    request(subject, data, ropts) {
+      if (ropts.signal?.aborted) return Promise.reject(new ApiaryError('timeout', `request to ${subject} was aborted`))
+      if (closing || nc.isClosed()) return Promise.reject(new ApiaryError('closed', `the bus is closed`))
+      const token = (++requests).toString(36)
+      return new Promise<unknown>((resolve, reject) => {
+        const settle = (fn: () => void) => {
+          if (!inflight.delete(token)) return
+          clearTimeout(timer)
+          ropts.signal?.removeEventListener('abort', onAbort)
+          fn()
         }
-        if (e.name === 'TimeoutError' || (e.cause as { name?: string } | undefined)?.name === 'TimeoutError') {
-          throw new ApiaryError('timeout', `no reply from ${subject} within ${ropts.timeoutMs} ms`, undefined, { cause: err })
+        const onAbort = () => settle(() => reject(new ApiaryError('timeout', `request to ${subject} was aborted`, undefined, { cause: ropts.signal?.reason })))
+        const timer = setTimeout(() => settle(() => reject(new ApiaryError('timeout', `no reply from ${subject} within ${ropts.timeoutMs} ms`))), ropts.timeoutMs)
+        ropts.signal?.addEventListener('abort', onAbort, { once: true })
+        inflight.set(token, {
+          reply: (m) =>
+            settle(() => {
+              // The server answers 503 at once when nobody subscribes to the subject.
+              if (m.headers?.code === 503) return reject(new ApiaryError('no_responders', `no responders on ${subject}`))
+              try {
+                resolve(m.data.length === 0 ? null : JSON.parse(dec.decode(m.data)))
+              } catch (err) {
+                reject(new ApiaryError('invalid_input', `reply from ${subject} is not JSON`, undefined, { cause: err }))
+              }
+            }),
+          fail: (err) => settle(() => reject(err)),
+        })
+        try {
+          nc.publish(subject, enc.encode(JSON.stringify(data)), { reply: `${inbox}.${token}` })
+        } catch (err) {
+          settle(() => reject(new ApiaryError('closed', `cannot send a request to ${subject}: ${errorMessage(err)}`, undefined, { cause: err })))
         }
-        if (closing || nc.isClosed()) throw new ApiaryError('closed', `the bus closed before ${subject} replied`, undefined, { cause: err })
-        throw new ApiaryError('unreachable', `request to ${subject} failed: ${errorMessage(err)}`, undefined, { cause: err })
-      }
+      })
     },
     flush() {
       return nc.flush()
     },
     async close() {
       closing = true
+      for (const p of [...inflight.values()]) p.fail(new ApiaryError('closed', 'the bus closed before the reply came'))
       if (nc.isClosed()) return
       try {
         await nc.drain()
@@ -132,17 +160,4 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<Bus> {
       }
     },
   }
-}
-
-/**
- * Settles with `pending`, or rejects with `timeout` as soon as `signal` aborts. nats.js takes
- * no signal, so an abandoned request lives on until its own timeout; its outcome is ignored.
- */
-function abortable(pending: Promise<Msg>, signal: AbortSignal, subject: string): Promise<Msg> {
-  return new Promise<Msg>((resolve, reject) => {
-    const onAbort = () => reject(new ApiaryError('timeout', `request to ${subject} was aborted`, undefined, { cause: signal.reason }))
-    signal.addEventListener('abort', onAbort, { once: true })
-    // Handling both outcomes here also keeps a rejection after an abort from going unhandled.
-    void pending.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
-  })
 }
