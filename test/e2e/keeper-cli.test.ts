@@ -179,6 +179,36 @@ describe('keeper CLI', () => {
     expect((await run.exited).code).toBe(3)
   })
 
+  it('Ctrl-C detaches with the job id; keeper watch picks it up where keeper left off', async () => {
+    const { startBin: start } = await import('../harness/index.ts')
+    const run = start('keeper', ['--queen', queen, '--token-file', tokenFile, 'run', '--no-group', '--shell', '--', 'echo one; sleep 2; echo two'], env())
+    const line = await run.waitFor(/job j[0-9a-z]+:/)
+    const jobId = /job (j[0-9a-z]+)/.exec(line)![1]!
+    await run.waitFor(/local-1 \| one/)
+    run.child.kill('SIGINT')
+    const { code } = await run.exited
+    expect(code).toBe(130)
+    expect(run.output()).toContain(`keeper: detached; job ${jobId} goes on (keeper watch ${jobId}`)
+    const watched = await keeper(['watch', jobId, '--no-group'])
+    expect(watched.code).toBe(0)
+    expect(watched.stdout).toMatch(new RegExp(`^reattaching to job ${jobId} after event \\d+`))
+    // What was printed before the detach is not printed again; what came after is.
+    expect(watched.stdout).not.toContain('local-1 | one')
+    expect(watched.stdout).toContain('local-1 | two')
+    expect(watched.stdout).toMatch(/job j[0-9a-z]+ ok in/)
+  })
+
+  it('Ctrl-C with --cancel-on-interrupt cancels the job', async () => {
+    const { startBin: start } = await import('../harness/index.ts')
+    const run = start('keeper', ['--queen', queen, '--token-file', tokenFile, 'run', '--cancel-on-interrupt', '--no-group', '--shell', '--', 'echo up; sleep 30'], env())
+    const jobId = /job (j[0-9a-z]+)/.exec(await run.waitFor(/job j[0-9a-z]+:/))![1]!
+    await run.waitFor(/local-1 \| up/)
+    run.child.kill('SIGINT')
+    expect((await run.exited).code).toBe(3)
+    const shown = await keeper(['watch', jobId])
+    expect(shown.stdout).toMatch(/cancelled in/)
+  })
+
   it('prints facts as a table', async () => {
     const r = await keeper(['facts'])
     expect(r.code).toBe(0)
