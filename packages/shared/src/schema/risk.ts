@@ -4,31 +4,100 @@ export type RiskClass = 'safe' | 'destructive'
 
 export interface Risk {
   class: RiskClass
-  /** Why, in words an operator recognises: "recursive delete of /", "reboot". */
+  /** Why, in words an operator recognises: "recursive delete of a broad path", "shutdown or reboot". */
   reasons: string[]
 }
 
-/** Paths whose recursive removal takes a system or its data with it. */
-const BROAD_PATH = String.raw`(?:/|/\*|~/?|~/\*|\*|\.|\./?\*|/(?:bin|boot|dev|etc|home|lib|lib64|opt|root|sbin|srv|usr|var)(?:/\*?)?|\$HOME/?\*?)`
-const DEVICE = String.raw`/dev/(?:sd[a-z]|nvme\d|vd[a-z]|xvd[a-z]|hd[a-z]|mmcblk\d|md\d|dm-\d|mapper/)`
+/** Paths whose recursive removal or re-permissioning takes a system or its data with it. */
+const BROAD = new Set(['/', '/*', '~', '~/', '~/*', '*', '.', './', './*', '..', '$HOME', '$HOME/', '$HOME/*', '${HOME}'])
+const SYSTEM_DIRS = ['bin', 'boot', 'dev', 'etc', 'home', 'lib', 'lib64', 'opt', 'root', 'sbin', 'srv', 'usr', 'var']
+const isBroad = (p: string) => BROAD.has(p) || SYSTEM_DIRS.some((d) => p === `/${d}` || p === `/${d}/` || p === `/${d}/*`)
+const DEVICE = /^\/dev\/(?:sd[a-z]|nvme\d|vd[a-z]|xvd[a-z]|hd[a-z]|mmcblk\d|md\d|dm-\d|mapper\/)/
 
-const RULES: Array<{ re: RegExp; reason: string }> = [
-  {
-    re: new RegExp(String.raw`(?:^|[;&|(\s])rm\s+(?:-[a-zA-Z]*[rR][a-zA-Z]*\s+|--recursive\s+|-[a-zA-Z]+\s+|--[a-z-]+\s+)*(?:-[a-zA-Z]*[rR][a-zA-Z]*\s+|--recursive\s+)(?:-[a-zA-Z-]+\s+)*(?:"|')?${BROAD_PATH}(?:"|')?(?=\s|$|[;&|)])`),
-    reason: 'recursive delete of a broad path',
-  },
-  { re: /(?:^|[;&|(\s])(?:mkfs(?:\.\w+)?|mke2fs|mkswap|wipefs|sgdisk\s+(?:-Z|--zap-all)|fdisk|sfdisk|parted|blkdiscard)(?=\s|$)/, reason: 'disk formatting or partitioning' },
-  { re: new RegExp(String.raw`(?:^|[;&|(\s])dd\s+[^;&|]*of=${DEVICE}`), reason: 'raw write to a block device' },
-  { re: new RegExp(String.raw`>\s*${DEVICE}`), reason: 'raw write to a block device' },
-  { re: new RegExp(String.raw`(?:^|[;&|(\s])shred\s+[^;&|]*${DEVICE}`), reason: 'raw write to a block device' },
-  { re: /(?:^|[;&|(\s])(?:shutdown|reboot|halt|poweroff)(?=\s|$|[;&|)])/, reason: 'shutdown or reboot' },
-  { re: /(?:^|[;&|(\s])(?:systemctl|loginctl)\s+(?:-\S+\s+)*(?:reboot|poweroff|halt|kexec|emergency|rescue)(?=\s|$)/, reason: 'shutdown or reboot' },
-  { re: /(?:^|[;&|(\s])(?:init|telinit)\s+[06](?=\s|$)/, reason: 'shutdown or reboot' },
-  { re: /(?:curl|wget|fetch)\b[^|;&]*\|\s*(?:sudo\s+)?(?:ba|z|da|k)?sh\b/, reason: 'piping a download into a shell' },
-  { re: /(\w+|:)\s*\(\)\s*\{[^}]*\1\s*\|\s*\1\s*&[^}]*\}\s*;\s*\1/, reason: 'fork bomb' },
-  { re: new RegExp(String.raw`(?:^|[;&|(\s])(?:chmod|chown|chgrp)\s+(?:-\S+\s+)*-[a-zA-Z]*R[a-zA-Z]*\s+\S+\s+${BROAD_PATH}(?=\s|$)`), reason: 'recursive permission change of a broad path' },
-  { re: /(?:^|[;&|(\s])kill\s+(?:-\S+\s+)*-1(?=\s|$)/, reason: 'kills every process' },
-  { re: /(?:^|[;&|(\s])(?:iptables|ip6tables)\s+(?:-\S+\s+)*-F(?=\s|$)|nft\s+flush\s+ruleset/, reason: 'flushes the firewall' },
+/** Words that run the next word as the command: `sudo rm`, `env X=1 rm`, `nice -n 5 rm`. */
+const PREFIXES = new Set(['sudo', 'doas', 'env', 'nice', 'nohup', 'ionice', 'time', 'exec', 'command', 'builtin'])
+
+/**
+ * Splits command text into simple commands (at `;`, `&`, `|`, newlines, parentheses and
+ * backticks) and each into words, quotes removed. Linear in the text: no regular expression
+ * here may backtrack, since the text comes from the request (up to 64 KiB).
+ */
+function simpleCommands(text: string): Array<{ words: string[]; pipe: boolean }> {
+  const out: Array<{ words: string[]; pipe: boolean }> = []
+  let words: string[] = []
+  let word = ''
+  let quote: string | null = null
+  const endWord = () => {
+    if (word !== '') words.push(word)
+    word = ''
+  }
+  const endCommand = (sep: string) => {
+    endWord()
+    // `pipe`: its output goes to the next command (a single `|`).
+    if (words.length > 0) out.push({ words, pipe: sep === '|' })
+    else if (sep === '|' && out.length > 0) out[out.length - 1]!.pipe = false // `||`
+    words = []
+  }
+  for (const ch of text) {
+    if (quote) {
+      if (ch === quote) quote = null
+      else word += ch
+    } else if (ch === '"' || ch === "'") quote = ch
+    else if (ch === ' ' || ch === '\t') endWord()
+    else if (';&|\n()`{}'.includes(ch)) endCommand(ch)
+    else word += ch
+  }
+  endCommand('')
+  return out
+}
+
+/** The command word and its arguments, after `sudo`, `env A=B` and the like. */
+function unwrap(words: string[]): { cmd: string; args: string[] } | undefined {
+  let i = 0
+  while (i < words.length) {
+    const w = words[i]!
+    if (PREFIXES.has(w) || /^[A-Za-z_][A-Za-z0-9_]*=/.test(w)) {
+      i++
+      // Flags of the prefix itself (`sudo -u root`, `nice -n 5`) up to the command.
+      while (i < words.length && words[i]!.startsWith('-')) i += words[i] === '-u' || words[i] === '-n' ? 2 : 1
+      continue
+    }
+    break
+  }
+  const cmd = words[i]
+  if (cmd === undefined) return undefined
+  return { cmd: cmd.slice(cmd.lastIndexOf('/') + 1), args: words.slice(i + 1) }
+}
+
+const flags = (args: string[]) => args.filter((a) => a.startsWith('-'))
+const operands = (args: string[]) => args.filter((a) => !a.startsWith('-') || a === '-')
+const recursive = (args: string[]) => flags(args).some((f) => f === '--recursive' || (/^-[A-Za-z]+$/.test(f) && /[rR]/.test(f)))
+
+type Rule = (cmd: string, args: string[]) => string | undefined
+
+const RULES: Rule[] = [
+  (cmd, args) => (cmd === 'rm' && recursive(args) && operands(args).some(isBroad) ? 'recursive delete of a broad path' : undefined),
+  (cmd, args) =>
+    ['chmod', 'chown', 'chgrp'].includes(cmd) && recursive(args) && operands(args).slice(1).some(isBroad)
+      ? 'recursive permission change of a broad path'
+      : undefined,
+  (cmd, args) =>
+    /^(?:mkfs(?:\.\w+)?|mke2fs|mkswap|wipefs|fdisk|sfdisk|parted|blkdiscard)$/.test(cmd) || (cmd === 'sgdisk' && args.some((a) => a === '-Z' || a === '--zap-all'))
+      ? 'disk formatting or partitioning'
+      : undefined,
+  (cmd, args) => (cmd === 'dd' && args.some((a) => a.startsWith('of=') && DEVICE.test(a.slice(3)))) || (cmd === 'shred' && args.some((a) => DEVICE.test(a))) ? 'raw write to a block device' : undefined,
+  (cmd, args) =>
+    ['shutdown', 'reboot', 'halt', 'poweroff'].includes(cmd) ||
+    (['systemctl', 'loginctl'].includes(cmd) && operands(args).some((a) => ['reboot', 'poweroff', 'halt', 'kexec', 'emergency', 'rescue'].includes(a))) ||
+    (['init', 'telinit'].includes(cmd) && (args[0] === '0' || args[0] === '6'))
+      ? 'shutdown or reboot'
+      : undefined,
+  // `kill -9 -1`, `kill -- -1`: pid -1 is every process the caller may signal.
+  (cmd, args) => (cmd === 'kill' && args.length >= 2 && args[args.length - 1] === '-1' ? 'kills every process' : undefined),
+  (cmd, args) =>
+    (['iptables', 'ip6tables'].includes(cmd) && args.some((a) => a === '-F' || a === '--flush')) || (cmd === 'nft' && args[0] === 'flush' && args[1] === 'ruleset')
+      ? 'flushes the firewall'
+      : undefined,
 ]
 
 /**
@@ -41,8 +110,27 @@ const RULES: Array<{ re: RegExp; reason: string }> = [
  */
 export function classifyRisk(op: Operation): Risk {
   if (op.type !== 'exec') return { class: 'safe', reasons: [] }
-  const text = op.shell ? (op.command ?? '') : (op.argv ?? []).join(' ')
-  const reasons = [...new Set(RULES.filter((r) => r.re.test(text)).map((r) => r.reason))]
-  // argv with an interpreter: `sh -c '…'` or `bash -c '…'` hides the real command one level down.
-  return { class: reasons.length > 0 ? 'destructive' : 'safe', reasons }
+  const text = op.shell ? (op.command ?? '') : (op.argv ?? []).map((a) => (/\s/.test(a) ? `'${a}'` : a)).join(' ')
+  const reasons = new Set<string>()
+  const commands = simpleCommands(text)
+  for (const [i, { words, pipe }] of commands.entries()) {
+    const c = unwrap(words)
+    if (!c) continue
+    if (pipe && ['curl', 'wget', 'fetch'].includes(c.cmd)) {
+      const next = unwrap(commands[i + 1]?.words ?? [])
+      if (next && /^(?:ba|da|z|k)?sh$/.test(next.cmd)) reasons.add('piping a download into a shell')
+    }
+    for (const rule of RULES) {
+      const why = rule(c.cmd, c.args)
+      if (why) reasons.add(why)
+    }
+    // `sh -c '…'` hides the real command one level down.
+    if (/^(?:ba|da|z|k)?sh$/.test(c.cmd) && c.args[0] === '-c' && c.args[1]) {
+      for (const r of classifyRisk({ type: 'exec', shell: true, command: c.args[1] }).reasons) reasons.add(r)
+    }
+  }
+  // Shapes the word split does not see: writes redirected onto a device, fork bombs.
+  if (/>\s*\/dev\/(?:sd[a-z]|nvme\d|vd[a-z]|xvd[a-z]|hd[a-z]|mmcblk\d)/.test(text)) reasons.add('raw write to a block device')
+  if (/:\s*\(\)\s*\{\s*:\s*\|\s*:\s*&\s*\}\s*;\s*:/.test(text) || /\b(\w+)\s*\(\)\s*\{\s*\1\s*\|\s*\1\s*&\s*\}\s*;\s*\1\b/.test(text)) reasons.add('fork bomb')
+  return { class: reasons.size > 0 ? 'destructive' : 'safe', reasons: [...reasons] }
 }
