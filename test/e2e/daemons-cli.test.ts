@@ -37,8 +37,9 @@ describe('apiary-queen, apiary-hive, apiary-worker flags', () => {
 
   it('a worker that cannot reach NATS says so and exits 1', async () => {
     const port = await freePort()
-    const r = await runBin('apiary-worker', ['--nats', `nats://127.0.0.1:${port}`, '--node-id', 'w1'])
+    const r = await runBin('apiary-worker', ['--nats', `nats://alice:s3cret-pw@127.0.0.1:${port}`, '--node-id', 'w1'])
     expect(r.code).toBe(1)
-    expect(r.stderr).toContain(`apiary-worker: cannot connect to NATS at nats://127.0.0.1:${port}`)
+    expect(r.stderr).toContain(`apiary-worker: cannot connect to NATS at nats://[redacted]@127.0.0.1:${port}`)
+    expect(r.stderr + r.stdout).not.toContain('s3cret-pw')
   })
 })

@@ -38,6 +38,9 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
   const running = new Map<string, { abort: AbortController; done: Promise<void> }>()
   const byJob = new Map<string, Set<string>>()
   const recent = new Set<string>()
+  // Cancels of recent jobs: a task of a cancelled job that arrives after the cancel (the
+  // hive refilled its window as the cancel was on its way) is stopped before it starts.
+  const cancelled = new Map<string, StopRequest>()
   let closing = false
 
   const emit = (ev: WireEvent) => {
@@ -63,6 +66,8 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
       recent.add(key)
       if (recent.size > RECENT_TASKS) recent.delete(recent.values().next().value!)
       const abort = new AbortController()
+      const stop = cancelled.get(task.jobId)
+      if (stop) abort.abort(stop)
       const done = run(task, abort.signal).finally(() => {
         running.delete(key)
         const set = byJob.get(task.jobId)
@@ -81,6 +86,8 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
     const control = decode(Control, msg, log)
     // A halt only stops dispatching; what already runs here finishes.
     if (control?.action !== 'cancel') return
+    cancelled.set(control.jobId, { state: control.outcome, cause: control.reason })
+    if (cancelled.size > RECENT_TASKS) cancelled.delete(cancelled.keys().next().value!)
     const keys = byJob.get(control.jobId)
     if (!keys) return
     log.info({ jobId: control.jobId, outcome: control.outcome, tasks: keys.size }, 'stopping tasks')

@@ -79,9 +79,12 @@ export function startSshWorker(cfg: SshWorkerConfig): SshWorker {
     },
   })
 
-  // Reachability goes to the queen with the heartbeat: only hosts whose state changed.
+  // Reachability goes to the queen with the heartbeat: the hosts whose state changed, and every
+  // twelfth beat all of them, so a restarted queen learns what nothing changes.
   const sent = new Map<string, string>()
+  let beats = 0
   const changedHosts = (): HostReach[] => {
+    if (beats++ % 12 === 0) sent.clear()
     const byKey = new Map<string, string[]>()
     for (const n of cfg.inventory().values()) {
       if (n.region !== cfg.region) continue

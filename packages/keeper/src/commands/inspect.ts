@@ -145,7 +145,9 @@ export async function watchCommand(client: JobClient, io: Io, id: string, cursor
   const job = await client.get(id)
   const after = await readCursor(cursorDir, id)
   // Counts up to the cursor come from the job as stored; events after it from the stream.
-  const seed = after > 0 ? { total: job.nodeCount, counts: job.counts, createdAt: job.createdAt } : undefined
+  const counts: Record<string, number> = {}
+  for (const n of job.nodes) counts[n.state] = (counts[n.state] ?? 0) + 1
+  const seed = after > 0 ? { total: job.nodeCount, counts, createdAt: job.createdAt } : undefined
   if (after > 0 && io.format === 'text') await io.out.line(`reattaching to job ${id} after event ${after}`)
   return followCreated(client, io, id, v, { after, cursorDir, ...(seed ? { seed } : {}) })
 }

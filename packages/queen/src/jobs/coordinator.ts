@@ -86,6 +86,7 @@ export class Coordinator {
   readonly #o: CoordinatorOptions
   #batch: Batch = { events: [], ends: [] }
   #flushScheduled = false
+  #retryTimer: NodeJS.Timeout | undefined
   #closed = false
 
   constructor(opts: CoordinatorOptions) {
@@ -203,7 +204,16 @@ export class Coordinator {
     try {
       this.#o.store.commit(batch)
     } catch (err) {
-      this.#o.log.error({ err, events: batch.events.length }, 'cannot store events')
+      // Nothing is dropped: the batch goes back in front of what came since, and is tried
+      // again; listeners hear of none of it until it is stored.
+      this.#o.log.error({ err, events: batch.events.length }, 'cannot store events; retrying')
+      this.#batch = { events: [...batch.events, ...this.#batch.events], ends: [...batch.ends, ...this.#batch.ends] }
+      if (!this.#closed && !this.#retryTimer) {
+        this.#retryTimer = setTimeout(() => {
+          this.#retryTimer = undefined
+          this.flush()
+        }, 1000)
+      }
       return
     }
     for (const { event } of batch.events) {
@@ -511,6 +521,7 @@ export class Coordinator {
   close() {
     this.flush()
     this.#closed = true
+    clearTimeout(this.#retryTimer)
     for (const job of this.#active.values()) for (const t of job.timers) clearTimeout(t)
   }
 }

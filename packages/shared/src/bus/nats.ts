@@ -21,6 +21,8 @@ const dec = new TextDecoder()
  */
 export async function createNatsBus(opts: NatsBusOptions): Promise<Bus> {
   const { log } = opts
+  // Credentials may ride in the URL (nats://user:pass@host): never in a log line or an error.
+  const shownUrl = opts.url.replace(/\/\/[^@/]*@/g, '//[redacted]@')
   let nc: NatsConnection
   try {
     nc = await connect({
@@ -34,11 +36,11 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<Bus> {
       noAsyncTraces: true,
     })
   } catch (err) {
-    throw new ApiaryError('unreachable', `cannot connect to NATS at ${opts.url}: ${errorMessage(err)}`, undefined, { cause: err })
+    throw new ApiaryError('unreachable', `cannot connect to NATS at ${shownUrl}: ${errorMessage(err).replaceAll(opts.url, shownUrl)}`)
   }
   void (async () => {
     for await (const s of nc.status()) {
-      if (s.type === 'disconnect' || s.type === 'reconnect') log.warn({ nats: s.type, server: opts.url }, `NATS ${s.type}`)
+      if (s.type === 'disconnect' || s.type === 'reconnect') log.warn({ nats: s.type, server: shownUrl }, `NATS ${s.type}`)
       else if (s.type === 'error') log.error({ nats: s.type }, 'NATS error')
     }
   })().catch(() => undefined)

@@ -1,6 +1,6 @@
 import { Agent, request } from 'undici'
 import type { z } from 'zod'
-import { ApiaryError, type ErrorCode, errorMessage } from '../errors.ts'
+import { ApiaryError, type ErrorCode, errorMessage, isApiaryError } from '../errors.ts'
 import { JobEvent } from '../schema/event.ts'
 import {
   JobCreated,
@@ -29,8 +29,8 @@ export interface StreamOptions {
   /** Also carry per-node output chunks. */
   output?: boolean
   signal?: AbortSignal
-  /** How many times a dropped stream is re-opened from where it stopped. */
-  reconnects?: number
+  /** How long a dropped stream is retried without progress before giving up (default 60 s). */
+  reconnectForMs?: number
 }
 
 const STATUS_CODES: Record<number, ErrorCode> = { 400: 'invalid_input', 401: 'unauthorized', 404: 'not_found', 409: 'conflict', 428: 'confirmation_required' }
@@ -144,22 +144,35 @@ export function createJobClient(opts: JobClientOptions) {
      */
     async *stream(jobId: string, so: StreamOptions = {}): AsyncGenerator<JobEvent> {
       let after = so.after ?? 0
-      let reconnects = so.reconnects ?? 5
+      // A stream that drops (a queen restart, a proxy's idle timeout) is re-opened from where it
+      // stopped, with backoff, for as long as `reconnectForMs` passes without any progress.
+      const patience = so.reconnectForMs ?? 60_000
+      let lostSince: number | undefined
+      let wait = 250
       for (;;) {
+        let cause: unknown
         try {
           for await (const ev of streamOnce(jobId, after, so)) {
             if (ev.seq <= after) continue
             after = ev.seq
+            lostSince = undefined
+            wait = 250
             yield ev
             if (ev.kind === 'job.finished') return
           }
           if (so.signal?.aborted) return
-          // The server closed the stream before job.finished: re-open from where it stopped.
         } catch (err) {
-          if ((err as ApiaryError).code !== 'unreachable' || reconnects <= 0) throw err
+          if (so.signal?.aborted) return
+          // The queen answered and said no: retrying will not change that.
+          if (isApiaryError(err) && err.code !== 'unreachable') throw err
+          cause = err
         }
-        if (reconnects-- <= 0) throw new ApiaryError('unreachable', `the event stream of ${jobId} kept closing before the job finished`)
-        await new Promise((r) => setTimeout(r, 500))
+        lostSince ??= Date.now()
+        if (Date.now() - lostSince > patience) {
+          throw new ApiaryError('unreachable', `lost the event stream of ${jobId} and could not get it back for ${Math.round(patience / 1000)} s`, undefined, { cause })
+        }
+        await sleep(wait, so.signal)
+        wait = Math.min(wait * 2, 5000)
       }
     },
     close: () => dispatcher.close(),
@@ -173,6 +186,18 @@ export function errorFromBody(status: number, body: unknown): ApiaryError {
   const e = (body as { error?: { code?: string; message?: string; field?: string; details?: Record<string, unknown> } } | null)?.error
   const code = STATUS_CODES[status] ?? 'internal'
   return new ApiaryError(code, e?.message ?? `the queen answered HTTP ${status}`, e?.field, e?.details ? { details: e.details } : undefined)
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms)
+    function done() {
+      clearTimeout(t)
+      signal?.removeEventListener('abort', done)
+      resolve()
+    }
+    signal?.addEventListener('abort', done, { once: true })
+  })
 }
 
 function query(params: Record<string, string | number | undefined>): string {

@@ -54,6 +54,21 @@ describe('runLocal', () => {
     expect(stdout).toBe(`in\nhi\n${dir}\n`)
   })
 
+  it('keeps apiary’s own settings (a NATS URL may hold credentials) out of the command’s environment', async () => {
+    process.env.APIARY_NATS_URL = 'nats://u:secret@127.0.0.1:4222'
+    try {
+      const { stdout } = await run({ shell: true, command: 'env | grep -c ^APIARY_NATS_URL= || true' })
+      expect(stdout).toBe('0\n')
+    } finally {
+      delete process.env.APIARY_NATS_URL
+    }
+  })
+
+  it('names a working directory that does not exist', async () => {
+    const { r } = await run({ argv: ['true'], cwd: '/nonexistent/dir' })
+    expect(r).toMatchObject({ state: 'error', cause: 'cannot change to directory /nonexistent/dir' })
+  })
+
   it('reports a missing program as an error, not a failure', async () => {
     const { r, started } = await run({ argv: ['/nonexistent/program'] })
     expect(started).toBe(0)

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import type { ExecOperation } from '@apiary/shared'
 import { OutputCap } from '../output-cap.ts'
 import { type ExecHooks, type ExecResult, stoppedResult } from './executor.ts'
@@ -32,7 +33,7 @@ export function runLocal(opts: LocalExecOptions, hooks: ExecHooks): Promise<Exec
     const child = spawn(file, args, {
       detached: true,
       stdio: [op.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-      env: { ...process.env, ...opts.baseEnv, ...op.env },
+      env: { ...childEnv(), ...opts.baseEnv, ...op.env },
       ...(op.cwd ? { cwd: op.cwd } : {}),
     })
     let started = false
@@ -80,7 +81,8 @@ export function runLocal(opts: LocalExecOptions, hooks: ExecHooks): Promise<Exec
         state: 'error',
         exitCode: null,
         signal: null,
-        cause: err.code === 'ENOENT' ? `program not found: ${file}` : err.code === 'EACCES' ? `permission denied: ${file}` : `cannot start ${file}: ${err.message}`,
+        // spawn says ENOENT for a missing cwd too: tell the two apart.
+        cause: err.code === 'ENOENT' && op.cwd && !existsSync(op.cwd) ? `cannot change to directory ${op.cwd}` : err.code === 'ENOENT' ? `program not found: ${file}` : err.code === 'EACCES' ? `permission denied: ${file}` : `cannot start ${file}: ${err.message}`,
         bytes: total.bytes,
         truncated: total.truncated,
         digest: null,
@@ -115,4 +117,11 @@ export function runLocal(opts: LocalExecOptions, hooks: ExecHooks): Promise<Exec
       })
     }
   })
+}
+
+/** The worker's environment without apiary's own settings (a NATS URL may hold credentials). */
+function childEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {}
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('APIARY_')) env[k] = v
+  return env
 }
