@@ -140,16 +140,18 @@ describe('keeper CLI', () => {
   })
 
   it('refuses a destructive operation off a terminal without --yes, and runs it with --yes', async () => {
-    // echo keeps it harmless; the classifier reads the command text.
-    const refused = await keeper(['run', '--', 'echo', 'rm', '-rf', '/'])
+    // Destructive by its words, harmless here: it deletes ./* in a new empty directory (and
+    // nothing at all unless that directory was made and entered), then removes the directory.
+    const cmd = ['--shell', '--', 'd=$(mktemp -d) && test -d "$d" && cd "$d" && rm -rf ./* && cd / && rmdir "$d" && echo done']
+    const refused = await keeper(['run', ...cmd])
     expect(refused.code).toBe(2)
     expect(refused.stderr).toMatch(/refusing a destructive operation \(recursive delete of a broad path\) on 1 node without confirmation: pass --yes/)
-    const plan = await keeper(['run', '--plan', '--', 'echo', 'rm', '-rf', '/'])
+    const plan = await keeper(['run', '--plan', ...cmd])
     expect(plan.code).toBe(0)
     expect(plan.stdout).toMatch(/risk\s+destructive/)
-    const yes = await keeper(['run', '--yes', '--', 'echo', 'rm', '-rf', '/'])
+    const yes = await keeper(['run', '--yes', ...cmd])
     expect(yes.code).toBe(0)
-    expect(yes.stdout).toContain('   rm -rf /')
+    expect(yes.stdout).toContain('   done')
   })
 
   it('reruns failed nodes and shows the policy and link in keeper job', async () => {

@@ -154,6 +154,21 @@ export function defineRolloutSuite(kind: BusKind) {
       if (kind === 'nats') await bus.close()
     })
 
+    it('skips what a hive took but never dispatched when that hive stops heartbeating', async () => {
+      await c.addWorker('z-1', 'zz')
+      const bus = await c.bus('dying-hive')
+      // A hive that takes the share, heartbeats once, and is never heard from again.
+      bus.subscribe(subjects.hiveJobs('zz'), (msg) => msg.respond({ accepted: true, by: 'hive-zz' }), { queue: subjects.hiveQueue('zz') })
+      const hb: Heartbeat = { id: 'hive-zz', role: 'hive', region: 'zz', labels: {}, executor: 'hive', status: 'healthy', running: 0, version: 't', intervalMs: 100, ts: Date.now() }
+      bus.publish(subjects.heartbeat('hive', 'hive-zz'), hb)
+      await bus.flush()
+      const { jobId } = await c.client.submit({ operation: { type: 'exec', argv: ['true'] }, targets: 'z-1' })
+      const events = await c.events(jobId)
+      expectAccounted(events, ['z-1'])
+      expect(ends(events).get('z-1')).toMatchObject({ state: 'skipped', cause: 'not dispatched: hive hive-zz stopped heartbeating' })
+      if (kind === 'nats') await bus.close()
+    })
+
     it('re-runs exactly the nodes that ended in the given states, as a new linked job', async () => {
       const first = await c.client.submit({ operation: { type: 'exec', shell: true, command: 'case "$APIARY_NODE_ID" in n-03|n-07) exit 2;; esac' }, targets: 'all' })
       expect(finished(await c.events(first.jobId)).counts).toEqual({ ok: 8, failed: 2 })
@@ -168,8 +183,8 @@ export function defineRolloutSuite(kind: BusKind) {
     })
 
     it('refuses a destructive operation without a confirmation of the node count', async () => {
-      // The classifier reads the text; echo makes running it harmless.
-      const op = { type: 'exec' as const, argv: ['echo', 'rm', '-rf', '/'] }
+      // Destructive by its words, harmless here: no shell expands ./*, and the directory is empty.
+      const op = { type: 'exec' as const, argv: ['rm', '-rf', './*'], cwd: c.dir.path }
       const plan = await c.client.plan({ operation: op, targets: 'tier=b' })
       expect(plan).toMatchObject({ nodes: 5, online: 5, regions: { eu: 5 }, risk: { class: 'destructive', reasons: ['recursive delete of a broad path'] } })
       await expect(c.client.submit({ operation: op, targets: 'tier=b' })).rejects.toMatchObject({ code: 'confirmation_required', details: { nodes: 5 } })

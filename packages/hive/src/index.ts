@@ -88,7 +88,11 @@ export function startHive(cfg: HiveConfig): Hive {
       closing = true
       sub.unsubscribe()
       heart.stop()
-      for (const job of jobs.values()) job.abandon()
+      // What was not dispatched is skipped and said so; workers report what they run.
+      for (const job of jobs.values()) {
+        job.halt(`hive ${cfg.hiveId} shutting down`)
+        job.abandon()
+      }
       await cfg.bus.flush()
     },
   }

@@ -34,6 +34,8 @@ interface NodeEntry {
   phase: number
   /** Reached over SSH by the region's SSH workers. */
   agentless: boolean
+  /** The hive that took the node's share, once it did. */
+  hive?: string
 }
 
 interface ActiveJob {
@@ -128,8 +130,10 @@ export class Coordinator {
         this.#finish(job)
         continue
       }
-      // What the queen did not hear about while it was down: running nodes may still report;
-      // whatever has not by then ends as unknown, never re-run.
+      // The queen no longer knows which hive holds which share: stop dispatching (hives skip
+      // what they have not started); what runs still reports. Whatever has not reported by
+      // then ends as unknown, never re-run.
+      this.#stop(job, 'the queen restarted', 'halt')
       const timer = setTimeout(() => {
         for (const [node, e] of job.nodes) {
           if (e.state === 'pending') this.#finishNode(job, node, 'skipped', 'not dispatched: the queen restarted')
@@ -321,6 +325,10 @@ export class Coordinator {
       const reply = Ack.safeParse(await this.#o.bus.request(subjects.hiveJobs(region), share, { timeoutMs: this.#o.hiveAckTimeoutMs }))
       if (reply.success && reply.data.accepted) {
         if (!this.#active.has(job.id)) return
+        for (const n of nodes) {
+          const e = job.nodes.get(n)
+          if (e) e.hive = reply.data.by
+        }
         this.#append(job, { jobId: job.id, ts: Date.now(), kind: 'job.region', region, nodes: nodes.length, hive: reply.data.by, human: `region ${region}: ${nodes.length} node${nodes.length === 1 ? '' : 's'} handed to hive ${reply.data.by}` })
         // A stop that came while the share was on its way: the hive may have missed it.
         if (job.control) this.#publishControl(job, job.control)
@@ -471,13 +479,20 @@ export class Coordinator {
     return { state: 'running' }
   }
 
-  /** Marks started nodes whose worker went offline as lost: their outcome is unknown. */
+  /**
+   * Ends what nobody will report: started nodes whose worker went offline are `lost` (their
+   * outcome is unknown); nodes a hive took but had not dispatched when it went offline are
+   * `skipped` (the worker of a node it did dispatch reports to the queen directly).
+   */
   sweepLost(): void {
-    for (const job of this.#active.values()) {
+    for (const job of [...this.#active.values()]) {
       for (const [node, s] of job.nodes) {
-        if (s.state !== 'running') continue
-        const info = this.#o.presence.node(node)
-        if (info && !info.online) this.#finishNode(job, node, 'lost', 'worker stopped heartbeating')
+        if (s.state === 'running') {
+          const info = this.#o.presence.node(node)
+          if (info && !info.online) this.#finishNode(job, node, 'lost', 'worker stopped heartbeating')
+        } else if (s.state === 'pending' && s.hive !== undefined && this.#o.presence.hiveOnline(s.hive) === false) {
+          this.#finishNode(job, node, 'skipped', `not dispatched: hive ${s.hive} stopped heartbeating`)
+        }
       }
     }
   }

@@ -17,13 +17,13 @@ export const MISSED_BEATS = 3
 export class Presence {
   readonly #agents = new Map<string, Entry>()
   readonly #sshWorkers = new Map<string, Entry>()
+  readonly #hives = new Map<string, Entry>()
   readonly #reach = new Map<string, HostReach>()
   #inventory = new Map<string, InventoryNode>()
   constructor(private readonly now: () => number = Date.now) {}
 
   beat(hb: Heartbeat): { isNew: boolean } {
-    if (hb.role === 'hive') return { isNew: false }
-    const map = hb.role === 'worker' ? this.#agents : this.#sshWorkers
+    const map = hb.role === 'worker' ? this.#agents : hb.role === 'hive' ? this.#hives : this.#sshWorkers
     const prev = map.get(hb.id)
     const isNew = !prev || !this.#online(prev)
     map.set(hb.id, { hb, lastSeen: this.now() })
@@ -38,6 +38,12 @@ export class Presence {
 
   #online(e: Entry): boolean {
     return this.now() - e.lastSeen <= e.hb.intervalMs * MISSED_BEATS
+  }
+
+  /** Whether a hive still heartbeats; undefined for one never heard of (e.g. before a restart). */
+  hiveOnline(id: string): boolean | undefined {
+    const e = this.#hives.get(id)
+    return e ? this.#online(e) : undefined
   }
 
   /** Regions with at least one live SSH worker. */
