@@ -94,7 +94,7 @@ describe('agent fleet simulator against the real queen and hive over NATS', () =
     expect(f.stats()).toMatchObject({ tasks: N, refused: 0, running: 0 })
 
     // The stored output of a failing node is what the simulator printed.
-    const logs = await c.client.logs(jobId, expectedFailing[0])
+    const logs = (await c.client.logsPage(jobId, { node: expectedFailing[0]! })).chunks
     expect(logs).toEqual([expect.objectContaining({ stream: 'stderr', data: 'simulated agent: failing as told (exit 1)\n' })])
   })
 

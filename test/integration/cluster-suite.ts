@@ -150,8 +150,15 @@ export function defineClusterSuite(kind: BusKind) {
       expect(end).toMatchObject({ state: 'ok', truncated: true, bytes: 300000 })
       const kept = events.filter((e) => e.kind === 'node.output').reduce((n, e) => n + (e as EventOf<'node.output'>).data.length, 0)
       expect(kept).toBe(65536)
-      const logs = await c.client.logs(jobId, 'web-1')
+      const logs = (await c.client.logsPage(jobId, { node: 'web-1' })).chunks
       expect(logs.reduce((n, l) => n + l.data.length, 0)).toBe(65536)
+      // Page by page, one chunk at a time, the same bytes in the same order.
+      const first = await c.client.logsPage(jobId, { node: 'web-1', limit: 1 })
+      expect(first.chunks).toHaveLength(1)
+      expect(first.next).toBe(first.chunks[0]!.seq)
+      let paged = ''
+      for await (const ch of c.client.logs(jobId, 'web-1')) paged += ch.data
+      expect(paged).toBe(logs.map((l) => l.data).join(''))
     })
 
     it('keeps at most `concurrency` tasks in flight', async () => {

@@ -92,9 +92,17 @@ export async function logsCommand(client: JobClient, io: Io, id: string, v: { no
     return stop.signal.aborted ? EXIT.detached : code
   }
   await client.get(id) // 404 for a job that does not exist, before an empty answer could hide it
-  const chunks = await client.logs(id, v.node)
-  if (await printJson(io, 'chunks', chunks)) return EXIT.ok
-  for (const c of chunks) await writeChunk(io, c.node, c.data, v.node !== undefined)
+  if (io.format === 'json') {
+    // One document: gathered whole, as asked; -o ndjson streams instead.
+    const all = []
+    for await (const c of client.logs(id, v.node)) all.push(c)
+    await io.out.line(JSON.stringify({ chunks: all }))
+    return EXIT.ok
+  }
+  for await (const c of client.logs(id, v.node)) {
+    if (io.format === 'ndjson') await io.out.line(JSON.stringify(c))
+    else await writeChunk(io, c.node, c.data, v.node !== undefined)
+  }
   return EXIT.ok
 }
 

@@ -42,7 +42,7 @@ function groupTitle(g: ResultGroup, color: boolean): string {
 async function sample(client: JobClient, jobId: string, g: ResultGroup): Promise<string[]> {
   // No output digest: the node never ran (offline, skipped, no hive); nothing to show.
   if (g.digest === '' || g.nodes.length === 0) return []
-  const chunks = await client.logs(jobId, g.nodes[0], SAMPLE_BYTES + 1)
+  const { chunks } = await client.logsPage(jobId, { node: g.nodes[0]!, maxBytes: SAMPLE_BYTES + 1 })
   const text = chunks.map((c) => c.data).join('')
   if (text === '') return ['(no output)']
   const cut = text.length > SAMPLE_BYTES

@@ -29,6 +29,9 @@ const ListQuery = z.object({
 const LastEventId = z.coerce.number().int().min(0)
 const LogsQuery = z.object({
   node: z.string().optional(),
+  /** A page: chunks after this sequence number, at most `limit` of them. */
+  after: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(10_000).default(1000),
   /** Bytes of output at most (a sample); whole chunks, the last one cut. */
   maxBytes: z.coerce.number().int().min(1).optional(),
 })
@@ -118,7 +121,9 @@ export function createApp(deps: AppDeps): Hono {
   app.get('/v1/jobs/:id/logs', (c) => {
     const job = jobOr404(c.req.param('id'))
     const q = parseOrThrow(LogsQuery, c.req.query(), 'query')
-    let chunks = store.output(job.id, q.node)
+    const page = store.output(job.id, q.node, q.after, q.limit)
+    const next = page.length === q.limit ? page[page.length - 1]!.seq : null
+    let chunks = page
     if (q.maxBytes !== undefined) {
       let left = q.maxBytes
       const kept = []
@@ -129,7 +134,7 @@ export function createApp(deps: AppDeps): Hono {
       }
       chunks = kept
     }
-    return c.json({ chunks })
+    return c.json({ chunks, next })
   })
 
   app.get('/v1/jobs/:id/stream', (c) => {

@@ -119,8 +119,8 @@ export function openSqliteStore(path: string): JobStore {
   const nodesOf = db.prepare('SELECT * FROM job_nodes WHERE job_id = ? ORDER BY node')
   const eventsAll = db.prepare('SELECT seq, kind, body FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?')
   const eventsNoOutput = db.prepare("SELECT seq, kind, body FROM events WHERE job_id = ? AND seq > ? AND kind != 'node.output' ORDER BY seq LIMIT ?")
-  const outputAll = db.prepare("SELECT body, seq FROM events WHERE job_id = ? AND kind = 'node.output' ORDER BY seq")
-  const outputNode = db.prepare("SELECT body, seq FROM events WHERE job_id = ? AND kind = 'node.output' AND node = ? ORDER BY seq")
+  const outputAll = db.prepare("SELECT body, seq FROM events WHERE job_id = ? AND kind = 'node.output' AND seq > ? ORDER BY seq LIMIT ?")
+  const outputNode = db.prepare("SELECT body, seq FROM events WHERE job_id = ? AND kind = 'node.output' AND node = ? AND seq > ? ORDER BY seq LIMIT ?")
 
   const create = db.transaction((job: NewJob) => {
     insertJob.run(job.id, 'running', JSON.stringify(job.request), job.createdAt, job.nodes.length, '{}', job.rerunOf)
@@ -209,8 +209,8 @@ export function openSqliteStore(path: string): JobStore {
     eventsAfter(jobId, after, limit, opts) {
       return (opts.output ? eventsAll : eventsNoOutput).all(jobId, after, limit) as StoredEvent[]
     },
-    output(jobId, node) {
-      const rows = (node ? outputNode.all(jobId, node) : outputAll.all(jobId)) as Array<{ body: string }>
+    output(jobId, node, after, limit) {
+      const rows = (node ? outputNode.all(jobId, node, after, limit) : outputAll.all(jobId, after, limit)) as Array<{ body: string }>
       return parseEvents(rows).map((e): OutputChunk => {
         const o = e as Extract<JobEvent, { kind: 'node.output' }>
         return { seq: o.seq, node: o.node, stream: o.stream, data: o.data }

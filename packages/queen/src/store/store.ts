@@ -66,7 +66,8 @@ export interface JobStore {
   nodes(jobId: string): NodeResult[]
   /** Events with `seq > after`, at most `limit`, optionally without `node.output`, as stored (JSON text). */
   eventsAfter(jobId: string, after: number, limit: number, opts: { output: boolean }): StoredEvent[]
-  output(jobId: string, node?: string): OutputChunk[]
+  /** Output chunks in order, after `after`, at most `limit` (a page; the caller pages on). */
+  output(jobId: string, node: string | undefined, after: number, limit: number): OutputChunk[]
   close(): void
 }
 

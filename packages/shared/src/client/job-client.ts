@@ -131,13 +131,29 @@ export function createJobClient(opts: JobClientOptions) {
     get: (jobId: string) => call('GET', `/v1/jobs/${encodeURIComponent(jobId)}`, JobDetail),
     cancel: (jobId: string) => call('POST', `/v1/jobs/${encodeURIComponent(jobId)}/cancel`, zod.object({ jobId: zod.string(), state: zod.string() })),
     nodes: () => call('GET', '/v1/nodes', zod.object({ nodes: zod.array(NodeInfo) })).then((r) => r.nodes),
-    /** Node output as stored, in order, with the stream each chunk came from. */
-    logs: (jobId: string, node?: string, maxBytes?: number) =>
+    /**
+     * Node output as stored, in order, with the stream each chunk came from: one page (`next`
+     * is where the following one starts, null at the end). `maxBytes` cuts the page short.
+     */
+    logsPage: (jobId: string, q: { node?: string; maxBytes?: number; after?: number; limit?: number } = {}) =>
       call(
         'GET',
-        `/v1/jobs/${encodeURIComponent(jobId)}/logs${query({ node, maxBytes })}`,
-        zod.object({ chunks: zod.array(zod.object({ node: zod.string(), stream: zod.enum(['stdout', 'stderr']), data: zod.string(), seq: zod.number() })) }),
-      ).then((r) => r.chunks),
+        `/v1/jobs/${encodeURIComponent(jobId)}/logs${query(q)}`,
+        zod.object({
+          chunks: zod.array(zod.object({ node: zod.string(), stream: zod.enum(['stdout', 'stderr']), data: zod.string(), seq: zod.number() })),
+          next: zod.number().nullable(),
+        }),
+      ),
+    /** Every output chunk of a job (or one node), page by page. */
+    async *logs(jobId: string, node?: string) {
+      let after = 0
+      for (;;) {
+        const page = await this.logsPage(jobId, { ...(node ? { node } : {}), after })
+        yield* page.chunks
+        if (page.next === null) return
+        after = page.next
+      }
+    },
     /**
      * The job's events in order, from `after` on, ending after `job.finished`. A dropped
      * connection is re-opened with `Last-Event-ID`, so nothing is lost or repeated.
