@@ -44,7 +44,10 @@ export class HostKeys {
  * @example const kh = new KnownHosts('/etc/apiary/known_hosts'); (await kh.lookup('10.0.0.5', 22)).check(key)
  */
 export class KnownHosts {
-  #entries: KnownHostEntry[] = []
+  /** Entries naming hosts plainly, by name: found without a scan. */
+  #exact = new Map<string, KnownHostEntry[]>()
+  /** Hashed and wildcard entries: each lookup checks every one (a hashed name needs an HMAC). */
+  #scan: KnownHostEntry[] = []
   #stamp = ''
   #loading: Promise<void> | undefined
   /** Lookups by name since the last load: a fleet reconnects to the same names. */
@@ -64,10 +67,10 @@ export class KnownHosts {
     let keys = this.#cache.get(name)
     if (!keys) {
       const lower = name.toLowerCase()
-      keys = new HostKeys(
-        name,
-        this.#entries.filter((e) => e.hashed.some((h) => hashMatches(h, name)) || matchPatterns(lower, e.patterns)),
-      )
+      keys = new HostKeys(name, [
+        ...(this.#exact.get(lower) ?? []),
+        ...this.#scan.filter((e) => e.hashed.some((h) => hashMatches(h, name)) || matchPatterns(lower, e.patterns)),
+      ])
       this.#cache.set(name, keys)
     }
     return keys
@@ -88,8 +91,16 @@ export class KnownHosts {
     return write
   }
 
-  async #refresh(): Promise<void> {
-    while (this.#loading) await this.#loading
+  /** One check (and reload) at a time, shared by every lookup waiting on it: a fan-out's first
+   *  hundreds of connects read the file once, not once each. */
+  #refresh(): Promise<void> {
+    this.#loading ??= this.#reload().finally(() => {
+      this.#loading = undefined
+    })
+    return this.#loading
+  }
+
+  async #reload(): Promise<void> {
     let stamp: string
     try {
       const st = await stat(this.path)
@@ -100,17 +111,22 @@ export class KnownHosts {
       stamp = 'none'
     }
     if (stamp === this.#stamp) return
-    this.#loading = (async () => {
-      const text = stamp === 'none' ? '' : await readFile(this.path, 'utf8')
-      this.#entries = parseKnownHosts(text)
-      this.#cache.clear()
-      this.#stamp = stamp
-    })()
-    try {
-      await this.#loading
-    } finally {
-      this.#loading = undefined
+    const text = stamp === 'none' ? '' : await readFile(this.path, 'utf8')
+    this.#exact = new Map()
+    this.#scan = []
+    for (const e of parseKnownHosts(text)) {
+      if (e.hashed.length > 0 || e.patterns.some((p) => /[*?!]/.test(p))) {
+        this.#scan.push(e)
+        continue
+      }
+      for (const p of new Set(e.patterns.map((x) => x.toLowerCase()))) {
+        const list = this.#exact.get(p) ?? []
+        list.push(e)
+        this.#exact.set(p, list)
+      }
     }
+    this.#cache.clear()
+    this.#stamp = stamp
   }
 }
 
