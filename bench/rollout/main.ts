@@ -43,7 +43,7 @@ import { ROOT, type RoleProc, startRole } from '../fanout/roles.ts'
 import { fmt, table } from '../fanout/stats.ts'
 import { type FleetHost, startFleetHost } from './fleets.ts'
 import { type KeeperResult, type RssSample, rssSlope, runKeeper } from './keeper.ts'
-import { Teardown } from './teardown.ts'
+import { Teardown } from '../lib/teardown.ts'
 
 const REGION = 'bench'
 const PREFIX = 'agent'

@@ -28,7 +28,7 @@ import { fmt, median, table } from '../fanout/stats.ts'
 import { apiaryRound, type ApiaryTarget, benchPool, type Negotiated, negotiated } from './apiary.ts'
 import { busyShare, type Outcome } from './outcome.ts'
 import { ensurePeers, peerCommand, type PeerName, peerRound, type PeerSetup, versions, writePeerSetup } from './peers.ts'
-import { Teardown } from './teardown.ts'
+import { Teardown } from '../lib/teardown.ts'
 
 const GOAL_COLD_VS_PEER = 1
 const GOAL_WARM_SPEEDUP = 5

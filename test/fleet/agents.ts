@@ -25,8 +25,10 @@ import {
   decode,
   type Facts,
   type FinalState,
+  finishedLine,
   type Heartbeat,
   type Logger,
+  prefixLines,
   silentLogger,
   subjects,
   Task,
@@ -454,21 +456,4 @@ function simulatedFacts(id: string): Facts {
   }
 }
 
-function prefixLines(node: string, data: string): string {
-  const body = data.endsWith('\n') ? data.slice(0, -1) : data
-  return body
-    .split('\n')
-    .map((l) => `${node} | ${l}`)
-    .join('\n')
-}
 
-/** The real worker's line for a finished node. */
-function finishedLine(node: string, r: Outcome, ms: number, cap: number): string {
-  const parts: string[] = []
-  if (r.exitCode !== null) parts.push(`exit ${r.exitCode}`)
-  if (r.signal) parts.push(r.signal)
-  parts.push(ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`)
-  if (r.truncated) parts.push(`output cut at ${cap} of ${r.bytes} bytes`)
-  const cause = r.cause && r.state !== 'ok' ? `: ${r.cause}` : ''
-  return `${node}: ${r.state}${cause} (${parts.join(', ')})`
-}

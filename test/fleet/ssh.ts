@@ -51,6 +51,7 @@ import { writeFile } from 'node:fs/promises'
 import { createServer, type Server as NetServer, type Socket } from 'node:net'
 import { posix } from 'node:path'
 import ssh2, { type Connection, type ParsedKey, type ServerChannel } from 'ssh2'
+import { abortable } from '@apiary/shared'
 import { freePort } from '../harness/nats.ts'
 import { nthAddress } from '../harness/sshd.ts'
 import { tempDir } from '../harness/temp.ts'
@@ -451,24 +452,6 @@ interface Io {
   err: Writer
 }
 
-/** Rejects with the signal's reason (a `Killed`) once it aborts. */
-function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as unknown)
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason as unknown)
-    signal.addEventListener('abort', onAbort, { once: true })
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort)
-        resolve(v)
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort)
-        reject(err)
-      },
-    )
-  })
-}
 
 /** Writes to a channel (or its stderr), a packet per write, waiting for the peer's window. */
 function channelWriter(w: NodeJS.WritableStream & { writable: boolean }, signal: AbortSignal): Writer {

@@ -1,25 +1,8 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { type EventOf, FINAL_STATES, Facts, type JobEvent, subjects } from '@apiary/shared'
-import { alive, type BusKind, TestCluster, waitUntil } from '../harness/index.ts'
-
-function finished(events: JobEvent[]): EventOf<'job.finished'> {
-  const fin = events.at(-1)
-  if (fin?.kind !== 'job.finished') throw new Error(`stream did not end with job.finished: ${fin?.kind}`)
-  return fin as EventOf<'job.finished'>
-}
-
-/** The sum of final states equals the targets, and each target has exactly one final event. */
-function expectAccounted(events: JobEvent[], targets: string[]) {
-  const fin = finished(events)
-  const sum = Object.entries(fin.counts)
-    .filter(([s]) => (FINAL_STATES as readonly string[]).includes(s))
-    .reduce((n, [, c]) => n + c, 0)
-  expect(sum).toBe(targets.length)
-  const ends = events.filter((e) => e.kind === 'node.finished').map((e) => (e as EventOf<'node.finished'>).node)
-  expect([...ends].sort()).toEqual([...targets].sort())
-}
+import { type EventOf, Facts, type JobEvent, subjects } from '@apiary/shared'
+import { alive, type BusKind, expectAccounted, finished, TestCluster, waitUntil } from '../harness/index.ts'
 
 /**
  * The job scenarios every cluster must pass, whatever its bus: the embedded cluster's

@@ -67,3 +67,5 @@ export {
 } from './inventory/inventory.ts'
 export { expandHostList, type HostList, type HostPattern, parseHostList, type RangeItem } from './inventory/range.ts'
 export { type InventoryHandle, watchInventory } from './inventory/watch.ts'
+export { finishedLine, notRunEvent, prefixLines } from './schema/narration.ts'
+export { abortable } from './abort.ts'

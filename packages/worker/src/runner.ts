@@ -1,4 +1,4 @@
-import { type Ack, type Bus, Control, decode, type Logger, subjects, Task, type WireEvent } from '@apiary/shared'
+import { type Ack, type Bus, Control, decode, finishedLine, type Logger, prefixLines, subjects, Task, type WireEvent } from '@apiary/shared'
 import { EXECUTION_DEADLINE, type ExecHooks, type ExecResult, type StopRequest } from './executors/executor.ts'
 
 export interface TaskRunnerConfig {
@@ -148,22 +148,4 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
 /** The result of an operation that ran nothing and succeeded (ping, facts). */
 export function okResult(result: unknown): ExecResult {
   return { state: 'ok', exitCode: null, signal: null, cause: null, bytes: 0, truncated: false, digest: null, result }
-}
-
-function prefixLines(node: string, data: string): string {
-  const body = data.endsWith('\n') ? data.slice(0, -1) : data
-  return body
-    .split('\n')
-    .map((l) => `${node} | ${l}`)
-    .join('\n')
-}
-
-function finishedLine(node: string, r: ExecResult, ms: number, cap: number): string {
-  const parts: string[] = []
-  if (r.exitCode !== null) parts.push(`exit ${r.exitCode}`)
-  if (r.signal) parts.push(r.signal)
-  parts.push(ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`)
-  if (r.truncated) parts.push(`output cut at ${cap} of ${r.bytes} bytes`)
-  const cause = r.cause && r.state !== 'ok' ? `: ${r.cause}` : ''
-  return `${node}: ${r.state}${cause} (${parts.join(', ')})`
 }

@@ -8,6 +8,7 @@ import {
   type HiveJob,
   isApiaryError,
   type Logger,
+  notRunEvent,
   spendsErrorBudget,
   subjects,
   type Task,
@@ -124,21 +125,7 @@ export class RegionJob {
   /** The hive ends a node itself (it never ran, or nobody reported). */
   #fail(node: string, state: FinalState, cause: string): void {
     if (this.#finished.has(node) || this.#abandoned) return
-    const event: WireEvent = {
-      jobId: this.job.jobId,
-      ts: Date.now(),
-      kind: 'node.finished',
-      node,
-      state,
-      exitCode: null,
-      signal: null,
-      cause,
-      durationMs: null,
-      bytes: 0,
-      truncated: false,
-      digest: null,
-      human: `${node}: ${state}: ${cause}`,
-    }
+    const event = notRunEvent(this.job.jobId, node, state, cause)
     try {
       this.o.bus.publish(subjects.events(this.job.jobId), event)
     } catch (err) {

@@ -15,6 +15,7 @@ import {
   type JobState,
   type Logger,
   newJobId,
+  notRunEvent,
   type NodeState,
   resolveCount,
   type ResultGroup,
@@ -347,21 +348,7 @@ export class Coordinator {
   #finishNode(job: ActiveJob, node: string, state: FinalState, cause: string) {
     const cur = job.nodes.get(node)
     if (!cur || isFinal(cur.state)) return
-    this.ingest({
-      jobId: job.id,
-      ts: Date.now(),
-      kind: 'node.finished',
-      node,
-      state,
-      exitCode: null,
-      signal: null,
-      cause,
-      durationMs: null,
-      bytes: 0,
-      truncated: false,
-      digest: null,
-      human: `${node}: ${state}: ${cause}`,
-    })
+    this.ingest(notRunEvent(job.id, node, state, cause))
   }
 
   /** Takes one event from a producer. Events for unknown jobs or nodes, or after a node's end, are dropped. */

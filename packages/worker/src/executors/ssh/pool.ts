@@ -1,5 +1,5 @@
 import { setMaxListeners } from 'node:events'
-import { ApiaryError, errorMessage, type Logger, readSecretFile, silentLogger } from '@apiary/shared'
+import { abortable, ApiaryError, errorMessage, type Logger, readSecretFile, silentLogger } from '@apiary/shared'
 import ssh2, { type Algorithms, type AuthMethod, type ClientChannel, type ParsedKey, type ServerHostKeyAlgorithm } from 'ssh2'
 import { backoffMs, delay } from './backoff.ts'
 import { type BreakerState, HostBreaker } from './breaker.ts'
@@ -715,21 +715,3 @@ function hostKeyAlgorithms(types: string[]): { algorithms?: Algorithms } {
   return algos.length === 0 ? {} : { algorithms: { serverHostKey: { remove: algos, prepend: algos, append: [] } } }
 }
 
-/** Awaits `p`, or rejects with the signal's reason once it aborts (p goes on). */
-function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as unknown)
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason as unknown)
-    signal.addEventListener('abort', onAbort, { once: true })
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort)
-        resolve(v)
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort)
-        reject(err)
-      },
-    )
-  })
-}
