@@ -1,4 +1,4 @@
-import type { FinalState, JobEvent, JobRequest, JobState, JobSummary, NodeResult, NodeState } from '@apiary/shared'
+import type { JobEvent, JobRequest, JobState, JobSummary, NodeResult, NodeState } from '@apiary/shared'
 
 export interface NewJob {
   id: string
@@ -71,4 +71,3 @@ export interface JobStore {
   close(): void
 }
 
-export type { FinalState }
