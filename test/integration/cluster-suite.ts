@@ -208,6 +208,23 @@ export function defineClusterSuite(kind: BusKind) {
       expect((await c.client.nodes()).map((n) => n.id)).toEqual(['web-1', 'web-2', 'web-3'])
     })
 
+    it('after a restart, waits for the nodes it knew before taking jobs, then targets them all', async () => {
+      await c.removeWorker('web-3')
+      await waitUntil(async () => (await c.client.nodes()).find((n) => n.id === 'web-3')?.online === false, 'web-3 to go offline')
+      await c.stopQueen()
+      await c.startQueen()
+      // web-3 never reports again: the queen waits three of its intervals, then goes on.
+      await expect(c.client.submit({ operation: { type: 'ping' }, targets: 'all' })).rejects.toMatchObject({ code: 'unavailable', message: expect.stringMatching(/waiting for \d known nodes? to report/) })
+      const ready = await fetch(`${c.queen.url}/readyz`)
+      expect(ready.status).toBe(503)
+      await waitUntil(async () => (await fetch(`${c.queen.url}/readyz`)).status === 200, 'the queen to be ready')
+      const { jobId, nodes } = await c.client.submit({ operation: { type: 'ping' }, targets: 'all' })
+      expect(nodes).toEqual(['web-1', 'web-2', 'web-3'])
+      const events = await c.events(jobId)
+      expect(events.find((e) => e.kind === 'node.finished' && e.node === 'web-3')).toMatchObject({ state: 'error', cause: 'offline' })
+      expect(finished(events).counts).toEqual({ ok: 2, error: 1 })
+    })
+
     it('keeps every job across a queen restart and replays it whole', async () => {
       const { jobId } = await c.client.submit({ operation: { type: 'exec', argv: ['echo', 'kept'] }, targets: 'all' })
       const before = await c.events(jobId)

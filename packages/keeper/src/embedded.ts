@@ -43,6 +43,8 @@ export async function startEmbedded(cfg: EmbeddedConfig): Promise<Embedded> {
     host: cfg.host,
     port: cfg.port,
     tokenFile: cfg.tokenFile,
+    // Its workers start with it: nothing to wait for after a restart.
+    rememberNodes: false,
     ...(cfg.inventoryFile ? { inventoryFile: cfg.inventoryFile } : {}),
   })
   let ssh: { worker: SshWorker; pool: SshPool; inventory: InventoryHandle } | undefined

@@ -25,6 +25,12 @@ export interface QueenConfig {
   inventoryFile?: string
   /** How often the inventory file is checked for changes. */
   inventoryPollMs?: number
+  /**
+   * Remember agent nodes across restarts (default true): after a restart they are targets
+   * (offline until they report) and jobs wait until they have reported. The embedded cluster,
+   * whose workers start with it, turns this off.
+   */
+  rememberNodes?: boolean
 }
 
 export interface Queen {
@@ -51,6 +57,8 @@ export async function startQueen(cfg: QueenConfig): Promise<Queen> {
     : undefined
   const reloadInventory: Queen['reloadInventory'] = async () => (inventory ? inventory.reload() : { ok: false, error: 'no inventory configured' })
   const store = openSqliteStore(join(cfg.stateDir, 'queen.db'))
+  // Nodes known before a restart: targets resolve against them too, and jobs wait until they report.
+  if (cfg.rememberNodes !== false) presence.remember(store.knownNodes())
   const coordinator = new Coordinator({
     bus: cfg.bus,
     store,
@@ -67,7 +75,10 @@ export async function startQueen(cfg: QueenConfig): Promise<Queen> {
       log.warn({ subject: msg.subject, id: hb.id }, 'dropped a heartbeat published on another id’s subject')
       return
     }
-    if (presence.beat(hb).isNew) log.info({ role: hb.role, id: hb.id, region: hb.region }, `${hb.role} online`)
+    if (presence.beat(hb).isNew) {
+      log.info({ role: hb.role, id: hb.id, region: hb.region }, `${hb.role} online`)
+      if (hb.role === 'worker' && cfg.rememberNodes !== false) store.rememberNode({ id: hb.id, region: hb.region, labels: hb.labels, executor: hb.executor, intervalMs: hb.intervalMs, lastSeen: Date.now() })
+    }
   })
   let sweepTimer: NodeJS.Timeout | undefined
   const sweep = () => {
@@ -84,7 +95,7 @@ export async function startQueen(cfg: QueenConfig): Promise<Queen> {
     presence,
     log,
     token,
-    ready: () => !closing,
+    ready: () => !closing && presence.warmingUp() === undefined,
     keepaliveMs: cfg.keepaliveMs ?? 15_000,
   })
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {

@@ -7,6 +7,7 @@ export type ErrorCode =
   | 'not_found'
   | 'conflict'
   | 'confirmation_required'
+  | 'unavailable'
   | 'no_responders'
   | 'timeout'
   | 'unreachable'

@@ -69,6 +69,6 @@ export async function reportError(io: Io, err: unknown): Promise<number> {
     await io.out.line(JSON.stringify({ error: { code: e?.code ?? 'internal', message, ...(e?.field ? { field: e.field } : {}) } }))
   }
   if (['invalid_input', 'not_found', 'conflict', 'unauthorized', 'confirmation_required'].some((c) => isApiaryError(err, c as 'invalid_input'))) return EXIT.usage
-  if (isApiaryError(err, 'unreachable')) return EXIT.unreachable
+  if (isApiaryError(err, 'unreachable') || isApiaryError(err, 'unavailable')) return EXIT.unreachable
   return EXIT.notOk
 }

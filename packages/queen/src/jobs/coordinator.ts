@@ -229,6 +229,7 @@ export class Coordinator {
 
   /** Resolves and classifies a request without running anything. */
   plan(request: JobRequest, nodes?: string[]): JobPlan {
+    this.#checkWarm()
     return summarisePlan(planJob(request, this.#o.presence.nodes(), nodes), request)
   }
 
@@ -237,6 +238,7 @@ export class Coordinator {
    * restricts the targets to a snapshot (a re-run); `rerunOf` links the new job to the old.
    */
   submit(request: JobRequest, opts: { nodes?: string[]; rerunOf?: string } = {}): { jobId: string; nodes: string[] } {
+    this.#checkWarm()
     const plan = planJob(request, this.#o.presence.nodes(), opts.nodes)
     checkConfirmation(plan, request)
     const targets = plan.targets
@@ -397,6 +399,16 @@ export class Coordinator {
     }
     this.#phaseDone(job)
     if (job.open === 0) this.#finish(job)
+  }
+
+  /** Right after a restart the node list may be incomplete: a selector must not silently miss nodes. */
+  #checkWarm() {
+    const warm = this.#o.presence.warmingUp()
+    if (!warm) return
+    throw new ApiaryError(
+      'unavailable',
+      `the queen restarted and is waiting for ${warm.waiting} known node${warm.waiting === 1 ? '' : 's'} to report (at most ${Math.ceil(warm.leftMs / 1000)} s more); try again then`,
+    )
   }
 
   /** When every node of the dispatched phases has ended: judge the canary, start the next phase. */

@@ -20,13 +20,40 @@ export class Presence {
   readonly #hives = new Map<string, Entry>()
   readonly #reach = new Map<string, HostReach>()
   #inventory = new Map<string, InventoryNode>()
+  /** Nodes known before a restart that have not heartbeated since. */
+  readonly #awaiting = new Set<string>()
+  #warmUntil = 0
   constructor(private readonly now: () => number = Date.now) {}
+
+  /**
+   * Seeds the agent nodes a previous run knew, as offline until they heartbeat again. Until all
+   * of them have (or three of their intervals passed), the node list is not yet complete.
+   */
+  remember(nodes: ReadonlyArray<{ id: string; region: string; labels: Record<string, string>; executor: string; intervalMs: number; lastSeen: number }>): void {
+    let longest = 0
+    for (const n of nodes) {
+      if (this.#agents.has(n.id)) continue
+      const hb: Heartbeat = { id: n.id, role: 'worker', region: n.region, labels: n.labels, executor: n.executor, status: 'healthy', running: 0, version: '', intervalMs: n.intervalMs, ts: n.lastSeen }
+      this.#agents.set(n.id, { hb, lastSeen: Math.min(n.lastSeen, this.now() - n.intervalMs * MISSED_BEATS - 1) })
+      this.#awaiting.add(n.id)
+      longest = Math.max(longest, n.intervalMs)
+    }
+    this.#warmUntil = this.now() + longest * MISSED_BEATS
+  }
+
+  /** While the node list may still be incomplete after a restart: how many are awaited and for how long at most. */
+  warmingUp(): { waiting: number; leftMs: number } | undefined {
+    const left = this.#warmUntil - this.now()
+    if (this.#awaiting.size === 0 || left <= 0) return undefined
+    return { waiting: this.#awaiting.size, leftMs: left }
+  }
 
   beat(hb: Heartbeat): { isNew: boolean } {
     const map = hb.role === 'worker' ? this.#agents : hb.role === 'hive' ? this.#hives : this.#sshWorkers
     const prev = map.get(hb.id)
     const isNew = !prev || !this.#online(prev)
     map.set(hb.id, { hb, lastSeen: this.now() })
+    if (hb.role === 'worker') this.#awaiting.delete(hb.id)
     for (const h of hb.hosts ?? []) this.#reach.set(h.id, h)
     return { isNew }
   }

@@ -34,6 +34,14 @@ CREATE TABLE IF NOT EXISTS job_nodes (
   result TEXT,
   PRIMARY KEY (job_id, node)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS known_nodes (
+  id TEXT PRIMARY KEY,
+  region TEXT NOT NULL,
+  labels TEXT NOT NULL,
+  executor TEXT NOT NULL,
+  interval_ms INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
   job_id TEXT NOT NULL,
   seq INTEGER NOT NULL,
@@ -122,6 +130,10 @@ export function openSqliteStore(path: string): JobStore {
   const outputAll = db.prepare("SELECT body, seq FROM events WHERE job_id = ? AND kind = 'node.output' AND seq > ? ORDER BY seq LIMIT ?")
   const outputNode = db.prepare("SELECT body, seq FROM events WHERE job_id = ? AND kind = 'node.output' AND node = ? AND seq > ? ORDER BY seq LIMIT ?")
 
+  const remember = db.prepare(
+    'INSERT INTO known_nodes (id, region, labels, executor, interval_ms, last_seen) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET region = excluded.region, labels = excluded.labels, executor = excluded.executor, interval_ms = excluded.interval_ms, last_seen = excluded.last_seen',
+  )
+  const known = db.prepare('SELECT id, region, labels, executor, interval_ms, last_seen FROM known_nodes')
   const create = db.transaction((job: NewJob) => {
     insertJob.run(job.id, 'running', JSON.stringify(job.request), job.createdAt, job.nodes.length, '{}', job.rerunOf)
     for (const n of job.nodes) insertNode.run(job.id, n.node, n.region)
@@ -215,6 +227,19 @@ export function openSqliteStore(path: string): JobStore {
         const o = e as Extract<JobEvent, { kind: 'node.output' }>
         return { seq: o.seq, node: o.node, stream: o.stream, data: o.data }
       })
+    },
+    rememberNode(n) {
+      remember.run(n.id, n.region, JSON.stringify(n.labels), n.executor, n.intervalMs, n.lastSeen)
+    },
+    knownNodes() {
+      return (known.all() as Array<{ id: string; region: string; labels: string; executor: string; interval_ms: number; last_seen: number }>).map((r) => ({
+        id: r.id,
+        region: r.region,
+        labels: JSON.parse(r.labels) as Record<string, string>,
+        executor: r.executor,
+        intervalMs: r.interval_ms,
+        lastSeen: r.last_seen,
+      }))
     },
     close() {
       db.close()

@@ -34,6 +34,15 @@ export interface NodeUpdate {
   result?: unknown
 }
 
+export interface KnownNode {
+  id: string
+  region: string
+  labels: Record<string, string>
+  executor: string
+  intervalMs: number
+  lastSeen: number
+}
+
 export interface StoredEvent {
   seq: number
   kind: string
@@ -68,6 +77,9 @@ export interface JobStore {
   eventsAfter(jobId: string, after: number, limit: number, opts: { output: boolean }): StoredEvent[]
   /** Output chunks in order, after `after`, at most `limit` (a page; the caller pages on). */
   output(jobId: string, node: string | undefined, after: number, limit: number): OutputChunk[]
+  /** Remembers an agent node (on its first heartbeat, or when it comes back), for restarts. */
+  rememberNode(node: KnownNode): void
+  knownNodes(): KnownNode[]
   close(): void
 }
 

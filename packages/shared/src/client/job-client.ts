@@ -33,7 +33,7 @@ export interface StreamOptions {
   reconnectForMs?: number
 }
 
-const STATUS_CODES: Record<number, ErrorCode> = { 400: 'invalid_input', 401: 'unauthorized', 404: 'not_found', 409: 'conflict', 428: 'confirmation_required' }
+const STATUS_CODES: Record<number, ErrorCode> = { 400: 'invalid_input', 401: 'unauthorized', 404: 'not_found', 409: 'conflict', 428: 'confirmation_required', 503: 'unavailable' }
 
 /**
  * The queen's HTTP API as typed calls; used by keeper and the tests.
