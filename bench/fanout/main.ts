@@ -22,8 +22,9 @@ import { tempDir } from '../../test/harness/temp.ts'
 import { type Host, startHost } from './hosts.ts'
 import { sleep } from './pool.ts'
 import { cpuMs, findPid, type MemStatus, memStatus } from './procfs.ts'
-import { type RoleProc, startRole } from './roles.ts'
+import { startRole } from './roles.ts'
 import { fmt, median, percentile, table } from './stats.ts'
+import { raceExit, waitUntil } from '../lib/wait.ts'
 
 const REGION = 'bench'
 const RAW_PREFIX = 'bench.raw'
@@ -312,31 +313,6 @@ function firstHiveHeartbeat(nc: NatsConnection, region: string): { seen: Promise
   return { seen, stop: () => sub.unsubscribe() }
 }
 
-/** Awaits `p`, failing if `proc` exits first, `timeoutMs` passes or `signal` aborts. */
-async function raceExit(p: Promise<void>, proc: RoleProc, timeoutMs: number, signal: AbortSignal, what: string): Promise<void> {
-  const limit = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)])
-  await Promise.race([
-    p,
-    proc.exited.then(({ code, signal: sig }) => {
-      throw new Error(`${proc.name} exited (${code ?? sig}) while waiting for ${what}\n${proc.tail()}`)
-    }),
-    new Promise<never>((_, reject) => {
-      const onAbort = () => reject(signal.aborted ? (signal.reason as Error) : new Error(`no ${what} within ${timeoutMs} ms\n${proc.tail()}`))
-      if (limit.aborted) onAbort()
-      limit.addEventListener('abort', onAbort, { once: true })
-      void p.finally(() => limit.removeEventListener('abort', onAbort))
-    }),
-  ])
-}
-
-async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, everyMs: number, signal: AbortSignal, what: () => string): Promise<void> {
-  const end = Date.now() + timeoutMs
-  for (;;) {
-    if (await check()) return
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what()}`)
-    await sleep(everyMs, signal)
-  }
-}
 
 const enc = new TextEncoder()
 

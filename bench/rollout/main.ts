@@ -39,11 +39,12 @@ import { startNats } from '../../test/harness/nats.ts'
 import { tempDir } from '../../test/harness/temp.ts'
 import { sleep } from '../fanout/pool.ts'
 import { cpuMs, findPid, type MemStatus, memStatus } from '../fanout/procfs.ts'
-import { ROOT, type RoleProc, startRole } from '../fanout/roles.ts'
+import { ROOT, startRole } from '../fanout/roles.ts'
 import { fmt, table } from '../fanout/stats.ts'
 import { type FleetHost, startFleetHost } from './fleets.ts'
 import { type KeeperResult, type RssSample, rssSlope, runKeeper } from './keeper.ts'
 import { Teardown } from '../lib/teardown.ts'
+import { raceExit, waitUntil } from '../lib/wait.ts'
 
 const REGION = 'bench'
 const PREFIX = 'agent'
@@ -500,31 +501,6 @@ async function firstHiveHeartbeat(natsUrl: string, region: string): Promise<{ se
   }
 }
 
-/** Awaits `p`, failing if `proc` exits first, `timeoutMs` passes or `signal` aborts. */
-async function raceExit(p: Promise<void>, proc: RoleProc, timeoutMs: number, signal: AbortSignal, what: string): Promise<void> {
-  const limit = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)])
-  await Promise.race([
-    p,
-    proc.exited.then(({ code, signal: sig }) => {
-      throw new Error(`${proc.name} exited (${code ?? sig}) while waiting for ${what}\n${proc.tail()}`)
-    }),
-    new Promise<never>((_, reject) => {
-      const onAbort = () => reject(signal.aborted ? (signal.reason as Error) : new Error(`no ${what} within ${timeoutMs} ms\n${proc.tail()}`))
-      if (limit.aborted) onAbort()
-      limit.addEventListener('abort', onAbort, { once: true })
-      void p.finally(() => limit.removeEventListener('abort', onAbort))
-    }),
-  ])
-}
-
-async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, everyMs: number, signal: AbortSignal, what: () => string): Promise<void> {
-  const end = Date.now() + timeoutMs
-  for (;;) {
-    if (await check()) return
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what()}`)
-    await sleep(everyMs, signal)
-  }
-}
 
 function report(r: Partial<Results>, opts: Opts): string {
   const jobs = r.jobs ?? []
