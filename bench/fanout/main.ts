@@ -25,6 +25,8 @@ import { cpuMs, findPid, type MemStatus, memStatus } from './procfs.ts'
 import { startRole } from './roles.ts'
 import { fmt, median, percentile, table } from './stats.ts'
 import { raceExit, waitUntil } from '../lib/wait.ts'
+import { progress, runBench, started } from '../lib/run.ts'
+import type { Teardown } from '../lib/teardown.ts'
 
 const REGION = 'bench'
 const RAW_PREFIX = 'bench.raw'
@@ -98,34 +100,6 @@ function parseOpts(argv: string[]): Opts | 'help' {
   }
 }
 
-const started = performance.now()
-function progress(msg: string): void {
-  process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(1).padStart(6)} s] ${msg}\n`)
-}
-
-/** Teardown steps, run last-registered first, each bounded, all attempted. */
-class Teardown {
-  readonly #steps: Array<{ what: string; fn: () => Promise<unknown> }> = []
-  add(what: string, fn: () => Promise<unknown>): void {
-    this.#steps.push({ what, fn })
-  }
-  async run(): Promise<void> {
-    for (const { what, fn } of this.#steps.reverse()) {
-      let timer: NodeJS.Timeout | undefined
-      try {
-        await Promise.race([
-          fn(),
-          new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('took longer than 30 s')), 30_000))),
-        ])
-      } catch (err) {
-        process.stderr.write(`cleanup: ${what}: ${errorMessage(err)}\n`)
-      } finally {
-        clearTimeout(timer)
-      }
-    }
-    this.#steps.length = 0
-  }
-}
 
 interface Round {
   ms: number
@@ -447,40 +421,9 @@ async function main(): Promise<number> {
     return 0
   }
 
-  const ctl = new AbortController()
-  const limit = setTimeout(() => ctl.abort(new Error(`time limit of ${(opts as Opts).timeLimitS} s reached`)), opts.timeLimitS * 1000)
-  const pids = new Set<number>()
-  let signals = 0
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (++signals > 1) {
-      // Second signal: no more waiting on a graceful teardown.
-      for (const pid of pids) {
-        try {
-          process.kill(pid, 'SIGKILL')
-        } catch {
-          // already gone
-        }
-      }
-      process.exit(130)
-    }
-    ctl.abort(new Error(`interrupted by ${sig}`))
-  }
-  process.on('SIGINT', onSignal)
-  process.on('SIGTERM', onSignal)
-
-  const teardown = new Teardown()
-  let results: Results | undefined
-  let code = 0
-  try {
-    results = await run(opts, ctl.signal, teardown, pids)
-  } catch (err) {
-    process.stderr.write(`bench:fanout failed: ${errorMessage(err)}\n`)
-    code = 1
-  } finally {
-    clearTimeout(limit)
-    progress('shutting down')
-    await teardown.run()
-  }
+  const o = opts
+  const { result: results } = await runBench('bench:fanout', o.timeLimitS, ({ signal, teardown, pids }) => run(o, signal, teardown, pids))
+  const code = results ? 0 : 1
   if (results) process.stdout.write(`${report(results)}\n`)
   return code
 }

@@ -43,8 +43,9 @@ import { ROOT, startRole } from '../fanout/roles.ts'
 import { fmt, table } from '../fanout/stats.ts'
 import { type FleetHost, startFleetHost } from './fleets.ts'
 import { type KeeperResult, type RssSample, rssSlope, runKeeper } from './keeper.ts'
-import { Teardown } from '../lib/teardown.ts'
 import { raceExit, waitUntil } from '../lib/wait.ts'
+import { progress, runBench, started } from '../lib/run.ts'
+import type { Teardown } from '../lib/teardown.ts'
 
 const REGION = 'bench'
 const PREFIX = 'agent'
@@ -145,10 +146,6 @@ function parseOpts(argv: string[]): Opts | 'help' {
   }
 }
 
-const started = performance.now()
-function progress(msg: string): void {
-  process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(1).padStart(6)} s] ${msg}\n`)
-}
 
 interface JobSpec {
   name: string
@@ -666,41 +663,9 @@ async function main(): Promise<number> {
     return 0
   }
   const o = opts
-  const ctl = new AbortController()
-  const limit = setTimeout(() => ctl.abort(new Error(`time limit of ${o.timeLimitS} s reached`)), o.timeLimitS * 1000)
-  const pids = new Set<number>()
-  let signals = 0
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (++signals > 1) {
-      // Second signal: no more waiting on a graceful teardown.
-      for (const pid of pids) {
-        try {
-          process.kill(pid, 'SIGKILL')
-        } catch {
-          // already gone
-        }
-      }
-      process.exit(130)
-    }
-    ctl.abort(new Error(`interrupted by ${sig}`))
-  }
-  process.on('SIGINT', onSignal)
-  process.on('SIGTERM', onSignal)
-
-  const teardown = new Teardown()
   const results: Partial<Results> = { opts: o }
-  let code = 0
-  try {
-    await run(o, ctl.signal, teardown, pids, results)
-    if ((results.jobs ?? []).some((j) => j.problems.length > 0)) code = 1
-  } catch (err) {
-    process.stderr.write(`bench:rollout failed: ${errorMessage(err)}\n`)
-    code = 1
-  } finally {
-    clearTimeout(limit)
-    progress('shutting down')
-    await teardown.run()
-  }
+  const { failed } = await runBench('bench:rollout', o.timeLimitS, ({ signal, teardown, pids }) => run(o, signal, teardown, pids, results))
+  const code = failed || (results.jobs ?? []).some((j) => j.problems.length > 0) ? 1 : 0
   process.stdout.write(`${report(results, o)}\n`)
   return code
 }

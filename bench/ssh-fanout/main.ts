@@ -28,7 +28,8 @@ import { fmt, median, table } from '../fanout/stats.ts'
 import { apiaryRound, type ApiaryTarget, benchPool, type Negotiated, negotiated } from './apiary.ts'
 import { busyShare, type Outcome } from './outcome.ts'
 import { ensurePeers, peerCommand, type PeerName, peerRound, type PeerSetup, versions, writePeerSetup } from './peers.ts'
-import { Teardown } from '../lib/teardown.ts'
+import { progress, runBench } from '../lib/run.ts'
+import type { Teardown } from '../lib/teardown.ts'
 
 const GOAL_COLD_VS_PEER = 1
 const GOAL_WARM_SPEEDUP = 5
@@ -99,10 +100,6 @@ function parseOpts(argv: string[]): Opts | 'help' {
   }
 }
 
-const started = performance.now()
-function progress(msg: string): void {
-  process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(1).padStart(6)} s] ${msg}\n`)
-}
 
 type Tool = 'apiary cold' | 'apiary warm' | PeerName
 interface Cmd {
@@ -388,30 +385,9 @@ async function main(): Promise<number> {
     process.stdout.write(USAGE)
     return 0
   }
-  const ctl = new AbortController()
-  const limit = setTimeout(() => ctl.abort(new Error(`time limit of ${(opts as Opts).timeLimitS} s reached`)), opts.timeLimitS * 1000)
-  const teardown = new Teardown()
-  let signals = 0
-  const onSignal = (sig: NodeJS.Signals) => {
-    // A second signal: no more waiting for a graceful teardown (sshd children may linger).
-    if (++signals > 1) process.exit(130)
-    ctl.abort(new Error(`interrupted by ${sig}`))
-  }
-  process.on('SIGINT', onSignal)
-  process.on('SIGTERM', onSignal)
-
-  let results: Results | undefined
-  let code = 0
-  try {
-    results = await run(opts, ctl.signal, teardown)
-  } catch (err) {
-    process.stderr.write(`bench:ssh-fanout failed: ${errorMessage(err)}\n`)
-    code = 1
-  } finally {
-    clearTimeout(limit)
-    progress('shutting down')
-    await teardown.run()
-  }
+  const o = opts
+  const { result: results } = await runBench('bench:ssh-fanout', o.timeLimitS, ({ signal, teardown }) => run(o, signal, teardown))
+  const code = results ? 0 : 1
   if (results) process.stdout.write(`${report(results)}\n`)
   return code
 }
