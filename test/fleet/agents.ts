@@ -35,6 +35,7 @@ import {
   VERSION,
   type WireEvent,
 } from '@apiary/shared'
+import type { ExecResult } from '@apiary/worker'
 
 export interface AgentFleetOptions {
   natsUrl: string
@@ -397,16 +398,8 @@ function startBeats(conn: Connection, intervalMs: number, beat: (i: number) => v
   }
 }
 
-type Outcome = {
-  state: FinalState
-  exitCode: number | null
-  signal: string | null
-  cause: string | null
-  bytes: number
-  truncated: boolean
-  digest: string | null
-  result?: unknown
-}
+/** What the real worker reports when a task is over. */
+type Outcome = ExecResult
 
 function stoppedOutcome(state: 'cancelled' | 'timeout', cause: string): Outcome {
   // As the local executor: the process group got SIGTERM; nothing was printed before it.
