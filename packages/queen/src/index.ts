@@ -4,6 +4,8 @@ import { serve } from '@hono/node-server'
 import { type Bus, decode, Heartbeat, type Logger, subjects, watchInventory } from '@apiary/shared'
 import { createApp } from './http/app.ts'
 import { Coordinator } from './jobs/coordinator.ts'
+import { EventLog } from './jobs/event-log.ts'
+import { createHiveDispatch } from './jobs/hive-dispatch.ts'
 import { Presence } from './presence/presence.ts'
 import { openSqliteStore } from './store/sqlite.ts'
 import { ensureToken } from './token.ts'
@@ -59,12 +61,14 @@ export async function startQueen(cfg: QueenConfig): Promise<Queen> {
   const store = openSqliteStore(join(cfg.stateDir, 'queen.db'))
   // Nodes known before a restart: targets resolve against them too, and jobs wait until they report.
   if (cfg.rememberNodes !== false) presence.remember(store.knownNodes())
+  const events = new EventLog(store, log)
   const coordinator = new Coordinator({
     bus: cfg.bus,
     store,
     presence,
     log,
-    hiveAckTimeoutMs: cfg.hiveAckTimeoutMs ?? 5000,
+    events,
+    dispatch: createHiveDispatch({ bus: cfg.bus, log, ackTimeoutMs: cfg.hiveAckTimeoutMs ?? 5000 }),
     cancelGraceMs: cfg.cancelGraceMs ?? 15_000,
   })
   const stopEvents = coordinator.start()
@@ -92,6 +96,7 @@ export async function startQueen(cfg: QueenConfig): Promise<Queen> {
   const app = createApp({
     store,
     coordinator,
+    events,
     presence,
     log,
     token,
@@ -119,6 +124,7 @@ export async function startQueen(cfg: QueenConfig): Promise<Queen> {
       hbSub.unsubscribe()
       stopEvents()
       coordinator.close()
+      events.close()
       await new Promise<void>((resolve) => {
         server.close(() => resolve())
         // Open SSE streams would hold close() forever.

@@ -43,6 +43,8 @@ export {
   NODE_OUTCOME,
   resolveCount,
   spendsErrorBudget,
+  NOT_OK_STATES,
+  resultGroupKey,
   RerunRequest,
   ResultGroup,
   Rollout,

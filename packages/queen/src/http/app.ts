@@ -3,6 +3,7 @@ import { bodyLimit } from 'hono/body-limit'
 import { z } from 'zod'
 import { ApiaryError, isApiaryError, JobId, JobRequest, JobState, type Logger, parseOrThrow, RerunRequest } from '@apiary/shared'
 import type { Coordinator } from '../jobs/coordinator.ts'
+import type { EventFeed } from '../jobs/event-log.ts'
 import type { Presence } from '../presence/presence.ts'
 import type { JobStore } from '../store/store.ts'
 import { bearerAuth } from './auth.ts'
@@ -12,6 +13,7 @@ import { streamJob } from './sse.ts'
 export interface AppDeps {
   store: JobStore
   coordinator: Coordinator
+  events: EventFeed
   presence: Presence
   log: Logger
   token: string
@@ -81,7 +83,7 @@ export function createApp(deps: AppDeps): Hono {
   )
 
   // The same operation on the nodes of the original target snapshot that ended in `only`.
-  app.post('/v1/jobs/:id/rerun', async (c) => {
+  app.post('/v1/jobs/:id/rerun', bodyLimit({ maxSize: MAX_BODY, onError: tooLarge }), async (c) => {
     const job = jobOr404(c.req.param('id'))
     const body = parseOrThrow(RerunRequest, await jsonBody(c.req.text()))
     const nodes = store
@@ -147,7 +149,7 @@ export function createApp(deps: AppDeps): Hono {
       throw new ApiaryError('invalid_input', `output: "${output}" must be "full" or "none"`, 'output')
     }
     // Output chunks run to 32 KiB each: smaller pages keep a page's memory bounded.
-    return streamJob(c, { store, coordinator, log }, job.id, after.data, output === 'full', { keepaliveMs: deps.keepaliveMs, pageSize: output === 'full' ? 64 : 500 })
+    return streamJob(c, { store, events: deps.events, log }, job.id, after.data, output === 'full', { keepaliveMs: deps.keepaliveMs, pageSize: output === 'full' ? 64 : 500 })
   })
 
   app.post('/v1/jobs/:id/cancel', (c) => {

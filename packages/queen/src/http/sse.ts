@@ -1,7 +1,7 @@
 import type { Context } from 'hono'
 import { stream } from 'hono/streaming'
 import type { Logger } from '@apiary/shared'
-import type { Coordinator } from '../jobs/coordinator.ts'
+import type { EventFeed } from '../jobs/event-log.ts'
 import type { JobStore, StoredEvent } from '../store/store.ts'
 
 export interface SseOptions {
@@ -16,7 +16,7 @@ export interface SseOptions {
  * tails are one loop, nothing is held per client but a cursor, and a slow client slows only
  * itself (every write is awaited).
  */
-export function streamJob(c: Context, deps: { store: JobStore; coordinator: Coordinator; log: Logger }, jobId: string, after: number, output: boolean, opts: SseOptions) {
+export function streamJob(c: Context, deps: { store: JobStore; events: EventFeed; log: Logger }, jobId: string, after: number, output: boolean, opts: SseOptions) {
   c.header('content-type', 'text/event-stream; charset=utf-8')
   c.header('cache-control', 'no-cache, no-transform')
   c.header('x-accel-buffering', 'no')
@@ -24,7 +24,7 @@ export function streamJob(c: Context, deps: { store: JobStore; coordinator: Coor
     let cursor = after
     let wake: (() => void) | undefined
     let dirty = true
-    const unlisten = deps.coordinator.listen(jobId, () => {
+    const unlisten = deps.events.listen(jobId, () => {
       dirty = true
       wake?.()
     })

@@ -1,5 +1,3 @@
-import type { FinalState, ResultGroup } from '@apiary/shared'
-
 /** "3 ok, 1 failed", in the order states are listed in the contract. */
 export function countsLine(counts: Partial<Record<string, number>>): string {
   const order: string[] = ['ok', 'failed', 'error', 'timeout', 'cancelled', 'skipped', 'lost', 'running', 'pending']
@@ -13,12 +11,4 @@ export function durationText(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)} ms`
   if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`
   return `${Math.floor(ms / 60_000)} m ${Math.round((ms % 60_000) / 1000)} s`
-}
-
-export function groupKey(g: { state: FinalState; exitCode: number | null; digest: string | null; cause: string | null }): string {
-  return `${g.state}\u0000${g.exitCode ?? ''}\u0000${g.digest ?? ''}\u0000${g.cause ?? ''}`
-}
-
-export function sortGroups(groups: ResultGroup[]): ResultGroup[] {
-  return groups.sort((a, b) => b.count - a.count || a.state.localeCompare(b.state))
 }

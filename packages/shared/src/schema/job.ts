@@ -18,9 +18,11 @@ export function isFinal(state: NodeState): state is FinalState {
   return state !== 'pending' && state !== 'running'
 }
 
-/** Final states that spend a job's error budget (`maxErrors`). */
+/** The final states that are "not ok": they spend a job's error budget (`maxErrors`) and are what a re-run takes by default. */
+export const NOT_OK_STATES = ['failed', 'error', 'timeout', 'lost'] as const satisfies readonly FinalState[]
+
 export function spendsErrorBudget(state: NodeState): boolean {
-  return state === 'failed' || state === 'error' || state === 'timeout' || state === 'lost'
+  return (NOT_OK_STATES as readonly NodeState[]).includes(state)
 }
 
 export const JOB_STATES = ['running', 'ok', 'failed', 'cancelled'] as const
@@ -91,6 +93,14 @@ export const ResultGroup = z.object({
   nodes: z.array(NodeId),
 })
 export type ResultGroup = z.infer<typeof ResultGroup>
+
+/**
+ * Nodes share a result group when state, exit code, output digest and cause are equal: the
+ * queen's `job.finished` groups and keeper's live count of distinct results use this one key.
+ */
+export function resultGroupKey(r: { state: NodeState; exitCode: number | null; digest: string | null; cause: string | null }): string {
+  return `${r.state}\u0000${r.exitCode ?? ''}\u0000${r.digest ?? ''}\u0000${r.cause ?? ''}`
+}
 
 /** How a node's run went: carried by `node.finished` and kept per node by the queen. */
 export const NODE_OUTCOME = {
@@ -174,7 +184,7 @@ export type JobPlan = z.infer<typeof JobPlan>
 
 /** The body of `POST /v1/jobs/:id/rerun`. */
 export const RerunRequest = z.strictObject({
-  only: z.array(FinalState).min(1).default(['failed', 'error', 'timeout', 'lost']),
+  only: z.array(FinalState).min(1).default([...NOT_OK_STATES]),
   confirm: z.strictObject({ nodes: z.number().int().min(0) }).optional(),
 })
 export type RerunRequest = z.input<typeof RerunRequest>

@@ -27,10 +27,10 @@ export function finishedLine(
 }
 
 /** The end of a node that never ran (offline, no hive, skipped, lost): no exit, no output. */
-export function notRunEvent(jobId: string, node: string, state: FinalState, cause: string): WireEventOf<'node.finished'> {
+export function notRunEvent(jobId: string, node: string, state: FinalState, cause: string, ts = Date.now()): WireEventOf<'node.finished'> {
   return {
     jobId,
-    ts: Date.now(),
+    ts,
     kind: 'node.finished',
     node,
     state,

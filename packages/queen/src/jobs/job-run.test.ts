@@ -1,0 +1,284 @@
+import { describe, expect, it } from 'vitest'
+import { type FinalState, JobRequest, type JobRequestInput, notRunEvent, type WireEvent } from '@apiary/shared'
+import { type Effect, JobRun, type RunTarget } from './job-run.ts'
+
+const GRACE = 1000
+
+function request(rollout: JobRequestInput['rollout'] = {}): JobRequest {
+  return JobRequest.parse({ operation: { type: 'exec', argv: ['true'] }, targets: 'all', rollout })
+}
+
+const targets = (n: number, o: Partial<RunTarget> = {}): RunTarget[] =>
+  Array.from({ length: n }, (_, i) => ({ id: `n${i + 1}`, region: i % 2 === 0 ? 'eu' : 'us', online: true, agentless: false, ...o }))
+
+const started = (node: string): WireEvent => ({ jobId: 'j1', ts: 0, kind: 'node.started', node, human: '' })
+const finished = (node: string, state: FinalState, exitCode: number | null = state === 'ok' ? 0 : 1): WireEvent => ({
+  ...notRunEvent('j1', node, state, state === 'ok' ? '' : 'boom', 0),
+  cause: state === 'ok' ? null : 'boom',
+  exitCode,
+  digest: 'd',
+})
+
+/** A run and everything it has asked for, with a clock the test moves. */
+class Harness {
+  now = 0
+  readonly effects: Effect[] = []
+  run!: JobRun
+
+  constructor(req: JobRequest, t: RunTarget[]) {
+    const { run, effects } = JobRun.submit({ id: 'j1', request: req, createdAt: 0, cancelGraceMs: GRACE }, t, {}, this.now)
+    this.run = run
+    this.effects.push(...effects)
+  }
+
+  feed(effects: Effect[]): this {
+    this.effects.push(...effects)
+    return this
+  }
+  event(ev: WireEvent) {
+    return this.feed(this.run.onEvent(ev, this.now))
+  }
+  at(ms: number) {
+    this.now = ms
+    return this.feed(this.run.tick(ms))
+  }
+  /** Accepts every share offered so far, as a hive would. */
+  acceptShares(by = 'hive-1') {
+    for (const s of this.shares()) this.feed(this.run.onShare(s.region, s.nodes, { accepted: true, by }, this.now))
+    return this
+  }
+  shares() {
+    return this.effects.flatMap((e) => (e.type === 'dispatch' ? [e.share] : []))
+  }
+  events(kind?: string) {
+    return this.effects.flatMap((e) => (e.type === 'emit' && (kind === undefined || e.event.kind === kind) ? [e.event] : []))
+  }
+  /** The final state and cause of each node, as the run reported them. */
+  ends(): Map<string, { state: string; cause: string | null }> {
+    const m = new Map<string, { state: string; cause: string | null }>()
+    for (const ev of this.events('node.finished')) if (ev.kind === 'node.finished') m.set(ev.node, { state: ev.state, cause: ev.cause })
+    return m
+  }
+  finishedEvent() {
+    const f = this.events('job.finished')
+    expect(f).toHaveLength(1)
+    return f[0] as Extract<WireEvent, { kind: 'job.finished' }>
+  }
+}
+
+describe('JobRun', () => {
+  it('hands each region its share with the rollout policy, and finishes once every node ends', () => {
+    const h = new Harness(request({ concurrency: '50%', maxErrors: 3 }), targets(4))
+    expect(h.events().map((e) => e.kind)).toEqual(['job.submitted'])
+    const shares = h.shares()
+    expect(shares.map((s) => [s.region, s.nodes, s.concurrency, s.maxErrors, s.phase])).toEqual([
+      ['eu', ['n1', 'n3'], 1, 3, 0],
+      ['us', ['n2', 'n4'], 1, 3, 0],
+    ])
+    h.acceptShares()
+    expect(h.events('job.region')).toHaveLength(2)
+    for (const n of ['n1', 'n2', 'n3']) h.event(started(n)).event(finished(n, 'ok'))
+    expect(h.run.finished).toBe(false)
+    h.event(finished('n4', 'failed'))
+    const fin = h.finishedEvent()
+    expect(fin.state).toBe('failed')
+    expect(fin.counts).toEqual({ ok: 3, failed: 1 })
+    expect(fin.groups.map((g) => [g.state, g.count, g.nodes])).toEqual([
+      ['ok', 3, ['n1', 'n2', 'n3']],
+      ['failed', 1, ['n4']],
+    ])
+    expect(h.effects.at(-1)).toMatchObject({ type: 'finished', end: { jobId: 'j1', state: 'failed', stopReason: null } })
+    expect(h.run.nextWake()).toBeNull()
+  })
+
+  it('ends offline targets at once and never offers them to a hive', () => {
+    const t = targets(3)
+    t[1]!.online = false
+    const h = new Harness(request(), t)
+    expect(h.ends().get('n2')).toEqual({ state: 'error', cause: 'offline' })
+    expect(h.shares().flatMap((s) => s.nodes)).toEqual(['n1', 'n3'])
+  })
+
+  it('finishes a job whose targets are all offline without dispatching', () => {
+    const h = new Harness(request(), targets(2, { online: false }))
+    expect(h.shares()).toEqual([])
+    expect(h.finishedEvent().counts).toEqual({ error: 2 })
+  })
+
+  it('runs the canary alone and rolls out to the rest only when all of it is ok', () => {
+    const h = new Harness(request({ canary: 1 }), targets(3))
+    expect(h.events('job.canary')).toMatchObject([{ state: 'running', nodes: 1 }])
+    expect(h.shares().map((s) => s.nodes)).toEqual([['n1']])
+    h.acceptShares().event(started('n1')).event(finished('n1', 'ok'))
+    expect(h.events('job.canary').map((e) => (e.kind === 'job.canary' ? e.state : ''))).toEqual(['running', 'passed'])
+    expect(h.shares().map((s) => [s.phase, s.nodes])).toEqual([
+      [0, ['n1']],
+      [1, ['n2']],
+      [1, ['n3']],
+    ])
+  })
+
+  it('halts on a failed canary: the rest end skipped and the job says why', () => {
+    const h = new Harness(request({ canary: 2 }), targets(5))
+    h.acceptShares().event(finished('n1', 'ok')).event(finished('n2', 'failed'))
+    expect(h.run.stop).toEqual({ kind: 'halted', reason: 'canary failed (1 of 2 not ok)' })
+    expect(h.effects).toContainEqual({ type: 'control', control: { jobId: 'j1', action: 'halt', reason: 'canary failed (1 of 2 not ok)', outcome: 'cancelled' } })
+    const ends = h.ends()
+    for (const n of ['n3', 'n4', 'n5']) expect(ends.get(n)).toEqual({ state: 'skipped', cause: 'not dispatched: canary failed (1 of 2 not ok)' })
+    expect(h.shares()).toHaveLength(2) // only the canary's share was ever offered
+    expect(h.finishedEvent()).toMatchObject({ state: 'failed', stopReason: 'canary failed (1 of 2 not ok)', counts: { ok: 1, failed: 1, skipped: 3 } })
+  })
+
+  it('halts once the error budget is spent; what is in flight may still finish', () => {
+    const h = new Harness(request({ maxErrors: 2 }), targets(4))
+    h.acceptShares().event(started('n1')).event(started('n2'))
+    h.event(finished('n3', 'failed'))
+    expect(h.run.stop.kind).toBe('dispatching')
+    h.event(finished('n4', 'timeout'))
+    expect(h.run.stop).toEqual({ kind: 'halted', reason: 'max errors reached (2 of 2 allowed)' })
+    expect(h.events('job.halted')).toHaveLength(1)
+    // Halting does not stop what runs: no grace, no deadline.
+    expect(h.run.nextWake()).toBeNull()
+    h.event(finished('n1', 'ok')).event(finished('n2', 'ok'))
+    expect(h.finishedEvent()).toMatchObject({ state: 'failed', counts: { ok: 2, failed: 1, timeout: 1 } })
+  })
+
+  it('counts the budget over the whole job: the second phase is offered with the errors so far', () => {
+    const h = new Harness(request({ canary: 1, maxErrors: 5 }), targets(3))
+    expect(h.shares()[0]!.errorsSoFar).toBe(0)
+    h.acceptShares().event(finished('n1', 'ok'))
+    expect(h.shares().slice(1).every((s) => s.errorsSoFar === 0 && s.maxErrors === 5)).toBe(true)
+  })
+
+  it('at the job deadline stops what runs, then ends the silent: pending skipped, running lost', () => {
+    const h = new Harness(request({ deadlineMs: 5000 }), targets(3))
+    h.acceptShares().event(started('n1')).event(started('n2'))
+    expect(h.run.nextWake()).toBe(5000)
+    h.at(4999)
+    expect(h.run.stop.kind).toBe('dispatching')
+    h.at(5000)
+    expect(h.run.stop).toEqual({ kind: 'timing-out', reason: 'job deadline passed' })
+    expect(h.effects).toContainEqual({ type: 'control', control: { jobId: 'j1', action: 'cancel', reason: 'job deadline passed', outcome: 'timeout' } })
+    h.event(finished('n1', 'timeout'))
+    expect(h.run.nextWake()).toBe(5000 + GRACE)
+    h.at(5000 + GRACE - 1)
+    expect(h.run.finished).toBe(false)
+    h.at(5000 + GRACE)
+    expect(h.ends().get('n2')).toEqual({ state: 'lost', cause: 'no confirmation after: job deadline passed' })
+    expect(h.ends().get('n3')).toEqual({ state: 'skipped', cause: 'not dispatched: job deadline passed' })
+    expect(h.finishedEvent()).toMatchObject({ state: 'failed', stopReason: 'job deadline passed' })
+  })
+
+  it('cancels: the job ends cancelled when every node has confirmed, keeping the first stop reason', () => {
+    const h = new Harness(request({ maxErrors: 1 }), targets(3))
+    h.acceptShares().event(started('n1')).event(started('n2')).event(finished('n3', 'failed'))
+    expect(h.run.stop.kind).toBe('halted')
+    h.feed(h.run.cancel('cancelled by request', h.now))
+    expect(h.run.stop).toEqual({ kind: 'cancelled', reason: 'max errors reached (1 of 1 allowed)' })
+    expect(h.events('job.cancelling')).toMatchObject([{ reason: 'cancelled by request' }])
+    // A second cancel changes nothing.
+    expect(h.run.cancel('again', h.now)).toEqual([])
+    h.event(finished('n1', 'cancelled')).event(finished('n2', 'cancelled'))
+    expect(h.finishedEvent()).toMatchObject({ state: 'cancelled', counts: { cancelled: 2, failed: 1 } })
+  })
+
+  it('re-sends the stop to a hive that takes its share after it', () => {
+    const h = new Harness(request(), targets(2))
+    h.feed(h.run.cancel('stop', 0))
+    const before = h.effects.filter((e) => e.type === 'control').length
+    h.acceptShares()
+    expect(h.effects.filter((e) => e.type === 'control').length).toBe(before + 2)
+  })
+
+  it('ends a region no hive took as error with the cause, every node of it', () => {
+    const h = new Harness(request(), targets(4))
+    h.feed(h.run.onShare('eu', ['n1', 'n3'], { accepted: false, cause: 'no hive for region eu' }, 0))
+    expect(h.ends()).toEqual(
+      new Map([
+        ['n1', { state: 'error', cause: 'no hive for region eu' }],
+        ['n3', { state: 'error', cause: 'no hive for region eu' }],
+      ]),
+    )
+  })
+
+  it('sweeps: a running node whose worker went silent is lost; a pending node of a silent hive is skipped', () => {
+    const h = new Harness(request(), targets(4))
+    h.feed(h.run.onShare('eu', ['n1', 'n3'], { accepted: true, by: 'hive-eu' }, 0))
+    h.event(started('n1')).event(started('n2'))
+    h.feed(h.run.sweep({ workerOffline: (n) => n === 'n1' || n === 'n2' || n === 'n4', hiveOffline: () => false }, 0))
+    expect(h.ends().get('n1')).toEqual({ state: 'lost', cause: 'worker stopped heartbeating' })
+    expect(h.ends().get('n2')).toEqual({ state: 'lost', cause: 'worker stopped heartbeating' })
+    expect(h.ends().has('n4')).toBe(false) // pending, not started: its worker may never have been asked
+    h.feed(h.run.sweep({ workerOffline: () => false, hiveOffline: (hive) => hive === 'hive-eu' }, 0))
+    expect(h.ends().get('n3')).toEqual({ state: 'skipped', cause: 'not dispatched: hive hive-eu stopped heartbeating' })
+    expect(h.ends().has('n4')).toBe(false) // its share has no hive yet
+  })
+
+  it('takes one final state per node: events after a node ended, for strangers or of job kinds are dropped', () => {
+    const h = new Harness(request(), targets(2))
+    h.event(finished('n1', 'ok'))
+    const n = h.events().length
+    h.event(finished('n1', 'failed')).event(started('n1')).event(started('ghost'))
+    h.event({ jobId: 'j1', ts: 0, kind: 'job.halted', reason: 'forged', human: '' })
+    expect(h.events().length).toBe(n)
+    expect(h.effects.filter((e) => e.type === 'note' && e.level !== 'info').map((e) => (e.type === 'note' ? e.msg : ''))).toEqual([
+      'dropped an event after the node ended',
+      'dropped an event after the node ended',
+      'dropped an event for a node that is not a target',
+      'dropped a job event only the queen may emit',
+    ])
+    expect(h.run.state('n1')).toBe('ok')
+  })
+
+  it('the counts of job.finished always add up to the targets', () => {
+    const t = targets(20)
+    t[0]!.online = false
+    const h = new Harness(request({ maxErrors: 3, canary: 4, deadlineMs: 10_000 }), t)
+    h.acceptShares()
+    h.event(started('n2')).event(finished('n2', 'ok')).event(finished('n3', 'ok')).event(started('n4'))
+    h.at(10_000).at(10_000 + GRACE)
+    const fin = h.finishedEvent()
+    expect(Object.values(fin.counts).reduce((a, b) => a + b, 0)).toBe(20)
+    expect(fin.groups.reduce((a, g) => a + g.count, 0)).toBe(20)
+  })
+
+  describe('resumed after a restart', () => {
+    const resume = (states: Array<[string, 'pending' | 'running' | FinalState]>, now = 100) =>
+      JobRun.resume(
+        { id: 'j1', request: request({ timeoutMs: 2000 }), createdAt: 0, cancelGraceMs: GRACE },
+        states.map(([node, state]) => ({ node, region: 'eu', state, agentless: false, exitCode: null, digest: null, cause: null })),
+        now,
+      )
+
+    it('halts dispatching, lets running nodes report, and ends the silent after their deadline', () => {
+      const { run, effects } = resume([
+        ['a', 'ok'],
+        ['b', 'running'],
+        ['c', 'pending'],
+        ['d', 'running'],
+      ])
+      expect(run.stop).toEqual({ kind: 'halted', reason: 'the queen restarted' })
+      expect(effects.filter((e) => e.type === 'dispatch')).toEqual([])
+      expect(run.nextWake()).toBe(100 + 2000 + GRACE)
+      const later = run.onEvent(finished('b', 'ok'), 500)
+      expect(later.some((e) => e.type === 'emit' && e.event.kind === 'node.finished')).toBe(true)
+      const end = run.tick(100 + 2000 + GRACE)
+      const states = end.flatMap((e) => (e.type === 'emit' && e.event.kind === 'node.finished' ? [[e.event.node, e.event.state, e.event.cause]] : []))
+      expect(states).toEqual([
+        ['c', 'skipped', 'not dispatched: the queen restarted'],
+        ['d', 'lost', 'no result after the queen restarted'],
+      ])
+      expect(run.finished).toBe(true)
+    })
+
+    it('finishes at once a job whose nodes had all ended', () => {
+      const { run, effects } = resume([
+        ['a', 'ok'],
+        ['b', 'failed'],
+      ])
+      expect(run.finished).toBe(true)
+      expect(effects.some((e) => e.type === 'finished')).toBe(true)
+      expect(effects.some((e) => e.type === 'control')).toBe(false)
+    })
+  })
+})

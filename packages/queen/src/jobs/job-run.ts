@@ -1,0 +1,430 @@
+import {
+  type Control,
+  describeOperation,
+  type FinalState,
+  type HiveJob,
+  isFinal,
+  type JobRequest,
+  type JobState,
+  type NodeState,
+  notRunEvent,
+  resolveCount,
+  spendsErrorBudget,
+  type WireEvent,
+} from '@apiary/shared'
+import type { JobEnd, NodeUpdate } from '../store/store.ts'
+import { countsLine, durationText } from './human.ts'
+import { groupResults, type NodeOutcome } from './result-groups.ts'
+
+/** A resolved target as the run needs it. */
+export interface RunTarget {
+  id: string
+  region: string
+  online: boolean
+  /** Reached over SSH by the region's SSH workers. */
+  agentless: boolean
+}
+
+/** A node of a job that was running when the queen stopped, as stored. */
+export interface ResumedNode extends NodeOutcome {
+  node: string
+  region: string
+  agentless: boolean
+}
+
+/** What the hive that was offered a share answered. */
+export type ShareOutcome = { accepted: true; by: string } | { accepted: false; cause: string }
+
+/**
+ * How dispatching stands. It only moves forward: dispatching → halted (what runs finishes,
+ * nothing more starts) → timing out (the job deadline stops what runs: `timeout`) → cancelled
+ * (what runs is killed: `cancelled`). `reason` is the first reason, the one the job reports.
+ */
+export type StopState =
+  | { kind: 'dispatching' }
+  | { kind: 'halted'; reason: string }
+  | { kind: 'timing-out'; reason: string }
+  | { kind: 'cancelled'; reason: string }
+
+/** What the run asks the world to do; the caller carries effects out in order. */
+export type Effect =
+  | { type: 'emit'; event: WireEvent; node?: { node: string; update: NodeUpdate } }
+  | { type: 'dispatch'; share: HiveJob }
+  | { type: 'control'; control: Control }
+  | { type: 'finished'; end: JobEnd }
+  | { type: 'note'; level: 'debug' | 'info' | 'warn'; msg: string; fields?: Record<string, unknown> }
+
+interface NodeEntry extends NodeOutcome {
+  region: string
+  /** Index of the phase the node belongs to (0 = canary when there is one). */
+  phase: number
+  agentless: boolean
+  /** The hive that took the node's share, once one did. */
+  hive?: string
+}
+
+/** Nodes nobody has confirmed by `at` end: never dispatched → `skipped`, started → `lost`. */
+interface Grace {
+  at: number
+  skipped: string
+  lost: string
+}
+
+export interface JobRunConfig {
+  id: string
+  request: JobRequest
+  createdAt: number
+  /** After a cancel or the job deadline, how long to wait for confirmations before closing anyway. */
+  cancelGraceMs: number
+}
+
+/** What the run needs to know of presence when it sweeps. */
+export interface PresenceView {
+  /** A known worker that stopped heartbeating (unknown ones are not offline: nobody said so). */
+  workerOffline(node: string): boolean
+  hiveOffline(hive: string): boolean
+}
+
+/**
+ * One job's policy as pure state: phases and the canary, the error budget, the deadline,
+ * halt and cancel, who ends how, and the job's end. It takes events and the time and returns
+ * effects; it does no I/O and reads no clock, so "why did node X end skipped?" is answered
+ * here alone, and tested without a bus or a timer.
+ *
+ * @example
+ * const { run, effects } = JobRun.submit(cfg, targets, {}, Date.now())
+ * execute(effects); execute(run.onEvent(ev, Date.now()))
+ */
+export class JobRun {
+  readonly id: string
+  readonly request: JobRequest
+  readonly createdAt: number
+  readonly #cancelGraceMs: number
+  readonly #nodes = new Map<string, NodeEntry>()
+  readonly #counts = new Map<NodeState, number>()
+  #open = 0
+  /** Nodes of the whole job that spent the error budget. */
+  #errors = 0
+  #maxErrors: number | null = null
+  /** [canary, rest] or [all]; `#nextPhase` is the next to hand to the hives. */
+  #phases: string[][] = []
+  #nextPhase = 0
+  #stop: StopState = { kind: 'dispatching' }
+  /** The last control sent, sent again to a hive that takes a share after it. */
+  #control: Control | null = null
+  #deadlineAt: number | null = null
+  #graces: Grace[] = []
+  #finished = false
+  #out: Effect[] = []
+
+  private constructor(cfg: JobRunConfig) {
+    this.id = cfg.id
+    this.request = cfg.request
+    this.createdAt = cfg.createdAt
+    this.#cancelGraceMs = cfg.cancelGraceMs
+  }
+
+  /** A new job: announces it, ends offline targets, and hands the first phase to the hives. */
+  static submit(cfg: JobRunConfig, targets: RunTarget[], opts: { rerunOf?: string }, now: number): { run: JobRun; effects: Effect[] } {
+    const run = new JobRun(cfg)
+    const { rollout, operation } = cfg.request
+    const canary = rollout.canary > 0 && rollout.canary < targets.length ? rollout.canary : 0
+    const ids = targets.map((t) => t.id)
+    run.#phases = canary > 0 ? [ids.slice(0, canary), ids.slice(canary)] : [ids]
+    run.#maxErrors = rollout.maxErrors === undefined ? null : resolveCount(rollout.maxErrors, targets.length)
+    targets.forEach((t, i) =>
+      run.#setNode(t.id, { region: t.region, state: 'pending', phase: canary > 0 && i >= canary ? 1 : 0, agentless: t.agentless, exitCode: null, digest: null, cause: null }),
+    )
+    const n = targets.length
+    run.#emit({
+      jobId: run.id,
+      ts: now,
+      kind: 'job.submitted',
+      operation,
+      targets: cfg.request.targets,
+      rollout,
+      nodes: n,
+      human: `job ${run.id}: ${describeOperation(operation)} on ${n} node${n === 1 ? '' : 's'} (targets ${opts.rerunOf ? `re-run of ${opts.rerunOf}` : cfg.request.targets})`,
+    })
+    for (const t of targets) if (!t.online) run.#finishNode(t.id, 'error', 'offline', now)
+    if (rollout.deadlineMs !== undefined) run.#deadlineAt = cfg.createdAt + rollout.deadlineMs
+    if (!run.#finished) run.#dispatchNextPhase(now)
+    return { run, effects: run.#take() }
+  }
+
+  /**
+   * A job that was running when the queen stopped. The queen no longer knows which hive holds
+   * which share, so dispatching stops (hives skip what they have not started); what runs still
+   * reports, and what has not reported by the time its deadline passes ends as unknown, never
+   * re-run.
+   */
+  static resume(cfg: JobRunConfig, nodes: ResumedNode[], now: number): { run: JobRun; effects: Effect[] } {
+    const run = new JobRun(cfg)
+    run.#phases = [nodes.map((n) => n.node)]
+    run.#nextPhase = 1
+    for (const n of nodes) {
+      run.#setNode(n.node, { region: n.region, state: n.state, phase: 0, agentless: n.agentless, exitCode: n.exitCode, digest: n.digest, cause: n.cause })
+      if (spendsErrorBudget(n.state)) run.#errors++
+    }
+    run.#note('info', 'resumed a running job', { open: run.#open })
+    if (run.#open === 0) run.#finish(now)
+    else {
+      run.#halt('the queen restarted', 'halt', now)
+      run.#graces.push({ at: now + cfg.request.rollout.timeoutMs + cfg.cancelGraceMs, skipped: 'not dispatched: the queen restarted', lost: 'no result after the queen restarted' })
+    }
+    return { run, effects: run.#take() }
+  }
+
+  get stop(): StopState {
+    return this.#stop
+  }
+
+  get finished(): boolean {
+    return this.#finished
+  }
+
+  /** Nodes without a final state. */
+  get open(): number {
+    return this.#open
+  }
+
+  state(node: string): NodeState | undefined {
+    return this.#nodes.get(node)?.state
+  }
+
+  /** A producer's event (worker, hive). Only node events are taken; the queen alone writes `job.*`. */
+  onEvent(ev: WireEvent, now: number): Effect[] {
+    this.#ingest(ev, now)
+    return this.#take()
+  }
+
+  /** The answer of the hive offered a region's share. */
+  onShare(region: string, nodes: string[], outcome: ShareOutcome, now: number): Effect[] {
+    if (outcome.accepted) {
+      if (this.#finished) return []
+      for (const n of nodes) {
+        const e = this.#nodes.get(n)
+        if (e) e.hive = outcome.by
+      }
+      this.#emit({ jobId: this.id, ts: now, kind: 'job.region', region, nodes: nodes.length, hive: outcome.by, human: `region ${region}: ${nodes.length} node${nodes.length === 1 ? '' : 's'} handed to hive ${outcome.by}` })
+      // A stop that came while the share was on its way: the hive may have missed it.
+      if (this.#control) this.#out.push({ type: 'control', control: this.#control })
+    } else {
+      this.#note('warn', 'region not dispatched', { region, cause: outcome.cause })
+      for (const n of nodes) this.#finishNode(n, 'error', outcome.cause, now)
+    }
+    return this.#take()
+  }
+
+  /** Asks hives and workers to stop; the job ends when each node confirms (or the grace passes). */
+  cancel(reason: string, now: number): Effect[] {
+    this.#halt(reason, 'cancel', now)
+    return this.#take()
+  }
+
+  /** Ends what nobody will report: started nodes whose worker is gone, shares whose hive is gone. */
+  sweep(presence: PresenceView, now: number): Effect[] {
+    for (const [node, s] of this.#nodes) {
+      if (s.state === 'running' && presence.workerOffline(node)) this.#finishNode(node, 'lost', 'worker stopped heartbeating', now)
+      else if (s.state === 'pending' && s.hive !== undefined && presence.hiveOffline(s.hive)) {
+        this.#finishNode(node, 'skipped', `not dispatched: hive ${s.hive} stopped heartbeating`, now)
+      }
+    }
+    return this.#take()
+  }
+
+  /** When the run next needs `tick`, or null. */
+  nextWake(): number | null {
+    if (this.#finished) return null
+    let at = this.#deadlineAt ?? Infinity
+    for (const g of this.#graces) at = Math.min(at, g.at)
+    return at === Infinity ? null : at
+  }
+
+  /** The time passed: the job deadline, confirmation graces. */
+  tick(now: number): Effect[] {
+    if (this.#deadlineAt !== null && now >= this.#deadlineAt) {
+      this.#deadlineAt = null
+      this.#halt('job deadline passed', 'timeout', now)
+    }
+    const due = this.#graces.filter((g) => now >= g.at)
+    this.#graces = this.#graces.filter((g) => now < g.at)
+    for (const g of due) {
+      for (const [node, s] of this.#nodes) {
+        if (s.state === 'pending') this.#finishNode(node, 'skipped', g.skipped, now)
+        else if (s.state === 'running') this.#finishNode(node, 'lost', g.lost, now)
+      }
+    }
+    return this.#take()
+  }
+
+  #take(): Effect[] {
+    const out = this.#out
+    this.#out = []
+    return out
+  }
+
+  #emit(event: WireEvent, node?: { node: string; update: NodeUpdate }) {
+    this.#out.push(node ? { type: 'emit', event, node } : { type: 'emit', event })
+  }
+
+  #note(level: 'debug' | 'info' | 'warn', msg: string, fields?: Record<string, unknown>) {
+    this.#out.push({ type: 'note', level, msg, ...(fields ? { fields } : {}) })
+  }
+
+  #setNode(node: string, entry: NodeEntry) {
+    const prev = this.#nodes.get(node)
+    if (prev) {
+      this.#counts.set(prev.state, (this.#counts.get(prev.state) ?? 1) - 1)
+      if (!isFinal(prev.state)) this.#open--
+    }
+    this.#nodes.set(node, entry)
+    this.#counts.set(entry.state, (this.#counts.get(entry.state) ?? 0) + 1)
+    if (!isFinal(entry.state)) this.#open++
+  }
+
+  /** A node reaches a final state from the queen's side (offline, no hive, lost, not dispatched). */
+  #finishNode(node: string, state: FinalState, cause: string, now: number) {
+    const cur = this.#nodes.get(node)
+    if (!cur || isFinal(cur.state)) return
+    this.#ingest(notRunEvent(this.id, node, state, cause, now), now)
+  }
+
+  #ingest(ev: WireEvent, now: number) {
+    if (this.#finished) return
+    if (ev.kind !== 'node.started' && ev.kind !== 'node.output' && ev.kind !== 'node.finished') {
+      this.#note('warn', 'dropped a job event only the queen may emit', { kind: ev.kind })
+      return
+    }
+    const cur = this.#nodes.get(ev.node)
+    if (!cur) {
+      this.#note('warn', 'dropped an event for a node that is not a target', { node: ev.node, kind: ev.kind })
+      return
+    }
+    if (isFinal(cur.state)) {
+      this.#note('debug', 'dropped an event after the node ended', { node: ev.node, kind: ev.kind })
+      return
+    }
+    if (ev.kind === 'node.output') {
+      this.#emit(ev)
+      return
+    }
+    if (ev.kind === 'node.started') {
+      this.#setNode(ev.node, { ...cur, state: 'running' })
+      this.#emit(ev, { node: ev.node, update: { state: 'running' } })
+      return
+    }
+    this.#setNode(ev.node, { ...cur, state: ev.state, exitCode: ev.exitCode, digest: ev.digest, cause: ev.cause })
+    const { jobId: _j, ts: _t, kind: _k, node: _n, human: _h, ...outcome } = ev
+    this.#emit(ev, { node: ev.node, update: outcome })
+    if (spendsErrorBudget(ev.state)) {
+      this.#errors++
+      if (this.#maxErrors !== null && this.#errors >= this.#maxErrors) this.#halt(`max errors reached (${this.#errors} of ${this.#maxErrors} allowed)`, 'halt', now)
+    }
+    this.#phaseDone(now)
+    if (this.#open === 0) this.#finish(now)
+  }
+
+  /** Hands the next phase's pending nodes to their regions' hives. */
+  #dispatchNextPhase(now: number) {
+    const phase = this.#nextPhase
+    const ids = this.#phases[phase]
+    if (!ids || this.#stop.kind !== 'dispatching') return
+    this.#nextPhase++
+    if (phase === 0 && this.#phases.length > 1) {
+      this.#emit({ jobId: this.id, ts: now, kind: 'job.canary', state: 'running', nodes: ids.length, human: `canary: ${ids.length} node${ids.length === 1 ? '' : 's'} first, the rest only if all are ok` })
+    }
+    const byRegion = new Map<string, string[]>()
+    for (const id of ids) {
+      const entry = this.#nodes.get(id)
+      if (!entry || entry.state !== 'pending') continue
+      const list = byRegion.get(entry.region) ?? []
+      list.push(id)
+      byRegion.set(entry.region, list)
+    }
+    const r = this.request.rollout
+    for (const [region, nodes] of byRegion) {
+      this.#out.push({
+        type: 'dispatch',
+        share: {
+          jobId: this.id,
+          phase,
+          region,
+          nodes,
+          agentless: nodes.filter((id) => this.#nodes.get(id)?.agentless),
+          operation: this.request.operation,
+          concurrency: resolveCount(r.concurrency, nodes.length),
+          maxErrors: this.#maxErrors,
+          errorsSoFar: this.#errors,
+          timeoutMs: r.timeoutMs,
+          deliveryTimeoutMs: r.deliveryTimeoutMs,
+          outputCapBytes: this.request.outputCapBytes,
+        },
+      })
+    }
+    // A phase whose nodes all ended already (offline) moves on at once.
+    this.#phaseDone(now)
+  }
+
+  /** When every node of the dispatched phase has ended: judge the canary, start the next phase. */
+  #phaseDone(now: number) {
+    const current = this.#nextPhase - 1
+    if (current < 0 || this.#nextPhase >= this.#phases.length || this.#stop.kind !== 'dispatching') return
+    const ids = this.#phases[current]!
+    if (!ids.every((id) => isFinal(this.#nodes.get(id)!.state))) return
+    const notOk = ids.filter((id) => this.#nodes.get(id)!.state !== 'ok').length
+    if (notOk > 0) {
+      this.#emit({ jobId: this.id, ts: now, kind: 'job.canary', state: 'failed', nodes: ids.length, human: `canary failed: ${notOk} of ${ids.length} not ok` })
+      this.#halt(`canary failed (${notOk} of ${ids.length} not ok)`, 'halt', now)
+      return
+    }
+    this.#emit({ jobId: this.id, ts: now, kind: 'job.canary', state: 'passed', nodes: ids.length, human: `canary passed: ${ids.length} ok; rolling out to the rest` })
+    this.#dispatchNextPhase(now)
+  }
+
+  /**
+   * Stops dispatching (`halt`), or also what runs (`timeout`, `cancel`): the hives skip what
+   * they have not dispatched, the run skips the phases it has not handed out.
+   */
+  #halt(reason: string, how: 'halt' | 'timeout' | 'cancel', now: number) {
+    if (this.#finished) return
+    const s = this.#stop
+    const rank = { dispatching: 0, halted: 1, 'timing-out': 2, cancelled: 3 } as const
+    const to = how === 'halt' ? 'halted' : how === 'timeout' ? 'timing-out' : 'cancelled'
+    if (rank[to] <= rank[s.kind]) return
+    this.#stop = { kind: to, reason: s.kind === 'dispatching' ? reason : s.reason }
+    const stopping = how !== 'halt'
+    if (how === 'cancel') this.#emit({ jobId: this.id, ts: now, kind: 'job.cancelling', reason, human: `job ${this.id}: cancelling (${reason})` })
+    else this.#emit({ jobId: this.id, ts: now, kind: 'job.halted', reason, human: `job ${this.id}: ${stopping ? 'stopping' : 'dispatching stopped'}: ${reason}` })
+    this.#note('info', 'job stopping', { reason, how })
+    this.#control = { jobId: this.id, action: stopping ? 'cancel' : 'halt', reason, outcome: how === 'timeout' ? 'timeout' : 'cancelled' }
+    this.#out.push({ type: 'control', control: this.#control })
+    const undispatched = this.#phases.slice(this.#nextPhase)
+    this.#nextPhase = this.#phases.length
+    for (const phase of undispatched) for (const id of phase) this.#finishNode(id, 'skipped', `not dispatched: ${reason}`, now)
+    if (stopping) this.#graces.push({ at: now + this.#cancelGraceMs, skipped: `not dispatched: ${reason}`, lost: `no confirmation after: ${reason}` })
+  }
+
+  #finish(now: number) {
+    if (this.#finished) return
+    this.#finished = true
+    const counts: Partial<Record<NodeState, number>> = {}
+    for (const [s, n] of this.#counts) if (n > 0) counts[s] = n
+    const state: JobState = this.#stop.kind === 'cancelled' ? 'cancelled' : counts.ok === this.#nodes.size ? 'ok' : 'failed'
+    const stopReason = this.#stop.kind === 'dispatching' ? null : this.#stop.reason
+    const durationMs = now - this.createdAt
+    this.#emit({
+      jobId: this.id,
+      ts: now,
+      kind: 'job.finished',
+      state,
+      counts,
+      groups: groupResults(this.#nodes),
+      durationMs,
+      stopReason,
+      human: `job ${this.id} ${state} in ${durationText(durationMs)}: ${countsLine(counts)}${stopReason ? ` (stopped: ${stopReason})` : ''}`,
+    })
+    this.#note('info', 'job finished', { state, counts, durationMs, stopReason })
+    this.#out.push({ type: 'finished', end: { jobId: this.id, state, finishedAt: now, counts, stopReason } })
+  }
+}
