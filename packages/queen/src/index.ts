@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { serve } from '@hono/node-server'
+import type { Hono } from 'hono'
 import { type Bus, decode, Heartbeat, type Logger, subjects, watchInventory } from '@apiary/shared'
 import { createApp } from './http/app.ts'
 import { Coordinator } from './jobs/coordinator.ts'
@@ -35,20 +36,27 @@ export interface QueenConfig {
   rememberNodes?: boolean
 }
 
-export interface Queen {
-  url: string
-  port: number
+export interface QueenCore {
+  /** The HTTP API as a hono app, not yet listening: tests drive it with `app.request()`. */
+  app: Hono
   token: string
   /** Re-reads the inventory; on a bad file keeps the last good one and says why. */
   reloadInventory(): Promise<{ ok: true; nodes: number } | { ok: false; error: string }>
   close(): Promise<void>
 }
 
+export interface Queen extends Omit<QueenCore, 'app'> {
+  url: string
+  port: number
+}
+
 /**
- * Starts the queen: job store, presence, coordinator and HTTP API.
- * @example const queen = await startQueen({ bus, log, stateDir, host: '127.0.0.1', port: 0, tokenFile })
+ * The queen without its listening socket: token, inventory, store, presence, the job core and
+ * the HTTP app. `startQueen` serves it.
+ *
+ * @example const { app, token, close } = await createQueen({ bus, log, stateDir, host: '127.0.0.1', port: 0, tokenFile })
  */
-export async function startQueen(cfg: QueenConfig): Promise<Queen> {
+export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
   const log = cfg.log
   const { token, created } = await ensureToken(cfg.tokenFile)
   if (created) log.info({ tokenFile: cfg.tokenFile }, 'generated a new API token')
@@ -57,7 +65,6 @@ export async function startQueen(cfg: QueenConfig): Promise<Queen> {
   const inventory = cfg.inventoryFile
     ? await watchInventory(cfg.inventoryFile, log, { pollMs: cfg.inventoryPollMs ?? 2000, onChange: (inv) => presence.setInventory(inv.nodes) })
     : undefined
-  const reloadInventory: Queen['reloadInventory'] = async () => (inventory ? inventory.reload() : { ok: false, error: 'no inventory configured' })
   const store = openSqliteStore(join(cfg.stateDir, 'queen.db'))
   // Nodes known before a restart: targets resolve against them too, and jobs wait until they report.
   if (cfg.rememberNodes !== false) presence.remember(store.knownNodes())
@@ -103,19 +110,10 @@ export async function startQueen(cfg: QueenConfig): Promise<Queen> {
     ready: () => !closing && presence.warmingUp() === undefined,
     keepaliveMs: cfg.keepaliveMs ?? 15_000,
   })
-  const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, hostname: cfg.host, port: cfg.port }, () => resolve(s))
-    s.once('error', reject)
-  })
-  const port = (server.address() as AddressInfo).port
-  const url = `http://${cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host}:${port}`
-  log.info({ url, stateDir: cfg.stateDir, bus: cfg.bus.kind }, 'queen listening')
-
   return {
-    url,
-    port,
+    app,
     token,
-    reloadInventory,
+    reloadInventory: async () => (inventory ? inventory.reload() : { ok: false, error: 'no inventory configured' }),
     async close() {
       if (closing) return
       closing = true
@@ -125,12 +123,47 @@ export async function startQueen(cfg: QueenConfig): Promise<Queen> {
       stopEvents()
       coordinator.close()
       events.close()
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve())
-        // Open SSE streams would hold close() forever.
-        ;(server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
-      })
       store.close()
+    },
+  }
+}
+
+/**
+ * Starts the queen and serves its HTTP API.
+ * @example const queen = await startQueen({ bus, log, stateDir, host: '127.0.0.1', port: 0, tokenFile })
+ */
+export async function startQueen(cfg: QueenConfig): Promise<Queen> {
+  const core = await createQueen(cfg)
+  let server: ReturnType<typeof serve>
+  try {
+    server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
+      const s = serve({ fetch: core.app.fetch, hostname: cfg.host, port: cfg.port }, () => resolve(s))
+      s.once('error', reject)
+    })
+  } catch (err) {
+    await core.close()
+    throw err
+  }
+  const port = (server.address() as AddressInfo).port
+  const url = `http://${cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host}:${port}`
+  cfg.log.info({ url, stateDir: cfg.stateDir, bus: cfg.bus.kind }, 'queen listening')
+  let closed: Promise<void> | undefined
+  return {
+    url,
+    port,
+    token: core.token,
+    reloadInventory: core.reloadInventory,
+    close() {
+      closed ??= (async () => {
+        // Stop answering first, then the core: a request in flight never meets a closed store.
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve())
+          // Open SSE streams would hold close() forever.
+          ;(server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
+        })
+        await core.close()
+      })()
+      return closed
     },
   }
 }
