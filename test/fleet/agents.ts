@@ -28,6 +28,7 @@ import {
   finishedLine,
   type Heartbeat,
   type Logger,
+  outputDigest,
   prefixLines,
   silentLogger,
   subjects,
@@ -426,13 +427,9 @@ function keptOutput(fail: boolean, lines: number, capBytes: number) {
   return kept
 }
 
-/** The worker's output digest (see OutputCap.finish): streams hashed apart, then together. */
+/** The worker's output digest, from the kept text of each stream. */
 function digestOf(stdout: string, stderr: string): string {
-  return createHash('sha256')
-    .update(createHash('sha256').update(stdout).digest())
-    .update(createHash('sha256').update(stderr).digest())
-    .digest('hex')
-    .slice(0, 16)
+  return outputDigest(createHash('sha256').update(stdout).digest(), createHash('sha256').update(stderr).digest())
 }
 
 function simulatedFacts(id: string): Facts {

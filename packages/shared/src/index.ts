@@ -19,7 +19,9 @@ export {
 } from './schema/operation.ts'
 export { matchesSelector, parseSelector, type SelectableNode, type Selector, type SelectorTerm, SelectorText } from './schema/targets.ts'
 export {
-  type Counts,
+  BreakerState,
+  Confirm,
+  Counts,
   CountOrPercent,
   DEFAULT_CONCURRENCY,
   DEFAULT_DELIVERY_TIMEOUT_MS,
@@ -70,4 +72,5 @@ export {
 export { expandHostList, type HostList, type HostPattern, parseHostList, type RangeItem } from './inventory/range.ts'
 export { type InventoryHandle, watchInventory } from './inventory/watch.ts'
 export { finishedLine, notRunEvent, prefixLines } from './schema/narration.ts'
+export { outputDigest } from './schema/digest.ts'
 export { abortable } from './abort.ts'

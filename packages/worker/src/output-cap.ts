@@ -1,5 +1,6 @@
 import { createHash, type Hash } from 'node:crypto'
 import { TextDecoder } from 'node:util'
+import { outputDigest } from '@apiary/shared'
 
 export type StreamName = 'stdout' | 'stderr'
 
@@ -86,11 +87,7 @@ export class OutputCap {
   finish(): { bytes: number; kept: number; truncated: boolean; digest: string } {
     for (const s of ['stdout', 'stderr'] as const) this.#pending[s] += this.#decoder[s].decode()
     this.flush()
-    const digest = createHash('sha256')
-      .update(this.#hash.stdout.digest())
-      .update(this.#hash.stderr.digest())
-      .digest('hex')
-      .slice(0, 16)
+    const digest = outputDigest(this.#hash.stdout.digest(), this.#hash.stderr.digest())
     return { bytes: this.#seen, kept: this.#kept, truncated: this.#truncated, digest }
   }
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { JobId, NodeId, Region } from './ids.ts'
-import { FinalState, JobState, NODE_OUTCOME, ResultGroup, Rollout } from './job.ts'
+import { Counts, FinalState, JobState, NODE_OUTCOME, ResultGroup, Rollout } from './job.ts'
 import { Operation } from './operation.ts'
 
 /**
@@ -33,7 +33,7 @@ const kinds = {
   'job.canary': { state: z.enum(['running', 'passed', 'failed']), nodes: z.number().int() },
   'job.finished': {
     state: JobState,
-    counts: z.record(z.string(), z.number().int()),
+    counts: Counts,
     groups: z.array(ResultGroup),
     durationMs: z.number(),
     stopReason: z.string().nullable(),

@@ -7,12 +7,16 @@ export const DEFAULT_OUTPUT_CAP = 1024 * 1024
 export const DEFAULT_TIMEOUT_MS = 30_000
 export const DEFAULT_CONCURRENCY = 100
 
-/** States a node can end in; see DESIGN.md, "Failure semantics". */
+/** States a node can end in (README, "Node states"). */
 export const FINAL_STATES = ['ok', 'failed', 'error', 'timeout', 'cancelled', 'skipped', 'lost'] as const
 export const FinalState = z.enum(FINAL_STATES)
 export type FinalState = z.infer<typeof FinalState>
 export const NodeState = z.enum(['pending', 'running', ...FINAL_STATES])
 export type NodeState = z.infer<typeof NodeState>
+
+/** An agentless host's circuit breaker: closed (connects go ahead), open (refused), half-open (one trial). */
+export const BreakerState = z.enum(['closed', 'open', 'half-open'])
+export type BreakerState = z.infer<typeof BreakerState>
 
 export function isFinal(state: NodeState): state is FinalState {
   return state !== 'pending' && state !== 'running'
@@ -68,20 +72,24 @@ export const Rollout = z.strictObject({
 export type Rollout = z.infer<typeof Rollout>
 export type RolloutInput = z.input<typeof Rollout>
 
+/** Confirms a destructive operation on exactly this many nodes (see `classifyRisk`). */
+export const Confirm = z.strictObject({ nodes: z.number().int().min(0) })
+export type Confirm = z.infer<typeof Confirm>
+
 /** The body of `POST /v1/jobs`. */
 export const JobRequest = z.strictObject({
   operation: Operation,
   targets: SelectorText,
   rollout: Rollout.default(Rollout.parse({})),
   outputCapBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(DEFAULT_OUTPUT_CAP),
-  /** Confirms a destructive operation on exactly this many nodes (see `classifyRisk`). */
-  confirm: z.strictObject({ nodes: z.number().int().min(0) }).optional(),
+  confirm: Confirm.optional(),
 })
 export type JobRequest = z.infer<typeof JobRequest>
 export type JobRequestInput = z.input<typeof JobRequest>
 
-export const Counts = z.record(z.string(), z.number().int())
-export type Counts = Partial<Record<NodeState, number>>
+/** Nodes by state; a state no node is in may be absent. */
+export const Counts = z.partialRecord(NodeState, z.number().int().min(0))
+export type Counts = z.infer<typeof Counts>
 
 /** Nodes with an identical result: same state, exit code and output digest. */
 export const ResultGroup = z.object({
@@ -159,7 +167,7 @@ export const NodeInfo = z.object({
   version: z.string(),
   /** Agentless nodes: the last time an SSH worker reached it, and its circuit breaker. */
   lastContact: z.number().nullable().optional(),
-  breaker: z.enum(['closed', 'open', 'half-open']).optional(),
+  breaker: BreakerState.optional(),
 })
 export type NodeInfo = z.infer<typeof NodeInfo>
 
@@ -185,6 +193,6 @@ export type JobPlan = z.infer<typeof JobPlan>
 /** The body of `POST /v1/jobs/:id/rerun`. */
 export const RerunRequest = z.strictObject({
   only: z.array(FinalState).min(1).default([...NOT_OK_STATES]),
-  confirm: z.strictObject({ nodes: z.number().int().min(0) }).optional(),
+  confirm: Confirm.optional(),
 })
 export type RerunRequest = z.input<typeof RerunRequest>

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { JobId, Labels, NodeId, Region } from './ids.ts'
+import { BreakerState } from './job.ts'
 import { Operation } from './operation.ts'
 
 /**
@@ -55,7 +56,7 @@ export type Control = z.infer<typeof Control>
 export const HostReach = z.object({
   id: NodeId,
   lastContact: z.number().nullable(),
-  breaker: z.enum(['closed', 'open', 'half-open']),
+  breaker: BreakerState,
   consecutiveFailures: z.number().int().min(0),
 })
 export type HostReach = z.infer<typeof HostReach>
