@@ -32,7 +32,7 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<Bus> {
       maxReconnectAttempts: -1,
       reconnectTimeWait: 500,
       pingInterval: 10_000,
-      // nats.js builds errors with stack traces for every request otherwise: a third of a hive's CPU.
+      // With async traces on, nats.js captures a stack trace for every request.
       noAsyncTraces: true,
     })
   } catch (err) {
@@ -47,8 +47,10 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<Bus> {
 
   const subs = new Set<Subscription>()
 
-  // Requests share one inbox subscription, replies matched by token. nats.js's own request()
-  // builds an error object for every reply (even a good one): a tenth of a busy hive's CPU.
+  // Requests share one inbox subscription, replies matched by token. Measured against nats.js's
+  // own request() with async traces off (bench/bus-request, 2 cores): as fast one at a time,
+  // 1.3× the requests per second at 64 in flight and 1.9× at 1,024 (a hive's window), at about
+  // half the client CPU per request; nats.js allocates a timer and a deferred per request.
   const inbox = createInbox()
   let requests = 0
   const inflight = new Map<string, { reply: (m: Msg) => void; fail: (err: ApiaryError) => void }>()

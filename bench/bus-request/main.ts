@@ -1,0 +1,79 @@
+/**
+ * The NATS bus's request path, beside nats.js's own `request()` on the same server: is the
+ * bus's shared-inbox multiplexer still worth its code? Both connections have async traces off,
+ * as the bus runs. Prints requests per second and client CPU per request, for several numbers
+ * of requests in flight, and the ratio; a responder in this process answers every request.
+ *
+ *   pnpm bench:bus-request [--requests 10000] [--rounds 3]
+ */
+import { parseArgs } from 'node:util'
+import { connect, type NatsConnection } from '@nats-io/transport-node'
+import { createNatsBus, silentLogger } from '@apiary/shared'
+import { startNats } from '../../test/harness/nats.ts'
+import { progress, runBench } from '../lib/run.ts'
+
+const { values } = parseArgs({ options: { requests: { type: 'string', default: '10000' }, rounds: { type: 'string', default: '3' } } })
+const total = Number(values.requests)
+const rounds = Number(values.rounds)
+const enc = new TextEncoder()
+
+/** `total` requests, `inFlight` at a time; wall time and this process's CPU. */
+async function drive(send: () => Promise<unknown>, inFlight: number): Promise<{ ms: number; cpuUs: number }> {
+  const cpu0 = process.cpuUsage()
+  const t0 = performance.now()
+  let issued = 0
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (issued < total) {
+        issued++
+        await send()
+      }
+    }),
+  )
+  const cpu = process.cpuUsage(cpu0)
+  return { ms: performance.now() - t0, cpuUs: cpu.user + cpu.system }
+}
+
+const { failed } = await runBench('bus-request', 300, async ({ teardown }) => {
+  const nats = await startNats()
+  teardown.add('nats-server', () => nats.stop())
+  const responder: NatsConnection = await connect({ servers: nats.url, noAsyncTraces: true })
+  teardown.add('responder', () => responder.close())
+  const ack = enc.encode(JSON.stringify({ accepted: true, by: 'w' }))
+  responder.subscribe('bench.req', { callback: (_err, m) => m.respond(ack) })
+  await responder.flush()
+
+  const bus = await createNatsBus({ url: nats.url, name: 'bench-bus', log: silentLogger() })
+  teardown.add('bus', () => bus.close())
+  const raw = await connect({ servers: nats.url, noAsyncTraces: true })
+  teardown.add('nats.js connection', () => raw.close())
+  const body = { jobId: 'j1', node: 'n1', operation: { type: 'ping' }, timeoutMs: 1000, outputCapBytes: 1024 }
+  const viaBus = () => bus.request('bench.req', body, { timeoutMs: 5000 })
+  const viaNats = async () => JSON.parse(new TextDecoder().decode((await raw.request('bench.req', enc.encode(JSON.stringify(body)), { timeout: 5000 })).data)) as unknown
+
+  const rows: string[][] = []
+  for (const inFlight of [1, 64, 1024]) {
+    const best = { bus: { ms: Infinity, cpuUs: Infinity }, nats: { ms: Infinity, cpuUs: Infinity } }
+    await drive(viaBus, inFlight) // warm-up
+    await drive(viaNats, inFlight)
+    for (let r = 0; r < rounds; r++) {
+      // Alternate which goes first: the machine is shared and noisy.
+      const order = r % 2 === 0 ? (['bus', 'nats'] as const) : (['nats', 'bus'] as const)
+      for (const which of order) {
+        const m = await drive(which === 'bus' ? viaBus : viaNats, inFlight)
+        if (m.ms < best[which].ms) best[which] = m
+      }
+    }
+    progress(`in flight ${inFlight} done`)
+    const rate = (m: { ms: number }) => Math.round(total / (m.ms / 1000))
+    const cpu = (m: { cpuUs: number }) => (m.cpuUs / total).toFixed(1)
+    rows.push([String(inFlight), String(rate(best.bus)), String(rate(best.nats)), (rate(best.bus) / rate(best.nats)).toFixed(2), cpu(best.bus), cpu(best.nats)])
+  }
+  const head = ['in flight', 'bus req/s', 'nats.js req/s', 'bus/nats', 'bus CPU µs/req', 'nats.js CPU µs/req']
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
+  const line = (r: string[]) => r.map((c, i) => c.padStart(widths[i]!)).join('  ')
+  console.log(`bus.request() vs nats.js request(), ${total} requests a round, best of ${rounds} rounds (async traces off in both)`)
+  console.log(line(head))
+  for (const r of rows) console.log(line(r))
+})
+process.exitCode = failed ? 1 : 0
