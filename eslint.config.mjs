@@ -1,5 +1,7 @@
-// Lint for what the compiler does not catch: floating promises, deep imports across packages.
+// Lint for what the compiler does not catch: floating promises, deep imports across packages,
+// import cycles.
 import tseslint from 'typescript-eslint'
+import importX from 'eslint-plugin-import-x'
 
 export default tseslint.config(
   { ignores: ['**/node_modules/**', '**/dist/**', 'packages/*/bin/**', 'scripts/**', 'eslint.config.mjs'] },
@@ -9,10 +11,17 @@ export default tseslint.config(
       parser: tseslint.parser,
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
     },
-    plugins: { '@typescript-eslint': tseslint.plugin },
+    plugins: { '@typescript-eslint': tseslint.plugin, 'import-x': importX },
+    settings: {
+      'import-x/resolver-next': [importX.createNodeResolver({ extensions: ['.ts', '.mjs', '.js'] })],
+      'import-x/extensions': ['.ts'],
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts'] },
+    },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: false }],
+      // A cycle is a seam in the wrong place; type-only imports count too, they couple the same.
+      'import-x/no-cycle': ['error', { ignoreExternal: true }],
       'no-restricted-imports': [
         'error',
         { patterns: [{ group: ['@apiary/*/src/*', '../../*/src/*', '../../../packages/*/src/*'], message: 'import another package by its name (its src/index.ts), never its internals' }] },
