@@ -29,4 +29,22 @@ describe('resolvePoolOptions', () => {
     expect(c.backoff).toEqual({ baseMs: 20, maxMs: 5000 })
     expect(c.breaker).toEqual({ failures: 5, cooldownMs: 0 })
   })
+
+  it.each<[Partial<SshPoolOptions>, string]>([
+    // A cap of zero would make every acquire wait forever.
+    [{ maxPerHost: 0 }, 'maxPerHost'],
+    [{ maxTotal: -1 }, 'maxTotal'],
+    [{ channelsPerConnection: 0 }, 'channelsPerConnection'],
+    [{ attempts: 1.5 }, 'attempts'],
+    [{ breaker: { failures: 0 } }, 'breaker.failures'],
+    [{ keepaliveCountMax: -1 }, 'keepaliveCountMax'],
+    // Node fires a timer of NaN, or of more than 2^31-1 ms, at once.
+    [{ idleMs: Number.NaN }, 'idleMs'],
+    [{ connectTimeoutMs: Number.POSITIVE_INFINITY }, 'connectTimeoutMs'],
+    [{ backoff: { maxMs: 2 ** 31 } }, 'backoff.maxMs'],
+    [{ keepaliveMs: -1 }, 'keepaliveMs'],
+    [{ hostKeyPolicy: 'accept_new' as 'accept-new' }, 'hostKeyPolicy'],
+  ])('refuses %j as invalid_input naming %s', (o, field) => {
+    expect(() => resolve(o)).toThrow(expect.objectContaining({ code: 'invalid_input', field, message: expect.stringMatching(new RegExp(`^${field}: `)) }))
+  })
 })

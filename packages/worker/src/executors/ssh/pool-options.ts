@@ -1,4 +1,4 @@
-import { type Logger, silentLogger } from '@apiary/shared'
+import { ApiaryError, type Logger, silentLogger } from '@apiary/shared'
 import type { BackoffOptions } from './backoff.ts'
 import type { BreakerOptions } from './breaker.ts'
 
@@ -58,35 +58,55 @@ export interface PoolConfig {
   readonly log: Logger
 }
 
+/** Node's timers fire at once (with a warning) for anything longer. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
 /**
- * Fills in the defaults, once: the pool's parts read this object and never the caller's.
+ * Fills in the defaults and checks what would otherwise fail late or quietly: a cap below one
+ * makes every acquire wait forever, and a NaN or overlong duration fires its timer at once.
+ * Throws `invalid_input` naming the field.
  *
  * @example resolvePoolOptions({ knownHosts: '/etc/apiary/known_hosts' }).maxPerHost // 2
  */
 export function resolvePoolOptions(opts: SshPoolOptions): PoolConfig {
+  const hostKeyPolicy = opts.hostKeyPolicy ?? 'strict'
+  if (hostKeyPolicy !== 'strict' && hostKeyPolicy !== 'accept-new') {
+    throw new ApiaryError('invalid_input', `hostKeyPolicy: expected "strict" or "accept-new", got ${JSON.stringify(hostKeyPolicy)}`, 'hostKeyPolicy')
+  }
   return Object.freeze({
     knownHosts: opts.knownHosts,
-    hostKeyPolicy: opts.hostKeyPolicy ?? 'strict',
+    hostKeyPolicy,
     keyFile: opts.keyFile,
     passphraseFile: opts.passphraseFile,
     agent: opts.agent,
-    maxPerHost: opts.maxPerHost ?? 2,
-    maxTotal: opts.maxTotal ?? 1024,
-    channelsPerConnection: opts.channelsPerConnection ?? 8,
-    idleMs: opts.idleMs ?? 60_000,
-    keepaliveMs: opts.keepaliveMs ?? 15_000,
-    keepaliveCountMax: opts.keepaliveCountMax ?? 3,
-    connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
-    attempts: opts.attempts ?? 3,
+    maxPerHost: count('maxPerHost', opts.maxPerHost ?? 2, 1),
+    maxTotal: count('maxTotal', opts.maxTotal ?? 1024, 1),
+    channelsPerConnection: count('channelsPerConnection', opts.channelsPerConnection ?? 8, 1),
+    idleMs: duration('idleMs', opts.idleMs ?? 60_000),
+    keepaliveMs: duration('keepaliveMs', opts.keepaliveMs ?? 15_000),
+    keepaliveCountMax: count('keepaliveCountMax', opts.keepaliveCountMax ?? 3, 0),
+    connectTimeoutMs: duration('connectTimeoutMs', opts.connectTimeoutMs ?? 10_000),
+    attempts: count('attempts', opts.attempts ?? 3, 1),
     backoff: Object.freeze({
-      baseMs: opts.backoff?.baseMs ?? 250,
-      maxMs: opts.backoff?.maxMs ?? 5000,
+      baseMs: duration('backoff.baseMs', opts.backoff?.baseMs ?? 250),
+      maxMs: duration('backoff.maxMs', opts.backoff?.maxMs ?? 5000),
     }),
     breaker: Object.freeze({
-      failures: opts.breaker?.failures ?? 5,
-      cooldownMs: opts.breaker?.cooldownMs ?? 30_000,
+      failures: count('breaker.failures', opts.breaker?.failures ?? 5, 1),
+      cooldownMs: duration('breaker.cooldownMs', opts.breaker?.cooldownMs ?? 30_000),
     }),
     log: opts.log ?? silentLogger(),
   })
 }
 
+function count(field: string, n: number, min: number): number {
+  if (!Number.isSafeInteger(n) || n < min) throw new ApiaryError('invalid_input', `${field}: expected a whole number of at least ${min}, got ${n}`, field)
+  return n
+}
+
+function duration(field: string, ms: number): number {
+  if (!Number.isFinite(ms) || ms < 0 || ms > MAX_TIMER_MS) {
+    throw new ApiaryError('invalid_input', `${field}: expected milliseconds from 0 to ${MAX_TIMER_MS}, got ${ms}`, field)
+  }
+  return ms
+}

@@ -51,7 +51,8 @@ export function poolKey(t: { user: string; host: string; port: number }): string
 
 /**
  * Creates a pool of SSH connections, one set per `user@host:port`, shared by every task and
- * job of the worker.
+ * job of the worker. Throws `invalid_input` naming the field for an option that cannot work
+ * (a cap below one, a negative duration).
  *
  * @example
  * const pool = createSshPool({ knownHosts: '/etc/apiary/known_hosts', keyFile: '/etc/apiary/id_ed25519' })
