@@ -40,7 +40,11 @@ const { failed } = await runBench('bus-request', 300, async ({ teardown }) => {
   const responder: NatsConnection = await connect({ servers: nats.url, noAsyncTraces: true })
   teardown.add('responder', () => responder.close())
   const ack = enc.encode(JSON.stringify({ accepted: true, by: 'w' }))
-  responder.subscribe('bench.req', { callback: (_err, m) => m.respond(ack) })
+  responder.subscribe('bench.req', {
+    callback: (_err, m) => {
+      m.respond(ack)
+    },
+  })
   await responder.flush()
 
   const bus = await createNatsBus({ url: nats.url, name: 'bench-bus', log: silentLogger() })
