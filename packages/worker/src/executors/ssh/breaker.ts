@@ -1,4 +1,4 @@
-export type BreakerState = 'closed' | 'open' | 'half-open'
+import type { BreakerState } from '@apiary/shared'
 
 export interface BreakerOptions {
   /** Consecutive connect failures that open the breaker. */

@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events'
-import { abortable, ApiaryError } from '@apiary/shared'
-import { type BreakerState, HostBreaker } from './breaker.ts'
+import { abortable, ApiaryError, type BreakerState } from '@apiary/shared'
+import { HostBreaker } from './breaker.ts'
 import { Capacity, type Tracked } from './capacity.ts'
 import { type Client, Connector, type Reachability, type SshTarget } from './connect.ts'
 import { KeyRing } from './keys.ts'
