@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { freePort, runBin } from '../harness/index.ts'
+import { createNatsBus, silentLogger, subjects } from '@apiary/shared'
+import { freePort, runBin, startBin, startNats, tempDir, waitUntil } from '../harness/index.ts'
 
 /** The daemons at their CLI boundary: bad flags are usage errors that name the flag. */
 describe('apiary-queen, apiary-hive, apiary-worker flags', () => {
@@ -41,5 +42,37 @@ describe('apiary-queen, apiary-hive, apiary-worker flags', () => {
     expect(r.code).toBe(1)
     expect(r.stderr).toContain(`apiary-worker: cannot connect to NATS at nats://[redacted]@127.0.0.1:${port}`)
     expect(r.stderr + r.stdout).not.toContain('s3cret-pw')
+  })
+
+  it('reads a bare number as seconds in --heartbeat as keeper does in --timeout, and APIARY_HEARTBEAT_MS as ms', async () => {
+    const nats = await startNats()
+    const bus = await createNatsBus({ url: nats.url, name: 'e2e-heartbeat', log: silentLogger() })
+    const beats = new Map<string, number[]>()
+    for (const id of ['hb-flag', 'hb-env']) {
+      bus.subscribe(subjects.heartbeat('worker', id), () => {
+        beats.set(id, [...(beats.get(id) ?? []), Date.now()])
+      })
+    }
+    await bus.flush()
+    const workers = [
+      startBin('apiary-worker', ['--nats', nats.url, '--node-id', 'hb-flag', '--heartbeat', '1']),
+      startBin('apiary-worker', ['--nats', nats.url, '--node-id', 'hb-env'], { APIARY_HEARTBEAT_MS: '300' }),
+    ]
+    const dir = await tempDir('heartbeat')
+    try {
+      await waitUntil(() => (beats.get('hb-flag')?.length ?? 0) >= 3 && (beats.get('hb-env')?.length ?? 0) >= 3, 'three heartbeats of each worker', 15_000)
+      const gaps = (id: string) => beats.get(id)!.slice(0, 3).map((t, i, all) => t - (all[i - 1] ?? t)).slice(1)
+      for (const gap of gaps('hb-flag')) expect(gap).toBeGreaterThan(700) // one second, not one millisecond
+      for (const gap of gaps('hb-env')) expect(gap).toBeLessThan(2000) // 300 ms, not 300 seconds
+      // The same bare 1 in keeper run --timeout is one second too.
+      const r = await runBin('keeper', ['dev', '--workers', '1', '--heartbeat', '1', 'run', '-o', 'json', '--timeout', '1', '--', 'true'], { XDG_STATE_HOME: dir.path, APIARY_STATE_DIR: '' })
+      expect(r.code, r.stderr).toBe(0)
+      expect((JSON.parse(r.stdout) as { job: { rollout: { timeoutMs: number } } }).job.rollout.timeoutMs).toBe(1000)
+    } finally {
+      await Promise.all(workers.map((w) => w.stop()))
+      await bus.close()
+      await nats.stop()
+      await dir.remove()
+    }
   })
 })

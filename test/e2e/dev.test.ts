@@ -11,7 +11,7 @@ describe('keeper dev: the embedded cluster', () => {
   const env = () => ({ XDG_STATE_HOME: dir.path, APIARY_STATE_DIR: '' })
 
   const startDev = async () => {
-    dev = startBin('keeper', ['dev', '--port', String(port), '--heartbeat', '500'], env())
+    dev = startBin('keeper', ['dev', '--port', String(port), '--heartbeat', '500ms'], env())
     await dev.waitFor(/apiary embedded cluster: queen on/)
   }
 

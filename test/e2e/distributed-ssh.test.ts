@@ -20,8 +20,8 @@ describe('distributed: an SSH worker process reaching inventory nodes', () => {
     const queen = startBin('apiary-queen', ['--nats', nats.url, '--port', '0', '--state-dir', dir.path, '--inventory', inventory])
     procs.push(queen)
     queenUrl = (JSON.parse(await queen.waitFor(/queen listening/)) as { url: string }).url
-    procs.push(startBin('apiary-hive', ['--nats', nats.url, '--region', 'eu', '--heartbeat', '200']))
-    procs.push(startBin('apiary-worker', ['--nats', nats.url, '--ssh', '--region', 'eu', '--inventory', inventory, '--known-hosts', sshd.knownHosts, '--heartbeat', '200']))
+    procs.push(startBin('apiary-hive', ['--nats', nats.url, '--region', 'eu', '--heartbeat', '200ms']))
+    procs.push(startBin('apiary-worker', ['--nats', nats.url, '--ssh', '--region', 'eu', '--inventory', inventory, '--known-hosts', sshd.knownHosts, '--heartbeat', '200ms']))
     await Promise.all(procs.slice(1).map((p) => p.waitFor(/ready/)))
     const client = createJobClient({ url: queenUrl, token: await readSecretFile(join(dir.path, 'token'), 'token') })
     await waitUntil(async () => (await client.nodes()).filter((n) => n.online).length === 4, 'four SSH nodes online')

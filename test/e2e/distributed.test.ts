@@ -23,9 +23,9 @@ describe('distributed: every role its own process over NATS', () => {
     nats = await startNats()
     dir = await tempDir('e2e')
     await startQueenProc()
-    others.push(startBin('apiary-hive', ['--nats', nats.url, '--region', 'eu', '--heartbeat', '200']))
+    others.push(startBin('apiary-hive', ['--nats', nats.url, '--region', 'eu', '--heartbeat', '200ms']))
     for (const n of nodes) {
-      others.push(startBin('apiary-worker', ['--nats', nats.url, '--region', 'eu', '--node-id', n, '--label', 'role=e2e', '--heartbeat', '200']))
+      others.push(startBin('apiary-worker', ['--nats', nats.url, '--region', 'eu', '--node-id', n, '--label', 'role=e2e', '--heartbeat', '200ms']))
     }
     await Promise.all(others.map((p) => p.waitFor(/ready/)))
     const client = createJobClient({ url: queenUrl, token: await readSecretFile(join(dir.path, 'token'), 'token') })

@@ -1,29 +1,59 @@
+import { homedir } from 'node:os'
+import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { parseDuration } from './config.ts'
+import { DURATION_RULE, parseDuration } from './config.ts'
 import { ApiaryError } from './errors.ts'
 import { LabelKey, LabelValue } from './schema/ids.ts'
 
-export interface OptionSpec {
-  type: 'string' | 'boolean'
+interface SpecBase {
   help: string
   /** Environment variable read when the flag is absent. */
   env?: string
-  default?: string
   short?: string
-  multiple?: boolean
   /** Shown in help: `--region R`. */
   value?: string
 }
 
+/**
+ * One flag. Defaults are written as they would be typed (`'7070'`, `'5s'`) and parsed like
+ * the flag itself, so help shows them as typed and a bad default fails the same way.
+ */
+export type OptionSpec =
+  | (SpecBase & { type: 'boolean' })
+  | (SpecBase & { type: 'string'; default?: string; multiple?: boolean; choices?: readonly string[] })
+  /** A whole number from `min` to `max`. */
+  | (SpecBase & { type: 'int'; default?: string; min: number; max: number })
+  /**
+   * Milliseconds, from a duration (`500ms`, `5s`, `2m`, `1h`; a bare number is seconds, see
+   * `parseDuration`). `min` and `max` are durations too. `envUnit: 'ms'` reads a bare number in
+   * the environment variable as milliseconds, for a variable whose name promises that.
+   */
+  | (SpecBase & { type: 'duration'; default?: string; min?: string; max?: string; envUnit?: 'ms' })
+
 export type OptionTable = Record<string, OptionSpec>
 
-type Values<T extends OptionTable> = {
-  [K in keyof T]: T[K]['type'] extends 'boolean' ? boolean : T[K]['multiple'] extends true ? string[] : string | undefined
-}
+type Defaulted<S, V> = S extends { default: string } ? V : V | undefined
+
+type ValueOf<S extends OptionSpec> = S extends { type: 'boolean' }
+  ? boolean
+  : S extends { multiple: true }
+    ? string[]
+    : S extends { type: 'int' | 'duration' }
+      ? Defaulted<S, number>
+      : S extends { choices: readonly (infer C)[] }
+        ? Defaulted<S, C>
+        : Defaulted<S, string>
 
 /**
- * Parses flags against a table, filling absent ones from the environment, then defaults. An
- * unknown flag or a missing value is an `invalid_input` error that names the flag.
+ * What `parseCommandLine` gives for a table: a flag with a default is never undefined, an int
+ * or a duration is a number (ms), a flag with `choices` is their union.
+ */
+export type OptionValues<T extends OptionTable> = { -readonly [K in keyof T]: ValueOf<T[K]> }
+
+/**
+ * Parses flags against a table, filling absent ones from the environment, then defaults, and
+ * converts ints, durations and choices. An unknown flag, a missing value or a bad value is an
+ * `invalid_input` error that names the flag.
  *
  * @example
  * const { values } = parseCommandLine('apiary-hive', HIVE_OPTIONS, process.argv.slice(2), process.env)
@@ -34,28 +64,80 @@ export function parseCommandLine<T extends OptionTable>(
   argv: string[],
   env: NodeJS.ProcessEnv,
   opts: { positionals?: boolean } = {},
-): { values: Values<T>; positionals: string[] } {
+): { values: OptionValues<T>; positionals: string[] } {
+  const { values, positionals } = parseTables(program, [table], argv, env, opts.positionals ?? false)
+  return { values: values[0] as OptionValues<T>, positionals }
+}
+
+/**
+ * `parseCommandLine` for a command's own flags and the flags every command takes, in one
+ * command line, each table's values typed apart.
+ *
+ * @example
+ * const { values, globals } = parseCommandAndGlobals('keeper jobs', JOBS_OPTIONS, GLOBAL_OPTIONS, argv, env)
+ */
+export function parseCommandAndGlobals<T extends OptionTable, G extends OptionTable>(
+  program: string,
+  table: T,
+  globals: G,
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+): { values: OptionValues<T>; globals: OptionValues<G>; positionals: string[] } {
+  const { values, positionals } = parseTables(program, [table, globals], argv, env, true)
+  return { values: values[0] as OptionValues<T>, globals: values[1] as OptionValues<G>, positionals }
+}
+
+function parseTables(program: string, tables: OptionTable[], argv: string[], env: NodeJS.ProcessEnv, allowPositionals: boolean) {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {}
-  for (const [name, spec] of Object.entries(table)) {
-    options[name] = { type: spec.type, ...(spec.short ? { short: spec.short } : {}), ...(spec.multiple ? { multiple: true } : {}) }
+  for (const [name, spec] of tables.flatMap((t) => Object.entries(t))) {
+    const multiple = spec.type === 'string' && spec.multiple === true
+    options[name] = { type: spec.type === 'boolean' ? 'boolean' : 'string', ...(spec.short ? { short: spec.short } : {}), ...(multiple ? { multiple: true } : {}) }
   }
   let parsed
   try {
-    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: opts.positionals ?? false })
+    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals })
   } catch (err) {
     throw new ApiaryError('invalid_input', `${flagProblem((err as Error).message)} (see ${program} --help)`, 'flags', { cause: err })
   }
-  const values: Record<string, unknown> = {}
-  for (const [name, spec] of Object.entries(table)) {
-    let v: unknown = (parsed.values as Record<string, unknown>)[name]
-    if (v === undefined && spec.env && env[spec.env] !== undefined && env[spec.env] !== '') {
-      const raw = env[spec.env]!
-      v = spec.type === 'boolean' ? raw === '1' || raw === 'true' : spec.multiple ? raw.split(',').filter(Boolean) : raw
-    }
-    if (v === undefined) v = spec.type === 'boolean' ? false : spec.multiple ? [] : spec.default
-    values[name] = v
+  const given = parsed.values as Record<string, string | boolean | string[] | undefined>
+  const values = tables.map((t) => Object.fromEntries(Object.entries(t).map(([name, spec]) => [name, valueOf(name, spec, given[name], env)])))
+  return { values, positionals: parsed.positionals }
+}
+
+function valueOf(name: string, spec: OptionSpec, given: string | boolean | string[] | undefined, env: NodeJS.ProcessEnv): unknown {
+  const fromEnv = spec.env === undefined || env[spec.env] === '' ? undefined : env[spec.env]
+  if (spec.type === 'boolean') return given ?? (fromEnv === undefined ? false : fromEnv === '1' || fromEnv === 'true')
+  if (spec.type === 'string' && spec.multiple) return given ?? fromEnv?.split(',').filter(Boolean) ?? []
+  const flag = `--${name}`
+  let text = given as string | undefined
+  if (text === undefined && fromEnv !== undefined) {
+    text = spec.type === 'duration' && spec.envUnit === 'ms' && /^\s*\d+(\.\d+)?\s*$/.test(fromEnv) ? `${fromEnv.trim()}ms` : fromEnv
   }
-  return { values: values as Values<T>, positionals: parsed.positionals }
+  text ??= spec.default
+  if (text === undefined) return undefined
+  switch (spec.type) {
+    case 'int':
+      return parseIntFlag(text, flag, spec.min, spec.max)
+    case 'duration':
+      return parseDurationFlag(text, flag, spec.min, spec.max)
+    default:
+      if (spec.choices && !spec.choices.includes(text)) throw new ApiaryError('invalid_input', `${flag}: "${text}" must be ${alternatives(spec.choices)}`, flag)
+      return text
+  }
+}
+
+function parseDurationFlag(text: string, flag: string, min: string | undefined, max: string | undefined): number {
+  const ms = parseDuration(text, flag)
+  if ((min !== undefined && ms < parseDuration(min, 'min')) || (max !== undefined && ms > parseDuration(max, 'max'))) {
+    const range = min !== undefined && max !== undefined ? `from ${min} to ${max}` : min !== undefined ? `at least ${min}` : `at most ${max}`
+    throw new ApiaryError('invalid_input', `${flag}: "${text}" must be ${range} (${DURATION_RULE})`, flag)
+  }
+  return ms
+}
+
+/** `a or b`; `one of a, b, c` */
+function alternatives(choices: readonly string[]): string {
+  return choices.length === 2 ? `${choices[0]} or ${choices[1]}` : `one of ${choices.join(', ')}`
 }
 
 function flagProblem(message: string): string {
@@ -71,12 +153,24 @@ function flagProblem(message: string): string {
 /** The options part of `--help`, one flag a line with its variable and default. */
 export function optionsHelp(table: OptionTable): string {
   const rows = Object.entries(table).map(([name, s]) => {
-    const flag = `${s.short ? `-${s.short}, ` : '    '}--${name}${s.type === 'string' ? ` ${s.value ?? 'VALUE'}` : ''}`
-    const extra = [s.env ? `env ${s.env}` : '', s.default !== undefined ? `default ${s.default}` : ''].filter(Boolean).join('; ')
-    return [flag, `${s.help}${extra ? ` (${extra})` : ''}`] as const
+    const flag = `${s.short ? `-${s.short}, ` : '    '}--${name}${s.type === 'boolean' ? '' : ` ${s.value ?? VALUE_NAME[s.type]}`}`
+    const extra = [
+      s.type === 'duration' ? DURATION_RULE : '',
+      s.env ? `env ${s.env}${s.type === 'duration' && s.envUnit === 'ms' ? ', where a bare number is ms' : ''}` : '',
+      s.type !== 'boolean' && s.default !== undefined ? `default ${s.default}` : '',
+    ]
+    const extras = extra.filter(Boolean).join('; ')
+    return [flag, `${s.help}${extras ? ` (${extras})` : ''}`] as const
   })
   const width = Math.max(...rows.map(([f]) => f.length)) + 2
   return rows.map(([f, h]) => `  ${f.padEnd(width)}${h}`).join('\n')
+}
+
+const VALUE_NAME = { string: 'VALUE', int: 'N', duration: 'DUR' } as const
+
+/** The same flags with `prefix` before each help text: `SSH mode: …`. */
+export function withHelpPrefix<T extends OptionTable>(prefix: string, table: T): T {
+  return Object.fromEntries(Object.entries(table).map(([name, spec]) => [name, { ...spec, help: `${prefix}${spec.help}` }])) as T
 }
 
 /** Parses `k=v` labels from flags, naming the bad one. */
@@ -96,7 +190,7 @@ export function parseLabels(items: string[], flag: string): Record<string, strin
 }
 
 /** An integer flag within bounds, naming the flag when it is not. */
-export function parseIntFlag(text: string, flag: string, min: number, max: number): number {
+function parseIntFlag(text: string, flag: string, min: number, max: number): number {
   const n = Number(text)
   if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
     throw new ApiaryError('invalid_input', `${flag}: "${text}" must be a whole number from ${min} to ${max}`, flag)
@@ -104,7 +198,75 @@ export function parseIntFlag(text: string, flag: string, min: number, max: numbe
   return n
 }
 
-/** Milliseconds from a flag: a bare number is ms, otherwise a duration (`5s`, `1m`). */
-export function parseMsFlag(text: string, flag: string): number {
-  return /^\d+$/.test(text.trim()) ? Number(text) : parseDuration(text, flag)
+/** Flags of every long-running daemon. A daemon may restate a help text for its role. */
+export const DAEMON_OPTIONS = {
+  nats: { type: 'string', env: 'APIARY_NATS_URL', value: 'URL', help: 'NATS server of the cluster (required)' },
+  heartbeat: {
+    type: 'duration',
+    env: 'APIARY_HEARTBEAT_MS',
+    // The variable's name says ms, and deployments set it so: its bare number stays ms.
+    envUnit: 'ms',
+    default: '5s',
+    min: '10ms',
+    max: '1h',
+    help: 'heartbeat interval',
+  },
+  'log-level': {
+    type: 'string',
+    env: 'APIARY_LOG_LEVEL',
+    default: 'info',
+    choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
+    value: 'LEVEL',
+    help: 'trace, debug, info, warn or error',
+  },
+  help: { type: 'boolean', short: 'h', help: 'show this help' },
+} as const satisfies OptionTable
+
+/** How an SSH pool knows and authenticates hosts: SSH workers and `keeper dev --inventory`. */
+export const SSH_OPTIONS = {
+  'known-hosts': { type: 'string', env: 'APIARY_KNOWN_HOSTS', value: 'FILE', help: 'OpenSSH known_hosts of the inventory nodes (default ~/.ssh/known_hosts)' },
+  'host-key-policy': { type: 'string', choices: ['strict', 'accept-new'], default: 'strict', value: 'POLICY', help: 'strict (unknown host keys refused) or accept-new (recorded)' },
+  identity: { type: 'string', env: 'APIARY_SSH_IDENTITY', value: 'FILE', help: 'private key for inventory nodes that name none (else SSH_AUTH_SOCK)' },
+  'passphrase-file': { type: 'string', value: 'FILE', help: 'file (mode 0600) with that key’s passphrase' },
+} as const satisfies OptionTable
+
+/** `SSH_OPTIONS` and the pool's limits, for a long-running SSH worker. */
+export const SSH_POOL_OPTIONS = {
+  ...SSH_OPTIONS,
+  'max-per-host': { type: 'int', min: 1, max: 64, default: '2', help: 'connections to one host' },
+  'max-connections': { type: 'int', min: 1, max: 100_000, default: '1024', help: 'connections in all' },
+  'connect-timeout': { type: 'duration', default: '10s', help: 'TCP connect, handshake and auth deadline' },
+} as const satisfies OptionTable
+
+/** The SSH pool's options from `SSH_OPTIONS` (and the limits when given): what `createSshPool` takes. */
+export interface SshPoolFlags {
+  knownHosts: string
+  hostKeyPolicy: 'strict' | 'accept-new'
+  keyFile?: string
+  passphraseFile?: string
+  /** `$SSH_AUTH_SOCK`. */
+  agent?: string
+  maxPerHost?: number
+  maxTotal?: number
+  connectTimeoutMs?: number
+}
+
+/**
+ * Maps the SSH flags to the pool's options, frozen: the one place they are named twice.
+ * @example createSshPool({ ...sshPoolOptionsFrom(values, process.env), log })
+ */
+export function sshPoolOptionsFrom(
+  v: OptionValues<typeof SSH_OPTIONS> & Partial<OptionValues<typeof SSH_POOL_OPTIONS>>,
+  env: NodeJS.ProcessEnv,
+): Readonly<SshPoolFlags> {
+  return Object.freeze({
+    knownHosts: v['known-hosts'] ?? join(env.HOME ?? homedir(), '.ssh', 'known_hosts'),
+    hostKeyPolicy: v['host-key-policy'],
+    ...(v.identity ? { keyFile: v.identity } : {}),
+    ...(v['passphrase-file'] ? { passphraseFile: v['passphrase-file'] } : {}),
+    ...(env.SSH_AUTH_SOCK ? { agent: env.SSH_AUTH_SOCK } : {}),
+    ...(v['max-per-host'] !== undefined ? { maxPerHost: v['max-per-host'] } : {}),
+    ...(v['max-connections'] !== undefined ? { maxTotal: v['max-connections'] } : {}),
+    ...(v['connect-timeout'] !== undefined ? { connectTimeoutMs: v['connect-timeout'] } : {}),
+  })
 }

@@ -3,8 +3,12 @@ import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { ApiaryError } from './errors.ts'
 
+/** How every duration flag reads, for help texts and errors. */
+export const DURATION_RULE = '500ms, 5s, 2m, 1h; a bare number is seconds'
+
 /**
- * Reads a duration: `500ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
+ * Reads a duration: `500ms`, `30s`, `5m`, `1h`, `1m30s`, or a bare number of seconds. Every
+ * duration flag and field reads this way, so `--heartbeat 5` and `--timeout 5` are both 5 s.
  * @example parseDuration('1m30s') // 90000
  */
 export function parseDuration(text: string, field: string): number {
@@ -21,7 +25,7 @@ export function parseDuration(text: string, field: string): number {
     consumed = re.lastIndex
   }
   if (t === '' || consumed !== t.length) {
-    throw new ApiaryError('invalid_input', `${field}: "${text}" is not a duration (e.g. 500ms, 30s, 5m, 1h)`, field)
+    throw new ApiaryError('invalid_input', `${field}: "${text}" is not a duration (e.g. ${DURATION_RULE})`, field)
   }
   return Math.round(total)
 }

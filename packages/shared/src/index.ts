@@ -56,7 +56,21 @@ export { classifyRisk, type Risk, type RiskClass } from './schema/risk.ts'
 export { EVENT_KINDS, type EventKind, type EventOf, JobEvent, WireEvent, type WireEventOf } from './schema/event.ts'
 export { Ack, Control, Heartbeat, HiveJob, HostReach, Task } from './schema/messages.ts'
 export { VERSION } from './version.ts'
-export { type OptionSpec, type OptionTable, optionsHelp, parseCommandLine, parseIntFlag, parseLabels, parseMsFlag } from './cli.ts'
+export {
+  DAEMON_OPTIONS,
+  type OptionSpec,
+  type OptionTable,
+  type OptionValues,
+  optionsHelp,
+  parseCommandAndGlobals,
+  parseCommandLine,
+  parseLabels,
+  SSH_OPTIONS,
+  SSH_POOL_OPTIONS,
+  type SshPoolFlags,
+  sshPoolOptionsFrom,
+  withHelpPrefix,
+} from './cli.ts'
 export { type ProgramSpec, runProgram } from './program.ts'
 export { closeOnSignals } from './process.ts'
 export { Heartbeater } from './heartbeat.ts'

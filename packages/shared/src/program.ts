@@ -1,11 +1,9 @@
-import { optionsHelp, type OptionTable, parseCommandLine } from './cli.ts'
+import { optionsHelp, type OptionTable, type OptionValues, parseCommandLine } from './cli.ts'
 import { errorMessage, isApiaryError } from './errors.ts'
 import { createLogger, type Logger } from './log.ts'
 import { closeOnSignals } from './process.ts'
 
-type Values<T extends OptionTable> = ReturnType<typeof parseCommandLine<T>>['values']
-
-export interface ProgramSpec<T extends OptionTable> {
+export interface ProgramSpec<T extends OptionTable, C> {
   /** `apiary-hive` */
   program: string
   /** The logger's `component`. */
@@ -13,34 +11,41 @@ export interface ProgramSpec<T extends OptionTable> {
   /** One line, then usage lines; the options table is appended. */
   about: string
   options: T
-  /** Checks flags before anything starts; a throw is a usage error (exit 2). */
-  check?: (values: Values<T>) => void
+  /**
+   * The program's frozen, defaulted config from its flags and environment, before anything
+   * starts: the one place a flag is read. A throw is a usage error (exit 2).
+   */
+  config: (values: OptionValues<T>, env: NodeJS.ProcessEnv) => C
   /** Starts the program; resolves once it runs. The returned close() runs on SIGINT/SIGTERM. */
-  start: (values: Values<T>, log: Logger) => Promise<{ close(): Promise<void> }>
+  start: (config: C, log: Logger) => Promise<{ close(): Promise<void> }>
 }
 
 /**
- * The life of a long-running apiary program, for `main.ts`: flags (with `--help`), a logger,
- * start, close on signals. Usage errors exit 2 with the problem on stderr; a failed start
- * exits 2 for bad input and 1 otherwise.
+ * The life of a long-running apiary program, for `main.ts`: flags (with `--help`), config, a
+ * logger, start, close on signals. Usage errors exit 2 with the problem on stderr; a failed
+ * start exits 2 for bad input and 1 otherwise.
+ *
+ * @example
+ * await runProgram({ program: 'apiary-hive', component: 'hive', about, options: HIVE_OPTIONS, config: parseHiveConfig, start })
  */
-export async function runProgram<T extends OptionTable & { 'log-level': unknown; help: unknown }>(spec: ProgramSpec<T>): Promise<void> {
-  let values: Values<T>
+export async function runProgram<T extends OptionTable & { 'log-level': { type: 'string'; default: string }; help: { type: 'boolean' } }, C>(spec: ProgramSpec<T, C>): Promise<void> {
+  let values: OptionValues<T>
+  let config: C
   try {
     values = parseCommandLine(spec.program, spec.options, process.argv.slice(2), process.env).values
     if (values.help) {
       process.stdout.write(`${spec.about}\n\noptions:\n${optionsHelp(spec.options)}\n`)
       return
     }
-    spec.check?.(values)
+    config = spec.config(values, process.env)
   } catch (err) {
     process.stderr.write(`${spec.program}: ${errorMessage(err)}\n`)
     process.exitCode = 2
     return
   }
-  const log = createLogger({ component: spec.component, level: String(values['log-level']) })
+  const log = createLogger({ component: spec.component, level: values['log-level'] })
   try {
-    const running = await spec.start(values, log)
+    const running = await spec.start(config, log)
     closeOnSignals(
       log,
       async () => {

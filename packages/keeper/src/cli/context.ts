@@ -22,8 +22,9 @@ export interface Io {
   ask?: (question: string) => Promise<string>
 }
 
+/** The global flags a command runs with (for keeper dev's one command: its cluster's). */
 export interface GlobalValues {
-  queen: string | undefined
+  queen: string
   'token-file': string | undefined
   'state-dir': string | undefined
 }
@@ -57,7 +58,7 @@ export async function connectClient(g: GlobalValues, env: NodeJS.ProcessEnv): Pr
     }
     throw err
   }
-  return createJobClient({ url: g.queen ?? 'http://127.0.0.1:7070', token })
+  return createJobClient({ url: g.queen, token })
 }
 
 /** Maps an error to keeper's exit code and prints it (as JSON too, when the output is JSON). */

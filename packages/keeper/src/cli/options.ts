@@ -1,4 +1,4 @@
-import type { OptionTable } from '@apiary/shared'
+import { DEFAULT_OUTPUT_CAP, type OptionTable } from '@apiary/shared'
 
 /** Flags every command takes. */
 export const GLOBAL_OPTIONS = {
@@ -8,30 +8,30 @@ export const GLOBAL_OPTIONS = {
   output: { type: 'string', short: 'o', value: 'FORMAT', default: 'text', help: 'text, json (one document) or ndjson (one event per line)' },
   json: { type: 'boolean', help: 'same as -o ndjson' },
   help: { type: 'boolean', short: 'h', help: 'show help' },
-} satisfies OptionTable
+} as const satisfies OptionTable
 
 /** How a job is followed once submitted. */
 export const FOLLOW_OPTIONS = {
   'no-group': { type: 'boolean', help: 'print every node’s output live, the node on every line, instead of grouping identical results' },
   'cancel-on-interrupt': { type: 'boolean', help: 'Ctrl-C cancels the job instead of detaching from it' },
-} satisfies OptionTable
+} as const satisfies OptionTable
 
 /** Rollout policy and safety, shared by run, facts and rerun. */
 export const ROLLOUT_OPTIONS = {
   concurrency: { type: 'string', short: 'c', value: 'N|P%', help: 'tasks in flight at once per region, a count or a percentage (default 100)' },
   'max-errors': { type: 'string', value: 'N|P%', help: 'stop dispatching once this many nodes are not ok; the rest end skipped' },
-  canary: { type: 'string', value: 'N', help: 'run the first N nodes alone; go on only if all are ok' },
-  timeout: { type: 'string', value: 'DUR', default: '30s', help: 'execution deadline per node (500ms, 30s, 5m)' },
-  'delivery-timeout': { type: 'string', value: 'DUR', help: 'how long a worker has to take a task (default 5s): error: undelivered' },
-  deadline: { type: 'string', value: 'DUR', help: 'deadline of the whole job: then nothing more starts and running nodes are stopped' },
+  canary: { type: 'int', min: 0, max: 100_000, value: 'N', help: 'run the first N nodes alone; go on only if all are ok' },
+  timeout: { type: 'duration', min: '1ms', default: '30s', help: 'execution deadline per node' },
+  'delivery-timeout': { type: 'duration', min: '1ms', help: 'how long a worker has to take a task (default 5s): error: undelivered' },
+  deadline: { type: 'duration', min: '1ms', help: 'deadline of the whole job: then nothing more starts and running nodes are stopped' },
   yes: { type: 'boolean', short: 'y', help: 'confirm a destructive operation without being asked' },
   ...FOLLOW_OPTIONS,
-} satisfies OptionTable
+} as const satisfies OptionTable
 
 export const RUN_OPTIONS = {
   targets: { type: 'string', short: 't', default: 'all', value: 'SEL', help: 'nodes to run on: all, ids or globs (web-*), labels (role=web), region=R; comma = AND' },
   ...ROLLOUT_OPTIONS,
   shell: { type: 'boolean', help: 'run the command as one string with /bin/sh -c' },
-  'output-cap': { type: 'string', value: 'BYTES', help: 'output kept per node (default 1048576)' },
+  'output-cap': { type: 'int', min: 1024, max: 64 * 1024 * 1024, default: String(DEFAULT_OUTPUT_CAP), value: 'BYTES', help: 'output kept per node' },
   plan: { type: 'boolean', help: 'show the targets, regions, offline nodes and risk without running anything' },
-} satisfies OptionTable
+} as const satisfies OptionTable

@@ -1,151 +1,22 @@
-import {
-  ApiaryError,
-  CountOrPercent,
-  DEFAULT_OUTPUT_CAP,
-  type EventOf,
-  type JobClient,
-  type JobPlan,
-  type JobRequestInput,
-  type Operation,
-  isApiaryError,
-  parseDuration,
-  parseIntFlag,
-  type Risk,
-} from '@apiary/shared'
-import { EXIT, type Io } from '../cli/context.ts'
-import { followJob, type FollowOptions } from './follow.ts'
+import { ApiaryError, type Operation } from '@apiary/shared'
+import { defineCommand } from '../cli/command.ts'
+import { cursorDirOf } from '../cli/context.ts'
+import { RUN_OPTIONS } from '../cli/options.ts'
+import { buildRequest, submitAndFollow } from './submit.ts'
 
-export interface RunValues {
-  targets: string | undefined
-  concurrency: string | undefined
-  'max-errors': string | undefined
-  canary: string | undefined
-  timeout: string | undefined
-  'delivery-timeout': string | undefined
-  deadline: string | undefined
-  shell: boolean
-  'output-cap': string | undefined
-  'cancel-on-interrupt': boolean
-  plan: boolean
-  yes: boolean
-  'no-group': boolean
-}
+export const run = defineCommand({
+  name: 'run',
+  summary: 'run a command on many nodes and follow it live',
+  usage: 'keeper run [--targets SEL] [--concurrency N|P%] [--max-errors N|P%] [--canary N] [--timeout 30s] [--plan] [--yes] [-o FORMAT] -- CMD ARGS…',
+  options: RUN_OPTIONS,
+  args: 'command',
+  async run({ command, values: v, globals, io, client }) {
+    const req = buildRequest(v, execOperation(command, v.shell), v['output-cap'])
+    return submitAndFollow(await client(), io, v, req, { cursorDir: cursorDirOf(globals, io.env) })
+  },
+})
 
-function countOrPercent(text: string, flag: string): number | string {
-  const value = /^\d+$/.test(text) ? Number(text) : text
-  const parsed = CountOrPercent.safeParse(value)
-  if (!parsed.success) throw new ApiaryError('invalid_input', `${flag}: "${text}" ${parsed.error.issues[0]?.message ?? 'is not valid'}`, flag)
-  return parsed.data
-}
-
-/** Builds the job request from flags; a bad flag names itself. */
-export function buildRequest(v: RunValues, operation: Operation): JobRequestInput {
-  const ms = (text: string | undefined, flag: string) => {
-    if (text === undefined) return undefined
-    const n = parseDuration(text, flag)
-    if (n < 1) throw new ApiaryError('invalid_input', `${flag} must be more than 0`, flag)
-    return n
-  }
-  const rollout: NonNullable<JobRequestInput['rollout']> = { timeoutMs: ms(v.timeout ?? '30s', '--timeout')! }
-  if (v.concurrency !== undefined) rollout.concurrency = countOrPercent(v.concurrency, '--concurrency')
-  if (v['max-errors'] !== undefined) rollout.maxErrors = countOrPercent(v['max-errors'], '--max-errors')
-  if (v.canary !== undefined) rollout.canary = parseIntFlag(v.canary, '--canary', 0, 100_000)
-  const delivery = ms(v['delivery-timeout'], '--delivery-timeout')
-  if (delivery !== undefined) rollout.deliveryTimeoutMs = delivery
-  const deadline = ms(v.deadline, '--deadline')
-  if (deadline !== undefined) rollout.deadlineMs = deadline
-  return {
-    operation,
-    targets: v.targets ?? 'all',
-    rollout,
-    outputCapBytes: v['output-cap'] === undefined ? DEFAULT_OUTPUT_CAP : parseIntFlag(v['output-cap'], '--output-cap', 1024, 64 * 1024 * 1024),
-  }
-}
-
-export function execOperation(command: string[], shell: boolean): Operation {
+function execOperation(command: string[], shell: boolean): Operation {
   if (command.length === 0) throw new ApiaryError('invalid_input', 'no command given: keeper run [flags] -- CMD ARGS…', 'command')
   return shell ? { type: 'exec', shell: true, command: command.join(' ') } : { type: 'exec', shell: false, argv: command }
-}
-
-/**
- * Sends `submit`, and when the queen asks for the confirmation a destructive operation needs,
- * gets it: `--yes`, or the node count typed on a terminal. Without either it refuses.
- */
-export async function withConfirmation<T>(io: Io, yes: boolean, submit: (confirm?: { nodes: number }) => Promise<T>): Promise<T> {
-  try {
-    return await submit()
-  } catch (err) {
-    if (!isApiaryError(err, 'confirmation_required') || typeof err.details?.nodes !== 'number') throw err
-    const nodes = err.details.nodes
-    const reasons = (err.details.risk as Risk | undefined)?.reasons.join(', ') ?? 'destructive'
-    if (!yes) {
-      if (!io.ask) {
-        throw new ApiaryError('confirmation_required', `refusing a destructive operation (${reasons}) on ${nodes} node${nodes === 1 ? '' : 's'} without confirmation: pass --yes`, 'yes')
-      }
-      const answer = await io.ask(`This operation is destructive (${reasons}) and would run on ${nodes} node${nodes === 1 ? '' : 's'}.\nType the node count (${nodes}) to go on: `)
-      if (answer.trim() !== String(nodes)) throw new ApiaryError('confirmation_required', 'not confirmed: nothing was run', 'yes')
-    }
-    return submit({ nodes })
-  }
-}
-
-/** Submits a job (or shows its plan) and follows it; Ctrl-C detaches, or cancels with --cancel-on-interrupt. */
-export async function submitAndFollow(
-  client: JobClient,
-  io: Io,
-  v: RunValues,
-  request: JobRequestInput,
-  extra: Pick<FollowOptions, 'onFinished' | 'summary' | 'cursorDir'> = {},
-): Promise<number> {
-  if (v.plan) return printPlan(io, await client.plan(request))
-  const created = await withConfirmation(io, v.yes, (confirm) => client.submit(confirm ? { ...request, confirm } : request))
-  return followCreated(client, io, created.jobId, v, extra)
-}
-
-export async function followCreated(
-  client: JobClient,
-  io: Io,
-  jobId: string,
-  v: Pick<RunValues, 'cancel-on-interrupt' | 'no-group'>,
-  extra: Pick<FollowOptions, 'onFinished' | 'summary' | 'cursorDir' | 'after' | 'seed'> = {},
-): Promise<number> {
-  const stop = new AbortController()
-  let interrupted = false
-  const onInterrupt = () => {
-    interrupted = true
-    stop.abort()
-  }
-  io.interrupt.addEventListener('abort', onInterrupt, { once: true })
-  let result: { code: number; fin?: EventOf<'job.finished'> }
-  try {
-    result = await followJob(client, jobId, io, { noGroup: v['no-group'], ...extra }, stop.signal)
-  } finally {
-    io.interrupt.removeEventListener('abort', onInterrupt)
-  }
-  if (io.format === 'json') {
-    await io.out.line(JSON.stringify(result.fin ? { job: await client.get(jobId), finished: result.fin } : { jobId, detached: true }))
-  }
-  if (!interrupted) return result.code
-  if (v['cancel-on-interrupt']) {
-    await client.cancel(jobId)
-    await io.err.line(`keeper: cancel requested for job ${jobId} (keeper watch ${jobId} follows it)`)
-    return EXIT.cancelled
-  }
-  await io.err.line(`keeper: detached; job ${jobId} goes on (keeper watch ${jobId} · keeper cancel ${jobId})`)
-  return EXIT.detached
-}
-
-async function printPlan(io: Io, p: JobPlan): Promise<number> {
-  if (io.format !== 'text') {
-    await io.out.line(JSON.stringify(p))
-    return EXIT.ok
-  }
-  await io.out.line(`targets    ${p.nodes} node${p.nodes === 1 ? '' : 's'} (${p.online} online)`)
-  await io.out.line(`regions    ${Object.entries(p.regions).map(([r, c]) => `${r}: ${c}`).join(', ')}`)
-  if (p.offline.length > 0) await io.out.line(`offline    ${p.offline.join(', ')}${p.nodes - p.online > p.offline.length ? ', …' : ''} (would end error: offline)`)
-  await io.out.line(`sample     ${p.sample.join(', ')}${p.nodes > p.sample.length ? ', …' : ''}`)
-  if (p.canary > 0) await io.out.line(`canary     ${p.canary} node${p.canary === 1 ? '' : 's'} first`)
-  await io.out.line(`risk       ${p.risk.class}${p.risk.reasons.length ? ` (${p.risk.reasons.join(', ')}): needs --yes or the node count typed` : ''}`)
-  await io.out.line('nothing was run (--plan)')
-  return EXIT.ok
 }

@@ -1,0 +1,38 @@
+import { hostname } from 'node:os'
+import { ApiaryError, DAEMON_OPTIONS, NodeId, type OptionTable, type OptionValues, parseOrThrow, Region } from '@apiary/shared'
+
+export const HIVE_OPTIONS = {
+  nats: DAEMON_OPTIONS.nats,
+  region: { type: 'string', env: 'APIARY_REGION', default: 'default', value: 'R', help: 'the region this hive rolls jobs out to' },
+  id: { type: 'string', env: 'APIARY_HIVE_ID', value: 'ID', help: 'this hive’s id (default: hive-<region>-<host>-<pid>)' },
+  heartbeat: DAEMON_OPTIONS.heartbeat,
+  'log-level': DAEMON_OPTIONS['log-level'],
+  help: DAEMON_OPTIONS.help,
+} as const satisfies OptionTable
+
+/** apiary-hive's settings, every default filled in. */
+export interface HiveDaemonConfig {
+  readonly natsUrl: string
+  readonly region: string
+  readonly hiveId: string
+  readonly heartbeatMs: number
+}
+
+/**
+ * @example parseHiveConfig(values, process.env).hiveId // 'hive-eu-box-4242'
+ * @param self what the default id is made of
+ */
+export function parseHiveConfig(
+  v: OptionValues<typeof HIVE_OPTIONS>,
+  _env: NodeJS.ProcessEnv,
+  self: { host: string; pid: number } = { host: hostname(), pid: process.pid },
+): HiveDaemonConfig {
+  if (!v.nats) throw new ApiaryError('invalid_input', '--nats (or APIARY_NATS_URL) is required: the hive meets the queen and workers on NATS', '--nats')
+  const region = parseOrThrow(Region, v.region, '--region')
+  return Object.freeze({
+    natsUrl: v.nats,
+    region,
+    hiveId: parseOrThrow(NodeId, v.id ?? `hive-${region}-${self.host.split('.')[0]}-${self.pid}`, '--id'),
+    heartbeatMs: v.heartbeat,
+  })
+}

@@ -1,0 +1,32 @@
+import { defineCommand } from '../cli/command.ts'
+import { EXIT } from '../cli/context.ts'
+import { ago, table } from '../render/output.ts'
+import { printJson } from '../render/records.ts'
+
+export const nodes = defineCommand({
+  name: 'nodes',
+  summary: 'list nodes with their region, labels and presence',
+  usage: 'keeper nodes [-o FORMAT]',
+  options: {},
+  args: 'none',
+  async run({ io, client }) {
+    const nodes = await (await client()).nodes()
+    if (await printJson(io, 'nodes', nodes)) return EXIT.ok
+    if (nodes.length === 0) {
+      await io.out.line('no nodes have reported yet')
+      return EXIT.ok
+    }
+    // Agent nodes: last heartbeat. Agentless (SSH) nodes: last contact by an SSH worker, and the breaker.
+    const rows = nodes.map((n) => [
+      n.id,
+      n.region,
+      n.online ? 'online' : 'offline',
+      n.executor,
+      n.executor === 'ssh' ? (n.lastContact ? ago(n.lastContact) : 'never') : ago(n.lastSeen),
+      n.breaker ?? '',
+      Object.entries(n.labels).map(([k, val]) => `${k}=${val}`).join(','),
+    ])
+    for (const l of table(['NODE', 'REGION', 'STATUS', 'EXECUTOR', 'LAST CONTACT', 'BREAKER', 'LABELS'], rows)) await io.out.line(l)
+    return EXIT.ok
+  },
+})

@@ -1,0 +1,18 @@
+import { parseCommandLine } from '@apiary/shared'
+import { describe, expect, it } from 'vitest'
+import { parseQueenConfig, QUEEN_OPTIONS } from './config.ts'
+
+const config = (argv: string[], env: NodeJS.ProcessEnv) => parseQueenConfig(parseCommandLine('apiary-queen', QUEEN_OPTIONS, argv, env).values, env)
+
+describe('parseQueenConfig', () => {
+  it('fills in the defaults: the state dir from XDG, the token file inside it', () => {
+    const c = config([], { XDG_STATE_HOME: '/x/state' })
+    expect(c).toEqual({ natsUrl: undefined, host: '127.0.0.1', port: 7070, stateDir: '/x/state/apiary', tokenFile: '/x/state/apiary/token', inventoryFile: undefined })
+    expect(Object.isFrozen(c)).toBe(true)
+  })
+
+  it('takes flags over the environment', () => {
+    const c = config(['--port', '0', '--state-dir', '/s', '--nats', 'nats://n:4222'], { APIARY_PORT: '8080', APIARY_TOKEN_FILE: '/t' })
+    expect(c).toMatchObject({ natsUrl: 'nats://n:4222', port: 0, stateDir: '/s', tokenFile: '/t' })
+  })
+})

@@ -1,0 +1,122 @@
+import { describe, expect, expectTypeOf, it } from 'vitest'
+import { DAEMON_OPTIONS, type OptionTable, optionsHelp, parseCommandLine, SSH_POOL_OPTIONS, sshPoolOptionsFrom } from './cli.ts'
+import { isApiaryError } from './errors.ts'
+
+const TABLE = {
+  heartbeat: DAEMON_OPTIONS.heartbeat,
+  timeout: { type: 'duration', default: '30s', min: '1ms', help: 'execution deadline' },
+  deadline: { type: 'duration', help: 'job deadline' },
+  port: { type: 'int', min: 0, max: 65535, env: 'PORT', default: '7070', help: 'port' },
+  workers: { type: 'int', min: 0, max: 1000, help: 'workers' },
+  policy: { type: 'string', choices: ['strict', 'accept-new'], default: 'strict', help: 'policy' },
+  level: { type: 'string', choices: ['info', 'warn', 'error'], help: 'level' },
+  region: { type: 'string', env: 'REGION', default: 'default', help: 'region' },
+  id: { type: 'string', help: 'id' },
+  label: { type: 'string', multiple: true, env: 'LABELS', help: 'labels' },
+  ssh: { type: 'boolean', env: 'SSH', help: 'ssh' },
+} as const satisfies OptionTable
+
+const parse = (argv: string[], env: NodeJS.ProcessEnv = {}) => parseCommandLine('test', TABLE, argv, env).values
+
+function problem(argv: string[], env: NodeJS.ProcessEnv = {}): { message: string; field?: string } {
+  try {
+    parse(argv, env)
+  } catch (err) {
+    expect(isApiaryError(err, 'invalid_input'), String(err)).toBe(true)
+    return err as { message: string; field?: string }
+  }
+  throw new Error(`${argv.join(' ')} was accepted`)
+}
+
+describe('parseCommandLine', () => {
+  it('gives defaults, typed: ints and durations as numbers (ms), choices as their union', () => {
+    const v = parse([])
+    expect(v).toEqual({ heartbeat: 5000, timeout: 30_000, deadline: undefined, port: 7070, workers: undefined, policy: 'strict', level: undefined, region: 'default', id: undefined, label: [], ssh: false })
+    expectTypeOf(v.heartbeat).toEqualTypeOf<number>()
+    expectTypeOf(v.deadline).toEqualTypeOf<number | undefined>()
+    expectTypeOf(v.port).toEqualTypeOf<number>()
+    expectTypeOf(v.workers).toEqualTypeOf<number | undefined>()
+    expectTypeOf(v.policy).toEqualTypeOf<'strict' | 'accept-new'>()
+    expectTypeOf(v.level).toEqualTypeOf<'info' | 'warn' | 'error' | undefined>()
+    expectTypeOf(v.region).toEqualTypeOf<string>()
+    expectTypeOf(v.id).toEqualTypeOf<string | undefined>()
+    expectTypeOf(v.label).toEqualTypeOf<string[]>()
+    expectTypeOf(v.ssh).toEqualTypeOf<boolean>()
+  })
+
+  it('reads a bare number as seconds in every duration flag: --heartbeat 5 and --timeout 5 are both 5 s', () => {
+    const v = parse(['--heartbeat', '5', '--timeout', '5', '--deadline', '5'])
+    expect([v.heartbeat, v.timeout, v.deadline]).toEqual([5000, 5000, 5000])
+    expect(parse(['--heartbeat', '500ms', '--timeout', '2m', '--deadline', '1h'])).toMatchObject({ heartbeat: 500, timeout: 120_000, deadline: 3_600_000 })
+    expect(parse(['--heartbeat=0.5'])).toMatchObject({ heartbeat: 500 })
+  })
+
+  it('reads APIARY_HEARTBEAT_MS as its name says: a bare number is ms, a unit is honoured, the flag wins', () => {
+    expect(parse([], { APIARY_HEARTBEAT_MS: '200' }).heartbeat).toBe(200)
+    expect(parse([], { APIARY_HEARTBEAT_MS: '2s' }).heartbeat).toBe(2000)
+    expect(parse(['--heartbeat', '1'], { APIARY_HEARTBEAT_MS: '200' }).heartbeat).toBe(1000)
+    expect(parse([], { APIARY_HEARTBEAT_MS: '' }).heartbeat).toBe(5000)
+  })
+
+  it('fills absent flags from the environment, flags first', () => {
+    expect(parse([], { PORT: '8080', REGION: 'eu', LABELS: 'a=1,b=2', SSH: '1' })).toMatchObject({ port: 8080, region: 'eu', label: ['a=1', 'b=2'], ssh: true })
+    expect(parse(['--port', '9090', '--region', 'us', '--label', 'c=3'], { PORT: '8080', REGION: 'eu', LABELS: 'a=1' })).toMatchObject({ port: 9090, region: 'us', label: ['c=3'] })
+  })
+
+  it.each([
+    [['--port', '70000'], '--port', '--port: "70000" must be a whole number from 0 to 65535'],
+    [['--port', '1.5'], '--port', '--port: "1.5" must be a whole number from 0 to 65535'],
+    [['--workers', 'many'], '--workers', '--workers: "many" must be a whole number from 0 to 1000'],
+    [['--timeout', 'soon'], '--timeout', '--timeout: "soon" is not a duration (e.g. 500ms, 5s, 2m, 1h; a bare number is seconds)'],
+    [['--timeout', '0'], '--timeout', '--timeout: "0" must be at least 1ms (500ms, 5s, 2m, 1h; a bare number is seconds)'],
+    // The old reading of a bare number (ms) fails loudly instead of meaning 83 minutes.
+    [['--heartbeat', '5000'], '--heartbeat', '--heartbeat: "5000" must be from 10ms to 1h (500ms, 5s, 2m, 1h; a bare number is seconds)'],
+    [['--policy', 'yolo'], '--policy', '--policy: "yolo" must be strict or accept-new'],
+    [['--level', 'loud'], '--level', '--level: "loud" must be one of info, warn, error'],
+  ])('%j is invalid_input naming the flag', (argv, field, message) => {
+    expect(problem(argv)).toMatchObject({ field, message })
+  })
+
+  it('names the flag for a bad value from the environment too', () => {
+    expect(problem([], { PORT: 'http' })).toMatchObject({ field: '--port', message: '--port: "http" must be a whole number from 0 to 65535' })
+    expect(problem([], { APIARY_HEARTBEAT_MS: 'often' })).toMatchObject({ field: '--heartbeat' })
+  })
+
+  it('refuses unknown flags, missing values and positionals', () => {
+    expect(problem(['--bogus']).message).toBe('unknown flag --bogus (see test --help)')
+    expect(problem(['--port']).message).toBe('flag --port needs a value (see test --help)')
+    expect(problem(['stray']).message).toBe('unexpected argument "stray" (see test --help)')
+  })
+})
+
+describe('optionsHelp', () => {
+  it('says the duration rule on every duration flag, and how APIARY_HEARTBEAT_MS reads', () => {
+    const lines = optionsHelp(TABLE).split('\n')
+    for (const flag of ['--heartbeat DUR', '--timeout DUR', '--deadline DUR']) {
+      expect(lines.find((l) => l.includes(flag))).toContain('a bare number is seconds')
+    }
+    expect(lines.find((l) => l.includes('--heartbeat'))).toContain('env APIARY_HEARTBEAT_MS, where a bare number is ms; default 5s')
+    expect(lines.find((l) => l.includes('--port'))).toMatch(/--port N\s+port \(env PORT; default 7070\)$/)
+  })
+})
+
+describe('sshPoolOptionsFrom', () => {
+  const pool = (argv: string[], env: NodeJS.ProcessEnv) => sshPoolOptionsFrom(parseCommandLine('test', SSH_POOL_OPTIONS, argv, env).values, env)
+
+  it('maps the SSH flags to the pool options, with the agent from SSH_AUTH_SOCK', () => {
+    expect(pool(['--identity', '/k', '--passphrase-file', '/p', '--host-key-policy', 'accept-new', '--max-per-host', '4', '--connect-timeout', '3'], { HOME: '/home/a', SSH_AUTH_SOCK: '/agent' })).toEqual({
+      knownHosts: '/home/a/.ssh/known_hosts',
+      hostKeyPolicy: 'accept-new',
+      keyFile: '/k',
+      passphraseFile: '/p',
+      agent: '/agent',
+      maxPerHost: 4,
+      maxTotal: 1024,
+      connectTimeoutMs: 3000,
+    })
+  })
+
+  it('leaves out what is not given', () => {
+    expect(pool([], { HOME: '/h', APIARY_KNOWN_HOSTS: '/etc/kh' })).toEqual({ knownHosts: '/etc/kh', hostKeyPolicy: 'strict', maxPerHost: 2, maxTotal: 1024, connectTimeoutMs: 10_000 })
+  })
+})
