@@ -13,8 +13,6 @@ export interface HiveConfig {
 
 export interface Hive {
   hiveId: string
-  /** Jobs whose share is still open. */
-  active(): number
   close(): Promise<void>
 }
 
@@ -83,7 +81,6 @@ export function startHive(cfg: HiveConfig): Hive {
 
   return {
     hiveId: cfg.hiveId,
-    active: () => jobs.size,
     async close() {
       closing = true
       sub.unsubscribe()

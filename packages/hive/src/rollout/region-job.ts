@@ -4,17 +4,15 @@ import {
   type BusSubscription,
   Control,
   decode,
-  type FinalState,
   type HiveJob,
   isApiaryError,
   type Logger,
   notRunEvent,
-  spendsErrorBudget,
   subjects,
   type Task,
   WireEvent,
 } from '@apiary/shared'
-import { SlidingWindow } from './window.ts'
+import { type Delivery, type Effect, RegionRollout } from './region-rollout.ts'
 
 export interface RegionJobOptions {
   bus: Bus
@@ -24,26 +22,20 @@ export interface RegionJobOptions {
   resultGraceMs: number
 }
 
-
 /**
- * One region's share of one phase of a job: dispatches tasks through a sliding window, counts
- * finishes from the job's event stream, stops dispatching when the error budget is spent or
- * the queen halts or cancels, and makes sure every node of the share gets exactly one final
- * event: nodes it never dispatched end `skipped` with the reason.
+ * One region's share of one phase of a job on the bus. The policy (window, error budget,
+ * halt, who ends how, result deadlines) is `RegionRollout`'s; this only carries its effects
+ * out: task requests to workers, the hive's own node events, the job's event and control
+ * subscriptions, and one timer for the nearest result deadline.
  */
 export class RegionJob {
-  readonly #finished = new Set<string>()
-  readonly #nodes: Set<string>
-  readonly #agentless: Set<string>
-  readonly #watchdogs = new Map<string, NodeJS.Timeout>()
-  readonly #window: SlidingWindow<string>
+  readonly #rollout: RegionRollout
   readonly #subs: BusSubscription[] = []
   readonly #log: Logger
-  #abandoned = false
-  #errors: number
-  #haltReason: string | null = null
+  #timer: NodeJS.Timeout | undefined
+  #wakeAt: number | null = null
   #resolveDone!: () => void
-  /** Resolves when every node of the share has a final state. */
+  /** Resolves when every node of the share has a final state, or the share is abandoned. */
   readonly done = new Promise<void>((resolve) => (this.#resolveDone = resolve))
 
   constructor(
@@ -51,12 +43,7 @@ export class RegionJob {
     private readonly o: RegionJobOptions,
   ) {
     this.#log = o.log.child({ jobId: job.jobId })
-    this.#nodes = new Set(job.nodes)
-    this.#agentless = new Set(job.agentless)
-    this.#errors = job.errorsSoFar
-    this.#window = new SlidingWindow(job.nodes, job.concurrency, (node) => {
-      this.#dispatch(node).catch((err: unknown) => this.#log.error({ err, node }, 'dispatch failed'))
-    })
+    this.#rollout = new RegionRollout(job, { resultGraceMs: o.resultGraceMs })
   }
 
   start(): void {
@@ -66,33 +53,61 @@ export class RegionJob {
         // Only finishes matter here; output and starts are not even validated.
         if ((msg.data as { kind?: unknown } | null)?.kind !== 'node.finished') return
         const ev = decode(WireEvent, msg, this.#log)
-        if (ev?.kind === 'node.finished') this.#onFinished(ev.node, ev.state)
+        if (ev?.kind === 'node.finished') this.#carryOut(this.#rollout.finished(ev.node, ev.state))
       }),
       bus.subscribe(subjects.control(this.job.jobId), (msg) => {
         const c = decode(Control, msg, this.#log)
-        if (c) this.halt(c.reason)
+        if (c) this.#carryOut(this.#rollout.control(c))
       }),
     )
     // Subscriptions must be in place before the first task can finish.
     void bus.flush().then(
-      () => this.#window.pump(),
+      () => this.#carryOut(this.#rollout.start()),
       (err: unknown) => {
         this.#log.error({ err }, 'cannot start the rollout')
-        for (const n of this.#window.stop()) this.#fail(n, 'error', 'hive lost its bus connection')
+        this.#carryOut(this.#rollout.cannotStart('hive lost its bus connection'))
       },
     )
   }
 
   /** Dispatches nothing more; what never started ends `skipped` with the reason. */
   halt(reason: string): void {
-    if (this.#haltReason !== null) return
-    this.#haltReason = reason
-    const rest = this.#window.stop()
-    this.#log.info({ reason, skipped: rest.length }, 'rollout stopped')
-    for (const node of rest) this.#fail(node, 'skipped', `not dispatched: ${reason}`)
+    this.#carryOut(this.#rollout.halt(reason))
   }
 
-  async #dispatch(node: string): Promise<void> {
+  /** Abandons the share (hive shutting down); nodes still open get no event from this hive. */
+  abandon(): void {
+    this.#carryOut(this.#rollout.abandon())
+  }
+
+  #carryOut(effects: Effect[]): void {
+    for (const e of effects) {
+      switch (e.type) {
+        case 'dispatch':
+          this.#deliver(e.node, e.agentless)
+            .then((outcome) => this.#carryOut(this.#rollout.delivered(e.node, outcome, Date.now())))
+            .catch((err: unknown) => this.#log.error({ err, node: e.node }, 'dispatch failed'))
+          break
+        case 'publish':
+          try {
+            this.o.bus.publish(subjects.events(this.job.jobId), notRunEvent(this.job.jobId, e.node, e.state, e.cause))
+          } catch (err) {
+            this.#log.error({ err, node: e.node, state: e.state }, 'cannot report a node’s end')
+          }
+          break
+        case 'halted':
+          this.#log.info({ reason: e.reason, skipped: e.skipped }, 'rollout stopped')
+          break
+        case 'done':
+          for (const s of this.#subs) s.unsubscribe()
+          this.#resolveDone()
+          break
+      }
+    }
+    this.#arm()
+  }
+
+  async #deliver(node: string, agentless: boolean): Promise<Delivery> {
     const task: Task = {
       jobId: this.job.jobId,
       node,
@@ -101,62 +116,33 @@ export class RegionJob {
       outputCapBytes: this.job.outputCapBytes,
     }
     // An agent takes its own node's tasks; any SSH worker of the region takes an agentless node's.
-    const agentless = this.#agentless.has(node)
     const subject = agentless ? subjects.regionSsh(this.job.region) : subjects.nodeTasks(node)
     try {
       const reply = Ack.safeParse(await this.o.bus.request(subject, task, { timeoutMs: this.job.deliveryTimeoutMs }))
-      if (!reply.success) return this.#fail(node, 'error', 'worker sent a malformed acknowledgement')
-      if (!reply.data.accepted) return this.#fail(node, 'error', `worker refused the task: ${reply.data.reason ?? 'no reason'}`)
-      if (this.#finished.has(node)) return
-      const limit = this.job.timeoutMs + this.o.resultGraceMs
-      const t = setTimeout(() => this.#fail(node, 'lost', `no result ${Math.round(limit / 1000)} s after dispatch`), limit)
-      t.unref()
-      this.#watchdogs.set(node, t)
+      if (!reply.success) return { kind: 'malformed' }
+      return reply.data.accepted ? { kind: 'accepted' } : { kind: 'refused', reason: reply.data.reason }
     } catch (err) {
-      if (isApiaryError(err, 'no_responders')) {
-        return this.#fail(node, 'error', agentless ? `unreachable: no SSH worker in region ${this.job.region}` : 'unreachable: no worker is serving this node')
-      }
-      if (isApiaryError(err, 'timeout')) return this.#fail(node, 'error', 'undelivered: no worker took the task in time')
+      if (isApiaryError(err, 'no_responders')) return { kind: 'no-responders' }
+      if (isApiaryError(err, 'timeout')) return { kind: 'timeout' }
       this.#log.warn({ err, node }, 'dispatch failed')
-      return this.#fail(node, 'error', `dispatch failed: ${(err as Error).message}`)
+      return { kind: 'failed', message: (err as Error).message }
     }
   }
 
-  /** The hive ends a node itself (it never ran, or nobody reported). */
-  #fail(node: string, state: FinalState, cause: string): void {
-    if (this.#finished.has(node) || this.#abandoned) return
-    const event = notRunEvent(this.job.jobId, node, state, cause)
-    try {
-      this.o.bus.publish(subjects.events(this.job.jobId), event)
-    } catch (err) {
-      this.#log.error({ err, node, state }, 'cannot report a node’s end')
-    }
-    this.#onFinished(node, state)
-  }
-
-  #onFinished(node: string, state: FinalState): void {
-    if (this.#finished.has(node) || !this.#nodes.has(node)) return
-    this.#finished.add(node)
-    clearTimeout(this.#watchdogs.get(node))
-    this.#watchdogs.delete(node)
-    if (spendsErrorBudget(state)) this.#errors++
-    const max = this.job.maxErrors
-    // Checked before the window refills, so the slot this finish frees is not handed out.
-    if (max !== null && this.#errors >= max) this.halt(`max errors reached (${this.#errors} of ${max} allowed)`)
-    this.#window.finish(node)
-    if (this.#finished.size === this.#nodes.size) this.#close()
-  }
-
-  #close(): void {
-    for (const s of this.#subs) s.unsubscribe()
-    for (const t of this.#watchdogs.values()) clearTimeout(t)
-    this.#resolveDone()
-  }
-
-  /** Abandons the share (hive shutting down); nodes still open get no event from this hive. */
-  abandon(): void {
-    this.#abandoned = true
-    this.#window.stop()
-    this.#close()
+  /** One timer, for the nearest result deadline. */
+  #arm(): void {
+    const at = this.#rollout.nextWake()
+    // Most effects move no deadline: keep the timer rather than re-arm one per finish.
+    if (at === this.#wakeAt) return
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.#wakeAt = at
+    if (at === null) return
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
+      this.#wakeAt = null
+      this.#carryOut(this.#rollout.tick(Date.now()))
+    }, Math.max(0, at - Date.now()))
+    this.#timer.unref()
   }
 }
