@@ -1,24 +1,55 @@
 #!/usr/bin/env node
-// Bundles keeper into packages/keeper/dist/keeper.mjs: plain JavaScript, so the CLI starts
-// without a TypeScript loader (less memory, faster start). Third-party packages stay
-// external; the embedded cluster (keeper dev) is loaded from the sources on demand.
+// Bundles each program — apiary-queen, apiary-hive, apiary-worker, keeper — into
+// packages/<pkg>/dist/main.mjs: plain JavaScript, so no TypeScript loader runs in production
+// (less memory, faster start; the worker runs on every node of a fleet). Workspace code is
+// bundled, third-party packages stay external (each package declares what it loads).
+// Dynamic imports become chunks loaded on demand: keeper's embedded cluster (keeper dev), the
+// worker's SSH mode. dist/inputs.json lists the sources of each bundle, so the bin scripts
+// (packages/shared/entry/run.mjs) can tell a stale bundle from a fresh one.
 import { build } from 'esbuild'
-import { readFileSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-const deps = (pkg) => Object.keys(JSON.parse(readFileSync(`${root}packages/${pkg}/package.json`, 'utf8')).dependencies ?? {})
-const external = [...new Set([...deps('shared'), ...deps('keeper'), 'tsx', 'tsx/*'])].filter((d) => !d.startsWith('@apiary/'))
+const pkgJson = (pkg) => JSON.parse(readFileSync(`${root}packages/${pkg}/package.json`, 'utf8'))
+const PROGRAMS = ['queen', 'hive', 'worker', 'keeper']
+const thirdParty = new Set()
+for (const pkg of [...PROGRAMS, 'shared']) for (const d of Object.keys(pkgJson(pkg).dependencies ?? {})) if (!d.startsWith('@apiary/')) thirdParty.add(d)
+const external = [...thirdParty].flatMap((d) => [d, `${d}/*`])
 
-await build({
-  entryPoints: [`${root}packages/keeper/src/main.ts`],
-  outfile: `${root}packages/keeper/dist/keeper.mjs`,
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  external,
-  sourcemap: 'linked',
-  logLevel: 'warning',
-  banner: { js: '// Built by scripts/build.mjs from packages/keeper/src; do not edit.' },
-})
+await Promise.all(
+  PROGRAMS.map(async (pkg) => {
+    const outdir = `${root}packages/${pkg}/dist`
+    rmSync(outdir, { recursive: true, force: true })
+    const result = await build({
+      entryPoints: { main: `${root}packages/${pkg}/src/main.ts` },
+      outdir,
+      outExtension: { '.js': '.mjs' },
+      chunkNames: 'chunk-[hash]',
+      bundle: true,
+      splitting: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      external,
+      sourcemap: 'linked',
+      metafile: true,
+      absWorkingDir: root,
+      logLevel: 'warning',
+      banner: { js: `// Built by scripts/build.mjs from packages/${pkg}/src; do not edit.` },
+    })
+    // A bundle may only load what its package declares: pnpm gives it nothing else at run time.
+    const declared = new Set(Object.keys(pkgJson(pkg).dependencies ?? {}))
+    const missing = new Set()
+    for (const out of Object.values(result.metafile.outputs)) {
+      for (const imp of out.imports) {
+        if (!imp.external || imp.path.startsWith('node:')) continue
+        const name = imp.path.startsWith('@') ? imp.path.split('/').slice(0, 2).join('/') : imp.path.split('/')[0]
+        if (!declared.has(name)) missing.add(name)
+      }
+    }
+    if (missing.size > 0) throw new Error(`packages/${pkg}: the bundle loads ${[...missing].join(', ')}, which packages/${pkg}/package.json does not declare`)
+    const inputs = Object.keys(result.metafile.inputs).filter((f) => !f.includes('node_modules/'))
+    writeFileSync(`${outdir}/inputs.json`, JSON.stringify({ root: '../../', inputs }, null, 1))
+  }),
+)

@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-// Runs the TypeScript entry point directly through tsx's loader: no build step between
-// a checkout and a running process.
-import { register } from 'tsx/esm/api'
-register()
-await import('../src/main.ts')
+// Runs this package's bundle (dist/main.mjs), or its sources when the bundle is stale.
+import { runEntry } from '@apiary/shared/entry'
+
+await runEntry(import.meta.url)
