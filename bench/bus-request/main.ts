@@ -8,7 +8,8 @@
  */
 import { parseArgs } from 'node:util'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
-import { createNatsBus, silentLogger } from '@apiary/shared'
+import { silentLogger } from '@apiary/shared/runtime'
+import { createNatsBus } from '@apiary/shared/nats'
 import { startNats } from '../../test/harness/nats.ts'
 import { progress, runBench } from '../lib/run.ts'
 

@@ -6,7 +6,9 @@
  * Started with `fork()` and `--import tsx`; talks to the parent only over IPC (protocol.ts).
  * Exits by itself if the parent goes away.
  */
-import { type Bus, createLogger, createNatsBus, errorMessage } from '@apiary/shared'
+import { type Bus, errorMessage } from '@apiary/shared'
+import { createLogger } from '@apiary/shared/runtime'
+import { createNatsBus } from '@apiary/shared/nats'
 import { startWorker, type Worker } from '@apiary/worker'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { eachLimited } from './pool.ts'

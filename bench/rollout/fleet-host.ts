@@ -5,7 +5,8 @@
  * Started with `fork()` and `--import tsx`; talks to the parent only over IPC (protocol.ts).
  * Exits by itself if the parent goes away.
  */
-import { createLogger, errorMessage } from '@apiary/shared'
+import { errorMessage } from '@apiary/shared'
+import { createLogger } from '@apiary/shared/runtime'
 import { type AgentFleet, startAgentFleet } from '../../test/fleet/agents.ts'
 import type { FromFleet, StartFleet, ToFleet } from './protocol.ts'
 

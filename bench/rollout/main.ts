@@ -23,18 +23,10 @@ import { mkdirSync } from 'node:fs'
 import { availableParallelism, cpus, totalmem } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import {
-  createJobClient,
-  createNatsBus,
-  decode,
-  errorMessage,
-  Heartbeat,
-  type JobClient,
-  readSecretFile,
-  resolveCount,
-  silentLogger,
-  subjects,
-} from '@apiary/shared'
+import { decode, errorMessage, Heartbeat, resolveCount, subjects } from '@apiary/shared'
+import { readSecretFile, silentLogger } from '@apiary/shared/runtime'
+import { createNatsBus } from '@apiary/shared/nats'
+import { createJobClient, type JobClient } from '@apiary/shared/client'
 import { startNats } from '../../test/harness/nats.ts'
 import { tempDir } from '../../test/harness/temp.ts'
 import { sleep } from '../fanout/pool.ts'

@@ -1,4 +1,7 @@
-import { type Bus, type BusMessage, createMemoryBus, createNatsBus, silentLogger } from '@apiary/shared'
+import { type Bus, type BusMessage } from '@apiary/shared'
+import { silentLogger } from '@apiary/shared/runtime'
+import { createNatsBus } from '@apiary/shared/nats'
+import { createMemoryBus } from '@apiary/shared/memory-bus'
 import { connect } from '@nats-io/transport-node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type NatsServer, startNats } from '../harness/index.ts'

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { createNatsBus, silentLogger, subjects } from '@apiary/shared'
+import { subjects } from '@apiary/shared'
+import { silentLogger } from '@apiary/shared/runtime'
+import { createNatsBus } from '@apiary/shared/nats'
 import { freePort, runBin, startBin, startNats, tempDir, waitUntil } from '../harness/index.ts'
 
 /** The daemons at their CLI boundary: bad flags are usage errors that name the flag. */

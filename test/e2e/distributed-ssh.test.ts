@@ -1,7 +1,8 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createJobClient, readSecretFile } from '@apiary/shared'
+import { readSecretFile } from '@apiary/shared/runtime'
+import { createJobClient } from '@apiary/shared/client'
 import { type NatsServer, type Proc, runBin, type Sshd, startBin, startNats, startSshd, type TempDir, tempDir, waitUntil } from '../harness/index.ts'
 
 /** Agentless nodes with every role its own process: queen --inventory, a hive, apiary-worker --ssh. */

@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, it } from 'vitest'
-import { createJobClient, readSecretFile } from '@apiary/shared'
+import { readSecretFile } from '@apiary/shared/runtime'
+import { createJobClient } from '@apiary/shared/client'
 import { type NatsServer, type Proc, startBin, startNats, type TempDir, tempDir, waitUntil } from '../harness/index.ts'
 import { fanoutScenario } from './scenario.ts'
 

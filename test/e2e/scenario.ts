@@ -1,6 +1,8 @@
 import { hostname } from 'node:os'
 import { expect } from 'vitest'
-import { createJobClient, JobEvent, parseSse, readSecretFile } from '@apiary/shared'
+import { JobEvent } from '@apiary/shared'
+import { readSecretFile } from '@apiary/shared/runtime'
+import { createJobClient, parseSse } from '@apiary/shared/client'
 import { runBin } from '../harness/index.ts'
 
 export interface ScenarioCluster {

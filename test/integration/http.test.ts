@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createLogger, createMemoryBus } from '@apiary/shared'
+import { createLogger } from '@apiary/shared/runtime'
+import { createMemoryBus } from '@apiary/shared/memory-bus'
 import { startQueen, type Queen } from '@apiary/queen'
 import { startWorker, type Worker } from '@apiary/worker'
 import { startHive, type Hive } from '@apiary/hive'

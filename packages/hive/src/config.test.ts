@@ -1,4 +1,5 @@
-import { isApiaryError, parseCommandLine } from '@apiary/shared'
+import { isApiaryError } from '@apiary/shared'
+import { parseCommandLine } from '@apiary/shared/runtime'
 import { describe, expect, it } from 'vitest'
 import { HIVE_OPTIONS, parseHiveConfig } from './config.ts'
 

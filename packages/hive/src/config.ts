@@ -1,5 +1,6 @@
 import { hostname } from 'node:os'
-import { ApiaryError, DAEMON_OPTIONS, NodeId, type OptionTable, type OptionValues, parseOrThrow, Region } from '@apiary/shared'
+import { ApiaryError, NodeId, parseOrThrow, Region } from '@apiary/shared'
+import { DAEMON_OPTIONS, type OptionTable, type OptionValues } from '@apiary/shared/runtime'
 
 export const HIVE_OPTIONS = {
   nats: DAEMON_OPTIONS.nats,

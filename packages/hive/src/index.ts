@@ -1,4 +1,5 @@
-import { type Ack, type Bus, decode, Heartbeater, HiveJob, type Logger, subjects, VERSION } from '@apiary/shared'
+import { type Ack, type Bus, decode, HiveJob, type Logger, subjects, VERSION } from '@apiary/shared'
+import { Heartbeater } from '@apiary/shared/runtime'
 import { RegionJob } from './rollout/region-job.ts'
 
 export interface HiveConfig {

@@ -1,4 +1,5 @@
-import { createNatsBus, runProgram } from '@apiary/shared'
+import { runProgram } from '@apiary/shared/runtime'
+import { createNatsBus } from '@apiary/shared/nats'
 import { HIVE_OPTIONS, parseHiveConfig } from './config.ts'
 import { startHive } from './index.ts'
 

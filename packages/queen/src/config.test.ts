@@ -1,4 +1,4 @@
-import { parseCommandLine } from '@apiary/shared'
+import { parseCommandLine } from '@apiary/shared/runtime'
 import { describe, expect, it } from 'vitest'
 import { parseQueenConfig, QUEEN_OPTIONS } from './config.ts'
 

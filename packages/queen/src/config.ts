@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import { DAEMON_OPTIONS, defaultStateDir, type OptionTable, type OptionValues } from '@apiary/shared'
+import { DAEMON_OPTIONS, defaultStateDir, type OptionTable, type OptionValues } from '@apiary/shared/runtime'
 
 export const QUEEN_OPTIONS = {
   nats: { ...DAEMON_OPTIONS.nats, help: 'NATS server to meet hives and workers on; without it, an in-process bus (no remote hives or workers)' },

@@ -1,4 +1,6 @@
-import { createMemoryBus, createNatsBus, runProgram } from '@apiary/shared'
+import { runProgram } from '@apiary/shared/runtime'
+import { createNatsBus } from '@apiary/shared/nats'
+import { createMemoryBus } from '@apiary/shared/memory-bus'
 import { parseQueenConfig, QUEEN_OPTIONS } from './config.ts'
 import { startQueen } from './index.ts'
 

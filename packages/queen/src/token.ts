@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import { isApiaryError, readSecretFile, writeSecretFile } from '@apiary/shared'
+import { isApiaryError } from '@apiary/shared'
+import { readSecretFile, writeSecretFile } from '@apiary/shared/runtime'
 
 /** Reads the API token, generating it (mode 0600) on first start. */
 export async function ensureToken(path: string): Promise<{ token: string; created: boolean }> {

@@ -1,12 +1,21 @@
+/**
+ * The wire contract of apiary: schemas and their types, subjects, errors, narration, the rules
+ * every role applies alike (final and not-ok states, result groups, output digest, breaker
+ * states, confirmation), and the `Bus` interface. Nothing here runs: the runtimes are
+ * subpaths of their own, so a program loads only what it uses —
+ * `@apiary/shared/runtime` (logger, flags, program lifecycle, heartbeats, secrets files),
+ * `@apiary/shared/nats` and `@apiary/shared/memory-bus` (the two buses),
+ * `@apiary/shared/client` (the job client and SSE), `@apiary/shared/inventory` (YAML/JSON
+ * inventories and their watcher).
+ *
+ * @example
+ * import { JobRequest, subjects } from '@apiary/shared'
+ * const req = JobRequest.parse({ operation: { type: 'ping' }, targets: 'role=web' })
+ */
 export { ApiaryError, type ErrorCode, errorMessage, invalidInput, isApiaryError, issuePath, parseOrThrow } from './errors.ts'
 export { subjects } from './subjects.ts'
-export { createLogger, type Logger, type LoggerOptions, REDACT, silentLogger } from './log.ts'
-export { defaultStateDir, parseDuration, readSecretFile, writeSecretFile } from './config.ts'
+export type { Logger } from './runtime/log.ts'
 export { type Bus, type BusHandler, type BusMessage, type BusSubscription, decode, type RequestOptions, subjectMatches } from './bus/bus.ts'
-export { createMemoryBus } from './bus/memory.ts'
-export { createNatsBus, type NatsBusOptions } from './bus/nats.ts'
-export { createJobClient, errorFromBody, type JobClient, type JobClientOptions, type StreamOptions } from './client/job-client.ts'
-export { parseSse } from './client/sse.ts'
 export { JobId, LabelKey, Labels, LabelValue, NodeId, Region } from './schema/ids.ts'
 export {
   describeOperation,
@@ -56,35 +65,5 @@ export { classifyRisk, type Risk, type RiskClass } from './schema/risk.ts'
 export { EVENT_KINDS, type EventKind, type EventOf, JobEvent, WireEvent, type WireEventOf } from './schema/event.ts'
 export { Ack, Control, Heartbeat, HiveJob, HostReach, Task } from './schema/messages.ts'
 export { VERSION } from './version.ts'
-export {
-  DAEMON_OPTIONS,
-  type OptionSpec,
-  type OptionTable,
-  type OptionValues,
-  optionsHelp,
-  parseCommandAndGlobals,
-  parseCommandLine,
-  parseLabels,
-  SSH_OPTIONS,
-  SSH_POOL_OPTIONS,
-  type SshPoolFlags,
-  sshPoolOptionsFrom,
-  withHelpPrefix,
-} from './cli.ts'
-export { type ProgramSpec, runProgram } from './program.ts'
-export { closeOnSignals } from './process.ts'
-export { Heartbeater } from './heartbeat.ts'
-export {
-  type Inventory,
-  type InventoryNode,
-  type InventoryOptions,
-  loadInventory,
-  MAX_INVENTORY_BYTES,
-  MAX_INVENTORY_NODES,
-  parseInventory,
-} from './inventory/inventory.ts'
-export { expandHostList, type HostList, type HostPattern, parseHostList, type RangeItem } from './inventory/range.ts'
-export { type InventoryHandle, watchInventory } from './inventory/watch.ts'
 export { finishedLine, notRunEvent, prefixLines } from './schema/narration.ts'
 export { outputDigest } from './schema/digest.ts'
-export { abortable } from './abort.ts'

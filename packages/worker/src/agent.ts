@@ -1,4 +1,5 @@
-import { type Bus, Heartbeater, type Logger, subjects, VERSION } from '@apiary/shared'
+import { type Bus, type Logger, subjects, VERSION } from '@apiary/shared'
+import { Heartbeater } from '@apiary/shared/runtime'
 import { collectFacts } from './executors/facts.ts'
 import { runLocal } from './executors/local.ts'
 import { okResult, startTaskRunner } from './runner.ts'

@@ -1,18 +1,6 @@
 import { hostname } from 'node:os'
-import {
-  ApiaryError,
-  DAEMON_OPTIONS,
-  NodeId,
-  type OptionTable,
-  type OptionValues,
-  parseLabels,
-  parseOrThrow,
-  Region,
-  SSH_POOL_OPTIONS,
-  type SshPoolFlags,
-  sshPoolOptionsFrom,
-  withHelpPrefix,
-} from '@apiary/shared'
+import { ApiaryError, NodeId, parseOrThrow, Region } from '@apiary/shared'
+import { DAEMON_OPTIONS, type OptionTable, type OptionValues, parseLabels, SSH_POOL_OPTIONS, type SshPoolFlags, sshPoolOptionsFrom, withHelpPrefix } from '@apiary/shared/runtime'
 
 export const WORKER_OPTIONS = {
   nats: DAEMON_OPTIONS.nats,

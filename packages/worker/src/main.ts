@@ -1,6 +1,7 @@
-import { createNatsBus, runProgram, watchInventory } from '@apiary/shared'
+import { runProgram } from '@apiary/shared/runtime'
+import { createNatsBus } from '@apiary/shared/nats'
+import { startWorker } from './agent.ts'
 import { parseWorkerConfig, WORKER_OPTIONS } from './config.ts'
-import { createSshPool, startSshWorker, startWorker } from './index.ts'
 
 await runProgram({
   program: 'apiary-worker',
@@ -25,19 +26,8 @@ usage: apiary-worker --nats URL [--node-id ID] [--region R] [--label k=v ...]
         },
       }
     }
-    const inventory = await watchInventory(c.inventoryFile, log)
-    process.on('SIGHUP', () => void inventory.reload())
-    const pool = createSshPool({ ...c.pool, log })
-    const bus = await createNatsBus({ url: c.natsUrl, name: `apiary-worker:${c.id}`, log })
-    const worker = startSshWorker({ bus, log, id: c.id, region, heartbeatMs, inventory: () => inventory.nodes(), pool })
-    log.info({ id: c.id, region, nodes: [...inventory.nodes().values()].filter((n) => n.region === region).length }, 'ssh worker ready')
-    return {
-      async close() {
-        await worker.close()
-        inventory.close()
-        await pool.close()
-        await bus.close()
-      },
-    }
+    // A chunk of its own in the bundle: agents never load the SSH code.
+    const { startSshMode } = await import('./ssh-main.ts')
+    return startSshMode(c, log)
   },
 })

@@ -1,4 +1,6 @@
-import { type Bus, errorMessage, type ExecOperation, type Facts, Heartbeater, type HostReach, type InventoryNode, type Logger, subjects, VERSION } from '@apiary/shared'
+import { type Bus, errorMessage, type ExecOperation, type Facts, type HostReach, type Logger, subjects, VERSION } from '@apiary/shared'
+import { Heartbeater } from '@apiary/shared/runtime'
+import { type InventoryNode } from '@apiary/shared/inventory'
 import { type ExecHooks, type ExecResult, stoppedResult } from './executors/executor.ts'
 import { poolKey, type SshPool, type SshTarget } from './executors/ssh/pool.ts'
 import { runSsh } from './executors/ssh/ssh.ts'

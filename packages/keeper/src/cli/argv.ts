@@ -1,4 +1,4 @@
-import type { OptionTable } from '@apiary/shared'
+import type { OptionTable } from '@apiary/shared/runtime'
 
 /** Everything after the first `--` is the remote command, never keeper's flags. */
 export function splitAtDoubleDash(argv: string[]): { before: string[]; after: string[] | undefined } {

@@ -1,5 +1,7 @@
 import { join } from 'node:path'
-import { ApiaryError, createJobClient, defaultStateDir, isApiaryError, type JobClient, readSecretFile } from '@apiary/shared'
+import { ApiaryError, isApiaryError } from '@apiary/shared'
+import { defaultStateDir, readSecretFile } from '@apiary/shared/runtime'
+import { createJobClient, type JobClient } from '@apiary/shared/client'
 import { LineWriter } from '../render/output.ts'
 
 /** Exit codes keeper promises (README, "Exit codes"). */

@@ -1,4 +1,5 @@
-import { ApiaryError, parseCommandLine } from '@apiary/shared'
+import { ApiaryError } from '@apiary/shared'
+import { parseCommandLine } from '@apiary/shared/runtime'
 import { firstWord, splitAtDoubleDash } from './argv.ts'
 import type { Command, Keeper } from './command.ts'
 import { EXIT, type GlobalValues, type Io } from './context.ts'

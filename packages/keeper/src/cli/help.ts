@@ -1,4 +1,4 @@
-import { type OptionTable, optionsHelp } from '@apiary/shared'
+import { type OptionTable, optionsHelp } from '@apiary/shared/runtime'
 import { GLOBAL_OPTIONS } from './options.ts'
 
 /** What help shows of a command. */

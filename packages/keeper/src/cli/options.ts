@@ -1,4 +1,5 @@
-import { DEFAULT_OUTPUT_CAP, type OptionTable } from '@apiary/shared'
+import { DEFAULT_OUTPUT_CAP } from '@apiary/shared'
+import { type OptionTable } from '@apiary/shared/runtime'
 
 /** Flags every command takes. */
 export const GLOBAL_OPTIONS = {

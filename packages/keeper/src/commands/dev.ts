@@ -1,4 +1,5 @@
-import { ApiaryError, createLogger, DAEMON_OPTIONS, type OptionTable, SSH_OPTIONS, type SshPoolFlags, sshPoolOptionsFrom } from '@apiary/shared'
+import { ApiaryError } from '@apiary/shared'
+import { createLogger, DAEMON_OPTIONS, type OptionTable, SSH_OPTIONS, type SshPoolFlags, sshPoolOptionsFrom } from '@apiary/shared/runtime'
 import { defineCommand } from '../cli/command.ts'
 import { EXIT, stateDirOf, tokenFileOf } from '../cli/context.ts'
 import { loadEmbedded } from '../cli/load-embedded.ts'

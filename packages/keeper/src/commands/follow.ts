@@ -1,6 +1,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { EventOf, JobClient, JobEvent } from '@apiary/shared'
+import type { EventOf, JobEvent } from '@apiary/shared'
+import type { JobClient } from '@apiary/shared/client'
 import { EXIT, type Io } from '../cli/context.ts'
 import { Progress } from '../render/progress.ts'
 import { paint, Screen } from '../render/screen.ts'

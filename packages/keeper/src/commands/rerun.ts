@@ -1,4 +1,4 @@
-import { ApiaryError, FINAL_STATES, type FinalState } from '@apiary/shared'
+import { ApiaryError, FINAL_STATES, type FinalState, NOT_OK_STATES } from '@apiary/shared'
 import { defineCommand } from '../cli/command.ts'
 import { cursorDirOf } from '../cli/context.ts'
 import { FOLLOW_OPTIONS, ROLLOUT_OPTIONS } from '../cli/options.ts'
@@ -7,9 +7,9 @@ import { followCreated, withConfirmation } from './submit.ts'
 export const rerun = defineCommand({
   name: 'rerun',
   summary: 'run a job’s operation again on the nodes that ended in the given states',
-  usage: 'keeper rerun ID [--only failed,error,timeout,lost] [--yes] [-o FORMAT]',
+  usage: `keeper rerun ID [--only ${NOT_OK_STATES.join(',')}] [--yes] [-o FORMAT]`,
   options: {
-    only: { type: 'string', value: 'STATES', default: 'failed,error,timeout,lost', help: 'which nodes of the original snapshot, by final state' },
+    only: { type: 'string', value: 'STATES', default: NOT_OK_STATES.join(','), help: 'which nodes of the original snapshot, by final state' },
     yes: ROLLOUT_OPTIONS.yes,
     ...FOLLOW_OPTIONS,
   },

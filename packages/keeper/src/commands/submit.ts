@@ -1,16 +1,6 @@
-import {
-  ApiaryError,
-  CountOrPercent,
-  DEFAULT_OUTPUT_CAP,
-  type EventOf,
-  type JobClient,
-  type JobPlan,
-  type JobRequestInput,
-  type Operation,
-  isApiaryError,
-  type OptionValues,
-  type Risk,
-} from '@apiary/shared'
+import { ApiaryError, CountOrPercent, DEFAULT_OUTPUT_CAP, type EventOf, type JobPlan, type JobRequestInput, type Operation, isApiaryError, type Risk } from '@apiary/shared'
+import { type OptionValues } from '@apiary/shared/runtime'
+import { type JobClient } from '@apiary/shared/client'
 import { EXIT, type Io } from '../cli/context.ts'
 import type { FOLLOW_OPTIONS, ROLLOUT_OPTIONS } from '../cli/options.ts'
 import { followJob, type FollowOptions } from './follow.ts'

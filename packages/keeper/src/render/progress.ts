@@ -1,4 +1,4 @@
-import type { JobEvent, NodeState } from '@apiary/shared'
+import { type JobEvent, type NodeState, NOT_OK_STATES, resultGroupKey } from '@apiary/shared'
 import { paint } from './screen.ts'
 
 /**
@@ -40,7 +40,7 @@ export class Progress {
         this.#running.delete(ev.node)
         this.#bump(ev.state, 1)
         this.#done++
-        const key = `${ev.state}\u0000${ev.exitCode ?? ''}\u0000${ev.digest ?? ''}\u0000${ev.cause ?? ''}`
+        const key = resultGroupKey(ev)
         this.#groups.set(key, (this.#groups.get(key) ?? 0) + 1)
         break
       }
@@ -59,7 +59,7 @@ export class Progress {
     const left = this.total - this.#done
     const eta = rate > 0 && left > 0 ? ` · ETA ${fmtSecs(left / rate)}` : ''
     const c = (s: NodeState) => this.counts.get(s) ?? 0
-    const notOk = c('failed') + c('error') + c('timeout') + c('lost')
+    const notOk = NOT_OK_STATES.reduce((sum, s) => sum + c(s), 0)
     const parts = [
       `${this.#done.toLocaleString('en-US')}/${this.total.toLocaleString('en-US')} done`,
       paint(this.color, 'ok', `${c('ok').toLocaleString('en-US')} ok`),

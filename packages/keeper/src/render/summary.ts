@@ -1,4 +1,5 @@
-import type { EventOf, JobClient, ResultGroup } from '@apiary/shared'
+import type { EventOf, ResultGroup } from '@apiary/shared'
+import type { JobClient } from '@apiary/shared/client'
 import { paint } from './screen.ts'
 
 const OUTLIER_GROUPS = 10

@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createLogger, createMemoryBus, MAX_COMMAND_BYTES } from '@apiary/shared'
+import { MAX_COMMAND_BYTES } from '@apiary/shared'
+import { createLogger } from '@apiary/shared/runtime'
+import { createMemoryBus } from '@apiary/shared/memory-bus'
 import { createQueen, type QueenCore } from '../index.ts'
 
 /** Bad input at the HTTP boundary, on the app itself (no socket, no cluster): each answer names the field. */

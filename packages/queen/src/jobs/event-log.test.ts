@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { type JobEvent, silentLogger, type WireEvent } from '@apiary/shared'
+import { type JobEvent, type WireEvent } from '@apiary/shared'
+import { silentLogger } from '@apiary/shared/runtime'
 import type { Batch } from '../store/store.ts'
 import { EventLog } from './event-log.ts'
 

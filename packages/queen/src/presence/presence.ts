@@ -1,4 +1,5 @@
-import type { Heartbeat, HostReach, InventoryNode, NodeInfo } from '@apiary/shared'
+import type { Heartbeat, HostReach, NodeInfo } from '@apiary/shared'
+import type { InventoryNode } from '@apiary/shared/inventory'
 
 interface Entry {
   hb: Heartbeat

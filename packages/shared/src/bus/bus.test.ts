@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { createLogger } from '../log.ts'
+import { createLogger } from '../runtime/log.ts'
 import { type BusMessage, decode, runHandler, subjectMatches } from './bus.ts'
 
 /** A logger whose JSON lines land in an array; `nextLine()` resolves when one is written. */

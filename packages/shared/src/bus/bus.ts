@@ -1,5 +1,5 @@
 import type { z } from 'zod'
-import type { Logger } from '../log.ts'
+import type { Logger } from '../runtime/log.ts'
 
 /**
  * The one messaging interface every role talks through. Two implementations: NATS (the

@@ -1,5 +1,5 @@
 import { ApiaryError } from '../errors.ts'
-import type { Logger } from '../log.ts'
+import type { Logger } from '../runtime/log.ts'
 import { type Bus, type BusHandler, type BusMessage, type BusSubscription, type RequestOptions, runHandler, subjectMatches } from './bus.ts'
 
 /** JSON text of a body; `undefined` (which has none) travels as `null`, as over NATS. */

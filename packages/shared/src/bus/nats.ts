@@ -1,6 +1,6 @@
 import { connect, createInbox, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node'
 import { ApiaryError, errorMessage, isApiaryError } from '../errors.ts'
-import type { Logger } from '../log.ts'
+import type { Logger } from '../runtime/log.ts'
 import { type Bus, type BusMessage, runHandler } from './bus.ts'
 
 export interface NatsBusOptions {

@@ -1,6 +1,6 @@
 import { unwatchFile, watchFile } from 'node:fs'
 import { errorMessage } from '../errors.ts'
-import type { Logger } from '../log.ts'
+import type { Logger } from '../runtime/log.ts'
 import { type Inventory, type InventoryNode, type InventoryOptions, loadInventory } from './inventory.ts'
 
 export interface InventoryHandle {

@@ -1,4 +1,4 @@
-import { silentLogger } from '@apiary/shared'
+import { silentLogger } from '@apiary/shared/runtime'
 import { describe, expect, it } from 'vitest'
 import { Capacity, type CapacityOptions, type Schedule, type Tracked } from './capacity.ts'
 

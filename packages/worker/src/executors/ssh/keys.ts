@@ -1,4 +1,4 @@
-import { readSecretFile } from '@apiary/shared'
+import { readSecretFile } from '@apiary/shared/runtime'
 import ssh2, { type AuthMethod, type ParsedKey } from 'ssh2'
 
 const { utils } = ssh2

@@ -1,4 +1,5 @@
-import { ApiaryError, type Logger, silentLogger } from '@apiary/shared'
+import { ApiaryError, type Logger } from '@apiary/shared'
+import { silentLogger } from '@apiary/shared/runtime'
 import type { BackoffOptions } from './backoff.ts'
 import type { BreakerOptions } from './breaker.ts'
 

@@ -1,5 +1,6 @@
 import { setMaxListeners } from 'node:events'
-import { abortable, ApiaryError, type BreakerState } from '@apiary/shared'
+import { ApiaryError, type BreakerState } from '@apiary/shared'
+import { abortable } from '@apiary/shared/runtime'
 import { HostBreaker } from './breaker.ts'
 import { Capacity, type Tracked } from './capacity.ts'
 import { type Client, Connector, type Reachability, type SshTarget } from './connect.ts'

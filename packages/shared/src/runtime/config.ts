@@ -1,7 +1,7 @@
 import { chmod, mkdir, open, readFile, stat } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { ApiaryError } from './errors.ts'
+import { ApiaryError } from '../errors.ts'
 
 /** How every duration flag reads, for help texts and errors. */
 export const DURATION_RULE = '500ms, 5s, 2m, 1h; a bare number is seconds'

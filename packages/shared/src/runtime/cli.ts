@@ -2,8 +2,8 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { DURATION_RULE, parseDuration } from './config.ts'
-import { ApiaryError } from './errors.ts'
-import { LabelKey, LabelValue } from './schema/ids.ts'
+import { ApiaryError } from '../errors.ts'
+import { LabelKey, LabelValue } from '../schema/ids.ts'
 
 interface SpecBase {
   help: string

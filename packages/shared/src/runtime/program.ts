@@ -1,5 +1,5 @@
 import { optionsHelp, type OptionTable, type OptionValues, parseCommandLine } from './cli.ts'
-import { errorMessage, isApiaryError } from './errors.ts'
+import { errorMessage, isApiaryError } from '../errors.ts'
 import { createLogger, type Logger } from './log.ts'
 import { closeOnSignals } from './process.ts'
 

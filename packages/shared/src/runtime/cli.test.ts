@@ -1,6 +1,6 @@
 import { describe, expect, expectTypeOf, it } from 'vitest'
 import { DAEMON_OPTIONS, type OptionTable, optionsHelp, parseCommandLine, SSH_POOL_OPTIONS, sshPoolOptionsFrom } from './cli.ts'
-import { isApiaryError } from './errors.ts'
+import { isApiaryError } from '../errors.ts'
 
 const TABLE = {
   heartbeat: DAEMON_OPTIONS.heartbeat,

@@ -1,7 +1,7 @@
-import type { Bus } from './bus/bus.ts'
+import type { Bus } from '../bus/bus.ts'
 import type { Logger } from './log.ts'
-import type { Heartbeat } from './schema/messages.ts'
-import { subjects } from './subjects.ts'
+import type { Heartbeat } from '../schema/messages.ts'
+import { subjects } from '../subjects.ts'
 
 /**
  * Publishes a heartbeat now and then every `intervalMs` (chained timeouts: never two in

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { defaultStateDir, parseDuration, readSecretFile, writeSecretFile } from './config.ts'
-import { isApiaryError } from './errors.ts'
+import { isApiaryError } from '../errors.ts'
 
 describe('parseDuration', () => {
   it.each([

@@ -1,0 +1,3 @@
+/** The queen's HTTP API from the client side: jobs, nodes, and event streams that resume. */
+export { createJobClient, errorFromBody, type JobClient, type JobClientOptions, type StreamOptions } from './job-client.ts'
+export { parseSse } from './sse.ts'

@@ -1,0 +1,22 @@
+/** Runtime helpers of every apiary program: logger, flags, program lifecycle, heartbeats, secret files. */
+export { createLogger, type Logger, type LoggerOptions, REDACT, silentLogger } from './log.ts'
+export { defaultStateDir, parseDuration, readSecretFile, writeSecretFile } from './config.ts'
+export {
+  DAEMON_OPTIONS,
+  type OptionSpec,
+  type OptionTable,
+  type OptionValues,
+  optionsHelp,
+  parseCommandAndGlobals,
+  parseCommandLine,
+  parseLabels,
+  SSH_OPTIONS,
+  SSH_POOL_OPTIONS,
+  type SshPoolFlags,
+  sshPoolOptionsFrom,
+  withHelpPrefix,
+} from './cli.ts'
+export { type ProgramSpec, runProgram } from './program.ts'
+export { closeOnSignals } from './process.ts'
+export { Heartbeater } from './heartbeat.ts'
+export { abortable } from './abort.ts'

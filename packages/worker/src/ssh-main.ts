@@ -1,0 +1,28 @@
+import { type Logger } from '@apiary/shared'
+import { createNatsBus } from '@apiary/shared/nats'
+import { watchInventory } from '@apiary/shared/inventory'
+import type { WorkerDaemonConfig } from './config.ts'
+import { createSshPool } from './executors/ssh/pool.ts'
+import { startSshWorker } from './ssh-worker.ts'
+
+/**
+ * The worker's SSH mode, loaded only when asked for: an agent on a node never loads ssh2, the
+ * pool or the inventory's YAML parser.
+ */
+export async function startSshMode(c: Extract<WorkerDaemonConfig, { mode: 'ssh' }>, log: Logger): Promise<{ close(): Promise<void> }> {
+  const { region, heartbeatMs } = c
+  const inventory = await watchInventory(c.inventoryFile, log)
+  process.on('SIGHUP', () => void inventory.reload())
+  const pool = createSshPool({ ...c.pool, log })
+  const bus = await createNatsBus({ url: c.natsUrl, name: `apiary-worker:${c.id}`, log })
+  const worker = startSshWorker({ bus, log, id: c.id, region, heartbeatMs, inventory: () => inventory.nodes(), pool })
+  log.info({ id: c.id, region, nodes: [...inventory.nodes().values()].filter((n) => n.region === region).length }, 'ssh worker ready')
+  return {
+    async close() {
+      await worker.close()
+      inventory.close()
+      await pool.close()
+      await bus.close()
+    },
+  }
+}
