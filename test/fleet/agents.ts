@@ -15,7 +15,25 @@
  * await fleet.close()
  */
 import { createHash } from 'node:crypto'
-import { type Ack, type Bus, type BusMessage, type BusSubscription, Control, decode, type Facts, type FinalState, finishedLine, type Heartbeat, type Logger, outputDigest, prefixLines, subjects, Task, VERSION, type WireEvent } from '@apiary/shared'
+import {
+  type Ack,
+  type Bus,
+  type BusMessage,
+  type BusSubscription,
+  Control,
+  decode,
+  type Facts,
+  type FinalState,
+  finishedLine,
+  type Heartbeat,
+  type Logger,
+  outputDigest,
+  prefixLines,
+  subjects,
+  Task,
+  VERSION,
+  type WireEvent,
+} from '@apiary/shared'
 import { silentLogger } from '@apiary/shared/runtime'
 import { createNatsBus } from '@apiary/shared/nats'
 import type { ExecResult } from '@apiary/worker'

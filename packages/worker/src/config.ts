@@ -1,6 +1,15 @@
 import { hostname } from 'node:os'
 import { ApiaryError, NodeId, parseOrThrow, Region } from '@apiary/shared'
-import { DAEMON_OPTIONS, type OptionTable, type OptionValues, parseLabels, SSH_POOL_OPTIONS, type SshPoolFlags, sshPoolOptionsFrom, withHelpPrefix } from '@apiary/shared/runtime'
+import {
+  DAEMON_OPTIONS,
+  type OptionTable,
+  type OptionValues,
+  parseLabels,
+  SSH_POOL_OPTIONS,
+  type SshPoolFlags,
+  sshPoolOptionsFrom,
+  withHelpPrefix,
+} from '@apiary/shared/runtime'
 
 export const WORKER_OPTIONS = {
   nats: DAEMON_OPTIONS.nats,

@@ -1,4 +1,17 @@
-import { Ack, type Bus, type BusSubscription, Control, decode, type HiveJob, isApiaryError, type Logger, notRunEvent, subjects, type Task, WireEvent } from '@apiary/shared'
+import {
+  Ack,
+  type Bus,
+  type BusSubscription,
+  Control,
+  decode,
+  type HiveJob,
+  isApiaryError,
+  type Logger,
+  notRunEvent,
+  subjects,
+  type Task,
+  WireEvent,
+} from '@apiary/shared'
 import { type Delivery, type Effect, RegionRollout } from './region-rollout.ts'
 
 export interface RegionJobOptions {

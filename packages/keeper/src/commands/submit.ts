@@ -1,4 +1,14 @@
-import { ApiaryError, CountOrPercent, DEFAULT_OUTPUT_CAP, type EventOf, type JobPlan, type JobRequestInput, type Operation, isApiaryError, type Risk } from '@apiary/shared'
+import {
+  ApiaryError,
+  CountOrPercent,
+  DEFAULT_OUTPUT_CAP,
+  type EventOf,
+  type JobPlan,
+  type JobRequestInput,
+  type Operation,
+  isApiaryError,
+  type Risk,
+} from '@apiary/shared'
 import { type OptionValues } from '@apiary/shared/runtime'
 import { type JobClient } from '@apiary/shared/client'
 import { EXIT, type Io } from '../cli/context.ts'

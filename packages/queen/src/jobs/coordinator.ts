@@ -1,4 +1,15 @@
-import { ApiaryError, type Bus, decode, type JobPlan, type JobRequest, type JobState, type Logger, newJobId, subjects, WireEvent } from '@apiary/shared'
+import {
+  ApiaryError,
+  type Bus,
+  decode,
+  type JobPlan,
+  type JobRequest,
+  type JobState,
+  type Logger,
+  newJobId,
+  subjects,
+  WireEvent,
+} from '@apiary/shared'
 import type { Presence } from '../presence/presence.ts'
 import type { JobStore } from '../store/store.ts'
 import type { EventLog } from './event-log.ts'

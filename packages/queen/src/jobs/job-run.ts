@@ -1,4 +1,17 @@
-import { type Control, describeOperation, type FinalState, type HiveJob, isFinal, type JobRequest, type JobState, type NodeState, notRunEvent, resolveCount, spendsErrorBudget, type WireEvent } from '@apiary/shared'
+import {
+  type Control,
+  describeOperation,
+  type FinalState,
+  type HiveJob,
+  isFinal,
+  type JobRequest,
+  type JobState,
+  type NodeState,
+  notRunEvent,
+  resolveCount,
+  spendsErrorBudget,
+  type WireEvent,
+} from '@apiary/shared'
 import type { JobEnd, NodeUpdate } from '../store/store.ts'
 import { countsLine, durationText } from './human.ts'
 import { groupResults, type NodeOutcome } from './result-groups.ts'

@@ -2,7 +2,17 @@ import { ApiaryError } from '@apiary/shared'
 import ssh2, { type AuthMethod } from 'ssh2'
 import { describe, expect, it } from 'vitest'
 import { HostBreaker } from './breaker.ts'
-import { type Client, classifyConnectError, type ConnectFailure, Connector, type ErrorContext, hostKeyAlgorithms, type Reachability, type SshError, type SshTarget } from './connect.ts'
+import {
+  type Client,
+  classifyConnectError,
+  type ConnectFailure,
+  Connector,
+  type ErrorContext,
+  hostKeyAlgorithms,
+  type Reachability,
+  type SshError,
+  type SshTarget,
+} from './connect.ts'
 import { KeyRing } from './keys.ts'
 import { resolvePoolOptions } from './pool-options.ts'
 
