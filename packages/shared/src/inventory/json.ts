@@ -102,17 +102,16 @@ export function scanJson(text: string, visit?: (path: JsonPath, offset: number) 
       i++
       if (!value(depth)) return false
       path.pop()
-      skipSpace()
-      if (text[i] === ',') {
-        i++
-        continue
-      }
-      if (text[i] === '}') {
-        i++
-        return true
-      }
-      return fail(`expected "," or "}" but ${found()}`)
+      const next = afterItem('}')
+      if (next !== 'more') return next
     }
+  }
+
+  /** After an item of an object or array: `more` after a comma, true at the closing bracket. */
+  const afterItem = (close: '}' | ']'): 'more' | boolean => {
+    skipSpace()
+    if (text[i] === ',' || text[i] === close) return text[i++] === ',' ? 'more' : true
+    return fail(`expected "," or "${close}" but ${found()}`)
   }
 
   const array = (depth: number): boolean => {
@@ -129,16 +128,8 @@ export function scanJson(text: string, visit?: (path: JsonPath, offset: number) 
       if (visit?.(path, i)) return false
       if (!value(depth)) return false
       path.pop()
-      skipSpace()
-      if (text[i] === ',') {
-        i++
-        continue
-      }
-      if (text[i] === ']') {
-        i++
-        return true
-      }
-      return fail(`expected "," or "]" but ${found()}`)
+      const next = afterItem(']')
+      if (next !== 'more') return next
     }
   }
 
