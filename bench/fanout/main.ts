@@ -166,7 +166,7 @@ async function run(opts: Opts, signal: AbortSignal, teardown: Teardown, pids: Se
 
   progress('starting the hive')
   const hiveBeat = firstHiveHeartbeat(nc, REGION)
-  const hive = startRole('hive', 'apiary-hive', ['--nats', nats.url, '--region', REGION, '--heartbeat', String(HEARTBEAT_MS), '--id', 'hive-bench-1'], { APIARY_LOG_LEVEL: 'warn' }, profFlags())
+  const hive = startRole('hive', 'apiary-hive', ['--nats', nats.url, '--region', REGION, '--heartbeat', `${HEARTBEAT_MS}ms`, '--id', 'hive-bench-1'], { APIARY_LOG_LEVEL: 'warn' }, profFlags())
   pids.add(hive.pid)
   if (opts.profileDir) progress(`CPU profiles go to ${opts.profileDir}: queen pid ${queen.pid}, hive pid ${hive.pid} (CPU.<date>.<time>.<pid>.<thread>.*.cpuprofile; thread 0 is the main one)`)
   teardown.add('hive', () => hive.stop(15_000))

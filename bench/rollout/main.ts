@@ -232,7 +232,7 @@ async function run(opts: Opts, signal: AbortSignal, teardown: Teardown, pids: Se
   progress('starting the hive')
   const hiveBeat = await firstHiveHeartbeat(nats.url, REGION)
   teardown.add('heartbeat watch', () => hiveBeat.stop())
-  const hive = startRole('hive', 'apiary-hive', ['--nats', nats.url, '--region', REGION, '--heartbeat', String(opts.heartbeatMs), '--id', 'hive-bench-1'], { APIARY_LOG_LEVEL: 'warn' }, profFlags())
+  const hive = startRole('hive', 'apiary-hive', ['--nats', nats.url, '--region', REGION, '--heartbeat', `${opts.heartbeatMs}ms`, '--id', 'hive-bench-1'], { APIARY_LOG_LEVEL: 'warn' }, profFlags())
   pids.add(hive.pid)
   teardown.add('hive', () => hive.stop(15_000))
   await raceExit(hiveBeat.seen, hive, 30_000, signal, 'the hive’s first heartbeat')
