@@ -1,7 +1,5 @@
 import { spawn } from 'node:child_process'
 import { createServer } from 'node:net'
-import { join } from 'node:path'
-import { tempDir } from './temp.ts'
 import { waitForLine } from './process.ts'
 
 /** A free TCP port on 127.0.0.1, chosen by the kernel. */
@@ -23,23 +21,19 @@ export interface NatsServer {
 }
 
 /**
- * Spawns a real `nats-server` on a free loopback port (with JetStream in a temp dir) and
- * resolves once it accepts connections. `stop()` kills it and waits for the exit.
+ * Spawns a real `nats-server` on a free loopback port and resolves once it accepts
+ * connections. `stop()` kills it and waits for the exit.
  */
-export async function startNats(opts: { jetstream?: boolean } = {}): Promise<NatsServer> {
+export async function startNats(): Promise<NatsServer> {
   for (let attempt = 0; ; attempt++) {
     const port = await freePort()
-    const dir = await tempDir('nats')
-    const args = ['-a', '127.0.0.1', '-p', String(port), '-m', '0']
-    if (opts.jetstream) args.push('-js', '-sd', join(dir.path, 'js'))
-    const child = spawn('nats-server', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), '-m', '0'], { stdio: ['ignore', 'pipe', 'pipe'] })
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
     try {
       await waitForLine(child, /Server is ready/, 10_000)
     } catch (err) {
       child.kill('SIGKILL')
       await exited
-      await dir.remove()
       // Another process may have taken the port between choosing and binding it.
       if (attempt < 3) continue
       throw err
@@ -50,7 +44,6 @@ export async function startNats(opts: { jetstream?: boolean } = {}): Promise<Nat
       async stop() {
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
         await exited
-        await dir.remove()
       },
     }
   }

@@ -26,8 +26,6 @@ export interface SshdOptions {
   port?: number
   /** Reuse the host key, client keys and authorized keys of another server (a restart). */
   keysFrom?: Sshd
-  /** sshd's MaxSessions (channels per connection). */
-  maxSessions?: number
 }
 
 export interface Sshd {
@@ -46,8 +44,6 @@ export interface Sshd {
   wrongKnownHosts: string
   /** TCP connections the servers accepted so far ("Connection from" lines in their logs). */
   connectionCount(): number
-  /** Every sshd log line so far, for failure messages. */
-  log(): string
   stop(): Promise<void>
 }
 
@@ -130,7 +126,6 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
       hashedKnownHosts: f('known_hosts_hashed'),
       wrongKnownHosts: f('known_hosts_wrong'),
       connectionCount: () => servers.reduce((n, s) => n + (readFileSync(s.logFile, 'utf8').match(/^Connection from /gm)?.length ?? 0), 0),
-      log: () => servers.map((s) => readFileSync(s.logFile, 'utf8')).join(''),
       async stop() {
         await Promise.all(servers.map((s) => s.stop()))
         await dir.remove()
@@ -177,7 +172,7 @@ async function startServer(dir: string, group: number, hosts: string[], opts: Ss
         // (a quarter second of CPU per command). Nodes under test behave like minimal hosts.
         'SetEnv SHLVL=1',
         // Pools multiplex channels on one connection: room for 8 plus a kill channel.
-        `MaxSessions ${opts.maxSessions ?? 10}`,
+        'MaxSessions 10',
         // Fan-out tests open many connections at once; the default (10:30:100) drops some.
         'MaxStartups 1000',
         'LoginGraceTime 30',

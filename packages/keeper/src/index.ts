@@ -1,1 +1,13 @@
-export { type Embedded, type EmbeddedConfig, startEmbedded } from './embedded.ts'
+export {
+  type Embedded,
+  type EmbeddedConfig,
+  type EmbeddedOptions,
+  type EmbeddedQueenOptions,
+  type HiveSpec,
+  type RoleDefaults,
+  type SshWorkerSpec,
+  startEmbedded,
+  type WorkerSpec,
+} from './embedded.ts'
+export { type BusFactory, memoryBuses } from './embedded/buses.ts'
+export { natsBuses } from './embedded/nats-buses.ts'
