@@ -5,9 +5,12 @@
 // bundled, third-party packages stay external (each package declares what it loads).
 // Dynamic imports become chunks loaded on demand: keeper's embedded cluster (keeper dev), the
 // worker's SSH mode. dist/inputs.json lists the sources of each bundle, so the bin scripts
-// (packages/shared/entry/run.mjs) can tell a stale bundle from a fresh one.
+// (packages/shared/entry/run.mjs) can tell a stale bundle from a fresh one: each source's
+// mtime must be the one it had when the build read it.
 import { build } from 'esbuild'
-import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -21,6 +24,21 @@ await Promise.all(
   PROGRAMS.map(async (pkg) => {
     const outdir = `${root}packages/${pkg}/dist`
     rmSync(outdir, { recursive: true, force: true })
+    // Each workspace source's mtime as it was when esbuild read it: a file saved during the
+    // build then differs from its record, and the bundle counts as stale.
+    const seen = {}
+    const record = {
+      name: 'record-inputs',
+      setup(b) {
+        b.onLoad({ filter: /\.ts$/ }, async (args) => {
+          if (args.path.includes('/node_modules/')) return undefined
+          const before = statSync(args.path).mtimeMs
+          const contents = await readFile(args.path, 'utf8')
+          seen[relative(root, args.path)] = before
+          return { contents, loader: 'ts' }
+        })
+      },
+    }
     const result = await build({
       entryPoints: { main: `${root}packages/${pkg}/src/main.ts` },
       outdir,
@@ -37,6 +55,7 @@ await Promise.all(
       absWorkingDir: root,
       logLevel: 'warning',
       banner: { js: `// Built by scripts/build.mjs from packages/${pkg}/src; do not edit.` },
+      plugins: [record],
     })
     // A bundle may only load what its package declares: pnpm gives it nothing else at run time.
     const declared = new Set(Object.keys(pkgJson(pkg).dependencies ?? {}))
@@ -49,7 +68,7 @@ await Promise.all(
       }
     }
     if (missing.size > 0) throw new Error(`packages/${pkg}: the bundle loads ${[...missing].join(', ')}, which packages/${pkg}/package.json does not declare`)
-    const inputs = Object.keys(result.metafile.inputs).filter((f) => !f.includes('node_modules/'))
-    writeFileSync(`${outdir}/inputs.json`, JSON.stringify({ root: '../../', inputs }, null, 1))
+    // Written last: without it the bundle is never run.
+    writeFileSync(`${outdir}/inputs.json`, JSON.stringify({ root: '../../', inputs: seen }, null, 1))
   }),
 )

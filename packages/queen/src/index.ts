@@ -10,6 +10,7 @@ import { EventLog } from './jobs/event-log.ts'
 import { createHiveDispatch } from './jobs/hive-dispatch.ts'
 import { Presence } from './presence/presence.ts'
 import { openSqliteStore } from './store/sqlite.ts'
+import type { JobStore } from './store/store.ts'
 import { ensureToken } from './token.ts'
 
 export interface QueenConfig {
@@ -66,9 +67,13 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
   const inventory = cfg.inventoryFile
     ? await watchInventory(cfg.inventoryFile, log, { pollMs: cfg.inventoryPollMs ?? 2000, onChange: (inv) => presence.setInventory(inv.nodes) })
     : undefined
-  const store = openSqliteStore(join(cfg.stateDir, 'queen.db'))
-  // Nodes known before a restart: targets resolve against them too, and jobs wait until they report.
-  if (cfg.rememberNodes !== false) presence.remember(store.knownNodes())
+  let store: JobStore
+  try {
+    store = openSqliteStore(join(cfg.stateDir, 'queen.db'))
+  } catch (err) {
+    inventory?.close()
+    throw err
+  }
   const events = new EventLog(store, log)
   const coordinator = new Coordinator({
     bus: cfg.bus,
@@ -79,7 +84,19 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
     dispatch: createHiveDispatch({ bus: cfg.bus, log, ackTimeoutMs: cfg.hiveAckTimeoutMs ?? 5000 }),
     cancelGraceMs: cfg.cancelGraceMs ?? 15_000,
   })
-  const stopEvents = coordinator.start()
+  let stopEvents: () => void
+  try {
+    // Nodes known before a restart: targets resolve against them too, and jobs wait until they report.
+    if (cfg.rememberNodes !== false) presence.remember(store.knownNodes())
+    stopEvents = coordinator.start()
+  } catch (err) {
+    // Nothing opened so far outlives a queen that could not start.
+    coordinator.close()
+    events.close()
+    inventory?.close()
+    store.close()
+    throw err
+  }
   const hbSub = cfg.bus.subscribe(subjects.heartbeatAll, (msg) => {
     const hb = decode(Heartbeat, msg, log)
     if (!hb) return

@@ -12,6 +12,7 @@ import {
   type Task,
   WireEvent,
 } from '@apiary/shared'
+import { steadyNow } from '@apiary/shared/runtime'
 import { type Delivery, type Effect, RegionRollout } from './region-rollout.ts'
 
 export interface RegionJobOptions {
@@ -85,7 +86,7 @@ export class RegionJob {
       switch (e.type) {
         case 'dispatch':
           this.#deliver(e.node, e.agentless)
-            .then((outcome) => this.#carryOut(this.#rollout.delivered(e.node, outcome, Date.now())))
+            .then((outcome) => this.#carryOut(this.#rollout.delivered(e.node, outcome, steadyNow())))
             .catch((err: unknown) => this.#log.error({ err, node: e.node }, 'dispatch failed'))
           break
         case 'publish':
@@ -141,8 +142,8 @@ export class RegionJob {
     this.#timer = setTimeout(() => {
       this.#timer = undefined
       this.#wakeAt = null
-      this.#carryOut(this.#rollout.tick(Date.now()))
-    }, Math.max(0, at - Date.now()))
+      this.#carryOut(this.#rollout.tick(steadyNow()))
+    }, Math.max(0, at - steadyNow()))
     this.#timer.unref()
   }
 }

@@ -10,6 +10,7 @@ import {
   subjects,
   WireEvent,
 } from '@apiary/shared'
+import { steadyNow } from '@apiary/shared/runtime'
 import type { Presence } from '../presence/presence.ts'
 import type { JobStore } from '../store/store.ts'
 import type { EventLog } from './event-log.ts'
@@ -37,6 +38,7 @@ export class Coordinator {
   readonly #runs = new Map<string, { run: JobRun; timer?: NodeJS.Timeout; wakeAt?: number | null }>()
   readonly #o: CoordinatorOptions
   readonly #presenceView: PresenceView
+  #closed = false
 
   constructor(opts: CoordinatorOptions) {
     this.#o = opts
@@ -69,7 +71,7 @@ export class Coordinator {
       const request: JobRequest = { operation: s.operation, targets: s.targets, rollout: s.rollout, outputCapBytes: s.outputCapBytes }
       const nodes = store.nodes(id).map((n) => ({ ...n, agentless: presence.isAgentless(n.node) }))
       this.#o.events.open(id, s.lastSeq)
-      const { run, effects } = JobRun.resume({ id, request, createdAt: s.createdAt, cancelGraceMs: this.#o.cancelGraceMs }, nodes, Date.now())
+      const { run, effects } = JobRun.resume({ id, request, createdAt: s.createdAt, cancelGraceMs: this.#o.cancelGraceMs }, nodes, steadyNow())
       this.#runs.set(id, { run })
       this.#carryOut(run, effects)
     }
@@ -89,7 +91,7 @@ export class Coordinator {
     this.#checkWarm()
     const plan = planJob(request, this.#o.presence.nodes(), opts.nodes)
     checkConfirmation(plan, request)
-    const now = Date.now()
+    const now = steadyNow()
     const jobId = newJobId(now)
     const targets = plan.targets
     this.#o.store.createJob({ id: jobId, request, createdAt: now, nodes: targets.map((t) => ({ node: t.id, region: t.region })), rerunOf: opts.rerunOf ?? null })
@@ -113,7 +115,7 @@ export class Coordinator {
       this.#o.log.debug({ jobId: ev.jobId, kind: ev.kind }, 'event for a job that is not running')
       return
     }
-    this.#carryOut(entry.run, entry.run.onEvent(ev, Date.now()))
+    this.#carryOut(entry.run, entry.run.onEvent(ev, steadyNow()))
   }
 
   /** Asks hives and workers to stop the job; the job ends when each node confirms. */
@@ -124,13 +126,13 @@ export class Coordinator {
       if (!stored) throw new ApiaryError('not_found', `job ${jobId} does not exist`, 'jobId')
       return { state: stored.state }
     }
-    this.#carryOut(entry.run, entry.run.cancel(reason, Date.now()))
+    this.#carryOut(entry.run, entry.run.cancel(reason, steadyNow()))
     return { state: 'running' }
   }
 
   /** Ends what nobody will report: see `JobRun.sweep`. */
   sweepLost(): void {
-    for (const { run } of [...this.#runs.values()]) this.#carryOut(run, run.sweep(this.#presenceView, Date.now()))
+    for (const { run } of [...this.#runs.values()]) this.#carryOut(run, run.sweep(this.#presenceView, steadyNow()))
   }
 
   /** Right after a restart the node list may be incomplete: a selector must not silently miss nodes. */
@@ -144,6 +146,8 @@ export class Coordinator {
   }
 
   #carryOut(run: JobRun, effects: Effect[]) {
+    // A closed coordinator acts on nothing: a late hive answer must not dispatch or control.
+    if (this.#closed) return
     const log = this.#o.log
     for (const e of effects) {
       switch (e.type) {
@@ -152,10 +156,10 @@ export class Coordinator {
           break
         case 'dispatch': {
           const { region, nodes } = e.share
-          this.#o.dispatch.offer(e.share).then(
-            (outcome) => this.#carryOut(run, run.onShare(region, nodes, outcome, Date.now())),
-            (err: unknown) => log.error({ err, jobId: run.id, region }, 'dispatch to region failed'),
-          )
+          this.#o.dispatch
+            .offer(e.share)
+            .then((outcome) => this.#carryOut(run, run.onShare(region, nodes, outcome, steadyNow())))
+            .catch((err: unknown) => log.error({ err, jobId: run.id, region }, 'dispatch to region failed'))
           break
         }
         case 'control':
@@ -187,13 +191,15 @@ export class Coordinator {
     if (at === null) return
     entry.timer = setTimeout(() => {
       entry.timer = undefined
-      this.#carryOut(run, run.tick(Date.now()))
-    }, Math.max(0, at - Date.now()))
+      this.#carryOut(run, run.tick(steadyNow()))
+    }, Math.max(0, at - steadyNow()))
     entry.timer.unref()
   }
 
-  /** Stops the timers; the event log is closed by its owner. */
+  /** Stops the timers and acts on nothing more; the event log is closed by its owner. */
   close(): void {
+    this.#closed = true
     for (const { timer } of this.#runs.values()) clearTimeout(timer)
+    this.#runs.clear()
   }
 }

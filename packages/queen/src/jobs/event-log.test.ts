@@ -12,7 +12,7 @@ describe('EventLog', () => {
     const log = new EventLog({ commit: () => {} }, silentLogger())
     log.open('a', 0)
     log.open('b', 41)
-    expect([log.append(ev('a', 'x')).seq, log.append(ev('b', 'x')).seq, log.append(ev('a', 'y')).seq]).toEqual([1, 42, 2])
+    expect([log.append(ev('a', 'x'))?.seq, log.append(ev('b', 'x'))?.seq, log.append(ev('a', 'y'))?.seq]).toEqual([1, 42, 2])
     log.close()
   })
 
@@ -67,6 +67,21 @@ describe('EventLog', () => {
     await again
     expect(stored).toEqual([1, 2, 3])
     expect(heard).toEqual([1, 2, 3])
+    log.close()
+  })
+
+  it('drops an event of a job that is not open, so one stray event cannot block the commits', async () => {
+    const stored: string[] = []
+    const log = new EventLog({ commit: (b) => void stored.push(...b.events.map((x) => `${x.event.jobId}/${x.event.seq}`)) }, silentLogger())
+    log.open('a', 0)
+    log.append(ev('a', 'x'))
+    log.end({ jobId: 'a', state: 'ok', finishedAt: 1, counts: {}, stopReason: null })
+    expect(log.append(ev('a', 'late'))).toBeUndefined()
+    expect(log.append(ev('never-opened', 'x'))).toBeUndefined()
+    log.open('b', 0)
+    log.append(ev('b', 'x'))
+    await tick()
+    expect(stored).toEqual(['a/1', 'b/1'])
     log.close()
   })
 

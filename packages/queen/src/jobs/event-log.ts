@@ -36,9 +36,18 @@ export class EventLog implements EventFeed {
     this.#lastSeq.set(jobId, lastSeq)
   }
 
-  /** Numbers an event of an open job and queues it for the next group commit. */
-  append(ev: WireEvent, nodeUpdate?: { node: string; update: NodeUpdate }): JobEvent {
-    const seq = (this.#lastSeq.get(ev.jobId) ?? 0) + 1
+  /**
+   * Numbers an event of an open job and queues it for the next group commit. An event of a job
+   * that is not open (never opened, or ended) is dropped: numbered from nothing it would reuse a
+   * sequence number, and a batch the store refuses would block every job's commits.
+   */
+  append(ev: WireEvent, nodeUpdate?: { node: string; update: NodeUpdate }): JobEvent | undefined {
+    const last = this.#lastSeq.get(ev.jobId)
+    if (last === undefined) {
+      this.log.error({ jobId: ev.jobId, kind: ev.kind }, 'dropped an event of a job that is not open')
+      return undefined
+    }
+    const seq = last + 1
     this.#lastSeq.set(ev.jobId, seq)
     const event = { ...ev, seq } as JobEvent
     this.#batch.events.push(nodeUpdate ? { event, nodeUpdate } : { event })
@@ -64,7 +73,8 @@ export class EventLog implements EventFeed {
   }
 
   #schedule() {
-    if (this.#flushScheduled || this.#closed) return
+    // While a failed commit waits for its retry, new events wait with it.
+    if (this.#flushScheduled || this.#closed || this.#retryTimer) return
     this.#flushScheduled = true
     setImmediate(() => this.flush())
   }
