@@ -16,6 +16,15 @@ describe('apiary-queen, apiary-hive, apiary-worker flags', () => {
     expect(bad.stderr).toBe(`${bin}: unknown flag --bogus (see ${bin} --help)\n`)
   })
 
+  it('answers --help even when the environment holds a bad value, and names that variable otherwise', async () => {
+    const help = await runBin('apiary-hive', ['--help'], { APIARY_HEARTBEAT_MS: '5' })
+    expect(help.code).toBe(0)
+    expect(help.stdout).toContain('usage: apiary-hive')
+    const bad = await runBin('apiary-hive', ['--nats', 'nats://127.0.0.1:1'], { APIARY_HEARTBEAT_MS: '5' })
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toBe('apiary-hive: APIARY_HEARTBEAT_MS: "5" must be from 10ms to 1h (500ms, 5s, 2m, 1h; a bare number is ms)\n')
+  })
+
   it.each([
     ['apiary-worker', [], /--nats \(or APIARY_NATS_URL\) is required/],
     ['apiary-hive', [], /--nats \(or APIARY_NATS_URL\) is required/],

@@ -40,9 +40,10 @@ describe('keeper CLI', () => {
   it.each([
     [['run', '--bogus', '--', 'true'], /unknown flag --bogus/],
     [['run', '--timeout', 'soon', '--', 'true'], /--timeout: "soon" is not a duration/],
+    [['run', '--timeout', '8d', '--', 'true'], /--timeout: "8d" must be from 1ms to 7d/],
     [['run', '--concurrency', '0', '--', 'true'], /--concurrency: "0" must be at least 1/],
     [['run', '--max-errors', '200%', '--', 'true'], /--max-errors: "200%" must be a count or a percentage/],
-    [['run', '-o', 'yaml', '--', 'true'], /-o: "yaml" must be text, json or ndjson/],
+    [['run', '-o', 'yaml', '--', 'true'], /--output: "yaml" must be one of text, json, ndjson/],
     [['facts', '--aggregate', 'shoe-size'], /--aggregate: "shoe-size" is not a fact/],
     [['rerun', 'jdoesnotexist0000', '--only', 'meh'], /--only: "meh" is not a final state/],
     [['run', '--targets', 'role=', '--', 'true'], /targets: term "role="/],

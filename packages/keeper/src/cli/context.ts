@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import { ApiaryError, isApiaryError } from '@apiary/shared'
+import { ApiaryError, type ErrorCode, isApiaryError } from '@apiary/shared'
 import { defaultStateDir, readSecretFile } from '@apiary/shared/runtime'
 import { createJobClient, type JobClient } from '@apiary/shared/client'
 import { LineWriter } from '../render/output.ts'
@@ -63,6 +63,9 @@ export async function connectClient(g: GlobalValues, env: NodeJS.ProcessEnv): Pr
   return createJobClient({ url: g.queen, token })
 }
 
+/** Errors that are the caller's to fix: exit 2. */
+const USAGE_ERRORS: readonly ErrorCode[] = ['invalid_input', 'not_found', 'conflict', 'unauthorized', 'confirmation_required']
+
 /** Maps an error to keeper's exit code and prints it (as JSON too, when the output is JSON). */
 export async function reportError(io: Io, err: unknown): Promise<number> {
   const message = err instanceof Error ? err.message : String(err)
@@ -71,7 +74,7 @@ export async function reportError(io: Io, err: unknown): Promise<number> {
     const e = isApiaryError(err) ? err : undefined
     await io.out.line(JSON.stringify({ error: { code: e?.code ?? 'internal', message, ...(e?.field ? { field: e.field } : {}) } }))
   }
-  if (['invalid_input', 'not_found', 'conflict', 'unauthorized', 'confirmation_required'].some((c) => isApiaryError(err, c as 'invalid_input'))) return EXIT.usage
+  if (USAGE_ERRORS.some((c) => isApiaryError(err, c))) return EXIT.usage
   if (isApiaryError(err, 'unreachable') || isApiaryError(err, 'unavailable')) return EXIT.unreachable
   return EXIT.notOk
 }

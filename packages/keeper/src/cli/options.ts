@@ -1,4 +1,4 @@
-import { DEFAULT_OUTPUT_CAP } from '@apiary/shared'
+import { DEFAULT_CONCURRENCY, DEFAULT_DELIVERY_TIMEOUT_MS, DEFAULT_OUTPUT_CAP } from '@apiary/shared'
 import { type OptionTable } from '@apiary/shared/runtime'
 
 /** Flags every command takes. */
@@ -6,7 +6,7 @@ export const GLOBAL_OPTIONS = {
   queen: { type: 'string', env: 'APIARY_QUEEN_URL', default: 'http://127.0.0.1:7070', value: 'URL', help: 'the queen’s HTTP API' },
   'token-file': { type: 'string', env: 'APIARY_TOKEN_FILE', value: 'FILE', help: 'API token file, mode 0600 (default <state dir>/token)' },
   'state-dir': { type: 'string', env: 'APIARY_STATE_DIR', value: 'DIR', help: 'apiary state directory (default $XDG_STATE_HOME/apiary)' },
-  output: { type: 'string', short: 'o', value: 'FORMAT', default: 'text', help: 'text, json (one document) or ndjson (one event per line)' },
+  output: { type: 'string', short: 'o', value: 'FORMAT', default: 'text', choices: ['text', 'json', 'ndjson'], help: 'text, json (one document) or ndjson (one event per line)' },
   json: { type: 'boolean', help: 'same as -o ndjson' },
   help: { type: 'boolean', short: 'h', help: 'show help' },
 } as const satisfies OptionTable
@@ -19,12 +19,13 @@ export const FOLLOW_OPTIONS = {
 
 /** Rollout policy and safety, shared by run, facts and rerun. */
 export const ROLLOUT_OPTIONS = {
-  concurrency: { type: 'string', short: 'c', value: 'N|P%', help: 'tasks in flight at once per region, a count or a percentage (default 100)' },
+  concurrency: { type: 'string', short: 'c', value: 'N|P%', help: `tasks in flight at once per region, a count or a percentage (default ${DEFAULT_CONCURRENCY})` },
   'max-errors': { type: 'string', value: 'N|P%', help: 'stop dispatching once this many nodes are not ok; the rest end skipped' },
   canary: { type: 'int', min: 0, max: 100_000, value: 'N', help: 'run the first N nodes alone; go on only if all are ok' },
-  timeout: { type: 'duration', min: '1ms', default: '30s', help: 'execution deadline per node' },
-  'delivery-timeout': { type: 'duration', min: '1ms', help: 'how long a worker has to take a task (default 5s): error: undelivered' },
-  deadline: { type: 'duration', min: '1ms', help: 'deadline of the whole job: then nothing more starts and running nodes are stopped' },
+  // At most 7 days, as the queen's schema allows: refused here, naming the flag.
+  timeout: { type: 'duration', min: '1ms', max: '7d', default: '30s', help: 'execution deadline per node' },
+  'delivery-timeout': { type: 'duration', min: '100ms', max: '7d', help: `how long a worker has to take a task (default ${DEFAULT_DELIVERY_TIMEOUT_MS / 1000}s): error: undelivered` },
+  deadline: { type: 'duration', min: '1ms', max: '7d', help: 'deadline of the whole job: then nothing more starts and running nodes are stopped' },
   yes: { type: 'boolean', short: 'y', help: 'confirm a destructive operation without being asked' },
   ...FOLLOW_OPTIONS,
 } as const satisfies OptionTable

@@ -77,9 +77,15 @@ describe('parseCommandLine', () => {
     expect(problem(argv)).toMatchObject({ field, message })
   })
 
-  it('names the flag for a bad value from the environment too', () => {
-    expect(problem([], { PORT: 'http' })).toMatchObject({ field: '--port', message: '--port: "http" must be a whole number from 0 to 65535' })
-    expect(problem([], { APIARY_HEARTBEAT_MS: 'often' })).toMatchObject({ field: '--heartbeat' })
+  it('names the variable, as written and in its unit, for a bad value from the environment', () => {
+    expect(problem([], { PORT: 'http' })).toMatchObject({ field: 'PORT', message: 'PORT: "http" must be a whole number from 0 to 65535' })
+    expect(problem([], { APIARY_HEARTBEAT_MS: 'often' })).toMatchObject({ field: 'APIARY_HEARTBEAT_MS' })
+    expect(problem([], { APIARY_HEARTBEAT_MS: '5' })).toMatchObject({
+      field: 'APIARY_HEARTBEAT_MS',
+      message: 'APIARY_HEARTBEAT_MS: "5" must be from 10ms to 1h (500ms, 5s, 2m, 1h; a bare number is ms)',
+    })
+    // The flag wins over the variable, and is named when it is the one that is wrong.
+    expect(problem(['--port', 'x'], { PORT: '80' })).toMatchObject({ field: '--port' })
   })
 
   it('refuses unknown flags, missing values and positionals', () => {

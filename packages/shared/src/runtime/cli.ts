@@ -108,29 +108,30 @@ function valueOf(name: string, spec: OptionSpec, given: string | boolean | strin
   const fromEnv = spec.env === undefined || env[spec.env] === '' ? undefined : env[spec.env]
   if (spec.type === 'boolean') return given ?? (fromEnv === undefined ? false : fromEnv === '1' || fromEnv === 'true')
   if (spec.type === 'string' && spec.multiple) return given ?? fromEnv?.split(',').filter(Boolean) ?? []
-  const flag = `--${name}`
-  let text = given as string | undefined
-  if (text === undefined && fromEnv !== undefined) {
-    text = spec.type === 'duration' && spec.envUnit === 'ms' && /^\s*\d+(\.\d+)?\s*$/.test(fromEnv) ? `${fromEnv.trim()}ms` : fromEnv
-  }
-  text ??= spec.default
+  // A value from the environment is named by its variable, in the unit that variable reads.
+  const fromVar = given === undefined && fromEnv !== undefined
+  const source = fromVar ? spec.env! : `--${name}`
+  const text = (given as string | undefined) ?? fromEnv ?? spec.default
   if (text === undefined) return undefined
   switch (spec.type) {
     case 'int':
-      return parseIntFlag(text, flag, spec.min, spec.max)
-    case 'duration':
-      return parseDurationFlag(text, flag, spec.min, spec.max)
+      return parseIntFlag(text, source, spec.min, spec.max)
+    case 'duration': {
+      const bareMs = fromVar && spec.envUnit === 'ms'
+      const rule = bareMs ? '500ms, 5s, 2m, 1h; a bare number is ms' : DURATION_RULE
+      return parseDurationFlag(bareMs && /^\s*\d+(\.\d+)?\s*$/.test(text) ? `${text.trim()}ms` : text, source, spec.min, spec.max, text, rule)
+    }
     default:
-      if (spec.choices && !spec.choices.includes(text)) throw new ApiaryError('invalid_input', `${flag}: "${text}" must be ${alternatives(spec.choices)}`, flag)
+      if (spec.choices && !spec.choices.includes(text)) throw new ApiaryError('invalid_input', `${source}: "${text}" must be ${alternatives(spec.choices)}`, source)
       return text
   }
 }
 
-function parseDurationFlag(text: string, flag: string, min: string | undefined, max: string | undefined): number {
+function parseDurationFlag(text: string, flag: string, min: string | undefined, max: string | undefined, shown: string, rule: string): number {
   const ms = parseDuration(text, flag)
   if ((min !== undefined && ms < parseDuration(min, 'min')) || (max !== undefined && ms > parseDuration(max, 'max'))) {
     const range = min !== undefined && max !== undefined ? `from ${min} to ${max}` : min !== undefined ? `at least ${min}` : `at most ${max}`
-    throw new ApiaryError('invalid_input', `${flag}: "${text}" must be ${range} (${DURATION_RULE})`, flag)
+    throw new ApiaryError('invalid_input', `${flag}: "${shown}" must be ${range} (${rule})`, flag)
   }
   return ms
 }
@@ -217,7 +218,7 @@ export const DAEMON_OPTIONS = {
     default: 'info',
     choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
     value: 'LEVEL',
-    help: 'trace, debug, info, warn or error',
+    help: 'trace, debug, info, warn, error, fatal or silent',
   },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 } as const satisfies OptionTable
@@ -235,7 +236,7 @@ export const SSH_POOL_OPTIONS = {
   ...SSH_OPTIONS,
   'max-per-host': { type: 'int', min: 1, max: 64, default: '2', help: 'connections to one host' },
   'max-connections': { type: 'int', min: 1, max: 100_000, default: '1024', help: 'connections in all' },
-  'connect-timeout': { type: 'duration', default: '10s', help: 'TCP connect, handshake and auth deadline' },
+  'connect-timeout': { type: 'duration', default: '10s', min: '100ms', max: '1h', help: 'TCP connect, handshake and auth deadline' },
 } as const satisfies OptionTable
 
 /** The SSH pool's options from `SSH_OPTIONS` (and the limits when given): what `createSshPool` takes. */

@@ -32,7 +32,10 @@ export async function runProgram<T extends OptionTable & { 'log-level': { type: 
   let values: OptionValues<T>
   let config: C
   try {
-    values = parseCommandLine(spec.program, spec.options, process.argv.slice(2), process.env).values
+    const argv = process.argv.slice(2)
+    // Help first: a bad value in the environment must not hide it.
+    const asksHelp = argv.slice(0, argv.includes('--') ? argv.indexOf('--') : argv.length).some((a) => a === '--help' || a === '-h')
+    values = asksHelp ? ({ help: true } as OptionValues<T>) : parseCommandLine(spec.program, spec.options, argv, process.env).values
     if (values.help) {
       process.stdout.write(`${spec.about}\n\noptions:\n${optionsHelp(spec.options)}\n`)
       return
