@@ -8,26 +8,19 @@
  *   pnpm bench:agent-idle [--runs 5]
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { connect } from '@nats-io/transport-node'
 import { subjects } from '@apiary/shared'
 import { startNats } from '../../test/harness/nats.ts'
+import { memStatus } from '../lib/procfs.ts'
+import { ROOT } from '../lib/roles.ts'
 import { progress, runBench } from '../lib/run.ts'
+import { median } from '../lib/stats.ts'
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' } } })
 const runs = Number(values.runs)
-const root = fileURLToPath(new URL('../../', import.meta.url))
 /** How long a process idles before its memory is read: a few heartbeats, GC settled. */
 const IDLE_MS = 2000
-
-async function rssMb(pid: number): Promise<number> {
-  const text = await readFile(`/proc/${pid}/status`, 'utf8')
-  return (Number(/^VmRSS:\s+(\d+) kB/m.exec(text)?.[1] ?? NaN) * 1024) / 1e6
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 
 const { failed } = await runBench('agent-idle', 300, async ({ teardown, signal, pids }) => {
   const nats = await startNats()
@@ -43,14 +36,14 @@ const { failed } = await runBench('agent-idle', 300, async ({ teardown, signal, 
     })
     await watcher.flush()
     const t0 = performance.now()
-    const child: ChildProcess = spawn(process.execPath, cmd, { cwd: root, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, APIARY_LOG_LEVEL: 'warn' } })
+    const child: ChildProcess = spawn(process.execPath, cmd, { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, APIARY_LOG_LEVEL: 'warn' } })
     pids.add(child.pid!)
     const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`${cmd.join(' ')} exited (${code})`))))
     try {
       await Promise.race([seen, exited])
       const readyMs = performance.now() - t0
       await new Promise((r) => setTimeout(r, IDLE_MS))
-      return { readyMs, rssMb: await rssMb(child.pid!) }
+      return { readyMs, rssMb: (await memStatus(child.pid!))?.rssMb ?? NaN }
     } finally {
       child.kill('SIGTERM')
       await new Promise((r) => (child.exitCode === null ? child.once('exit', r) : r(undefined)))
@@ -68,7 +61,7 @@ const { failed } = await runBench('agent-idle', 300, async ({ teardown, signal, 
   const results = { bare: [] as Array<{ readyMs: number; rssMb: number }>, worker: [] as Array<{ readyMs: number; rssMb: number }> }
   for (let i = 0; i < runs; i++) {
     // The baseline runs from the worker package's folder, so it resolves the same nats.js.
-    results.bare.push(await measure(['--input-type=module', '-e', `process.chdir(${JSON.stringify(`${root}packages/worker`)}); ${bare}`], 'bench.bare.ready'))
+    results.bare.push(await measure(['--input-type=module', '-e', `process.chdir(${JSON.stringify(`${ROOT}packages/worker`)}); ${bare}`], 'bench.bare.ready'))
     const id = `idle-${i}`
     results.worker.push(await measure(['packages/worker/bin/apiary-worker.mjs', '--nats', nats.url, '--node-id', id, '--heartbeat', '1s'], subjects.heartbeat('worker', id)))
     progress(`run ${i + 1}/${runs}: bare ${results.bare.at(-1)!.rssMb.toFixed(1)} MB, worker ${results.worker.at(-1)!.rssMb.toFixed(1)} MB`)

@@ -11,24 +11,21 @@
  * see the same server and the same number of live connections and heartbeats.
  */
 import { execFileSync } from 'node:child_process'
-import { mkdirSync } from 'node:fs'
 import { availableParallelism, cpus, totalmem } from 'node:os'
-import { join, resolve } from 'node:path'
+import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
-import { errorMessage, Heartbeat, subjects } from '@apiary/shared'
-import { readSecretFile } from '@apiary/shared/runtime'
-import { createJobClient, type JobClient } from '@apiary/shared/client'
+import { errorMessage } from '@apiary/shared'
+import type { JobClient } from '@apiary/shared/client'
 import { startNats } from '../../test/harness/nats.ts'
 import { tempDir } from '../../test/harness/temp.ts'
 import { type Host, startHost } from './hosts.ts'
-import { sleep } from './pool.ts'
-import { cpuMs, findPid, type MemStatus, memStatus } from './procfs.ts'
-import { startRole } from './roles.ts'
-import { fmt, median, percentile, table } from './stats.ts'
-import { raceExit, waitUntil } from '../lib/wait.ts'
-import { progress, runBench, started } from '../lib/run.ts'
-import type { Teardown } from '../lib/teardown.ts'
+import { benchArgs, optionsOrExit, wholeNumber } from '../lib/args.ts'
+import { startQueenAndHive } from '../lib/daemons.ts'
+import { cpuMs, findPid, type MemStatus, memStatus } from '../lib/procfs.ts'
+import { type BenchContext, progress, runBench, started } from '../lib/run.ts'
+import { fmt, median, percentile, table } from '../lib/stats.ts'
+import { sleep, waitUntil } from '../lib/wait.ts'
 
 const REGION = 'bench'
 const RAW_PREFIX = 'bench.raw'
@@ -70,10 +67,8 @@ interface Opts {
 }
 
 function parseOpts(argv: string[]): Opts | 'help' {
-  // `pnpm bench:fanout -- --nodes 5` passes the `--` through.
-  const args = argv[0] === '--' ? argv.slice(1) : argv
   const { values } = parseArgs({
-    args,
+    args: benchArgs(argv),
     options: {
       nodes: { type: 'string', default: '1000' },
       jobs: { type: 'string', default: '20' },
@@ -87,17 +82,12 @@ function parseOpts(argv: string[]): Opts | 'help' {
     allowPositionals: false,
   })
   if (values.help) return 'help'
-  const int = (v: string, flag: string, min: number, max: number) => {
-    const n = Number(v)
-    if (!/^\d+$/.test(v) || n < min || n > max) throw new Error(`${flag}: "${v}" must be a whole number from ${min} to ${max}`)
-    return n
-  }
   return {
-    nodes: int(values.nodes, '--nodes', 1, 99_999),
-    jobs: int(values.jobs, '--jobs', 1, 10_000),
-    procs: int(values.procs, '--procs', 1, 256),
-    warmup: int(values.warmup, '--warmup', 0, 1000),
-    timeLimitS: int(values['time-limit'], '--time-limit', 10, 24 * 3600),
+    nodes: wholeNumber(values.nodes, '--nodes', 1, 99_999),
+    jobs: wholeNumber(values.jobs, '--jobs', 1, 10_000),
+    procs: wholeNumber(values.procs, '--procs', 1, 256),
+    warmup: wholeNumber(values.warmup, '--warmup', 0, 1000),
+    timeLimitS: wholeNumber(values['time-limit'], '--time-limit', 10, 24 * 3600),
     profileDir: values.profile === undefined ? undefined : resolve(values.profile),
   }
 }
@@ -128,17 +118,11 @@ interface Results {
   startupS: number
 }
 
-async function run(opts: Opts, signal: AbortSignal, teardown: Teardown, pids: Set<number>): Promise<Results> {
+async function run(opts: Opts, ctx: BenchContext): Promise<Results> {
+  const { signal, teardown, pids } = ctx
   const N = opts.nodes
   const WARMUP = opts.warmup
   const P = Math.min(opts.procs, N)
-  // No --cpu-prof-name: tsx's loader runs on its own thread and would overwrite the main
-  // thread's profile. Node's default names hold pid and thread id; the pids are printed.
-  const profFlags = () => {
-    if (!opts.profileDir) return []
-    mkdirSync(opts.profileDir, { recursive: true })
-    return ['--cpu-prof', '--cpu-prof-dir', opts.profileDir]
-  }
 
   progress('starting nats-server')
   const nats = await startNats()
@@ -148,30 +132,9 @@ async function run(opts: Opts, signal: AbortSignal, teardown: Teardown, pids: Se
   const stateDir = await tempDir('bench-fanout')
   teardown.add('state dir', () => stateDir.remove())
 
-  progress('starting the queen')
-  // The queen runs at `info`: its URL is on the `queen listening` line, which `warn` would
-  // hide. At info it writes two lines per job (submitted, finished) and one per new node.
-  const queen = startRole('queen', 'apiary-queen', ['--nats', nats.url, '--port', '0', '--state-dir', stateDir.path], { APIARY_LOG_LEVEL: 'info' }, profFlags())
-  pids.add(queen.pid)
-  teardown.add('queen', () => queen.stop(15_000))
-  const listening = await queen.waitForLine(/queen listening/, 30_000, signal)
-  const queenUrl = (JSON.parse(listening) as { url?: unknown }).url
-  if (typeof queenUrl !== 'string') throw new Error(`the queen's "queen listening" line has no url: ${listening}`)
-  const token = await readSecretFile(join(stateDir.path, 'token'), 'token')
-  const client = createJobClient({ url: queenUrl, token, timeoutMs: 60_000 })
-  teardown.add('job client', () => client.close())
-
+  const { queen, hive, client } = await startQueenAndHive({ natsUrl: nats.url, stateDir: stateDir.path, region: REGION, heartbeatMs: HEARTBEAT_MS, profileDir: opts.profileDir }, ctx)
   const nc = await connect({ servers: nats.url, name: 'bench-fanout', timeout: 10_000 })
   teardown.add('bench NATS connection', () => nc.close())
-
-  progress('starting the hive')
-  const hiveBeat = firstHiveHeartbeat(nc, REGION)
-  const hive = startRole('hive', 'apiary-hive', ['--nats', nats.url, '--region', REGION, '--heartbeat', `${HEARTBEAT_MS}ms`, '--id', 'hive-bench-1'], { APIARY_LOG_LEVEL: 'warn' }, profFlags())
-  pids.add(hive.pid)
-  if (opts.profileDir) progress(`CPU profiles go to ${opts.profileDir}: queen pid ${queen.pid}, hive pid ${hive.pid} (CPU.<date>.<time>.<pid>.<thread>.*.cpuprofile; thread 0 is the main one)`)
-  teardown.add('hive', () => hive.stop(15_000))
-  await raceExit(hiveBeat.seen, hive, 30_000, signal, 'the hive’s first heartbeat')
-  hiveBeat.stop()
 
   const nodeIds = Array.from({ length: N }, (_, i) => `bench-${String(i + 1).padStart(5, '0')}`)
   progress(`starting ${N} workers and ${N} raw responders in ${P} processes (${2 * N} NATS connections)`)
@@ -267,28 +230,6 @@ async function run(opts: Opts, signal: AbortSignal, teardown: Teardown, pids: Se
   // Host memory is read in teardown, just before the hosts stop; print it from there.
   return { opts, procs: P, raw, apiary, rawCpu, apiaryCpu, queenMem, hiveMem, natsMem, hostsMem, startupS }
 }
-
-/** Subscribes to heartbeats; `seen` resolves on the first one from a hive of `region`. */
-function firstHiveHeartbeat(nc: NatsConnection, region: string): { seen: Promise<void>; stop(): void } {
-  const dec = new TextDecoder()
-  let resolveSeen!: () => void
-  const seen = new Promise<void>((r) => (resolveSeen = r))
-  const sub = nc.subscribe(subjects.heartbeatAll, {
-    callback: (err, m) => {
-      if (err) return
-      let body: unknown
-      try {
-        body = JSON.parse(dec.decode(m.data))
-      } catch {
-        return
-      }
-      const hb = Heartbeat.safeParse(body)
-      if (hb.success && hb.data.role === 'hive' && hb.data.region === region) resolveSeen()
-    },
-  })
-  return { seen, stop: () => sub.unsubscribe() }
-}
-
 
 const enc = new TextEncoder()
 
@@ -411,20 +352,9 @@ function report(r: Results): string {
 }
 
 async function main(): Promise<number> {
-  let opts: Opts | 'help'
-  try {
-    opts = parseOpts(process.argv.slice(2))
-  } catch (err) {
-    process.stderr.write(`bench:fanout: ${errorMessage(err)}\n\n${USAGE}`)
-    return 2
-  }
-  if (opts === 'help') {
-    process.stdout.write(USAGE)
-    return 0
-  }
-
-  const o = opts
-  const { result: results } = await runBench('bench:fanout', o.timeLimitS, ({ signal, teardown, pids }) => run(o, signal, teardown, pids))
+  const o = optionsOrExit('bench:fanout', USAGE, parseOpts)
+  if (typeof o === 'number') return o
+  const { result: results } = await runBench('bench:fanout', o.timeLimitS, (ctx) => run(o, ctx))
   const code = results ? 0 : 1
   if (results) process.stdout.write(`${report(results)}\n`)
   return code

@@ -1,6 +1,7 @@
 /**
- * The IPC messages between the benchmark (parent) and its worker hosts (children). One
- * `start`, progress while connections open, one `ready` (or `failed`), then `stop` → `stopped`.
+ * The IPC messages between the benchmark (parent) and its worker hosts (children), beside
+ * bench/lib/child-host.ts's: one `start`, progress while connections open, one `ready` (or
+ * `failed`), then `stop` → `stopped`.
  */
 
 export interface StartHost {
@@ -16,18 +17,4 @@ export interface StartHost {
   parallelism: number
 }
 
-export interface StopHost {
-  type: 'stop'
-}
-
-export type ToHost = StartHost | StopHost
-
-export type FromHost =
-  | { type: 'progress'; workers: number; raw: number }
-  | { type: 'ready'; workers: number; raw: number; ms: number }
-  | { type: 'failed'; error: string }
-  | { type: 'stopped'; maxRssKb: number }
-
-export function isFromHost(m: unknown): m is FromHost {
-  return typeof m === 'object' && m !== null && typeof (m as { type?: unknown }).type === 'string'
-}
+export type FromHost = { type: 'progress'; workers: number; raw: number } | { type: 'ready'; workers: number; raw: number; ms: number }

@@ -1,5 +1,4 @@
-import type { RoleProc } from '../fanout/roles.ts'
-import { sleep } from '../fanout/pool.ts'
+import type { RoleProc } from './roles.ts'
 
 /** Awaits `p`, failing if `proc` exits first, `timeoutMs` passes or `signal` aborts. */
 export async function raceExit(p: Promise<void>, proc: RoleProc, timeoutMs: number, signal: AbortSignal, what: string): Promise<void> {
@@ -26,4 +25,20 @@ export async function waitUntil(check: () => Promise<boolean>, timeoutMs: number
     if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what()}`)
     await sleep(everyMs, signal)
   }
+}
+
+/** Resolves after `ms`, or rejects at once with the signal's reason when it aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason as Error)
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    const onAbort = () => {
+      clearTimeout(t)
+      reject(signal!.reason as Error)
+    }
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
 }

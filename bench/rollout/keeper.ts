@@ -2,8 +2,8 @@ import { spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { cpuMs } from '../fanout/procfs.ts'
-import { ROOT } from '../fanout/roles.ts'
+import { cpuMs, statusMb } from '../lib/procfs.ts'
+import { ROOT } from '../lib/roles.ts'
 
 const PEAK_HOOK = fileURLToPath(new URL('./peak-rss.mjs', import.meta.url))
 const SAMPLE_MS = 100
@@ -142,7 +142,7 @@ export async function runKeeper(r: KeeperRun): Promise<KeeperResult> {
   let sampling = true
   const sampler = (async () => {
     while (sampling) {
-      const m = await procStatus(pid)
+      const m = await statusMb(pid, ['VmRSS', 'VmHWM', 'RssAnon', 'RssFile'])
       const c = await cpuMs(pid)
       if (m && sampling) {
         samples.push({ t: performance.now() - t0, rssMb: m.VmRSS, anonMb: m.RssAnon, fileMb: m.RssFile, lines })
@@ -186,18 +186,6 @@ export async function runKeeper(r: KeeperRun): Promise<KeeperResult> {
     tail,
     stderr,
   }
-}
-
-/** Memory fields of /proc/<pid>/status in MB (10^6 bytes); undefined once the process is gone. */
-async function procStatus(pid: number): Promise<Record<'VmRSS' | 'VmHWM' | 'RssAnon' | 'RssFile', number> | undefined> {
-  let text: string
-  try {
-    text = await readFile(`/proc/${pid}/status`, 'utf8')
-  } catch {
-    return undefined
-  }
-  const mb = (field: string) => (Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) * 1024) / 1e6
-  return { VmRSS: mb('VmRSS'), VmHWM: mb('VmHWM'), RssAnon: mb('RssAnon'), RssFile: mb('RssFile') }
 }
 
 /**

@@ -23,21 +23,19 @@ import { mkdirSync } from 'node:fs'
 import { availableParallelism, cpus, totalmem } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { decode, errorMessage, Heartbeat, resolveCount, subjects } from '@apiary/shared'
-import { readSecretFile, silentLogger } from '@apiary/shared/runtime'
-import { createNatsBus } from '@apiary/shared/nats'
-import { createJobClient, type JobClient } from '@apiary/shared/client'
+import { errorMessage, resolveCount } from '@apiary/shared'
+import type { JobClient } from '@apiary/shared/client'
 import { startNats } from '../../test/harness/nats.ts'
 import { tempDir } from '../../test/harness/temp.ts'
-import { sleep } from '../fanout/pool.ts'
-import { cpuMs, findPid, type MemStatus, memStatus } from '../fanout/procfs.ts'
-import { ROOT, startRole } from '../fanout/roles.ts'
-import { fmt, table } from '../fanout/stats.ts'
 import { type FleetHost, startFleetHost } from './fleets.ts'
 import { type KeeperResult, type RssSample, rssSlope, runKeeper } from './keeper.ts'
-import { raceExit, waitUntil } from '../lib/wait.ts'
-import { progress, runBench, started } from '../lib/run.ts'
-import type { Teardown } from '../lib/teardown.ts'
+import { benchArgs, optionsOrExit, wholeNumber } from '../lib/args.ts'
+import { cpuProfFlags, startQueenAndHive } from '../lib/daemons.ts'
+import { cpuMs, findPid, type MemStatus, memStatus } from '../lib/procfs.ts'
+import { ROOT } from '../lib/roles.ts'
+import { type BenchContext, progress, runBench, started } from '../lib/run.ts'
+import { fmt, table } from '../lib/stats.ts'
+import { sleep, waitUntil } from '../lib/wait.ts'
 
 const REGION = 'bench'
 const PREFIX = 'agent'
@@ -96,10 +94,8 @@ interface Opts {
 }
 
 function parseOpts(argv: string[]): Opts | 'help' {
-  // `pnpm bench:rollout -- --nodes 5` passes the `--` through.
-  const args = argv[0] === '--' ? argv.slice(1) : argv
   const { values } = parseArgs({
-    args,
+    args: benchArgs(argv),
     options: {
       nodes: { type: 'string', default: '10000' },
       procs: { type: 'string', default: '2' },
@@ -118,22 +114,17 @@ function parseOpts(argv: string[]): Opts | 'help' {
     allowPositionals: false,
   })
   if (values.help) return 'help'
-  const int = (v: string, flag: string, min: number, max: number) => {
-    const n = Number(v)
-    if (!/^\d+$/.test(v) || n < min || n > max) throw new Error(`${flag}: "${v}" must be a whole number from ${min} to ${max}`)
-    return n
-  }
   return {
-    nodes: int(values.nodes, '--nodes', 100, 99_999),
-    procs: int(values.procs, '--procs', 1, 16),
-    durationMs: int(values.duration, '--duration', 0, 600_000),
-    manyLines: int(values['many-lines'], '--many-lines', 1, 1000),
-    rounds: int(values.rounds, '--rounds', 1, 100),
+    nodes: wholeNumber(values.nodes, '--nodes', 100, 99_999),
+    procs: wholeNumber(values.procs, '--procs', 1, 16),
+    durationMs: wholeNumber(values.duration, '--duration', 0, 600_000),
+    manyLines: wholeNumber(values['many-lines'], '--many-lines', 1, 1000),
+    rounds: wholeNumber(values.rounds, '--rounds', 1, 100),
     keeperFlags: values['keeper-flags'].split(/\s+/).filter(Boolean),
     keeperEntry: resolve(values['keeper-entry']),
-    heartbeatMs: int(values.heartbeat, '--heartbeat', 100, 60_000),
-    jobLimitS: int(values['job-limit'], '--job-limit', 10, 24 * 3600),
-    timeLimitS: int(values['time-limit'], '--time-limit', 30, 24 * 3600),
+    heartbeatMs: wholeNumber(values.heartbeat, '--heartbeat', 100, 60_000),
+    jobLimitS: wholeNumber(values['job-limit'], '--job-limit', 10, 24 * 3600),
+    timeLimitS: wholeNumber(values['time-limit'], '--time-limit', 30, 24 * 3600),
     profileDir: values.profile === undefined ? undefined : resolve(values.profile),
   }
 }
@@ -197,14 +188,10 @@ interface Results {
   fleetEvents: number
 }
 
-async function run(opts: Opts, signal: AbortSignal, teardown: Teardown, pids: Set<number>, results: Partial<Results>): Promise<void> {
+async function run(opts: Opts, ctx: BenchContext, results: Partial<Results>): Promise<void> {
+  const { signal, teardown, pids } = ctx
   const N = opts.nodes
   const P = Math.min(opts.procs, N)
-  const profFlags = () => {
-    if (!opts.profileDir) return []
-    mkdirSync(opts.profileDir, { recursive: true })
-    return ['--cpu-prof', '--cpu-prof-dir', opts.profileDir]
-  }
 
   progress('starting nats-server')
   const nats = await startNats()
@@ -216,28 +203,7 @@ async function run(opts: Opts, signal: AbortSignal, teardown: Teardown, pids: Se
   const keeperDir = join(stateDir.path, 'keeper')
   mkdirSync(keeperDir, { recursive: true, mode: 0o700 })
 
-  progress('starting the queen')
-  // At info: its URL is on the `queen listening` line (and it logs each node coming online).
-  const queen = startRole('queen', 'apiary-queen', ['--nats', nats.url, '--port', '0', '--state-dir', stateDir.path], { APIARY_LOG_LEVEL: 'info' }, profFlags())
-  pids.add(queen.pid)
-  teardown.add('queen', () => queen.stop(15_000))
-  const listening = await queen.waitForLine(/queen listening/, 30_000, signal)
-  const queenUrl = (JSON.parse(listening) as { url?: unknown }).url
-  if (typeof queenUrl !== 'string') throw new Error(`the queen's "queen listening" line has no url: ${listening}`)
-  const tokenFile = join(stateDir.path, 'token')
-  const token = await readSecretFile(tokenFile, 'token')
-  const client = createJobClient({ url: queenUrl, token, timeoutMs: 60_000 })
-  teardown.add('job client', () => client.close())
-
-  progress('starting the hive')
-  const hiveBeat = await firstHiveHeartbeat(nats.url, REGION)
-  teardown.add('heartbeat watch', () => hiveBeat.stop())
-  const hive = startRole('hive', 'apiary-hive', ['--nats', nats.url, '--region', REGION, '--heartbeat', `${opts.heartbeatMs}ms`, '--id', 'hive-bench-1'], { APIARY_LOG_LEVEL: 'warn' }, profFlags())
-  pids.add(hive.pid)
-  teardown.add('hive', () => hive.stop(15_000))
-  await raceExit(hiveBeat.seen, hive, 30_000, signal, 'the hive’s first heartbeat')
-  await hiveBeat.stop()
-  if (opts.profileDir) progress(`CPU profiles go to ${opts.profileDir}: queen pid ${queen.pid}, hive pid ${hive.pid} (CPU.<date>.<time>.<pid>.<thread>.*.cpuprofile)`)
+  const { queen, hive, queenUrl, tokenFile, client } = await startQueenAndHive({ natsUrl: nats.url, stateDir: stateDir.path, region: REGION, heartbeatMs: opts.heartbeatMs, profileDir: opts.profileDir }, ctx)
 
   progress(`starting ${N} simulated agent nodes in ${P} fleet processes`)
   const t0 = performance.now()
@@ -310,7 +276,7 @@ async function run(opts: Opts, signal: AbortSignal, teardown: Teardown, pids: Se
     const expectedFailing = perHost.reduce((a, b) => a + b, 0)
     progress(`job ${spec.name}: ${fmt(spec.failRate * 100)}% failing (${expectedFailing} nodes), ${outputLines} output line${outputLines === 1 ? '' : 's'} per node, keeper -o ${spec.format}${spec.noGroup ? ' --no-group' : ''}`)
     const cpuA = await cpuNow()
-    const r = await oneJob(spec, { client, queenUrl, tokenFile, keeperDir, nodeFlags: [...profFlags(), ...opts.keeperFlags], entry: opts.keeperEntry, jobLimitMs: opts.jobLimitS * 1000, signal })
+    const r = await oneJob(spec, { client, queenUrl, tokenFile, keeperDir, nodeFlags: [...cpuProfFlags(opts.profileDir), ...opts.keeperFlags], entry: opts.keeperEntry, jobLimitMs: opts.jobLimitS * 1000, signal })
     const cpuB = await cpuNow()
     const cpu: Cpu = {}
     for (const k of Object.keys(cpuB)) cpu[k] = cpuA[k] === undefined || cpuB[k] === undefined ? undefined : cpuB[k]! - cpuA[k]!
@@ -468,29 +434,6 @@ function countsText(counts: Record<string, number>): string {
     .join(', ')
 }
 
-/** Subscribes to heartbeats; `seen` resolves on the first one from a hive of `region`. */
-async function firstHiveHeartbeat(natsUrl: string, region: string): Promise<{ seen: Promise<void>; stop(): Promise<void> }> {
-  const log = silentLogger()
-  const bus = await createNatsBus({ url: natsUrl, name: 'bench-rollout', log })
-  let resolveSeen!: () => void
-  const seen = new Promise<void>((r) => (resolveSeen = r))
-  const sub = bus.subscribe(subjects.heartbeatAll, (msg) => {
-    const hb = decode(Heartbeat, msg, log)
-    if (hb?.role === 'hive' && hb.region === region) resolveSeen()
-  })
-  await bus.flush()
-  let stopped: Promise<void> | undefined
-  return {
-    seen,
-    stop: () =>
-      (stopped ??= (async () => {
-        sub.unsubscribe()
-        await bus.close()
-      })()),
-  }
-}
-
-
 function report(r: Partial<Results>, opts: Opts): string {
   const jobs = r.jobs ?? []
   const lines: string[] = []
@@ -643,20 +586,10 @@ function report(r: Partial<Results>, opts: Opts): string {
 }
 
 async function main(): Promise<number> {
-  let opts: Opts | 'help'
-  try {
-    opts = parseOpts(process.argv.slice(2))
-  } catch (err) {
-    process.stderr.write(`bench:rollout: ${errorMessage(err)}\n\n${USAGE}`)
-    return 2
-  }
-  if (opts === 'help') {
-    process.stdout.write(USAGE)
-    return 0
-  }
-  const o = opts
+  const o = optionsOrExit('bench:rollout', USAGE, parseOpts)
+  if (typeof o === 'number') return o
   const results: Partial<Results> = { opts: o }
-  const { failed } = await runBench('bench:rollout', o.timeLimitS, ({ signal, teardown, pids }) => run(o, signal, teardown, pids, results))
+  const { failed } = await runBench('bench:rollout', o.timeLimitS, (ctx) => run(o, ctx, results))
   const code = failed || (results.jobs ?? []).some((j) => j.problems.length > 0) ? 1 : 0
   process.stdout.write(`${report(results, o)}\n`)
   return code

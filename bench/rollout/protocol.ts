@@ -1,7 +1,7 @@
 /**
- * The IPC messages between the rollout benchmark (parent) and its fleet hosts (children): one
- * `start` → `ready` (or `failed`), any number of `configure` → `configured`, then `stop` →
- * `stopped`.
+ * The IPC messages between the rollout benchmark (parent) and its fleet hosts (children),
+ * beside bench/lib/child-host.ts's: one `start` → `ready` (or `failed`), any number of
+ * `configure` → `configured`, then `stop` → `stopped` with the fleet's stats.
  */
 import type { FleetStats } from '../../test/fleet/agents.ts'
 
@@ -26,15 +26,9 @@ export interface Behaviour {
   outputLines: number
 }
 
-export type ToFleet = StartFleet | ({ type: 'configure'; id: number } & Behaviour) | { type: 'stop' }
+export type ToFleet = StartFleet | ({ type: 'configure'; id: number } & Behaviour)
 
 export type FromFleet =
-  | { type: 'ready'; ms: number }
-  | { type: 'failed'; error: string }
   /** The behaviour `id` is in force; `failing` nodes of this host fail at its rate. */
   | { type: 'configured'; id: number; failing: number }
   | { type: 'stopped'; maxRssKb: number; stats: FleetStats }
-
-export function isFromFleet(m: unknown): m is FromFleet {
-  return typeof m === 'object' && m !== null && typeof (m as { type?: unknown }).type === 'string'
-}

@@ -3,8 +3,9 @@ import { readFile } from 'node:fs/promises'
 import { errorMessage } from '@apiary/shared'
 import { createSshPool, runSsh, type SshPool } from '@apiary/worker'
 import ssh2 from 'ssh2'
-import { eachLimited } from '../fanout/pool.ts'
-import { machineCpu, type Outcome } from './outcome.ts'
+import { eachLimited } from '../lib/each-limited.ts'
+import { machineCpu } from '../lib/procfs.ts'
+import type { Outcome } from './outcome.ts'
 
 export interface BenchNode {
   id: string

@@ -18,17 +18,17 @@ import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import { errorMessage } from '@apiary/shared'
 import type { SshPool } from '@apiary/worker'
 import { type Sshd, startSshd } from '../../test/harness/sshd.ts'
 import { tempDir } from '../../test/harness/temp.ts'
-import { sleep } from '../fanout/pool.ts'
-import { type MemStatus, memStatus } from '../fanout/procfs.ts'
-import { fmt, median, table } from '../fanout/stats.ts'
 import { apiaryRound, type ApiaryTarget, benchPool, type Negotiated, negotiated } from './apiary.ts'
-import { busyShare, type Outcome } from './outcome.ts'
+import type { Outcome } from './outcome.ts'
 import { ensurePeers, peerCommand, type PeerName, peerRound, type PeerSetup, versions, writePeerSetup } from './peers.ts'
+import { busyShare, type MemStatus, memStatus } from '../lib/procfs.ts'
+import { benchArgs, optionsOrExit, wholeNumber } from '../lib/args.ts'
 import { progress, runBench } from '../lib/run.ts'
+import { fmt, median, table } from '../lib/stats.ts'
+import { sleep } from '../lib/wait.ts'
 import type { Teardown } from '../lib/teardown.ts'
 
 const GOAL_COLD_VS_PEER = 1
@@ -65,10 +65,8 @@ interface Opts {
 }
 
 function parseOpts(argv: string[]): Opts | 'help' {
-  // `pnpm bench:ssh-fanout -- --nodes 5` passes the `--` through.
-  const args = argv[0] === '--' ? argv.slice(1) : argv
   const { values } = parseArgs({
-    args,
+    args: benchArgs(argv),
     options: {
       nodes: { type: 'string', default: '1000' },
       fanout: { type: 'string', default: '256' },
@@ -83,20 +81,15 @@ function parseOpts(argv: string[]): Opts | 'help' {
     allowPositionals: false,
   })
   if (values.help) return 'help'
-  const int = (v: string, flag: string, min: number, max: number) => {
-    const n = Number(v)
-    if (!/^\d+$/.test(v) || n < min || n > max) throw new Error(`${flag}: "${v}" must be a whole number from ${min} to ${max}`)
-    return n
-  }
-  const nodes = int(values.nodes, '--nodes', 1, 20_000)
+  const nodes = wholeNumber(values.nodes, '--nodes', 1, 20_000)
   return {
     nodes,
-    fanout: Math.min(nodes, int(values.fanout, '--fanout', 1, 20_000)),
-    reps: int(values.reps, '--reps', 1, 100),
-    warm: int(values.warm, '--warm', 1, 100),
+    fanout: Math.min(nodes, wholeNumber(values.fanout, '--fanout', 1, 20_000)),
+    reps: wholeNumber(values.reps, '--reps', 1, 100),
+    warm: wholeNumber(values.warm, '--warm', 1, 100),
     peers: !values['no-peers'],
     profileDir: values.profile === undefined ? undefined : resolve(values.profile),
-    timeLimitS: int(values['time-limit'], '--time-limit', 10, 24 * 3600),
+    timeLimitS: wholeNumber(values['time-limit'], '--time-limit', 10, 24 * 3600),
   }
 }
 
@@ -374,18 +367,8 @@ function report(r: Results): string {
 }
 
 async function main(): Promise<number> {
-  let opts: Opts | 'help'
-  try {
-    opts = parseOpts(process.argv.slice(2))
-  } catch (err) {
-    process.stderr.write(`bench:ssh-fanout: ${errorMessage(err)}\n\n${USAGE}`)
-    return 2
-  }
-  if (opts === 'help') {
-    process.stdout.write(USAGE)
-    return 0
-  }
-  const o = opts
+  const o = optionsOrExit('bench:ssh-fanout', USAGE, parseOpts)
+  if (typeof o === 'number') return o
   const { result: results } = await runBench('bench:ssh-fanout', o.timeLimitS, ({ signal, teardown }) => run(o, signal, teardown))
   const code = results ? 0 : 1
   if (results) process.stdout.write(`${report(results)}\n`)

@@ -3,7 +3,8 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import type { BenchNode } from './apiary.ts'
-import { machineCpu, type Outcome, reapedChildrenCpuMs } from './outcome.ts'
+import { machineCpu, reapedChildrenCpuMs } from '../lib/procfs.ts'
+import type { Outcome } from './outcome.ts'
 
 const run = promisify(execFile)
 

@@ -18,19 +18,3 @@ export async function eachLimited<T>(items: readonly T[], limit: number, fn: (it
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, lane))
   return errors
 }
-
-/** Resolves after `ms`, or rejects at once with the signal's reason when it aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason as Error)
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    const onAbort = () => {
-      clearTimeout(t)
-      reject(signal!.reason as Error)
-    }
-    signal?.addEventListener('abort', onAbort, { once: true })
-  })
-}
