@@ -65,7 +65,6 @@ export function startHive(cfg: HiveConfig): Hive {
       const job = new RegionJob(share, {
         bus: cfg.bus,
         log,
-        hiveId: cfg.hiveId,
         resultGraceMs: cfg.resultGraceMs ?? 15_000,
       })
       jobs.set(key, job)

@@ -4,6 +4,7 @@ import {
   type BusSubscription,
   Control,
   decode,
+  errorMessage,
   type HiveJob,
   isApiaryError,
   type Logger,
@@ -18,7 +19,6 @@ import { type Delivery, type Effect, RegionRollout } from './region-rollout.ts'
 export interface RegionJobOptions {
   bus: Bus
   log: Logger
-  hiveId: string
   /** Slack past the execution timeout before a silent node counts as lost. */
   resultGraceMs: number
 }
@@ -126,7 +126,7 @@ export class RegionJob {
       if (isApiaryError(err, 'no_responders')) return { kind: 'no-responders' }
       if (isApiaryError(err, 'timeout')) return { kind: 'timeout' }
       this.#log.warn({ err, node }, 'dispatch failed')
-      return { kind: 'failed', message: (err as Error).message }
+      return { kind: 'failed', message: errorMessage(err) }
     }
   }
 

@@ -1,4 +1,4 @@
-import { type FinalState, isFinal, type NodeState, type ResultGroup, resultGroupKey } from '@apiary/shared'
+import { isFinal, type NodeState, type ResultGroup, resultGroupKey } from '@apiary/shared'
 
 export interface NodeOutcome {
   state: NodeState
@@ -20,7 +20,7 @@ export function groupResults(nodes: Iterable<[string, NodeOutcome]>): ResultGrou
     if (existing) {
       existing.count++
       existing.nodes.push(node)
-    } else groups.set(key, { state: r.state as FinalState, exitCode: r.exitCode, digest: r.digest ?? '', cause: r.cause, count: 1, nodes: [node] })
+    } else groups.set(key, { state: r.state, exitCode: r.exitCode, digest: r.digest ?? '', cause: r.cause, count: 1, nodes: [node] })
   }
   return [...groups.values()].sort((a, b) => b.count - a.count || a.state.localeCompare(b.state))
 }
