@@ -1,4 +1,3 @@
-import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { ApiaryError, type Bus, type Logger } from '@apiary/shared'
 import { watchInventory } from '@apiary/shared/inventory'
@@ -49,23 +48,6 @@ export interface EmbeddedOptions {
   workers?: WorkerSpec[]
 }
 
-/** `keeper dev`'s options, still taken as they were: one region, N local workers, an optional inventory. */
-export interface EmbeddedConfig {
-  log: Logger
-  stateDir: string
-  tokenFile: string
-  host: string
-  port: number
-  /** Local agent workers, named `<prefix>-1` … `<prefix>-N`. */
-  workers: number
-  nodePrefix: string
-  region: string
-  heartbeatMs: number
-  /** Agentless nodes, reached by an SSH worker in this process. */
-  inventoryFile?: string
-  ssh?: { knownHosts: string; hostKeyPolicy: 'strict' | 'accept-new'; identity?: string; passphraseFile?: string; agent?: string }
-}
-
 export interface Embedded {
   /** The running queen; throws `unavailable` while it is stopped (or when there is none). */
   readonly queen: Queen
@@ -106,8 +88,7 @@ type Kind = 'hive' | 'worker' | 'ssh-worker'
  * await cluster.addWorker({ nodeId: 'web-2', region: 'eu' })
  * await cluster.close()
  */
-export async function startEmbedded(options: EmbeddedOptions | EmbeddedConfig): Promise<Embedded> {
-  const o = 'stateDir' in options ? fromDevConfig(options) : options
+export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
   const d: RoleDefaults = { ...ROLE_DEFAULTS, ...o.defaults }
   const buses = o.buses ?? memoryBuses(o.log)
   let queen: { queen: Queen; bus: Bus } | undefined
@@ -280,18 +261,4 @@ export async function startEmbedded(options: EmbeddedOptions | EmbeddedConfig): 
     throw err
   }
   return cluster
-}
-
-/** `EmbeddedConfig` as `EmbeddedOptions`: a hive and an SSH worker for its region, N local workers. */
-function fromDevConfig(c: EmbeddedConfig): EmbeddedOptions {
-  const ssh = c.ssh ?? { knownHosts: join(homedir(), '.ssh', 'known_hosts'), hostKeyPolicy: 'strict' as const }
-  const { identity, ...pool } = ssh
-  return {
-    log: c.log,
-    queen: { stateDir: c.stateDir, tokenFile: c.tokenFile, host: c.host, port: c.port, ...(c.inventoryFile ? { inventoryFile: c.inventoryFile } : {}) },
-    defaults: { region: c.region, heartbeatMs: c.heartbeatMs },
-    hives: [{ hiveId: `hive-${c.region}-embedded` }],
-    sshWorkers: c.inventoryFile ? [{ id: `ssh-${c.region}-embedded`, inventoryFile: c.inventoryFile, pool: { ...pool, ...(identity ? { keyFile: identity } : {}) } }] : [],
-    workers: Array.from({ length: c.workers }, (_, i) => ({ nodeId: `${c.nodePrefix}-${i + 1}`, labels: { role: 'dev', index: String(i + 1) } })),
-  }
 }

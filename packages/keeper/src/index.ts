@@ -1,6 +1,5 @@
 export {
   type Embedded,
-  type EmbeddedConfig,
   type EmbeddedOptions,
   type EmbeddedQueenOptions,
   type HiveSpec,

@@ -1,5 +1,5 @@
 import { ApiaryError } from '@apiary/shared'
-import { createLogger, DAEMON_OPTIONS, type OptionTable, SSH_OPTIONS, type SshPoolFlags, sshPoolOptionsFrom } from '@apiary/shared/runtime'
+import { createLogger, DAEMON_OPTIONS, type OptionTable, SSH_OPTIONS, sshPoolOptionsFrom } from '@apiary/shared/runtime'
 import { defineCommand } from '../cli/command.ts'
 import { EXIT, stateDirOf, tokenFileOf } from '../cli/context.ts'
 import { loadEmbedded } from '../cli/load-embedded.ts'
@@ -31,17 +31,14 @@ export const dev = defineCommand({
     const workers = v.workers ?? (inventoryFile ? 0 : 3)
     const log = createLogger({ component: 'keeper-dev', level: v['log-level'] })
     const startEmbedded = await loadEmbedded()
+    const region = 'default'
     const cluster = await startEmbedded({
       log,
-      stateDir,
-      tokenFile,
-      host: '127.0.0.1',
-      port: v.port ?? (serving ? 7070 : 0),
-      workers,
-      nodePrefix: 'local',
-      region: 'default',
-      heartbeatMs: v.heartbeat,
-      ...(inventoryFile ? { inventoryFile, ssh: embeddedSsh(sshPoolOptionsFrom(v, io.env)) } : {}),
+      queen: { stateDir, tokenFile, host: '127.0.0.1', port: v.port ?? (serving ? 7070 : 0), ...(inventoryFile ? { inventoryFile } : {}) },
+      defaults: { region, heartbeatMs: v.heartbeat },
+      hives: [{ hiveId: `hive-${region}-embedded` }],
+      sshWorkers: inventoryFile ? [{ id: `ssh-${region}-embedded`, inventoryFile, pool: sshPoolOptionsFrom(v, io.env) }] : [],
+      workers: Array.from({ length: workers }, (_, k) => ({ nodeId: `local-${k + 1}`, labels: { role: 'dev', index: String(k + 1) } })),
     })
     if (serving) {
       const agentless = inventoryFile ? `, inventory ${inventoryFile} over SSH` : ''
@@ -60,8 +57,3 @@ export const dev = defineCommand({
     }
   },
 })
-
-/** The pool options as startEmbedded takes them: it names the key `identity`. */
-function embeddedSsh({ knownHosts, hostKeyPolicy, keyFile, passphraseFile, agent }: SshPoolFlags) {
-  return { knownHosts, hostKeyPolicy, ...(keyFile ? { identity: keyFile } : {}), ...(passphraseFile ? { passphraseFile } : {}), ...(agent ? { agent } : {}) }
-}
