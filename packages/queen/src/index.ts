@@ -13,6 +13,9 @@ import { openSqliteStore } from './store/sqlite.ts'
 import type { JobStore } from './store/store.ts'
 import { ensureToken } from './token.ts'
 
+/** The HTTP API alone, over dependencies the caller supplies. */
+export { type AppDeps, createApp } from './http/app.ts'
+
 export interface QueenConfig {
   bus: Bus
   log: Logger
