@@ -37,22 +37,31 @@ export class TestCluster {
 
   static async start(kind: BusKind, opts: ClusterOptions = {}): Promise<TestCluster> {
     const dir = await tempDir('cluster')
-    const nats = kind === 'nats' ? await startNats() : undefined
+    let nats: NatsServer | undefined
+    let cluster: Embedded
     const log = silentLogger()
-    const cluster = await startEmbedded({
-      log,
-      buses: nats ? natsBuses({ url: nats.url, log }) : memoryBuses(log),
-      queen: {
-        stateDir: dir.path,
-        // The restart tests want what a production queen does.
-        rememberNodes: true,
-        hiveAckTimeoutMs: 2000,
-        cancelGraceMs: opts.cancelGraceMs ?? 5000,
-        sweepMs: 100,
-        ...(opts.inventoryFile ? { inventoryFile: opts.inventoryFile, inventoryPollMs: 100 } : {}),
-      },
-      defaults: { heartbeatMs: opts.heartbeatMs ?? 200, resultGraceMs: 5000, killGraceMs: 500, inventoryPollMs: 100 },
-    })
+    try {
+      nats = kind === 'nats' ? await startNats() : undefined
+      cluster = await startEmbedded({
+        log,
+        buses: nats ? natsBuses({ url: nats.url, log }) : memoryBuses(log),
+        queen: {
+          stateDir: dir.path,
+          // The restart tests want what a production queen does.
+          rememberNodes: true,
+          hiveAckTimeoutMs: 2000,
+          cancelGraceMs: opts.cancelGraceMs ?? 5000,
+          sweepMs: 100,
+          ...(opts.inventoryFile ? { inventoryFile: opts.inventoryFile, inventoryPollMs: 100 } : {}),
+        },
+        defaults: { heartbeatMs: opts.heartbeatMs ?? 200, resultGraceMs: 5000, killGraceMs: 500, inventoryPollMs: 100 },
+      })
+    } catch (err) {
+      // A cluster that cannot start leaves no nats-server or directory behind.
+      await nats?.stop()
+      await dir.remove()
+      throw err
+    }
     const c = new TestCluster(dir, cluster, nats)
     c.#connect()
     return c

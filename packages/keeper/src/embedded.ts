@@ -100,8 +100,11 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
   /** Records a started role, or ends it at once (a duplicate id, a closing cluster); then flushes. */
   async function started<R>(kind: Kind, byId: Map<string, R>, id: string, role: R, bus: Bus, end: () => Promise<void>): Promise<R> {
     const close = async () => {
-      await end()
-      await buses.release(bus)
+      try {
+        await end()
+      } finally {
+        await buses.release(bus)
+      }
     }
     if (closing || byId.has(id)) {
       await close()
@@ -113,6 +116,11 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
     await bus.flush()
     await queen?.bus.flush()
     return role
+  }
+  /** Refused before anything opens: a second role with one id would heartbeat as the first. */
+  function admit(kind: Kind, id: string): void {
+    if (closing) throw new ApiaryError('closed', `the embedded cluster is closing: ${kind} ${id} not started`)
+    if (roles[kind].has(id)) throw new ApiaryError('conflict', `${kind} ${id} is already running`, 'id')
   }
   async function remove(kind: Kind, id: string): Promise<void> {
     const i = up.findIndex((r) => r.kind === kind && r.id === id)
@@ -134,6 +142,7 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
 
     async startQueen() {
       if (!o.queen) throw new ApiaryError('invalid_input', 'this embedded cluster has no queen', 'queen')
+      if (closing) throw new ApiaryError('closed', 'the embedded cluster is closing: the queen is not started')
       if (queen) throw new ApiaryError('conflict', 'the embedded queen is already running')
       const q = o.queen
       const bus = await buses.open('apiary-queen')
@@ -167,6 +176,7 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
     async addHive(spec = {}) {
       const region = spec.region ?? d.region
       const hiveId = spec.hiveId ?? `hive-${region}`
+      admit('hive', hiveId)
       const bus = await buses.open(`apiary-hive:${hiveId}`)
       const hive = startHive({
         bus,
@@ -180,6 +190,7 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
     },
 
     async addWorker(spec) {
+      admit('worker', spec.nodeId)
       const bus = await buses.open(`apiary-worker:${spec.nodeId}`)
       const worker = startWorker({
         bus,
@@ -196,17 +207,19 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
     async addSshWorker(spec) {
       const region = spec.region ?? d.region
       const id = spec.id ?? `ssh-${region}`
+      admit('ssh-worker', id)
       const log = o.log.child({ component: 'ssh-worker' })
       const inventory = await watchInventory(spec.inventoryFile, log, { pollMs: spec.inventoryPollMs ?? d.inventoryPollMs })
       const others = new Set([...inventory.nodes().values()].map((n) => n.region).filter((r) => r !== region))
       if (others.size > 0) log.warn({ regions: [...others] }, `SSH worker ${id} serves region ${region} only; inventory nodes of other regions end "no hive" without a hive and SSH worker of their own`)
-      const pool = createSshPool({ ...spec.pool, log })
+      let pool: ReturnType<typeof createSshPool> | undefined
       let bus: Bus
       try {
+        pool = createSshPool({ ...spec.pool, log })
         bus = await buses.open(`apiary-worker:${id}`)
       } catch (err) {
         inventory.close()
-        await pool.close()
+        await pool?.close()
         throw err
       }
       const worker = startSshWorker({
@@ -219,10 +232,14 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
         pool,
         killGraceMs: spec.killGraceMs ?? d.killGraceMs,
       })
+      const ownPool = pool
       return started('ssh-worker', roles['ssh-worker'], id, worker, bus, async () => {
-        await worker.close()
-        inventory.close()
-        await pool.close()
+        try {
+          await worker.close()
+        } finally {
+          inventory.close()
+          await ownPool.close()
+        }
       })
     },
 
@@ -230,25 +247,32 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
     removeWorker: (nodeId) => remove('worker', nodeId),
     removeSshWorker: (id) => remove('ssh-worker', id),
 
-    async close() {
-      closing = true
-      const failures: unknown[] = []
-      while (up.length > 0) {
-        const kind = up.at(-1)!.kind
-        const run: Array<(typeof up)[number]> = []
-        while (up.at(-1)?.kind === kind) run.push(up.pop()!)
-        for (const r of run) roles[kind].delete(r.id)
-        for (const s of await Promise.allSettled(run.map((r) => r.close()))) if (s.status === 'rejected') failures.push(s.reason)
-      }
-      for (const end of [() => cluster.stopQueen(), () => buses.close()]) {
-        try {
-          await end()
-        } catch (err) {
-          failures.push(err)
-        }
-      }
-      if (failures.length > 0) throw new ApiaryError('internal', `closing the embedded cluster: ${failures.length} part(s) failed`, undefined, { cause: failures.length === 1 ? failures[0] : new AggregateError(failures) })
+    close() {
+      closed ??= closeAll()
+      return closed
     },
+  }
+
+  /** Once, however many callers ask: a second close waits for the first. */
+  let closed: Promise<void> | undefined
+  async function closeAll(): Promise<void> {
+    closing = true
+    const failures: unknown[] = []
+    while (up.length > 0) {
+      const kind = up.at(-1)!.kind
+      const run: Array<(typeof up)[number]> = []
+      while (up.at(-1)?.kind === kind) run.push(up.pop()!)
+      for (const r of run) roles[kind].delete(r.id)
+      for (const s of await Promise.allSettled(run.map((r) => r.close()))) if (s.status === 'rejected') failures.push(s.reason)
+    }
+    for (const end of [() => cluster.stopQueen(), () => buses.close()]) {
+      try {
+        await end()
+      } catch (err) {
+        failures.push(err)
+      }
+    }
+    if (failures.length > 0) throw new ApiaryError('internal', `closing the embedded cluster: ${failures.length} part(s) failed`, undefined, { cause: failures.length === 1 ? failures[0] : new AggregateError(failures) })
   }
 
   try {

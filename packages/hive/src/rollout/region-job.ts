@@ -13,7 +13,6 @@ import {
   type Task,
   WireEvent,
 } from '@apiary/shared'
-import { steadyNow } from '@apiary/shared/runtime'
 import { type Delivery, type Effect, RegionRollout } from './region-rollout.ts'
 
 export interface RegionJobOptions {
@@ -86,7 +85,7 @@ export class RegionJob {
       switch (e.type) {
         case 'dispatch':
           this.#deliver(e.node, e.agentless)
-            .then((outcome) => this.#carryOut(this.#rollout.delivered(e.node, outcome, steadyNow())))
+            .then((outcome) => this.#carryOut(this.#rollout.delivered(e.node, outcome, Date.now())))
             .catch((err: unknown) => this.#log.error({ err, node: e.node }, 'dispatch failed'))
           break
         case 'publish':
@@ -142,8 +141,9 @@ export class RegionJob {
     this.#timer = setTimeout(() => {
       this.#timer = undefined
       this.#wakeAt = null
-      this.#carryOut(this.#rollout.tick(steadyNow()))
-    }, Math.max(0, at - steadyNow()))
+      // Monotonic timer: `at` has come even if the wall clock was set back meanwhile.
+      this.#carryOut(this.#rollout.tick(Math.max(Date.now(), at)))
+    }, Math.max(0, at - Date.now()))
     this.#timer.unref()
   }
 }

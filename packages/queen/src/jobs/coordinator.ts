@@ -10,7 +10,6 @@ import {
   subjects,
   WireEvent,
 } from '@apiary/shared'
-import { steadyNow } from '@apiary/shared/runtime'
 import type { Presence } from '../presence/presence.ts'
 import type { JobStore } from '../store/store.ts'
 import type { EventLog } from './event-log.ts'
@@ -71,7 +70,7 @@ export class Coordinator {
       const request: JobRequest = { operation: s.operation, targets: s.targets, rollout: s.rollout, outputCapBytes: s.outputCapBytes }
       const nodes = store.nodes(id).map((n) => ({ ...n, agentless: presence.isAgentless(n.node) }))
       this.#o.events.open(id, s.lastSeq)
-      const { run, effects } = JobRun.resume({ id, request, createdAt: s.createdAt, cancelGraceMs: this.#o.cancelGraceMs }, nodes, steadyNow())
+      const { run, effects } = JobRun.resume({ id, request, createdAt: s.createdAt, cancelGraceMs: this.#o.cancelGraceMs }, nodes, Date.now())
       this.#runs.set(id, { run })
       this.#carryOut(run, effects)
     }
@@ -91,7 +90,7 @@ export class Coordinator {
     this.#checkWarm()
     const plan = planJob(request, this.#o.presence.nodes(), opts.nodes)
     checkConfirmation(plan, request)
-    const now = steadyNow()
+    const now = Date.now()
     const jobId = newJobId(now)
     const targets = plan.targets
     this.#o.store.createJob({ id: jobId, request, createdAt: now, nodes: targets.map((t) => ({ node: t.id, region: t.region })), rerunOf: opts.rerunOf ?? null })
@@ -115,7 +114,7 @@ export class Coordinator {
       this.#o.log.debug({ jobId: ev.jobId, kind: ev.kind }, 'event for a job that is not running')
       return
     }
-    this.#carryOut(entry.run, entry.run.onEvent(ev, steadyNow()))
+    this.#carryOut(entry.run, entry.run.onEvent(ev, Date.now()))
   }
 
   /** Asks hives and workers to stop the job; the job ends when each node confirms. */
@@ -126,13 +125,13 @@ export class Coordinator {
       if (!stored) throw new ApiaryError('not_found', `job ${jobId} does not exist`, 'jobId')
       return { state: stored.state }
     }
-    this.#carryOut(entry.run, entry.run.cancel(reason, steadyNow()))
+    this.#carryOut(entry.run, entry.run.cancel(reason, Date.now()))
     return { state: 'running' }
   }
 
   /** Ends what nobody will report: see `JobRun.sweep`. */
   sweepLost(): void {
-    for (const { run } of [...this.#runs.values()]) this.#carryOut(run, run.sweep(this.#presenceView, steadyNow()))
+    for (const { run } of [...this.#runs.values()]) this.#carryOut(run, run.sweep(this.#presenceView, Date.now()))
   }
 
   /** Right after a restart the node list may be incomplete: a selector must not silently miss nodes. */
@@ -158,7 +157,7 @@ export class Coordinator {
           const { region, nodes } = e.share
           this.#o.dispatch
             .offer(e.share)
-            .then((outcome) => this.#carryOut(run, run.onShare(region, nodes, outcome, steadyNow())))
+            .then((outcome) => this.#carryOut(run, run.onShare(region, nodes, outcome, Date.now())))
             .catch((err: unknown) => log.error({ err, jobId: run.id, region }, 'dispatch to region failed'))
           break
         }
@@ -191,8 +190,10 @@ export class Coordinator {
     if (at === null) return
     entry.timer = setTimeout(() => {
       entry.timer = undefined
-      this.#carryOut(run, run.tick(steadyNow()))
-    }, Math.max(0, at - steadyNow()))
+      // The timer runs on the monotonic clock: when it fires, `at` has come, even if the wall
+      // clock was set back meanwhile (an NTP step) and says otherwise.
+      this.#carryOut(run, run.tick(Math.max(Date.now(), at)))
+    }, Math.max(0, at - Date.now()))
     entry.timer.unref()
   }
 

@@ -33,8 +33,8 @@ export async function runProgram<T extends OptionTable & { 'log-level': { type: 
   let config: C
   try {
     const argv = process.argv.slice(2)
-    // Help first: a bad value in the environment must not hide it.
-    const asksHelp = argv.slice(0, argv.includes('--') ? argv.indexOf('--') : argv.length).some((a) => a === '--help' || a === '-h')
+    // Help first, read without the environment: a bad value there must not hide it.
+    const asksHelp = parseCommandLine(spec.program, spec.options, argv, {}).values.help
     values = asksHelp ? ({ help: true } as OptionValues<T>) : parseCommandLine(spec.program, spec.options, argv, process.env).values
     if (values.help) {
       process.stdout.write(`${spec.about}\n\noptions:\n${optionsHelp(spec.options)}\n`)
