@@ -1,4 +1,4 @@
-import { chmod, writeFile } from 'node:fs/promises'
+import { chmod, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort, type Proc, runBin, startBin, type TempDir, tempDir } from '../harness/index.ts'
@@ -35,6 +35,16 @@ describe('keeper CLI', () => {
     expect(run.code).toBe(0)
     expect(run.stdout).toContain('--targets SEL')
     expect(run.stdout).toContain('--timeout DUR')
+    // The help of a command under dev starts no cluster: it answers with an empty state dir.
+    const empty = await tempDir('dev-help')
+    try {
+      const devRun = await keeper(['dev', 'run', '--help'], { APIARY_STATE_DIR: empty.path })
+      expect(devRun.code).toBe(0)
+      expect(devRun.stdout).toContain('keeper run:')
+      expect(await readdir(empty.path)).toEqual([])
+    } finally {
+      await empty.remove()
+    }
   })
 
   it.each([

@@ -25,6 +25,9 @@ export const dev = defineCommand({
     if (name !== undefined && (name === 'dev' || !keeper.commands.includes(name))) {
       throw new ApiaryError('invalid_input', `keeper dev: "${name}" is not a keeper command (see keeper --help)`, 'command')
     }
+    // `keeper dev run --help` is the help of run: no cluster to start for it.
+    const own = subcommand.slice(0, subcommand.includes('--') ? subcommand.indexOf('--') : subcommand.length)
+    if (own.includes('--help') || own.includes('-h')) return keeper.dispatch(subcommand, io, globals)
     const stateDir = stateDirOf(globals, io.env)
     const tokenFile = tokenFileOf(globals, io.env)
     const inventoryFile = v.inventory
