@@ -1,6 +1,7 @@
 import { type ChildProcess, fork } from 'node:child_process'
 import { errorMessage } from '@apiary/shared'
 import { ROOT } from './roles.ts'
+import { nextMatch } from './next-match.ts'
 
 /**
  * Child hosts: processes a benchmark forks to hold a slice of its fleet, so that the benchmark
@@ -73,24 +74,12 @@ export function forkHost<To extends Message, From extends Message>(
   })
 
   function next<T>(pick: (m: From | HostReport) => T | undefined, what: string, timeoutMs?: number): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const done = (fn: () => void) => {
-        clearTimeout(timer)
-        listeners.delete(onMsg)
-        signal.removeEventListener('abort', onAbort)
-        fn()
-      }
-      const onMsg = (m: From | HostReport) => {
-        if (m.type === 'failed') return done(() => reject(new Error(`${name}: ${(m as { error: string }).error}\n${tail}`)))
-        const v = pick(m)
-        if (v !== undefined) done(() => resolve(v))
-      }
-      const onAbort = () => done(() => reject(signal.reason as Error))
-      const timer = timeoutMs === undefined ? undefined : setTimeout(() => done(() => reject(new Error(`${name}: no ${what} within ${timeoutMs} ms\n${tail}`))), timeoutMs)
-      listeners.add(onMsg)
-      if (signal.aborted) return onAbort()
-      signal.addEventListener('abort', onAbort, { once: true })
-      void exited.then(() => done(() => reject(new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before ${what}\n${tail}`))))
+    return nextMatch(listeners, (m) => (m.type === 'failed' ? new Error(`${name}: ${(m as { error: string }).error}\n${tail}`) : pick(m)), {
+      signal,
+      ...(timeoutMs === undefined ? {} : { timeoutMs }),
+      timeout: () => new Error(`${name}: no ${what} within ${timeoutMs} ms\n${tail}`),
+      ended: exited,
+      gone: () => new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before ${what}\n${tail}`),
     })
   }
 

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { nextMatch } from './next-match.ts'
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -72,21 +73,12 @@ export function startRole(name: string, bin: string, args: string[], env: NodeJS
       // Lines already printed count too.
       const seen = tail.text.split('\n').find((l) => re.test(l))
       if (seen !== undefined) return Promise.resolve(seen)
-      return new Promise<string>((resolve, reject) => {
-        const done = (fn: () => void) => {
-          clearTimeout(timer)
-          lineWaiters.delete(onLine)
-          signal.removeEventListener('abort', onAbort)
-          fn()
-        }
-        const onLine = (l: string) => {
-          if (re.test(l)) done(() => resolve(l))
-        }
-        const onAbort = () => done(() => reject(signal.reason as Error))
-        const timer = setTimeout(() => done(() => reject(new Error(`${name} printed no line matching ${re} within ${timeoutMs} ms\n${tail.text}`))), timeoutMs)
-        lineWaiters.add(onLine)
-        signal.addEventListener('abort', onAbort, { once: true })
-        void exited.then(({ code, signal: sig }) => done(() => reject(new Error(`${name} exited (${code ?? sig}) before printing ${re}\n${tail.text}`))))
+      return nextMatch(lineWaiters, (l) => (re.test(l) ? l : undefined), {
+        signal,
+        timeoutMs,
+        timeout: () => new Error(`${name} printed no line matching ${re} within ${timeoutMs} ms\n${tail.text}`),
+        ended: exited,
+        gone: () => new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before printing ${re}\n${tail.text}`),
       })
     },
     async stop(graceMs = 5000) {
