@@ -1,6 +1,6 @@
 import { hostname } from 'node:os'
-import { ApiaryError, NodeId, parseOrThrow, Region } from '@apiary/shared'
-import { DAEMON_OPTIONS, type OptionTable, type OptionValues } from '@apiary/shared/runtime'
+import { NodeId, parseOrThrow, Region } from '@apiary/shared'
+import { DAEMON_OPTIONS, type OptionTable, type OptionValues, requiredNatsUrl } from '@apiary/shared/runtime'
 
 export const HIVE_OPTIONS = {
   nats: DAEMON_OPTIONS.nats,
@@ -28,10 +28,10 @@ export function parseHiveConfig(
   _env: NodeJS.ProcessEnv,
   self: { host: string; pid: number } = { host: hostname(), pid: process.pid },
 ): HiveDaemonConfig {
-  if (!v.nats) throw new ApiaryError('invalid_input', '--nats (or APIARY_NATS_URL) is required: the hive meets the queen and workers on NATS', '--nats')
+  const natsUrl = requiredNatsUrl(v.nats, 'the hive meets the queen and workers on NATS')
   const region = parseOrThrow(Region, v.region, '--region')
   return Object.freeze({
-    natsUrl: v.nats,
+    natsUrl,
     region,
     hiveId: parseOrThrow(NodeId, v.id ?? `hive-${region}-${self.host.split('.')[0]}-${self.pid}`, '--id'),
     heartbeatMs: v.heartbeat,

@@ -5,6 +5,7 @@ import {
   type OptionTable,
   type OptionValues,
   parseLabels,
+  requiredNatsUrl,
   SSH_POOL_OPTIONS,
   type SshPoolFlags,
   sshPoolOptionsFrom,
@@ -42,8 +43,7 @@ export function parseWorkerConfig(
   env: NodeJS.ProcessEnv,
   self: { host: string; pid: number } = { host: hostname(), pid: process.pid },
 ): WorkerDaemonConfig {
-  if (!v.nats) throw new ApiaryError('invalid_input', '--nats (or APIARY_NATS_URL) is required: the worker meets its hive on NATS', '--nats')
-  const common = { natsUrl: v.nats, region: parseOrThrow(Region, v.region, '--region'), heartbeatMs: v.heartbeat }
+  const common = { natsUrl: requiredNatsUrl(v.nats, 'the worker meets its hive on NATS'), region: parseOrThrow(Region, v.region, '--region'), heartbeatMs: v.heartbeat }
   if (!v.ssh) {
     return Object.freeze({
       ...common,

@@ -174,6 +174,12 @@ export function withHelpPrefix<T extends OptionTable>(prefix: string, table: T):
   return Object.fromEntries(Object.entries(table).map(([name, spec]) => [name, { ...spec, help: `${prefix}${spec.help}` }])) as T
 }
 
+/** The `--nats` of a daemon that cannot run without it; `why` says what it meets there. */
+export function requiredNatsUrl(url: string | undefined, why: string): string {
+  if (!url) throw new ApiaryError('invalid_input', `--nats (or APIARY_NATS_URL) is required: ${why}`, '--nats')
+  return url
+}
+
 /** Parses `k=v` labels from flags, naming the bad one. */
 export function parseLabels(items: string[], flag: string): Record<string, string> {
   const out: Record<string, string> = {}

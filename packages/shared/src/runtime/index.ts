@@ -10,6 +10,7 @@ export {
   parseCommandAndGlobals,
   parseCommandLine,
   parseLabels,
+  requiredNatsUrl,
   SSH_OPTIONS,
   SSH_POOL_OPTIONS,
   type SshPoolFlags,
