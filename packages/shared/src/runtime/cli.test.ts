@@ -122,6 +122,19 @@ describe('sshPoolOptionsFrom', () => {
     })
   })
 
+  it('bounds --connect-timeout: a zero deadline would wait for the kernel, a huge one past a timer', () => {
+    for (const bad of ['0', '50ms', '2h']) {
+      let err: unknown
+      try {
+        pool(['--connect-timeout', bad], { HOME: '/h' })
+      } catch (e) {
+        err = e
+      }
+      expect(isApiaryError(err, 'invalid_input') && err.field, bad).toBe('--connect-timeout')
+    }
+    expect(pool(['--connect-timeout', '1h'], { HOME: '/h' }).connectTimeoutMs).toBe(3_600_000)
+  })
+
   it('leaves out what is not given', () => {
     expect(pool([], { HOME: '/h', APIARY_KNOWN_HOSTS: '/etc/kh' })).toEqual({ knownHosts: '/etc/kh', hostKeyPolicy: 'strict', maxPerHost: 2, maxTotal: 1024, connectTimeoutMs: 10_000 })
   })
