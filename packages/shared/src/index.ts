@@ -63,7 +63,27 @@ export {
 } from './schema/job.ts'
 export { classifyRisk, type Risk, type RiskClass } from './schema/risk.ts'
 export { EVENT_KINDS, type EventKind, type EventOf, JobEvent, WireEvent, type WireEventOf } from './schema/event.ts'
-export { Ack, Control, Heartbeat, HiveJob, HostReach, Task } from './schema/messages.ts'
+export {
+  Ack,
+  Control,
+  type ControlOrder,
+  Grant,
+  Heartbeat,
+  HiveJob,
+  type HiveJobInput,
+  HostReach,
+  MAX_CHUNK_NODES,
+  MAX_CHUNKS,
+  MAX_SHARE_NODES,
+  ShareChunk,
+  ShareOffer,
+  Task,
+} from './schema/messages.ts'
+export { fromSubjectToken, parseSubject, type Role, subjectToken } from './subjects.ts'
+export { type BusPermissions, type Identity, permissionsFor } from './trust/identity.ts'
+export { canonicalJson, createSigner, createVerifier, digestOf, generateSigningKey, parsePublicKey, type Signer, type Verifier } from './trust/signing.ts'
+export { leafHash, merkleTree, verifyProof } from './trust/merkle.ts'
+export { assembleShare, type CheckedShare, CONTROL_TTL_MS, controlRefusal, signControl, signShare, type TaskCheck, taskRefusal } from './trust/work.ts'
 export { VERSION } from './version.ts'
 export { finishedLine, notRunEvent, prefixLines } from './schema/narration.ts'
 export { outputDigest } from './schema/digest.ts'

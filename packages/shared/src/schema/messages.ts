@@ -3,54 +3,128 @@ import { JobId, Labels, NodeId, Region } from './ids.ts'
 import { BreakerState } from './job.ts'
 import { Operation } from './operation.ts'
 
+/** The most nodes one message of a share holds; a larger region's share is sent in chunks. */
+export const MAX_CHUNK_NODES = 5_000
+/** The most nodes one region's share may hold (the chunks together). */
+export const MAX_SHARE_NODES = 1_000_000
+/** The most chunks of one share. */
+export const MAX_CHUNKS = Math.ceil(MAX_SHARE_NODES / MAX_CHUNK_NODES)
+
+const Hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 hex digits')
+const Sig = z.string().regex(/^[A-Za-z0-9_-]{86}$/, 'must be an ed25519 signature in base64url')
+const Ms = z.number().int().min(1).max(7 * 24 * 3600 * 1000)
+
 /**
- * queen → hive on `apiary.hive.<region>.jobs`: one region's share of one phase of a job
- * (phase 0 is the canary when there is one). Counts are resolved: no percentages here.
+ * One region's share of one phase of a job (phase 0 is the canary when there is one), as the
+ * queen's policy hands it out and the hive runs it. Counts are resolved: no percentages here.
+ * On the bus it travels as a signed `ShareOffer` and its `ShareChunk`s.
  */
 export const HiveJob = z.object({
   jobId: JobId,
   phase: z.number().int().min(0),
   region: Region,
-  nodes: z.array(NodeId),
+  nodes: z.array(NodeId).max(MAX_SHARE_NODES),
   /** The nodes of `nodes` reached over SSH by the region's SSH workers, not by an agent. */
-  agentless: z.array(NodeId).default([]),
+  agentless: z.array(NodeId).max(MAX_SHARE_NODES).default([]),
   operation: Operation,
   concurrency: z.number().int().min(1),
   /** Not-ok nodes (of the whole job) at which dispatching stops; null for no budget. */
   maxErrors: z.number().int().min(1).nullable(),
   /** Not-ok nodes of the job so far, when this share was sent. */
   errorsSoFar: z.number().int().min(0),
-  timeoutMs: z.number().int().min(1),
-  deliveryTimeoutMs: z.number().int().min(1),
-  outputCapBytes: z.number().int(),
+  timeoutMs: Ms,
+  deliveryTimeoutMs: Ms,
+  outputCapBytes: z.number().int().min(1),
+  /** All targets of the job and the confirmation the request carried (the destructive-operation gate). */
+  targets: z.number().int().min(0).default(0),
+  confirm: z.number().int().min(0).nullable().default(null),
 })
 export type HiveJob = z.infer<typeof HiveJob>
+export type HiveJobInput = z.input<typeof HiveJob>
+
+/**
+ * What the queen signs for one share: everything about it but the node list, which the
+ * Merkle `root` covers (see trust/merkle.ts), and the operation, which its digest `op`
+ * covers. Hives check all of it; a worker checks that it is for this job and region, that
+ * the operation is this one, that its node is a leaf, the confirmation and the expiry.
+ */
+export const Grant = z.strictObject({
+  v: z.literal(1),
+  jobId: JobId,
+  phase: z.number().int().min(0),
+  region: Region,
+  op: Hex64,
+  nodes: z.number().int().min(1).max(MAX_SHARE_NODES),
+  chunks: z.number().int().min(1).max(MAX_CHUNKS),
+  root: Hex64,
+  targets: z.number().int().min(0),
+  confirm: z.number().int().min(0).nullable(),
+  concurrency: z.number().int().min(1),
+  maxErrors: z.number().int().min(1).nullable(),
+  errorsSoFar: z.number().int().min(0),
+  timeoutMs: Ms,
+  deliveryTimeoutMs: Ms,
+  outputCapBytes: z.number().int().min(1),
+  issuedAt: z.number().int().min(0),
+  expiresAt: z.number().int().min(0),
+  sig: Sig,
+})
+export type Grant = z.infer<typeof Grant>
+
+/** queen → hive on `apiary.hive.<region>.jobs`: the signed grant, the operation and the first chunk. */
+export const ShareOffer = z.strictObject({
+  grant: Grant,
+  operation: Operation,
+  nodes: z.array(NodeId).min(1).max(MAX_CHUNK_NODES),
+  agentless: z.array(NodeId).max(MAX_CHUNK_NODES).default([]),
+})
+export type ShareOffer = z.infer<typeof ShareOffer>
+
+/** queen → the hive that took the offer, on `apiary.hive.<region>.chunk.<hiveId>`: chunk `index` (1 on). */
+export const ShareChunk = z.strictObject({
+  jobId: JobId,
+  phase: z.number().int().min(0),
+  index: z.number().int().min(1).max(MAX_CHUNKS),
+  nodes: z.array(NodeId).min(1).max(MAX_CHUNK_NODES),
+  agentless: z.array(NodeId).max(MAX_CHUNK_NODES).default([]),
+})
+export type ShareChunk = z.infer<typeof ShareChunk>
 
 /** The reply to a request: the receiver took it, or says why not. */
-export const Ack = z.object({ accepted: z.boolean(), by: z.string(), reason: z.string().optional() })
+export const Ack = z.object({ accepted: z.boolean(), by: z.string().max(300), reason: z.string().max(1000).optional() })
 export type Ack = z.infer<typeof Ack>
 
-/** hive → worker on `apiary.node.<id>.tasks`: run one operation on one node. */
-export const Task = z.object({
+/**
+ * hive → worker on `apiary.task.<region>.<node>` (or `apiary.ssh.<region>`): run one
+ * operation on one node, with the queen's grant for the share and the proof that the node is in it.
+ */
+export const Task = z.strictObject({
   jobId: JobId,
   node: NodeId,
   operation: Operation,
-  timeoutMs: z.number().int().min(1),
+  timeoutMs: Ms,
   outputCapBytes: z.number().int().min(1),
+  grant: Grant,
+  proof: z.array(z.string().max(65)).max(64),
 })
 export type Task = z.infer<typeof Task>
 
 /**
- * queen → hives, workers on `apiary.control.<jobId>`. `halt` stops dispatching (what runs
- * finishes); `cancel` also stops what runs, which then ends as `outcome`.
+ * queen → hives, workers on `apiary.control.<jobId>`, signed by the queen. `halt` stops
+ * dispatching (what runs finishes); `cancel` also stops what runs, which then ends as `outcome`.
  */
-export const Control = z.object({
+export const Control = z.strictObject({
   jobId: JobId,
   action: z.enum(['halt', 'cancel']),
-  reason: z.string(),
+  reason: z.string().max(2000),
   outcome: z.enum(['cancelled', 'timeout']).default('cancelled'),
+  issuedAt: z.number().int().min(0),
+  expiresAt: z.number().int().min(0),
+  sig: Sig,
 })
 export type Control = z.infer<typeof Control>
+/** A control message as the queen's policy decides it, before it is signed. */
+export type ControlOrder = Pick<Control, 'jobId' | 'action' | 'reason' | 'outcome'>
 
 /** What an SSH worker knows of one host it reaches: its last contact and its circuit breaker. */
 export const HostReach = z.object({
