@@ -144,13 +144,20 @@ export const Heartbeat = z.object({
   role: z.enum(['worker', 'hive', 'ssh-worker']),
   region: Region,
   labels: Labels,
-  executor: z.string().default('local'),
+  executor: z.string().max(64).default('local'),
   status: z.enum(['healthy', 'degraded']),
   running: z.number().int().min(0),
-  version: z.string(),
-  intervalMs: z.number().int().min(1),
+  version: z.string().max(64),
+  /**
+   * 100 ms to 10 min. The queen holds a node online for three intervals and, after a restart,
+   * waits as long for the nodes it knew: an unbounded one held it unavailable for years.
+   */
+  intervalMs: z.number().int().min(100).max(10 * 60_000),
   ts: z.number(),
-  /** ssh-worker only: hosts whose reachability changed since its previous heartbeat. */
-  hosts: z.array(HostReach).max(100_000).optional(),
+  /**
+   * ssh-worker only: hosts whose reachability changed since its previous heartbeat; at most
+   * 10,000 a beat (about 1 MB, NATS's default largest message).
+   */
+  hosts: z.array(HostReach).max(10_000).optional(),
 })
 export type Heartbeat = z.infer<typeof Heartbeat>
