@@ -63,7 +63,7 @@ const { failed } = await runBench('agent-idle', 300, async ({ teardown, signal, 
     // The baseline runs from the worker package's folder, so it resolves the same nats.js.
     results.bare.push(await measure(['--input-type=module', '-e', `process.chdir(${JSON.stringify(`${ROOT}packages/worker`)}); ${bare}`], 'bench.bare.ready'))
     const id = `idle-${i}`
-    results.worker.push(await measure(['packages/worker/bin/apiary-worker.mjs', '--nats', nats.url, '--node-id', id, '--heartbeat', '1s'], subjects.heartbeat('worker', id)))
+    results.worker.push(await measure(['packages/worker/bin/apiary-worker.mjs', '--nats', nats.url, '--node-id', id, '--heartbeat', '1s'], subjects.heartbeat('worker', 'default', id)))
     progress(`run ${i + 1}/${runs}: bare ${results.bare.at(-1)!.rssMb.toFixed(1)} MB, worker ${results.worker.at(-1)!.rssMb.toFixed(1)} MB`)
   }
   const b = { rss: median(results.bare.map((r) => r.rssMb)), ready: median(results.bare.map((r) => r.readyMs)) }

@@ -60,7 +60,7 @@ describe('apiary-queen, apiary-hive, apiary-worker flags', () => {
     const bus = await createNatsBus({ url: nats.url, name: 'e2e-heartbeat', log: silentLogger() })
     const beats = new Map<string, number[]>()
     for (const id of ['hb-flag', 'hb-env']) {
-      bus.subscribe(subjects.heartbeat('worker', id), () => {
+      bus.subscribe(subjects.heartbeat('worker', 'default', id), () => {
         beats.set(id, [...(beats.get(id) ?? []), Date.now()])
       })
     }

@@ -182,11 +182,11 @@ export async function startAgentFleet(opts: AgentFleetOptions): Promise<AgentFle
     intervalMs: opts.heartbeatMs,
     ts: Date.now(),
   })
-  const hbSubjects = ids.map((id) => subjects.heartbeat('worker', id))
+  const hbSubjects = ids.map((id) => subjects.heartbeat('worker', opts.region, id))
 
-  function publish(conn: Connection, ev: WireEvent): void {
+  function publish(conn: Connection, ev: WireEvent & { node: string }): void {
     try {
-      conn.bus.publish(subjects.events(ev.jobId), ev)
+      conn.bus.publish(subjects.nodeEvents(opts.region, ev.node, ev.jobId), ev)
       stats.events++
     } catch (err) {
       log.error({ err, jobId: ev.jobId, kind: ev.kind }, 'event not published')
@@ -312,7 +312,7 @@ export async function startAgentFleet(opts: AgentFleetOptions): Promise<AgentFle
   }
 
   for (const conn of conns) {
-    for (const i of conn.members) conn.subs.push(conn.bus.subscribe(subjects.nodeTasks(ids[i]!), (msg) => onTask(conn, i, msg)))
+    for (const i of conn.members) conn.subs.push(conn.bus.subscribe(subjects.task(opts.region, ids[i]!), (msg) => onTask(conn, i, msg)))
     conn.subs.push(
       conn.bus.subscribe(subjects.controlAll, (msg) => {
         const control = decode(Control, msg, log)

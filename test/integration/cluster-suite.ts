@@ -195,12 +195,12 @@ export function defineClusterSuite(kind: BusKind) {
 
     it('drops malformed bus messages on every subject and keeps working', async () => {
       const bus = await c.bus('intruder')
-      bus.publish(subjects.events('jzzzzzzzz00000000'), { kind: 'node.finished', node: 'web-1' })
-      bus.publish(subjects.events('jzzzzzzzz00000000'), 'not an event')
-      bus.publish(subjects.heartbeat('worker', 'web-9'), { id: 'web-9', role: 'worker' })
+      bus.publish(subjects.nodeEvents('eu', 'web-1', 'jzzzzzzzz00000000'), { kind: 'node.finished', node: 'web-1' })
+      bus.publish(subjects.nodeEvents('eu', 'web-1', 'jzzzzzzzz00000000'), 'not an event')
+      bus.publish(subjects.heartbeat('worker', 'eu', 'web-9'), { id: 'web-9', role: 'worker' })
       bus.publish(subjects.control('jzzzzzzzz00000000'), { action: 'explode' })
       await expect(bus.request(subjects.hiveJobs('eu'), { jobId: 42 }, { timeoutMs: 2000 })).resolves.toMatchObject({ accepted: false })
-      await expect(bus.request(subjects.nodeTasks('web-1'), { node: 'web-1' }, { timeoutMs: 2000 })).resolves.toMatchObject({ accepted: false })
+      await expect(bus.request(subjects.task('eu', 'web-1'), { node: 'web-1' }, { timeoutMs: 2000 })).resolves.toMatchObject({ accepted: false })
       await bus.flush()
       if (kind === 'nats') await bus.close()
       const { jobId } = await c.client.submit({ operation: { type: 'ping' }, targets: 'all' })

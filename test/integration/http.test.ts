@@ -5,7 +5,7 @@ import { createMemoryBus } from '@apiary/shared/memory-bus'
 import { startQueen, type Queen } from '@apiary/queen'
 import { startWorker, type Worker } from '@apiary/worker'
 import { startHive, type Hive } from '@apiary/hive'
-import { type TempDir, tempDir } from '../harness/index.ts'
+import { type TempDir, tempDir, testQueenKey, testSigner } from '../harness/index.ts'
 
 /**
  * The event stream over real HTTP: a bad Last-Event-ID, keepalives on a quiet stream, and a queen
@@ -29,9 +29,9 @@ describe('queen HTTP API: the event stream', () => {
       },
     })
     const log = createLogger({ component: 'queen', level: 'info', destination: sink })
-    queen = await startQueen({ bus, log, stateDir: dir.path, host: '127.0.0.1', port: 0, tokenFile: `${dir.path}/token`, keepaliveMs: 100 })
-    hive = startHive({ bus, log, hiveId: 'h', region: 'default', heartbeatMs: 1000 })
-    worker = startWorker({ bus, log, nodeId: 'n1', region: 'default', labels: {}, heartbeatMs: 1000 })
+    queen = await startQueen({ bus, log, stateDir: dir.path, host: '127.0.0.1', port: 0, tokenFile: `${dir.path}/token`, keepaliveMs: 100, signer: testSigner })
+    hive = startHive({ bus, log, hiveId: 'h', region: 'default', heartbeatMs: 1000, queenKey: testQueenKey })
+    worker = startWorker({ bus, log, nodeId: 'n1', region: 'default', labels: {}, heartbeatMs: 1000, queenKey: testQueenKey })
     await bus.flush()
   })
   afterAll(async () => {

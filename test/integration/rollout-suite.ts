@@ -100,9 +100,9 @@ export function defineRolloutSuite(kind: BusKind) {
     it('tells an undelivered task (delivery deadline) from an execution timeout', async () => {
       // A node that heartbeats but never takes its tasks.
       const bus = await c.bus('mute')
-      bus.subscribe(subjects.nodeTasks('mute-1'), () => undefined)
+      bus.subscribe(subjects.task('eu', 'mute-1'), () => undefined)
       const hb: Heartbeat = { id: 'mute-1', role: 'worker', region: 'eu', labels: {}, executor: 'local', status: 'healthy', running: 0, version: 't', intervalMs: 60_000, ts: Date.now() }
-      bus.publish(subjects.heartbeat('worker', 'mute-1'), hb)
+      bus.publish(subjects.heartbeat('worker', 'eu', 'mute-1'), hb)
       await bus.flush()
       const { jobId } = await c.client.submit({
         operation: { type: 'exec', argv: ['sleep', '5'] },
@@ -121,13 +121,13 @@ export function defineRolloutSuite(kind: BusKind) {
       const bus = await c.bus('ghost')
       const tasks: Task[] = []
       const hb: Heartbeat = { id: 'ghost-1', role: 'worker', region: 'eu', labels: {}, executor: 'local', status: 'healthy', running: 0, version: 't', intervalMs: 100, ts: Date.now() }
-      bus.subscribe(subjects.nodeTasks('ghost-1'), (msg) => {
+      bus.subscribe(subjects.task('eu', 'ghost-1'), (msg) => {
         tasks.push(msg.data as Task)
         msg.respond({ accepted: true, by: 'ghost-1' })
         // It starts the task, then vanishes: no more heartbeats, no result.
-        bus.publish(subjects.events((msg.data as Task).jobId), { jobId: (msg.data as Task).jobId, ts: Date.now(), kind: 'node.started', node: 'ghost-1', human: 'ghost-1: started' })
+        bus.publish(subjects.nodeEvents('eu', 'ghost-1', (msg.data as Task).jobId), { jobId: (msg.data as Task).jobId, ts: Date.now(), kind: 'node.started', node: 'ghost-1', human: 'ghost-1: started' })
       })
-      bus.publish(subjects.heartbeat('worker', 'ghost-1'), hb)
+      bus.publish(subjects.heartbeat('worker', 'eu', 'ghost-1'), hb)
       await bus.flush()
       const { jobId } = await c.client.submit({ operation: { type: 'exec', argv: ['sleep', '30'] }, targets: 'ghost-1', rollout: { timeoutMs: 60_000 } })
       const events = await c.events(jobId)
@@ -143,7 +143,7 @@ export function defineRolloutSuite(kind: BusKind) {
       // A hive that takes the share, heartbeats once, and is never heard from again.
       bus.subscribe(subjects.hiveJobs('zz'), (msg) => msg.respond({ accepted: true, by: 'hive-zz' }), { queue: subjects.hiveQueue('zz') })
       const hb: Heartbeat = { id: 'hive-zz', role: 'hive', region: 'zz', labels: {}, executor: 'hive', status: 'healthy', running: 0, version: 't', intervalMs: 100, ts: Date.now() }
-      bus.publish(subjects.heartbeat('hive', 'hive-zz'), hb)
+      bus.publish(subjects.heartbeat('hive', 'zz', 'hive-zz'), hb)
       await bus.flush()
       const { jobId } = await c.client.submit({ operation: { type: 'exec', argv: ['true'] }, targets: 'z-1' })
       const events = await c.events(jobId)

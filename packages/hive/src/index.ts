@@ -1,4 +1,4 @@
-import { type Ack, type Bus, decode, HiveJob, type Logger, subjects, VERSION } from '@apiary/shared'
+import { type Ack, assembleShare, type Bus, type BusMessage, decode, type Logger, ShareChunk, ShareOffer, subjects, type Verifier, VERSION } from '@apiary/shared'
 import { Heartbeater } from '@apiary/shared/runtime'
 import { RegionJob } from './rollout/region-job.ts'
 
@@ -10,7 +10,14 @@ export interface HiveConfig {
   region: string
   heartbeatMs: number
   resultGraceMs?: number
+  /** The queen's public key: only shares it signed are rolled out. */
+  queenKey: Verifier
+  /** How long the further chunks of a share may take to arrive after its offer. */
+  chunkTimeoutMs?: number
 }
+
+/** Shares whose further chunks are still on their way, at most. */
+const MAX_PENDING_SHARES = 64
 
 export interface Hive {
   hiveId: string
@@ -41,49 +48,82 @@ export function startHive(cfg: HiveConfig): Hive {
     ts: Date.now(),
   })).start()
 
+  const refuse = (msg: BusMessage, reason: string) => msg.respond({ accepted: false, by: cfg.hiveId, reason } satisfies Ack)
+  const accept = (msg: BusMessage) => msg.respond({ accepted: true, by: cfg.hiveId } satisfies Ack)
+  /** Offers whose further chunks are on their way, by job/phase. */
+  const pending = new Map<string, { offer: ShareOffer; chunks: Map<number, ShareChunk>; timer: NodeJS.Timeout }>()
+
+  function begin(msg: BusMessage, key: string, offer: ShareOffer, chunks: ShareChunk[]) {
+    const checked = assembleShare(offer, chunks, cfg.queenKey, cfg.region, Date.now())
+    if (typeof checked === 'string') {
+      log.warn({ jobId: offer.grant.jobId, phase: offer.grant.phase, reason: checked }, 'refused a share')
+      return refuse(msg, `refused: ${checked}`)
+    }
+    const { share } = checked
+    const job = new RegionJob(checked, { bus: cfg.bus, log, resultGraceMs: cfg.resultGraceMs ?? 15_000, queenKey: cfg.queenKey })
+    jobs.set(key, job)
+    log.info({ jobId: share.jobId, phase: share.phase, nodes: share.nodes.length, concurrency: share.concurrency }, 'rollout started')
+    void job.done.then(() => {
+      jobs.delete(key)
+      log.info({ jobId: share.jobId, phase: share.phase }, 'rollout done')
+    })
+    accept(msg)
+    job.start()
+  }
+
   const sub = cfg.bus.subscribe(
     subjects.hiveJobs(cfg.region),
     (msg) => {
-      const share = decode(HiveJob, msg, log)
-      if (!share) {
-        msg.respond({ accepted: false, by: cfg.hiveId, reason: 'malformed job share' } satisfies Ack)
-        return
+      const offer = decode(ShareOffer, msg, log)
+      if (!offer) return refuse(msg, 'malformed job share')
+      const { grant } = offer
+      if (grant.region !== cfg.region) return refuse(msg, `this hive serves region ${cfg.region}`)
+      if (closing) return refuse(msg, 'hive is shutting down')
+      const key = `${grant.jobId}/${grant.phase}`
+      if (jobs.has(key)) return accept(msg)
+      if (grant.chunks === 1) return begin(msg, key, offer, [])
+      // The rest comes chunk by chunk to this hive alone; check what can be checked now.
+      if (!cfg.queenKey.verify(grant)) {
+        log.warn({ jobId: grant.jobId, phase: grant.phase }, 'refused a share: not signed by the queen')
+        return refuse(msg, 'refused: the grant is not signed by the pinned queen key')
       }
-      if (share.region !== cfg.region) {
-        msg.respond({ accepted: false, by: cfg.hiveId, reason: `this hive serves region ${cfg.region}` } satisfies Ack)
-        return
-      }
-      if (closing) {
-        msg.respond({ accepted: false, by: cfg.hiveId, reason: 'hive is shutting down' } satisfies Ack)
-        return
-      }
-      const key = `${share.jobId}/${share.phase}`
-      if (jobs.has(key)) {
-        msg.respond({ accepted: true, by: cfg.hiveId } satisfies Ack)
-        return
-      }
-      const job = new RegionJob(share, {
-        bus: cfg.bus,
-        log,
-        resultGraceMs: cfg.resultGraceMs ?? 15_000,
-      })
-      jobs.set(key, job)
-      log.info({ jobId: share.jobId, phase: share.phase, nodes: share.nodes.length, concurrency: share.concurrency }, 'rollout started')
-      void job.done.then(() => {
-        jobs.delete(key)
-        log.info({ jobId: share.jobId, phase: share.phase }, 'rollout done')
-      })
-      msg.respond({ accepted: true, by: cfg.hiveId } satisfies Ack)
-      job.start()
+      if (pending.has(key)) return accept(msg)
+      if (pending.size >= MAX_PENDING_SHARES) return refuse(msg, `too many shares arriving at once (${pending.size})`)
+      const timer = setTimeout(() => {
+        pending.delete(key)
+        log.warn({ jobId: grant.jobId, phase: grant.phase }, 'dropped a share whose chunks did not all arrive')
+      }, cfg.chunkTimeoutMs ?? 30_000)
+      timer.unref()
+      pending.set(key, { offer, chunks: new Map(), timer })
+      accept(msg)
     },
     { queue: subjects.hiveQueue(cfg.region) },
   )
+
+  const chunkSub = cfg.bus.subscribe(subjects.hiveChunks(cfg.region, cfg.hiveId), (msg) => {
+    const chunk = decode(ShareChunk, msg, log)
+    if (!chunk) return refuse(msg, 'malformed share chunk')
+    const key = `${chunk.jobId}/${chunk.phase}`
+    if (jobs.has(key)) return accept(msg)
+    const p = pending.get(key)
+    if (!p) return refuse(msg, 'no offer of this share is waiting for chunks')
+    if (chunk.index >= p.offer.grant.chunks) return refuse(msg, `chunk ${chunk.index} of a share of ${p.offer.grant.chunks}`)
+    p.chunks.set(chunk.index, chunk)
+    if (p.chunks.size < p.offer.grant.chunks - 1) return accept(msg)
+    clearTimeout(p.timer)
+    pending.delete(key)
+    if (closing) return refuse(msg, 'hive is shutting down')
+    begin(msg, key, p.offer, [...p.chunks.values()])
+  })
 
   return {
     hiveId: cfg.hiveId,
     async close() {
       closing = true
       sub.unsubscribe()
+      chunkSub.unsubscribe()
+      for (const p of pending.values()) clearTimeout(p.timer)
+      pending.clear()
       heart.stop()
       // What was not dispatched is skipped and said so; workers report what they run.
       for (const job of jobs.values()) {

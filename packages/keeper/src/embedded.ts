@@ -1,13 +1,16 @@
 import { join } from 'node:path'
-import { ApiaryError, type Bus, type Logger } from '@apiary/shared'
+import { ApiaryError, type Bus, createSigner, createVerifier, generateSigningKey, type Logger, type Signer, type Verifier } from '@apiary/shared'
 import { watchInventory } from '@apiary/shared/inventory'
 import { type Hive, type HiveConfig, startHive } from '@apiary/hive'
 import { type Queen, type QueenConfig, startQueen } from '@apiary/queen'
 import { createSshPool, type SshPoolOptions, type SshWorker, type SshWorkerConfig, startSshWorker, startWorker, type Worker, type WorkerConfig } from '@apiary/worker'
 import { type BusFactory, memoryBuses } from './embedded/buses.ts'
 
-/** The queen's `QueenConfig` without bus and logger; host, port and token file have defaults. */
-export type EmbeddedQueenOptions = Omit<QueenConfig, 'bus' | 'log' | 'host' | 'port' | 'tokenFile'> & Partial<Pick<QueenConfig, 'host' | 'port' | 'tokenFile'>>
+/**
+ * The queen's `QueenConfig` without bus and logger; host, port and token file have defaults,
+ * and without a signer the cluster signs with a key of its own, made at start and never written.
+ */
+export type EmbeddedQueenOptions = Omit<QueenConfig, 'bus' | 'log' | 'host' | 'port' | 'tokenFile' | 'signer'> & Partial<Pick<QueenConfig, 'host' | 'port' | 'tokenFile' | 'signer'>>
 
 /** What a role gets unless its spec says otherwise; a knob left out is the package's own default. */
 export interface RoleDefaults {
@@ -39,6 +42,11 @@ export interface EmbeddedOptions {
   log: Logger
   /** One bus per role; default the in-process bus, shared by all (`memoryBuses`). Closed with the cluster. */
   buses?: BusFactory
+  /**
+   * The queen's public key its hives and workers pin; by default the embedded queen's. A
+   * cluster without a queen (a fleet's worker host) must be given it.
+   */
+  queenKey?: string
   /** The queen; without it the process hosts only the roles it adds (a fleet's worker host). */
   queen?: EmbeddedQueenOptions
   defaults?: Partial<RoleDefaults>
@@ -96,6 +104,12 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
   /** What is up, in order of start, with what ends it. */
   const up: Array<{ kind: Kind; id: string; close(): Promise<void> }> = []
   let closing = false
+  const signer: Signer | undefined = o.queen ? (o.queen.signer ?? createSigner(generateSigningKey().privatePem)) : undefined
+  const verifier: Verifier | undefined = o.queenKey ? createVerifier(o.queenKey, 'queenKey') : signer && createVerifier(signer.publicKey)
+  const queenKey = (kind: Kind): Verifier => {
+    if (!verifier) throw new ApiaryError('invalid_input', `a ${kind} of a cluster without a queen needs the queen's public key (queenKey)`, 'queenKey')
+    return verifier
+  }
 
   /** Records a started role, or ends it at once (a duplicate id, a closing cluster); then flushes. */
   async function started<R>(kind: Kind, byId: Map<string, R>, id: string, role: R, bus: Bus, end: () => Promise<void>): Promise<R> {
@@ -154,6 +168,7 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
           tokenFile: q.tokenFile ?? join(q.stateDir, 'token'),
           // Its workers start with it: nothing to wait for after a restart.
           rememberNodes: q.rememberNodes ?? false,
+          signer: signer!,
           bus,
           log: o.log.child({ component: 'queen' }),
         })
@@ -177,6 +192,7 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
       const region = spec.region ?? d.region
       const hiveId = spec.hiveId ?? `hive-${region}`
       admit('hive', hiveId)
+      const key = queenKey('hive')
       const bus = await buses.open(`apiary-hive:${hiveId}`)
       const hive = startHive({
         bus,
@@ -185,12 +201,14 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
         region,
         heartbeatMs: spec.heartbeatMs ?? d.heartbeatMs,
         resultGraceMs: spec.resultGraceMs ?? d.resultGraceMs,
+        queenKey: key,
       })
       return started('hive', roles.hive, hiveId, hive, bus, () => hive.close())
     },
 
     async addWorker(spec) {
       admit('worker', spec.nodeId)
+      const key = queenKey('worker')
       const bus = await buses.open(`apiary-worker:${spec.nodeId}`)
       const worker = startWorker({
         bus,
@@ -200,6 +218,7 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
         labels: spec.labels ?? {},
         heartbeatMs: spec.heartbeatMs ?? d.heartbeatMs,
         killGraceMs: spec.killGraceMs ?? d.killGraceMs,
+        queenKey: key,
       })
       return started('worker', roles.worker, spec.nodeId, worker, bus, () => worker.close())
     },
@@ -208,6 +227,7 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
       const region = spec.region ?? d.region
       const id = spec.id ?? `ssh-${region}`
       admit('ssh-worker', id)
+      const key = queenKey('ssh-worker')
       const log = o.log.child({ component: 'ssh-worker' })
       const inventory = await watchInventory(spec.inventoryFile, log, { pollMs: spec.inventoryPollMs ?? d.inventoryPollMs })
       const others = new Set([...inventory.nodes().values()].map((n) => n.region).filter((r) => r !== region))
@@ -231,6 +251,7 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
         inventory: () => inventory.nodes(),
         pool,
         killGraceMs: spec.killGraceMs ?? d.killGraceMs,
+        queenKey: key,
       })
       const ownPool = pool
       return started('ssh-worker', roles['ssh-worker'], id, worker, bus, async () => {

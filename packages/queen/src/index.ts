@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { serve } from '@hono/node-server'
 import type { Hono } from 'hono'
-import { type Bus, decode, Heartbeat, type Logger, subjects } from '@apiary/shared'
+import { type Bus, decode, Heartbeat, type Logger, parseSubject, type Signer, subjects } from '@apiary/shared'
 import { watchInventory } from '@apiary/shared/inventory'
 import { createApp } from './http/app.ts'
 import { Coordinator } from './jobs/coordinator.ts'
@@ -19,6 +19,8 @@ export { type AppDeps, createApp } from './http/app.ts'
 export interface QueenConfig {
   bus: Bus
   log: Logger
+  /** Signs shares and control messages; hives and workers pin its public key. */
+  signer: Signer
   stateDir: string
   host: string
   /** 0 picks a free port. */
@@ -84,7 +86,7 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
     presence,
     log,
     events,
-    dispatch: createHiveDispatch({ bus: cfg.bus, log, ackTimeoutMs: cfg.hiveAckTimeoutMs ?? 5000 }),
+    dispatch: createHiveDispatch({ bus: cfg.bus, log, ackTimeoutMs: cfg.hiveAckTimeoutMs ?? 5000, signer: cfg.signer }),
     cancelGraceMs: cfg.cancelGraceMs ?? 15_000,
   })
   let stopEvents: () => void
@@ -103,8 +105,10 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
   const hbSub = cfg.bus.subscribe(subjects.heartbeatAll, (msg) => {
     const hb = decode(Heartbeat, msg, log)
     if (!hb) return
-    if (msg.subject !== subjects.heartbeat(hb.role, hb.id)) {
-      log.warn({ subject: msg.subject, id: hb.id }, 'dropped a heartbeat published on another id’s subject')
+    // Who it is comes from the subject, which the broker lets only that identity publish.
+    const [, role, region, id] = parseSubject(msg.subject) ?? []
+    if (hb.role !== role || hb.region !== region || hb.id !== id) {
+      log.warn({ subject: msg.subject, id: hb.id, role: hb.role, region: hb.region }, 'dropped a heartbeat published on another identity’s subject')
       return
     }
     if (presence.beat(hb).isNew) {

@@ -1,4 +1,4 @@
-import { type Bus, type Logger, subjects, VERSION } from '@apiary/shared'
+import { type Bus, type Logger, subjects, type Verifier, VERSION } from '@apiary/shared'
 import { Heartbeater } from '@apiary/shared/runtime'
 import { collectFacts } from './executors/facts.ts'
 import { runLocal } from './executors/local.ts'
@@ -11,9 +11,16 @@ export interface WorkerConfig {
   region: string
   labels: Record<string, string>
   heartbeatMs: number
+  /** The queen's public key: only work it signed runs here. */
+  queenKey: Verifier
+  /** The most tasks running at once (default 64). */
+  maxTasks?: number
   /** SIGTERM → SIGKILL grace for a stopped process group. */
   killGraceMs?: number
 }
+
+/** How many tasks an agent runs at once unless told otherwise. */
+export const DEFAULT_MAX_TASKS = 64
 
 export interface Worker {
   nodeId: string
@@ -36,7 +43,12 @@ export function startWorker(cfg: WorkerConfig): Worker {
     bus,
     log,
     id: nodeId,
-    subject: subjects.nodeTasks(nodeId),
+    subject: subjects.task(cfg.region, nodeId),
+    region: cfg.region,
+    queenKey: cfg.queenKey,
+    agentless: false,
+    eventSubject: (node, jobId) => subjects.nodeEvents(cfg.region, node, jobId),
+    maxRunning: cfg.maxTasks ?? DEFAULT_MAX_TASKS,
     admit: (task) => (task.node === nodeId ? null : `task is for node ${task.node}`),
     async execute(task, signal, hooks) {
       switch (task.operation.type) {

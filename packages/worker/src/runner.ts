@@ -1,4 +1,19 @@
-import { type Ack, type Bus, Control, decode, finishedLine, type Logger, prefixLines, subjects, Task, type WireEvent } from '@apiary/shared'
+import {
+  type Ack,
+  type Bus,
+  Control,
+  controlRefusal,
+  decode,
+  finishedLine,
+  type Logger,
+  parseSubject,
+  prefixLines,
+  subjects,
+  Task,
+  taskRefusal,
+  type Verifier,
+  type WireEvent,
+} from '@apiary/shared'
 import { EXECUTION_DEADLINE, type ExecHooks, type ExecResult, type StopRequest } from './executors/executor.ts'
 
 export interface TaskRunnerConfig {
@@ -9,6 +24,16 @@ export interface TaskRunnerConfig {
   /** Where tasks come from; with `queue`, one member of the group takes each. */
   subject: string
   queue?: string
+  /** The worker's region: a grant for another region is refused. */
+  region: string
+  /** The queen's pinned public key: only work it signed runs. */
+  queenKey: Verifier
+  /** Whether this runner takes agentless nodes' tasks (an SSH worker) or its own node's (an agent). */
+  agentless: boolean
+  /** Where a node's events of a job go (the agent's or the SSH workers' subject). */
+  eventSubject(node: string, jobId: string): string
+  /** The most tasks running at once; a task past it is refused, so a flood cannot fork without bound. */
+  maxRunning: number
   /** Refuses a task (the reason) or takes it (null). */
   admit(task: Task): string | null
   /**
@@ -41,11 +66,13 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
   // Cancels of recent jobs: a task of a cancelled job that arrives after the cancel (the
   // hive refilled its window as the cancel was on its way) is stopped before it starts.
   const cancelled = new Map<string, StopRequest>()
+  // Grant signatures checked already: one verification per share, not one per task.
+  const verified = new Set<string>()
   let closing = false
 
-  const emit = (ev: WireEvent) => {
+  const emit = (ev: WireEvent & { node: string }) => {
     try {
-      bus.publish(subjects.events(ev.jobId), ev)
+      bus.publish(cfg.eventSubject(ev.node, ev.jobId), ev)
     } catch (err) {
       log.error({ err, jobId: ev.jobId, kind: ev.kind }, 'event not published')
     }
@@ -58,11 +85,21 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
       const refuse = (reason: string) => msg.respond({ accepted: false, by: id, reason } satisfies Ack)
       if (!task) return refuse('malformed task')
       if (closing) return refuse('worker is shutting down')
+      const forged = taskRefusal(task, { verifier: cfg.queenKey, region: cfg.region, agentless: cfg.agentless, now: Date.now(), verified })
+      if (forged !== null) {
+        log.warn({ jobId: task.jobId, node: task.node, subject: msg.subject, reason: forged }, 'refused a task the queen did not sign for this node')
+        return refuse(`refused: ${forged}`)
+      }
       const why = cfg.admit(task)
       if (why !== null) return refuse(why)
-      msg.respond({ accepted: true, by: id } satisfies Ack)
       const key = `${task.jobId}/${task.node}`
-      if (recent.has(key)) return
+      // A task delivered again (a re-offer) is acknowledged and not run twice.
+      if (recent.has(key)) return msg.respond({ accepted: true, by: id } satisfies Ack)
+      if (running.size >= cfg.maxRunning) {
+        log.warn({ jobId: task.jobId, node: task.node, running: running.size }, 'refused a task: at capacity')
+        return refuse(`at capacity: ${running.size} tasks running (the most is ${cfg.maxRunning})`)
+      }
+      msg.respond({ accepted: true, by: id } satisfies Ack)
       recent.add(key)
       if (recent.size > RECENT_TASKS) recent.delete(recent.values().next().value!)
       const abort = new AbortController()
@@ -84,8 +121,14 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
 
   const controlSub = bus.subscribe(subjects.controlAll, (msg) => {
     const control = decode(Control, msg, log)
+    if (!control) return
+    const forged = controlRefusal(control, cfg.queenKey, parseSubject(msg.subject)?.[1] ?? '', Date.now())
+    if (forged !== null) {
+      log.warn({ jobId: control.jobId, subject: msg.subject, reason: forged }, 'ignored a control message')
+      return
+    }
     // A halt only stops dispatching; what already runs here finishes.
-    if (control?.action !== 'cancel') return
+    if (control.action !== 'cancel') return
     cancelled.set(control.jobId, { state: control.outcome, cause: control.reason })
     if (cancelled.size > RECENT_TASKS) cancelled.delete(cancelled.keys().next().value!)
     const keys = byJob.get(control.jobId)

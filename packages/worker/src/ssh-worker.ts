@@ -1,4 +1,4 @@
-import { type Bus, errorMessage, type ExecOperation, type Facts, type HostReach, type Logger, subjects, VERSION } from '@apiary/shared'
+import { type Bus, errorMessage, type ExecOperation, type Facts, type HostReach, type Logger, subjects, type Verifier, VERSION } from '@apiary/shared'
 import { Heartbeater } from '@apiary/shared/runtime'
 import { type InventoryNode } from '@apiary/shared/inventory'
 import { type ExecHooks, type ExecResult, stoppedResult } from './executors/executor.ts'
@@ -16,6 +16,10 @@ export interface SshWorkerConfig {
   /** The current inventory (the last good one): the nodes this worker may reach. */
   inventory: () => ReadonlyMap<string, InventoryNode>
   pool: SshPool
+  /** The queen's public key: only work it signed runs. */
+  queenKey: Verifier
+  /** The most tasks running at once (default 4,096; the pool's own caps still apply). */
+  maxTasks?: number
   /** SIGTERM → SIGKILL grace for a stopped remote process group. */
   killGraceMs?: number
 }
@@ -48,8 +52,13 @@ export function startSshWorker(cfg: SshWorkerConfig): SshWorker {
     bus,
     log,
     id: cfg.id,
-    subject: subjects.regionSsh(cfg.region),
-    queue: `ssh.${cfg.region}`,
+    subject: subjects.ssh(cfg.region),
+    queue: subjects.sshQueue(cfg.region),
+    region: cfg.region,
+    queenKey: cfg.queenKey,
+    agentless: true,
+    eventSubject: (node, jobId) => subjects.sshEvents(cfg.region, node, jobId),
+    maxRunning: cfg.maxTasks ?? 4096,
     admit(task) {
       const n = cfg.inventory().get(task.node)
       if (!n) return `node ${task.node} is not in this SSH worker's inventory`

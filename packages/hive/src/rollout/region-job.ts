@@ -1,16 +1,21 @@
 import {
   Ack,
   type Bus,
+  type BusMessage,
   type BusSubscription,
+  type CheckedShare,
   Control,
+  controlRefusal,
   decode,
   errorMessage,
   type HiveJob,
   isApiaryError,
   type Logger,
   notRunEvent,
+  parseSubject,
   subjects,
   type Task,
+  type Verifier,
   WireEvent,
 } from '@apiary/shared'
 import { type Delivery, type Effect, RegionRollout } from './region-rollout.ts'
@@ -20,6 +25,8 @@ export interface RegionJobOptions {
   log: Logger
   /** Slack past the execution timeout before a silent node counts as lost. */
   resultGraceMs: number
+  /** The queen's public key: control messages it did not sign are ignored. */
+  queenKey: Verifier
 }
 
 /**
@@ -38,26 +45,36 @@ export class RegionJob {
   /** Resolves when every node of the share has a final state, or the share is abandoned. */
   readonly done = new Promise<void>((resolve) => (this.#resolveDone = resolve))
 
+  private readonly job: HiveJob
+
   constructor(
-    private readonly job: HiveJob,
+    private readonly checked: CheckedShare,
     private readonly o: RegionJobOptions,
   ) {
+    const job = (this.job = checked.share)
     this.#log = o.log.child({ jobId: job.jobId })
     this.#rollout = new RegionRollout(job, { resultGraceMs: o.resultGraceMs })
   }
 
   start(): void {
     const { bus } = this.o
+    const { jobId, region } = this.job
+    const onEvent = (msg: BusMessage) => {
+      // Only finishes matter here; output and starts are not even validated.
+      if ((msg.data as { kind?: unknown } | null)?.kind !== 'node.finished') return
+      const ev = decode(WireEvent, msg, this.#log)
+      // A node speaks only for itself, on its own subject (the broker enforces who publishes it).
+      if (ev?.kind !== 'node.finished' || ev.jobId !== jobId || parseSubject(msg.subject)?.[2] !== ev.node) return
+      this.#carryOut(this.#rollout.finished(ev.node, ev.state))
+    }
     this.#subs.push(
-      bus.subscribe(subjects.events(this.job.jobId), (msg) => {
-        // Only finishes matter here; output and starts are not even validated.
-        if ((msg.data as { kind?: unknown } | null)?.kind !== 'node.finished') return
-        const ev = decode(WireEvent, msg, this.#log)
-        if (ev?.kind === 'node.finished') this.#carryOut(this.#rollout.finished(ev.node, ev.state))
-      }),
-      bus.subscribe(subjects.control(this.job.jobId), (msg) => {
+      ...subjects.regionJobEvents(region, jobId).map((s) => bus.subscribe(s, onEvent)),
+      bus.subscribe(subjects.control(jobId), (msg) => {
         const c = decode(Control, msg, this.#log)
-        if (c) this.#carryOut(this.#rollout.control(c))
+        if (!c) return
+        const forged = controlRefusal(c, this.o.queenKey, jobId, Date.now())
+        if (forged) return this.#log.warn({ reason: forged }, 'ignored a control message')
+        this.#carryOut(this.#rollout.control(c))
       }),
     )
     // Subscriptions must be in place before the first task can finish.
@@ -90,7 +107,7 @@ export class RegionJob {
           break
         case 'publish':
           try {
-            this.o.bus.publish(subjects.events(this.job.jobId), notRunEvent(this.job.jobId, e.node, e.state, e.cause))
+            this.o.bus.publish(subjects.hiveEvents(this.job.region, this.job.jobId), notRunEvent(this.job.jobId, e.node, e.state, e.cause))
           } catch (err) {
             this.#log.error({ err, node: e.node, state: e.state }, 'cannot report a node’s end')
           }
@@ -114,9 +131,11 @@ export class RegionJob {
       operation: this.job.operation,
       timeoutMs: this.job.timeoutMs,
       outputCapBytes: this.job.outputCapBytes,
+      grant: this.checked.grant,
+      proof: this.checked.proof(node),
     }
     // An agent takes its own node's tasks; any SSH worker of the region takes an agentless node's.
-    const subject = agentless ? subjects.regionSsh(this.job.region) : subjects.nodeTasks(node)
+    const subject = agentless ? subjects.ssh(this.job.region) : subjects.task(this.job.region, node)
     try {
       const reply = Ack.safeParse(await this.o.bus.request(subject, task, { timeoutMs: this.job.deliveryTimeoutMs }))
       if (!reply.success) return { kind: 'malformed' }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { MAX_COMMAND_BYTES } from '@apiary/shared'
+import { createSigner, generateSigningKey, MAX_COMMAND_BYTES } from '@apiary/shared'
 import { createLogger } from '@apiary/shared/runtime'
 import { createMemoryBus } from '@apiary/shared/memory-bus'
 import { createQueen, type QueenCore } from '../index.ts'
@@ -24,7 +24,7 @@ describe('queen HTTP API: bad input', () => {
       },
     })
     const log = createLogger({ component: 'queen', level: 'info', destination: sink })
-    queen = await createQueen({ bus, log, stateDir: dir, host: '127.0.0.1', port: 0, tokenFile: join(dir, 'token') })
+    queen = await createQueen({ bus, log, stateDir: dir, host: '127.0.0.1', port: 0, tokenFile: join(dir, 'token'), signer: createSigner(generateSigningKey().privatePem) })
   })
   afterAll(async () => {
     await queen.close()

@@ -1,12 +1,15 @@
 import {
   ApiaryError,
   type Bus,
+  type BusMessage,
   decode,
+  type FinalState,
   type JobPlan,
   type JobRequest,
   type JobState,
   type Logger,
   newJobId,
+  parseSubject,
   subjects,
   WireEvent,
 } from '@apiary/shared'
@@ -27,6 +30,9 @@ export interface CoordinatorOptions {
   /** After a cancel or the job deadline, how long to wait for confirmations before closing anyway. */
   cancelGraceMs: number
 }
+
+/** What a hive may say about a node of its region: never dispatched, undelivered or refused, lost. */
+const HIVE_VERDICTS = new Set<FinalState>(['skipped', 'error', 'lost'])
 
 /**
  * Runs the queen's jobs: plans and submits them, feeds each running job (a `JobRun`, pure
@@ -50,16 +56,45 @@ export class Coordinator {
   /** Resumes the jobs that were running when the queen stopped, then takes events from the bus. */
   start(): () => void {
     this.#recover()
-    const sub = this.#o.bus.subscribe(subjects.eventsAll, (msg) => {
-      const ev = decode(WireEvent, msg, this.#o.log)
-      if (!ev) return
-      if (subjects.events(ev.jobId) !== msg.subject) {
-        this.#o.log.warn({ subject: msg.subject, jobId: ev.jobId }, 'dropped an event published on another job’s subject')
-        return
-      }
-      this.ingest(ev)
-    })
-    return () => sub.unsubscribe()
+    const { bus } = this.#o
+    const subs = [
+      bus.subscribe(subjects.nodeEventsAll, (msg) => this.#fromBus(msg, 'agent')),
+      bus.subscribe(subjects.sshEventsAll, (msg) => this.#fromBus(msg, 'ssh')),
+      bus.subscribe(subjects.hiveEventsAll, (msg) => this.#fromBus(msg, 'hive')),
+    ]
+    return () => {
+      for (const s of subs) s.unsubscribe()
+    }
+  }
+
+  /**
+   * An event as it came over the bus, taken only from whom it may come from: a node's events
+   * on that node's own subject (the broker lets only its identity publish there; an agent
+   * node's from its agent, an agentless node's from its region's SSH workers), a hive's
+   * verdicts on nodes of its own region, never a `job.*` event, which only the queen writes.
+   */
+  #fromBus(msg: BusMessage, from: 'agent' | 'ssh' | 'hive'): void {
+    const log = this.#o.log
+    const ev = decode(WireEvent, msg, log)
+    if (!ev) return
+    const toks = parseSubject(msg.subject) ?? []
+    const region = toks[1]
+    const node = from === 'hive' ? undefined : toks[2]
+    const jobId = from === 'hive' ? toks[2] : toks[3]
+    const drop = (why: string) => log.warn({ subject: msg.subject, jobId: ev.jobId, kind: ev.kind, node: 'node' in ev ? ev.node : undefined }, `dropped an event: ${why}`)
+    if (!ev.kind.startsWith('node.')) return drop('only the queen writes job events')
+    if (ev.jobId !== jobId) return drop('published on another job’s subject')
+    const evNode = (ev as { node: string }).node
+    if (node !== undefined && evNode !== node) return drop('published on another node’s subject')
+    const entry = this.#runs.get(ev.jobId)
+    if (!entry) return log.debug({ jobId: ev.jobId, kind: ev.kind }, 'event for a job that is not running')
+    const target = entry.run.target(evNode)
+    if (!target) return drop('the node is not a target of the job')
+    if (target.region !== region) return drop(`the node is in region ${target.region}`)
+    if (from === 'agent' && target.agentless) return drop('the node is agentless: its events come from an SSH worker')
+    if (from === 'ssh' && !target.agentless) return drop('the node has an agent: its events come from the agent')
+    if (from === 'hive' && !(ev.kind === 'node.finished' && HIVE_VERDICTS.has(ev.state))) return drop('a hive only reports nodes it never ran or lost')
+    this.ingest(ev)
   }
 
   #recover() {

@@ -32,7 +32,7 @@ export class Heartbeater {
   #tick(): void {
     const hb = this.beat()
     try {
-      this.bus.publish(subjects.heartbeat(hb.role, hb.id), hb)
+      this.bus.publish(subjects.heartbeat(hb.role, hb.region, hb.id), hb)
     } catch (err) {
       this.log.warn({ err }, 'heartbeat not sent')
     }
