@@ -16,6 +16,8 @@ export interface ClusterOptions {
   cancelGraceMs?: number
   /** The queen's inventory of agentless nodes. */
   inventoryFile?: string
+  /** Nodes per share message (the queen's default is 5,000). */
+  shareChunkNodes?: number
 }
 
 /**
@@ -52,6 +54,7 @@ export class TestCluster {
           hiveAckTimeoutMs: 2000,
           cancelGraceMs: opts.cancelGraceMs ?? 5000,
           sweepMs: 100,
+          ...(opts.shareChunkNodes ? { shareChunkNodes: opts.shareChunkNodes } : {}),
           ...(opts.inventoryFile ? { inventoryFile: opts.inventoryFile, inventoryPollMs: 100 } : {}),
         },
         defaults: { heartbeatMs: opts.heartbeatMs ?? 200, resultGraceMs: 5000, killGraceMs: 500, inventoryPollMs: 100 },

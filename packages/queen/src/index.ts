@@ -28,6 +28,8 @@ export interface QueenConfig {
   tokenFile: string
   keepaliveMs?: number
   hiveAckTimeoutMs?: number
+  /** Nodes per message of a share (default `MAX_CHUNK_NODES`): a larger region's share goes in chunks. */
+  shareChunkNodes?: number
   cancelGraceMs?: number
   /** How often running nodes are checked for a worker that vanished. */
   sweepMs?: number
@@ -86,7 +88,7 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
     presence,
     log,
     events,
-    dispatch: createHiveDispatch({ bus: cfg.bus, log, ackTimeoutMs: cfg.hiveAckTimeoutMs ?? 5000, signer: cfg.signer }),
+    dispatch: createHiveDispatch({ bus: cfg.bus, log, ackTimeoutMs: cfg.hiveAckTimeoutMs ?? 5000, signer: cfg.signer, ...(cfg.shareChunkNodes ? { chunkNodes: cfg.shareChunkNodes } : {}) }),
     cancelGraceMs: cfg.cancelGraceMs ?? 15_000,
   })
   let stopEvents: () => void

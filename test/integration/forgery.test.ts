@@ -1,0 +1,6 @@
+import { defineChunkSuite, defineForgerySuite } from './forgery-suite.ts'
+
+defineForgerySuite('memory')
+defineForgerySuite('nats')
+defineChunkSuite('memory')
+defineChunkSuite('nats')

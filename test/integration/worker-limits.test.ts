@@ -1,0 +1,49 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { assembleShare, HiveJob, signShare, subjects, type Task } from '@apiary/shared'
+import { silentLogger } from '@apiary/shared/runtime'
+import { createMemoryBus } from '@apiary/shared/memory-bus'
+import { startWorker, type Worker } from '@apiary/worker'
+import { testQueenKey, testSigner, waitUntil } from '../harness/index.ts'
+
+/** A task of job `jobId` for node `node`, as a hive hands it on from a share the queen signed. */
+function signedTask(jobId: string, node: string, argv: string[]): Task {
+  const share = HiveJob.parse({ jobId, phase: 0, region: 'eu', nodes: [node], operation: { type: 'exec', argv }, concurrency: 1, maxErrors: null, errorsSoFar: 0, timeoutMs: 10_000, deliveryTimeoutMs: 1000, outputCapBytes: 1024, targets: 1 })
+  const { offer, chunks } = signShare(share, testSigner, Date.now())
+  const c = assembleShare(offer, chunks, testQueenKey, 'eu', Date.now())
+  if (typeof c === 'string') throw new Error(c)
+  return { jobId, node, operation: c.share.operation, timeoutMs: c.share.timeoutMs, outputCapBytes: c.share.outputCapBytes, grant: c.grant, proof: c.proof(node) }
+}
+
+describe('a worker’s own limits', () => {
+  const bus = createMemoryBus(silentLogger())
+  let worker: Worker | undefined
+  afterEach(async () => {
+    await worker?.close()
+  })
+
+  it('runs at most maxTasks at once and refuses the next, saying so; a finished one frees its place', async () => {
+    worker = startWorker({ bus, log: silentLogger(), nodeId: 'web-1', region: 'eu', labels: {}, heartbeatMs: 60_000, queenKey: testQueenKey, maxTasks: 2 })
+    const ask = (t: Task) => bus.request(subjects.task('eu', 'web-1'), t, { timeoutMs: 3000 })
+    await expect(ask(signedTask('jcap00001', 'web-1', ['sleep', '30']))).resolves.toMatchObject({ accepted: true })
+    await expect(ask(signedTask('jcap00002', 'web-1', ['sleep', '0.3']))).resolves.toMatchObject({ accepted: true })
+    await expect(ask(signedTask('jcap00003', 'web-1', ['true']))).resolves.toEqual({ accepted: false, by: 'web-1', reason: 'at capacity: 2 tasks running (the most is 2)' })
+    expect(worker.running()).toBe(2)
+    // A re-offer of a task it runs is not a new task: acknowledged, not refused.
+    await expect(ask(signedTask('jcap00001', 'web-1', ['sleep', '30']))).resolves.toMatchObject({ accepted: true })
+    const w = worker
+    await waitUntil(() => w.running() === 1, 'the short task to end')
+    await expect(ask(signedTask('jcap00004', 'web-1', ['true']))).resolves.toMatchObject({ accepted: true })
+  })
+
+  it('refuses two hundred forged tasks without starting one process', async () => {
+    worker = startWorker({ bus, log: silentLogger(), nodeId: 'web-2', region: 'eu', labels: {}, heartbeatMs: 60_000, queenKey: testQueenKey })
+    const real = signedTask('jflood0001', 'web-2', ['sleep', '30'])
+    const replies = await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        bus.request(subjects.task('eu', 'web-2'), { ...real, jobId: `jflood${String(i).padStart(4, '0')}` }, { timeoutMs: 3000 }),
+      ),
+    )
+    expect(replies.filter((r) => (r as { accepted: boolean }).accepted)).toHaveLength(1) // jflood0001 is the job the grant covers
+    expect(worker.running()).toBe(1)
+  })
+})
