@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { EVENT_KINDS, JobEvent, WireEvent } from './event.ts'
+import { EVENT_KINDS, JobEvent, MAX_HUMAN, MAX_OUTPUT_DATA, MAX_OUTPUT_HUMAN, WireEvent } from './event.ts'
+import { MAX_CAUSE } from './job.ts'
+import type { Facts } from './operation.ts'
 
 const envelope = { jobId: 'jabc123def', ts: 1_700_000_000_000, human: 'something happened' }
 
@@ -81,6 +83,69 @@ describe('WireEvent', () => {
   it('does not carry a seq through (producers do not number events)', () => {
     const parsed = WireEvent.parse({ ...sample('node.started'), seq: 9 })
     expect(parsed).not.toHaveProperty('seq')
+  })
+})
+
+const facts: Facts = {
+  hostname: 'web-1',
+  os: 'Debian GNU/Linux 12 (bookworm)',
+  platform: 'linux',
+  kernel: '6.1.0-18-amd64',
+  arch: 'x64',
+  cpus: { count: 8, model: 'AMD EPYC 7B13' },
+  memory: { totalBytes: 33_554_432_000, availableBytes: 20_000_000_000 },
+  uptimeSeconds: 86_400,
+  loadAverage: [0.1, 0.2, 0.3],
+}
+/** The first problem's path, or undefined when `patch` on a sample of `kind` parses. */
+const problem = (kind: WireEvent['kind'], patch: Record<string, unknown>) => {
+  const r = WireEvent.safeParse({ ...sample(kind), ...patch })
+  return r.success ? undefined : r.error.issues[0]?.path.join('.')
+}
+
+describe('node.finished result', () => {
+  it('is what facts and ping produce: Facts, or { pong: true }', () => {
+    expect(WireEvent.parse({ ...sample('node.finished'), result: facts })).toMatchObject({ result: facts })
+    expect(WireEvent.parse({ ...sample('node.finished'), result: { pong: true } })).toMatchObject({ result: { pong: true } })
+    expect(problem('node.finished', {})).toBeUndefined()
+  })
+
+  it('refuses any other shape', () => {
+    for (const result of [{ pong: false }, { pong: true, more: 1 }, 'ok', 42, [], { hostname: 'x' }]) expect(problem('node.finished', { result })).toBe('result')
+  })
+
+  it('refuses an object nested 300,000 deep, without a stack overflow (no JSON.stringify could store it)', () => {
+    let deep: unknown = 1
+    for (let i = 0; i < 300_000; i++) deep = { a: deep }
+    expect(problem('node.finished', { result: deep })).toBe('result')
+    expect(problem('node.finished', { result: { ...facts, cpus: deep } })).toBe('result')
+  })
+
+  it('refuses facts longer than 8 KiB as JSON', () => {
+    expect(problem('node.finished', { result: { ...facts, os: 'o'.repeat(7000) } })).toBeUndefined()
+    expect(problem('node.finished', { result: { ...facts, os: 'o'.repeat(9000) } })).toBe('result')
+  })
+})
+
+describe('string bounds', () => {
+  it('bounds human to 4 KiB, and an output chunk to 64 Ki characters with 128 Ki of human', () => {
+    expect(problem('node.started', { human: 'h'.repeat(MAX_HUMAN) })).toBeUndefined()
+    expect(problem('node.started', { human: 'h'.repeat(MAX_HUMAN + 1) })).toBe('human')
+    expect(problem('job.finished', { human: 'h'.repeat(MAX_HUMAN + 1) })).toBe('human')
+    expect(problem('node.output', { data: 'd'.repeat(MAX_OUTPUT_DATA), human: 'h'.repeat(MAX_OUTPUT_HUMAN) })).toBeUndefined()
+    expect(problem('node.output', { data: 'd'.repeat(MAX_OUTPUT_DATA + 1) })).toBe('data')
+    expect(problem('node.output', { human: 'h'.repeat(MAX_OUTPUT_HUMAN + 1) })).toBe('human')
+  })
+
+  it('bounds a cause, a reason and a stop reason to 1 KiB, a signal to 32 characters, a digest to 64, a hive to 300', () => {
+    expect(problem('node.finished', { cause: 'c'.repeat(MAX_CAUSE) })).toBeUndefined()
+    expect(problem('node.finished', { cause: 'c'.repeat(MAX_CAUSE + 1) })).toBe('cause')
+    expect(problem('node.finished', { signal: 'S'.repeat(33) })).toBe('signal')
+    expect(problem('node.finished', { digest: 'f'.repeat(65) })).toBe('digest')
+    expect(problem('job.halted', { reason: 'r'.repeat(MAX_CAUSE + 1) })).toBe('reason')
+    expect(problem('job.cancelling', { reason: 'r'.repeat(MAX_CAUSE + 1) })).toBe('reason')
+    expect(problem('job.finished', { stopReason: 'r'.repeat(MAX_CAUSE + 1) })).toBe('stopReason')
+    expect(problem('job.region', { hive: 'h'.repeat(301) })).toBe('hive')
   })
 })
 

@@ -1,7 +1,17 @@
 import { z } from 'zod'
 import { JobId, NodeId, Region } from './ids.ts'
-import { Counts, FinalState, JobState, NODE_OUTCOME, ResultGroup, Rollout } from './job.ts'
+import { Counts, FinalState, JobState, MAX_CAUSE, NODE_OUTCOME, ResultGroup, Rollout } from './job.ts'
 import { Operation } from './operation.ts'
+
+/** The longest `human` line of an event, in characters (but `node.output`'s, below). */
+export const MAX_HUMAN = 4 * 1024
+/** The longest `data` of one `node.output`, in characters: workers send chunks of at most 32 Ki. */
+export const MAX_OUTPUT_DATA = 64 * 1024
+/**
+ * The longest `human` of one `node.output`: its data with the node before every line
+ * (`prefixLines`, which cuts to this); a chunk of short lines is mostly prefixes.
+ */
+export const MAX_OUTPUT_HUMAN = 2 * MAX_OUTPUT_DATA
 
 /**
  * Narration: what happened to a job, as events. Producers (workers, hives, the queen) publish
@@ -12,8 +22,10 @@ const Envelope = {
   jobId: JobId,
   ts: z.number(),
   /** One line written for the person watching. */
-  human: z.string(),
+  human: z.string().max(MAX_HUMAN),
 }
+
+const Reason = z.string().max(MAX_CAUSE)
 
 const kinds = {
   'job.submitted': {
@@ -25,24 +37,26 @@ const kinds = {
   'job.region': {
     region: Region,
     nodes: z.number().int(),
-    hive: z.string().nullable(),
+    /** The hive that took the share, as its answer names it. */
+    hive: z.string().max(300).nullable(),
   },
-  'job.cancelling': { reason: z.string() },
+  'job.cancelling': { reason: Reason },
   /** Dispatching stopped early; the rest of the targets end `skipped`. */
-  'job.halted': { reason: z.string() },
+  'job.halted': { reason: Reason },
   'job.canary': { state: z.enum(['running', 'passed', 'failed']), nodes: z.number().int() },
   'job.finished': {
     state: JobState,
     counts: Counts,
     groups: z.array(ResultGroup),
     durationMs: z.number(),
-    stopReason: z.string().nullable(),
+    stopReason: Reason.nullable(),
   },
   'node.started': { node: NodeId },
   'node.output': {
     node: NodeId,
     stream: z.enum(['stdout', 'stderr']),
-    data: z.string(),
+    data: z.string().max(MAX_OUTPUT_DATA),
+    human: z.string().max(MAX_OUTPUT_HUMAN),
   },
   'node.finished': { node: NodeId, state: FinalState, ...NODE_OUTCOME },
 } as const

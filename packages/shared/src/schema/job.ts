@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { JobId, NodeId, Region } from './ids.ts'
-import { Operation } from './operation.ts'
+import { Facts, Operation } from './operation.ts'
 import { SelectorText } from './targets.ts'
 
 export const DEFAULT_OUTPUT_CAP = 1024 * 1024
@@ -110,21 +110,37 @@ export function resultGroupKey(r: { state: NodeState; exitCode: number | null; d
   return `${r.state}\u0000${r.exitCode ?? ''}\u0000${r.digest ?? ''}\u0000${r.cause ?? ''}`
 }
 
+/** The longest `cause` of a node's end, in characters; producers cut theirs to it (`clip`). */
+export const MAX_CAUSE = 1024
+/** The longest result of `facts` or `ping`, as JSON characters: real facts are under 1 KiB. */
+export const MAX_RESULT_CHARS = 8 * 1024
+
+/**
+ * The typed result of an operation that runs nothing: `facts` answers `Facts`, `ping`
+ * `{ pong: true }`. A union of known, shallow shapes: anything else (an object nested 300,000
+ * deep, which no JSON.stringify can write) is refused on receipt and never reaches the store.
+ */
+export const NodeRunResult = z
+  .union([Facts, z.strictObject({ pong: z.literal(true) })])
+  .refine((r) => JSON.stringify(r).length <= MAX_RESULT_CHARS, `must be at most ${MAX_RESULT_CHARS} characters as JSON`)
+export type NodeRunResult = z.infer<typeof NodeRunResult>
+
 /** How a node's run went: carried by `node.finished` and kept per node by the queen. */
 export const NODE_OUTCOME = {
   exitCode: z.number().int().nullable(),
-  signal: z.string().nullable(),
+  /** The signal that ended the process: `SIGKILL`. */
+  signal: z.string().max(32).nullable(),
   /** Why it is not ok, in words: `offline`, `no hive for region eu`, `program not found: x`. */
-  cause: z.string().nullable(),
+  cause: z.string().max(MAX_CAUSE).nullable(),
   durationMs: z.number().nullable(),
   /** Output bytes the node produced, kept or not. */
   bytes: z.number().int(),
   /** True when output passed the cap and was cut. */
   truncated: z.boolean(),
   /** Digest of the kept output (stdout and stderr apart); equal digests, equal output. */
-  digest: z.string().nullable(),
+  digest: z.string().max(64).nullable(),
   /** The typed result of `facts` or `ping`. */
-  result: z.unknown().optional(),
+  result: NodeRunResult.optional(),
 }
 
 export const NodeResult = z.object({ node: NodeId, region: Region, state: NodeState, ...NODE_OUTCOME })
