@@ -1,11 +1,65 @@
-import { describe, expect, it } from 'vitest'
-import { type JobEvent, type WireEvent } from '@apiary/shared'
-import { silentLogger } from '@apiary/shared/runtime'
-import type { Batch } from '../store/store.ts'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import { afterEach, describe, expect, it } from 'vitest'
+import { type JobEvent, JobRequest, type WireEvent } from '@apiary/shared'
+import { createLogger, silentLogger } from '@apiary/shared/runtime'
+import { openSqliteStore } from '../store/sqlite.ts'
+import type { Batch, JobStore } from '../store/store.ts'
 import { EventLog } from './event-log.ts'
 
 const ev = (jobId: string, node: string): WireEvent => ({ jobId, ts: 0, kind: 'node.started', node, human: '' })
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve))
+
+/** A logger whose lines the test reads (pino writes to a plain Writable synchronously). */
+function recordingLogger() {
+  const lines: Array<Record<string, unknown>> = []
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>)
+      done()
+    },
+  })
+  return { log: createLogger({ component: 'test', destination }), lines }
+}
+
+const dirs: string[] = []
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+})
+
+/** A real job store in a fresh SQLite file, with jobs `ids` of one node `n1` each. */
+function sqliteStore(...ids: string[]): JobStore {
+  const dir = mkdtempSync(join(tmpdir(), 'apiary-event-log-'))
+  dirs.push(dir)
+  const store = openSqliteStore(join(dir, 'queen.db'))
+  const request = JobRequest.parse({ operation: { type: 'ping' }, targets: 'all' })
+  for (const id of ids) store.createJob({ id, request, createdAt: 0, nodes: [{ node: 'n1', region: 'eu' }], rerunOf: null })
+  return store
+}
+
+/** A node.finished whose result no JSON.stringify can write: nested 300,000 deep (it got past a schema that took any value). */
+function unstorable(jobId: string): WireEvent {
+  let deep: unknown = 1
+  for (let i = 0; i < 300_000; i++) deep = { a: deep }
+  return {
+    jobId,
+    ts: 0,
+    kind: 'node.finished',
+    node: 'n1',
+    state: 'ok',
+    exitCode: null,
+    signal: null,
+    cause: null,
+    durationMs: 1,
+    bytes: 0,
+    truncated: false,
+    digest: null,
+    result: deep as { pong: true },
+    human: 'n1: ok',
+  }
+}
 
 describe('EventLog', () => {
   it('numbers each job gaplessly, from where it left off', () => {
@@ -68,6 +122,89 @@ describe('EventLog', () => {
     expect(stored).toEqual([1, 2, 3])
     expect(heard).toEqual([1, 2, 3])
     log.close()
+  })
+
+  it('stores the other events of a batch with one that cannot be stored: that one alone is dropped, and logged with its job and kind', async () => {
+    const store = sqliteStore('jbad0001', 'jgood001')
+    const { log: logger, lines } = recordingLogger()
+    const heard: string[] = []
+    const log = new EventLog(store, logger, 10)
+    log.open('jbad0001', 0)
+    log.open('jgood001', 0)
+    for (const id of ['jbad0001', 'jgood001']) log.listen(id, (e) => heard.push(`${e.jobId}/${e.seq}/${e.kind}`))
+    log.append(ev('jgood001', 'n1'))
+    log.append(ev('jbad0001', 'n1'))
+    log.append(unstorable('jbad0001'), { node: 'n1', update: { state: 'ok' } })
+    log.append({ jobId: 'jgood001', ts: 0, kind: 'node.output', node: 'n1', stream: 'stdout', data: 'hi\n', human: 'n1 | hi' })
+    log.end({ jobId: 'jgood001', state: 'ok', finishedAt: 1, counts: { ok: 1 }, stopReason: null })
+    await tick()
+    expect(store.eventsAfter('jgood001', 0, 10, { output: true }).map((e) => e.kind)).toEqual(['node.started', 'node.output'])
+    expect(store.getJob('jgood001')).toMatchObject({ state: 'ok', lastSeq: 2 })
+    expect(store.eventsAfter('jbad0001', 0, 10, { output: true }).map((e) => e.kind)).toEqual(['node.started'])
+    expect(store.nodes('jbad0001')[0]?.state).toBe('pending')
+    expect(heard).toEqual(['jgood001/1/node.started', 'jbad0001/1/node.started', 'jgood001/2/node.output'])
+    expect(lines.filter((l) => l.msg === 'dropped an event the store refuses').map((l) => [l.jobId, l.kind, l.seq])).toEqual([['jbad0001', 'node.finished', 2]])
+    expect(lines.some((l) => l.msg === 'cannot store events; retrying')).toBe(false)
+
+    // And the job goes on: its next event is stored.
+    log.append(ev('jbad0001', 'n1'))
+    await tick()
+    expect(store.eventsAfter('jbad0001', 0, 10, { output: true }).map((e) => e.seq)).toEqual([1, 3])
+    log.close()
+    store.close()
+  })
+
+  it('drops an event whose sequence number the store already holds, and stores the rest', async () => {
+    const store = sqliteStore('jdup0001', 'jother01')
+    store.commit({ events: [{ event: { ...ev('jdup0001', 'n1'), seq: 1 } as JobEvent }], ends: [] })
+    const { log: logger, lines } = recordingLogger()
+    const log = new EventLog(store, logger, 10)
+    // Opened as if nothing were stored: its first event reuses seq 1.
+    log.open('jdup0001', 0)
+    log.open('jother01', 0)
+    log.append(ev('jdup0001', 'n1'))
+    log.append(ev('jother01', 'n1'))
+    log.append(ev('jdup0001', 'n1'))
+    await tick()
+    expect(store.eventsAfter('jother01', 0, 10, { output: true }).map((e) => e.seq)).toEqual([1])
+    expect(store.eventsAfter('jdup0001', 0, 10, { output: true }).map((e) => e.seq)).toEqual([1, 2])
+    expect(lines.filter((l) => l.msg === 'dropped an event the store refuses').map((l) => [l.jobId, l.seq])).toEqual([['jdup0001', 1]])
+    log.close()
+    store.close()
+  })
+
+  it('keeps everything for a store that cannot write, even while isolating a bad event, and stores it once the store is back', async () => {
+    const real = sqliteStore('jbad0002', 'jgood002')
+    // The disk fills up just as the log starts committing one event at a time.
+    let full = false
+    let fillsUp = true
+    const store: Pick<JobStore, 'commit'> = {
+      commit(b) {
+        if (fillsUp && b.events.length + b.ends.length === 1) [fillsUp, full] = [false, true]
+        if (full) throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' })
+        real.commit(b)
+      },
+    }
+    const { log: logger, lines } = recordingLogger()
+    const log = new EventLog(store, logger, 10)
+    log.open('jbad0002', 0)
+    log.open('jgood002', 0)
+    let stored!: () => void
+    const both = new Promise<void>((resolve) => (stored = resolve))
+    log.listen('jgood002', (e) => e.seq === 2 && stored())
+    log.append(ev('jgood002', 'n1'))
+    log.append(unstorable('jbad0002'))
+    log.append(ev('jgood002', 'n1'))
+    await tick()
+    expect(real.eventsAfter('jgood002', 0, 10, { output: true })).toEqual([])
+    expect(lines.filter((l) => l.msg === 'cannot store events; retrying').map((l) => l.events)).toEqual([3])
+    expect(lines.some((l) => l.msg === 'dropped an event the store refuses')).toBe(false)
+    full = false
+    await both
+    expect(real.eventsAfter('jgood002', 0, 10, { output: true }).map((e) => e.seq)).toEqual([1, 2])
+    expect(lines.filter((l) => l.msg === 'dropped an event the store refuses').map((l) => l.jobId)).toEqual(['jbad0002'])
+    log.close()
+    real.close()
   })
 
   it('drops an event of a job that is not open, so one stray event cannot block the commits', async () => {

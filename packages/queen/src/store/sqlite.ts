@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'libsql'
 import { ApiaryError, type JobEvent, JobRequest, type JobState, type JobSummary, type NodeResult, type NodeState } from '@apiary/shared'
-import type { Batch, JobStore, NewJob, OutputChunk, StoredEvent } from './store.ts'
+import type { Batch, JobStore, NewJob, NodeUpdate, OutputChunk, StoredEvent } from './store.ts'
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS jobs (
@@ -63,6 +63,28 @@ function migrate(db: InstanceType<typeof Database>) {
     const cols = db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>
     if (!cols.some((c) => c.name === column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`)
   }
+}
+
+/**
+ * The event as JSON text and its node's result, or `invalid_input` when they cannot be written
+ * as JSON (nested too deep for the stack, a cycle, a BigInt): no retry will ever store them.
+ */
+function serialise(event: JobEvent, update: NodeUpdate | undefined): { body: string; result: string | null } {
+  try {
+    return { body: JSON.stringify(event), result: update?.result === undefined ? null : JSON.stringify(update.result) }
+  } catch (err) {
+    throw refused(event, err)
+  }
+}
+
+/** SQLite's verdicts on the data itself (a duplicate sequence number, a value too big), not on the store. */
+function refusesData(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' && /^SQLITE_(CONSTRAINT|TOOBIG|MISMATCH|RANGE)/.test(code)
+}
+
+function refused(event: JobEvent, err: unknown): ApiaryError {
+  return new ApiaryError('invalid_input', `cannot store event ${event.seq} (${event.kind}) of job ${event.jobId}: ${(err as Error).message}`, 'event', { cause: err })
 }
 
 interface JobRow {
@@ -142,23 +164,28 @@ export function openSqliteStore(path: string): JobStore {
   const commit = db.transaction((batch: Batch) => {
     const last = new Map<string, number>()
     for (const { event, nodeUpdate } of batch.events) {
-      insertEvent.run(event.jobId, event.seq, event.kind, 'node' in event ? event.node : null, JSON.stringify(event))
-      last.set(event.jobId, Math.max(last.get(event.jobId) ?? 0, event.seq))
-      if (!nodeUpdate) continue
-      const u = nodeUpdate.update
-      updateNode.run(
-        u.state,
-        u.exitCode ?? null,
-        u.signal ?? null,
-        u.cause ?? null,
-        u.durationMs ?? null,
-        u.bytes ?? null,
-        u.truncated === undefined ? null : u.truncated ? 1 : 0,
-        u.digest ?? null,
-        u.result === undefined ? null : JSON.stringify(u.result),
-        event.jobId,
-        nodeUpdate.node,
-      )
+      const { body, result } = serialise(event, nodeUpdate?.update)
+      try {
+        insertEvent.run(event.jobId, event.seq, event.kind, 'node' in event ? event.node : null, body)
+        last.set(event.jobId, Math.max(last.get(event.jobId) ?? 0, event.seq))
+        if (!nodeUpdate) continue
+        const u = nodeUpdate.update
+        updateNode.run(
+          u.state,
+          u.exitCode ?? null,
+          u.signal ?? null,
+          u.cause ?? null,
+          u.durationMs ?? null,
+          u.bytes ?? null,
+          u.truncated === undefined ? null : u.truncated ? 1 : 0,
+          u.digest ?? null,
+          result,
+          event.jobId,
+          nodeUpdate.node,
+        )
+      } catch (err) {
+        throw refusesData(err) ? refused(event, err) : err
+      }
     }
     for (const [jobId, seq] of last) setSeq.run(seq, jobId, seq)
     for (const e of batch.ends) finish.run(e.state, e.finishedAt, JSON.stringify(e.counts), e.stopReason, e.jobId)
@@ -214,7 +241,8 @@ export function openSqliteStore(path: string): JobStore {
           bytes: r.bytes,
           truncated: r.truncated === 1,
           digest: r.digest,
-          ...(r.result === null ? {} : { result: JSON.parse(r.result) as unknown }),
+          // Validated on receipt (`WireEvent`) before it was stored.
+          ...(r.result === null ? {} : { result: JSON.parse(r.result) as NodeResult['result'] }),
         }),
       )
     },

@@ -31,7 +31,7 @@ export interface NodeUpdate {
   bytes?: number
   truncated?: boolean
   digest?: string | null
-  result?: unknown
+  result?: NodeResult['result']
 }
 
 export interface KnownNode {
@@ -65,7 +65,10 @@ export interface JobStore {
   createJob(job: NewJob): void
   /**
    * Writes a batch in one transaction: events (numbered by the caller, gapless per job), their
-   * node updates, and job ends. Group commit: one transaction per tick, not per event.
+   * node updates, and job ends. Group commit: one transaction per tick, not per event. All or
+   * nothing: throws `invalid_input` when something in the batch can never be stored (the
+   * caller finds it and drops it), anything else when the store cannot write now (the caller
+   * tries again).
    */
   commit(batch: Batch): void
   getJob(jobId: string): JobSummary | undefined
