@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 
 /**
  * A Merkle tree over a share's nodes, so that one signature covers a region of any size and
@@ -10,12 +10,14 @@ import { createHash } from 'node:crypto'
 const LEAF = Buffer.from([0])
 const INNER = Buffer.from([1])
 
+const sha256 = (data: Buffer): Buffer => hash('sha256', data, 'buffer')
+
 export function leafHash(node: string, agentless: boolean): Buffer {
-  return createHash('sha256').update(LEAF).update(`${agentless ? 's' : 'a'}:${node}`).digest()
+  return sha256(Buffer.concat([LEAF, Buffer.from(`${agentless ? 's' : 'a'}:${node}`)]))
 }
 
 function inner(l: Buffer, r: Buffer): Buffer {
-  return createHash('sha256').update(INNER).update(l).update(r).digest()
+  return sha256(Buffer.concat([INNER, l, r], 65))
 }
 
 export interface MerkleTree {
