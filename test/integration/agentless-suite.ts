@@ -1,7 +1,7 @@
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type EventOf, type JobEvent } from '@apiary/shared'
+import { createSigner, type EventOf, generateSigningKey, HiveJob, type JobEvent, leafHash, merkleTree, signShare, subjects, type Task } from '@apiary/shared'
 import { type BusKind, freePort, type Sshd, startSshd, TestCluster, waitUntil } from '../harness/index.ts'
 
 const ends = (events: JobEvent[]) => new Map(events.filter((e) => e.kind === 'node.finished').map((e) => [(e as EventOf<'node.finished'>).node, e as EventOf<'node.finished'>]))
@@ -68,6 +68,31 @@ ${extra}`
       const out = events.filter((e) => e.kind === 'node.output').map((e) => (e as EventOf<'node.output'>).data).sort()
       expect(out).toEqual(['agent-1\n', 'ssh-1\n', 'ssh-2\n', 'ssh-3\n'])
       expect(fin(events).counts).toEqual({ ok: 4, error: 1 })
+    })
+
+    it('runs no task over SSH that the queen did not sign for an agentless node', async () => {
+      const intruder = await c.bus('intruder')
+      const marker = join(sshd.dir, `pwned-${kind}`)
+      const operation = { type: 'exec' as const, shell: true, command: `touch ${marker}` }
+      // A real job's grant, caught on its way, re-used for another operation; and one signed by the wrong key.
+      const caught: Task[] = []
+      intruder.subscribe(subjects.ssh('eu'), (m) => void caught.push(m.data as Task), { queue: 'eavesdropper' })
+      await intruder.flush()
+      const { jobId } = await c.client.submit({ operation: { type: 'ping' }, targets: 'ssh-1' })
+      await c.events(jobId)
+      const ask = (t: unknown) => intruder.request(subjects.ssh('eu'), t, { timeoutMs: 3000 })
+      expect(caught).toHaveLength(1)
+      await expect(ask({ ...caught[0], operation })).resolves.toMatchObject({ accepted: false, reason: expect.stringMatching(/operation is not the one/) })
+      const impostor = createSigner(generateSigningKey().privatePem)
+      const share = HiveJob.parse({ jobId: 'jforged0002', phase: 0, region: 'eu', nodes: ['ssh-1'], agentless: ['ssh-1'], operation, concurrency: 1, maxErrors: null, errorsSoFar: 0, timeoutMs: 5000, deliveryTimeoutMs: 2000, outputCapBytes: 1024, targets: 1 })
+      const { offer } = signShare(share, impostor, Date.now())
+      const tree = merkleTree([leafHash('ssh-1', true)])
+      await expect(ask({ jobId: share.jobId, node: 'ssh-1', operation, timeoutMs: 5000, outputCapBytes: 1024, grant: offer.grant, proof: tree.proof(0) })).resolves.toMatchObject({
+        accepted: false,
+        reason: expect.stringMatching(/not signed by the pinned queen key/),
+      })
+      if (kind === 'nats') await intruder.close()
+      expect(await readFile(marker).then(() => true, () => false)).toBe(false)
     })
 
     it('shows last contact and the breaker in the node list', async () => {
