@@ -1,17 +1,18 @@
 import { describe, expect, it } from 'vitest'
-import { type FinalState, JobRequest, type JobRequestInput, notRunEvent, type WireEvent } from '@apiary/shared'
-import { type Effect, JobRun, type RunTarget } from './job-run.ts'
+import { type FinalState, JobRequest, type JobRequestInput, notRunEvent, WireEvent } from '@apiary/shared'
+import { type Effect, JobRun, maxOutputEvents, type RunTarget } from './job-run.ts'
 
 const GRACE = 1000
 
-function request(rollout: JobRequestInput['rollout'] = {}): JobRequest {
-  return JobRequest.parse({ operation: { type: 'exec', argv: ['true'] }, targets: 'all', rollout })
+function request(rollout: JobRequestInput['rollout'] = {}, outputCapBytes?: number): JobRequest {
+  return JobRequest.parse({ operation: { type: 'exec', argv: ['true'] }, targets: 'all', rollout, outputCapBytes })
 }
 
 const targets = (n: number, o: Partial<RunTarget> = {}): RunTarget[] =>
   Array.from({ length: n }, (_, i) => ({ id: `n${i + 1}`, region: i % 2 === 0 ? 'eu' : 'us', online: true, agentless: false, ...o }))
 
 const started = (node: string): WireEvent => ({ jobId: 'j1', ts: 0, kind: 'node.started', node, human: '' })
+const output = (node: string, data: string): WireEvent => ({ jobId: 'j1', ts: 0, kind: 'node.output', node, stream: 'stdout', data, human: '' })
 const finished = (node: string, state: FinalState, exitCode: number | null = state === 'ok' ? 0 : 1): WireEvent => ({
   ...notRunEvent('j1', node, state, state === 'ok' ? '' : 'boom', 0),
   cause: state === 'ok' ? null : 'boom',
@@ -228,6 +229,62 @@ describe('JobRun', () => {
       'dropped a job event only the queen may emit',
     ])
     expect(h.run.state('n1')).toBe('ok')
+  })
+
+  describe('output a node sends', () => {
+    const kept = (h: Harness, node = 'n1') => h.events('node.output').flatMap((e) => (e.kind === 'node.output' && e.node === node ? [e.data] : [])).join('')
+    const warnings = (h: Harness) => h.effects.filter((e) => e.type === 'note' && e.level === 'warn')
+
+    it("keeps at most the job's cap per node, in bytes as stored; the rest is dropped and noted once per node", () => {
+      const h = new Harness(request({}, 4096), targets(2))
+      h.event(started('n1')).event(started('n2'))
+      for (let i = 0; i < 20; i++) h.event(output('n1', `${String(i % 10).repeat(999)}\n`))
+      h.event(output('n2', 'fine\n'))
+      expect(Buffer.byteLength(kept(h, 'n1'))).toBe(4096)
+      expect(kept(h, 'n1')).toBe(Array.from({ length: 5 }, (_, i) => `${String(i).repeat(999)}\n`).join('').slice(0, 4096))
+      expect(kept(h, 'n2')).toBe('fine\n')
+      expect(warnings(h)).toEqual([{ type: 'note', level: 'warn', msg: "dropped output past the job's cap", fields: { node: 'n1', capBytes: 4096, maxEvents: 1024 } }])
+      const cut = h.events('node.output').at(-2)!
+      expect(cut).toMatchObject({ node: 'n1', data: '4'.repeat(96), human: `n1 | ${'4'.repeat(96)}` })
+      // Every event the run emits is one the contract takes (but for the test's short job id).
+      for (const ev of h.events()) expect(WireEvent.safeParse({ ...ev, jobId: 'j0000001' }).error).toBeUndefined()
+    })
+
+    it('says truncated on the stored node when the queen cut, whatever the producer said', () => {
+      const h = new Harness(request({}, 1024), targets(2))
+      h.event(started('n1')).event(output('n1', 'x'.repeat(2000))).event(finished('n1', 'ok')).event(finished('n2', 'ok'))
+      const updates = h.effects.flatMap((e) => (e.type === 'emit' && e.event.kind === 'node.finished' ? [[e.event.node, e.node?.update.truncated]] : []))
+      expect(updates).toEqual([
+        ['n1', true],
+        ['n2', false],
+      ])
+    })
+
+    it('never keeps half a character', () => {
+      const h = new Harness(request({}, 1024), targets(1))
+      h.event(output('n1', 'é'.repeat(300))).event(output('n1', '€'.repeat(300)))
+      const text = kept(h)
+      expect(text).toBe('é'.repeat(300) + '€'.repeat(141))
+      expect(Buffer.byteLength(text)).toBe(1023)
+    })
+
+    it('keeps at most maxOutputEvents chunks of a node, and drops empty ones', () => {
+      expect(maxOutputEvents(1024)).toBe(1024)
+      expect(maxOutputEvents(1024 * 1024)).toBe(65_536)
+      const h = new Harness(request({}, 64 * 1024), targets(1))
+      for (let i = 0; i < 100; i++) h.event(output('n1', ''))
+      expect(h.events('node.output')).toEqual([])
+      for (let i = 0; i < 5000; i++) h.event(output('n1', 'y'))
+      expect(h.events('node.output')).toHaveLength(maxOutputEvents(64 * 1024))
+      expect(warnings(h)).toHaveLength(1)
+    })
+  })
+
+  it('takes one node.started per node: a repeated one would only grow the log', () => {
+    const h = new Harness(request(), targets(1))
+    h.event(started('n1')).event(started('n1')).event(started('n1'))
+    expect(h.events('node.started')).toHaveLength(1)
+    expect(h.run.state('n1')).toBe('running')
   })
 
   it('the counts of job.finished always add up to the targets', () => {

@@ -8,9 +8,11 @@ import {
   type JobState,
   type NodeState,
   notRunEvent,
+  prefixLines,
   resolveCount,
   spendsErrorBudget,
   type WireEvent,
+  type WireEventOf,
 } from '@apiary/shared'
 import type { JobEnd, NodeUpdate } from '../store/store.ts'
 import { countsLine, durationText } from './human.ts'
@@ -78,6 +80,30 @@ export interface JobRunConfig {
   cancelGraceMs: number
 }
 
+/** What the queen has kept of one node's output, while the node runs. */
+interface OutputKept {
+  bytes: number
+  events: number
+  /** Some was dropped: past the job's cap, or past the most chunks a node may send. */
+  cut: boolean
+}
+
+/**
+ * The most `node.output` events the queen keeps of one node: one per 16 bytes of the cap
+ * (1,024 at least). A worker sends a chunk per read of whole lines, so only a producer that
+ * sends a byte at a time reaches this before the cap; each event costs a row in the log.
+ */
+export function maxOutputEvents(outputCapBytes: number): number {
+  return Math.max(1024, Math.ceil(outputCapBytes / 16))
+}
+
+const utf8 = new TextEncoder()
+
+/** The longest start of `text` that takes at most `bytes` bytes as UTF-8 (never half a character). */
+function utf8Prefix(text: string, bytes: number): string {
+  return text.slice(0, utf8.encodeInto(text, new Uint8Array(bytes)).read)
+}
+
 /** What the run needs to know of presence when it sweeps. */
 export interface PresenceView {
   /** A known worker that stopped heartbeating (unknown ones are not offline: nobody said so). */
@@ -101,6 +127,8 @@ export class JobRun {
   readonly createdAt: number
   readonly #cancelGraceMs: number
   readonly #nodes = new Map<string, NodeEntry>()
+  /** Output kept so far, of the nodes that sent some and have not ended. */
+  readonly #output = new Map<string, OutputKept>()
   readonly #counts = new Map<NodeState, number>()
   #open = 0
   /** Nodes of the whole job that spent the error budget. */
@@ -306,16 +334,24 @@ export class JobRun {
       return
     }
     if (ev.kind === 'node.output') {
-      this.#emit(ev)
+      this.#keepOutput(ev)
       return
     }
     if (ev.kind === 'node.started') {
+      // A node starts once: a repeated start would only grow the job's log.
+      if (cur.state === 'running') {
+        this.#note('debug', 'dropped a second node.started', { node: ev.node })
+        return
+      }
       this.#setNode(ev.node, { ...cur, state: 'running' })
       this.#emit(ev, { node: ev.node, update: { state: 'running' } })
       return
     }
     this.#setNode(ev.node, { ...cur, state: ev.state, exitCode: ev.exitCode, digest: ev.digest, cause: ev.cause })
     const { jobId: _j, ts: _t, kind: _k, node: _n, human: _h, ...outcome } = ev
+    // What the queen cut, the stored node says too (the event stays as its producer sent it).
+    if (this.#output.get(ev.node)?.cut) outcome.truncated = true
+    this.#output.delete(ev.node)
     this.#emit(ev, { node: ev.node, update: outcome })
     if (spendsErrorBudget(ev.state)) {
       this.#errors++
@@ -323,6 +359,30 @@ export class JobRun {
     }
     this.#phaseDone(now)
     if (this.#open === 0) this.#finish(now)
+  }
+
+  /**
+   * Keeps a node's output up to the job's cap, counted in UTF-8 bytes as stored, and up to
+   * `maxOutputEvents` chunks. The worker enforces the cap where the output is made; this holds
+   * a forged or broken producer to it too. The excess is dropped and noted once per node.
+   */
+  #keepOutput(ev: WireEventOf<'node.output'>) {
+    const cap = this.request.outputCapBytes
+    let kept = this.#output.get(ev.node)
+    if (!kept) this.#output.set(ev.node, (kept = { bytes: 0, events: 0, cut: false }))
+    // An empty chunk keeps nothing and would cost a row of the log.
+    if (ev.data === '') return
+    const room = kept.events < maxOutputEvents(cap) ? cap - kept.bytes : 0
+    const bytes = Buffer.byteLength(ev.data)
+    const data = bytes <= room ? ev.data : utf8Prefix(ev.data, Math.max(0, room))
+    if (data !== ev.data) {
+      if (!kept.cut) this.#note('warn', "dropped output past the job's cap", { node: ev.node, capBytes: cap, maxEvents: maxOutputEvents(cap) })
+      kept.cut = true
+      if (data === '') return
+    }
+    kept.bytes += data === ev.data ? bytes : Buffer.byteLength(data)
+    kept.events++
+    this.#emit(data === ev.data ? ev : { ...ev, data, human: prefixLines(ev.node, data) })
   }
 
   /** Hands the next phase's pending nodes to their regions' hives. */
