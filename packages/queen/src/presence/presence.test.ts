@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest'
-import type { Heartbeat } from '@apiary/shared'
-import { Presence } from './presence.ts'
+import type { Heartbeat, HostReach } from '@apiary/shared'
+import type { InventoryNode } from '@apiary/shared/inventory'
+import { DEFAULT_PRESENCE_LIMITS, MISSED_BEATS, Presence } from './presence.ts'
 
-const hb = (id: string, role: 'worker' | 'hive' = 'worker', region = 'eu'): Heartbeat => ({
+const hb = (id: string, role: Heartbeat['role'] = 'worker', region = 'eu', o: Partial<Heartbeat> = {}): Heartbeat => ({
   id,
   role,
   region,
@@ -13,7 +14,12 @@ const hb = (id: string, role: 'worker' | 'hive' = 'worker', region = 'eu'): Hear
   version: 't',
   intervalMs: 1000,
   ts: 0,
+  ...o,
 })
+
+const known = (id: string, intervalMs: number, lastSeen = 0) => ({ id, region: 'eu', labels: {}, executor: 'local', intervalMs, lastSeen })
+const inv = (id: string, region: string): InventoryNode => ({ id, address: id, port: 22, user: 'op', region, labels: {} })
+const reach = (id: string): HostReach => ({ id, lastContact: 5, breaker: 'open', consecutiveFailures: 3 })
 
 describe('Presence', () => {
   it('keeps a node online until three of its intervals pass without a heartbeat', () => {
@@ -35,5 +41,88 @@ describe('Presence', () => {
     p.beat(hb('a'))
     p.beat(hb('hive-1', 'hive', 'us'))
     expect(p.nodes().map((n) => n.id)).toEqual(['a', 'b'])
+  })
+
+  it('holds 200,000 nodes, 1,000 SSH workers and 1,000 hives unless told otherwise', () => {
+    expect(DEFAULT_PRESENCE_LIMITS).toEqual({ nodes: 200_000, sshWorkers: 1_000, hives: 1_000 })
+  })
+
+  it('refuses a new node past its cap, and says why; the nodes it holds keep beating', () => {
+    let now = 0
+    const p = new Presence(() => now, { nodes: 2 })
+    expect(p.beat(hb('a'))).toEqual({ isNew: true })
+    expect(p.beat(hb('b'))).toEqual({ isNew: true })
+    expect(p.beat(hb('c'))).toEqual({ isNew: false, refused: 'presence is full: it holds 2 nodes' })
+    expect(p.node('c')).toBeUndefined()
+    // Even offline, a node stays (it is a target) and keeps its place.
+    now = 10_000
+    expect(p.beat(hb('c')).refused).toBeDefined()
+    expect(p.beat(hb('a'))).toEqual({ isNew: true })
+    expect(p.nodes().map((n) => [n.id, n.online])).toEqual([
+      ['a', true],
+      ['b', false],
+    ])
+  })
+
+  it('lets a new hive or SSH worker take the place of the one silent longest, but never of one online', () => {
+    let now = 0
+    const p = new Presence(() => now, { hives: 2, sshWorkers: 1 })
+    p.beat(hb('h1', 'hive'))
+    now = 100
+    p.beat(hb('h2', 'hive'))
+    p.beat(hb('s1', 'ssh-worker'))
+    expect(p.beat(hb('h3', 'hive'))).toEqual({ isNew: false, refused: 'presence is full: it holds 2 hives, none of them offline' })
+    expect(p.beat(hb('s2', 'ssh-worker')).refused).toBe('presence is full: it holds 1 ssh-workers, none of them offline')
+    now = 3101 // h1 and h2 offline, h1 the longer
+    expect(p.beat(hb('h3', 'hive'))).toEqual({ isNew: true })
+    expect([p.hiveOnline('h1'), p.hiveOnline('h2'), p.hiveOnline('h3')]).toEqual([undefined, false, true])
+    expect(p.beat(hb('s2', 'ssh-worker'))).toEqual({ isNew: true })
+  })
+
+  it('counts remembered nodes in the cap, keeping the most recently seen', () => {
+    const p = new Presence(() => 1_000_000, { nodes: 2 })
+    expect(p.remember([known('old', 1000, 1), known('new', 1000, 3), known('mid', 1000, 2)])).toEqual({ remembered: 2, overCap: 1 })
+    expect(p.nodes().map((n) => n.id)).toEqual(['mid', 'new'])
+    expect(p.beat(hb('stranger')).refused).toBeDefined()
+    expect(p.beat(hb('new')).isNew).toBe(true)
+  })
+
+  it('waits after a restart at most three of the longest interval a heartbeat may have (10 min), whatever was stored', () => {
+    let now = 1_000_000
+    const p = new Presence(() => now)
+    // 95 years, as a forged heartbeat once had an older queen store.
+    p.remember([known('forged', 3e12), known('a', 5000)])
+    expect(p.warmingUp()).toEqual({ waiting: 2, leftMs: MISSED_BEATS * 600_000 })
+    expect(p.node('forged')?.online).toBe(false)
+    now += MISSED_BEATS * 600_000
+    expect(p.warmingUp()).toBeUndefined()
+  })
+
+  it('holds a heartbeat to the bounded interval even if it was never parsed', () => {
+    let now = 0
+    const p = new Presence(() => now)
+    p.beat(hb('a', 'worker', 'eu', { intervalMs: 3e12 }))
+    now = MISSED_BEATS * 600_000 + 1
+    expect(p.node('a')?.online).toBe(false)
+  })
+
+  it("counts an SSH worker's hosts only for inventory nodes of its own region", () => {
+    const p = new Presence(() => 0)
+    p.setInventory([inv('eu-1', 'eu'), inv('us-1', 'us')])
+    p.beat(hb('ssh-eu', 'ssh-worker', 'eu', { hosts: [reach('eu-1'), reach('us-1'), reach('stranger')] }))
+    expect(p.node('eu-1')).toMatchObject({ online: true, breaker: 'open', lastContact: 5, status: 'degraded' })
+    expect(p.node('us-1')).toMatchObject({ online: false, breaker: 'closed', lastContact: null })
+    expect(p.node('stranger')).toBeUndefined()
+    // A node that leaves the inventory leaves its reach behind.
+    p.setInventory([inv('us-1', 'us')])
+    p.setInventory([inv('eu-1', 'eu'), inv('us-1', 'us')])
+    expect(p.node('eu-1')).toMatchObject({ breaker: 'closed', lastContact: null })
+  })
+
+  it('a hive reporting hosts changes nothing', () => {
+    const p = new Presence(() => 0)
+    p.setInventory([inv('eu-1', 'eu')])
+    p.beat(hb('hive-eu', 'hive', 'eu', { hosts: [reach('eu-1')] }))
+    expect(p.node('eu-1')).toMatchObject({ breaker: 'closed', lastContact: null })
   })
 })

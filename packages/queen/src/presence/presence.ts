@@ -1,13 +1,31 @@
-import type { Heartbeat, HostReach, NodeInfo } from '@apiary/shared'
+import { Heartbeat, type HostReach, type NodeInfo } from '@apiary/shared'
 import type { InventoryNode } from '@apiary/shared/inventory'
 
 interface Entry {
-  hb: Heartbeat
+  /** The last heartbeat, without its hosts (they are kept per host, in `#reach`). */
+  hb: Omit<Heartbeat, 'hosts'>
   lastSeen: number
 }
 
 /** How many heartbeat intervals may pass before a node or worker counts as offline. */
 export const MISSED_BEATS = 3
+
+/** How many of each presence holds: a heartbeat of a new id past its cap is refused. */
+export interface PresenceLimits {
+  /** Agent nodes, those remembered from before a restart included. */
+  nodes: number
+  sshWorkers: number
+  hives: number
+}
+
+/** Twice the 100,000 nodes the queen is designed for; SSH workers and hives are few per region. */
+export const DEFAULT_PRESENCE_LIMITS: Readonly<PresenceLimits> = { nodes: 200_000, sshWorkers: 1_000, hives: 1_000 }
+
+const { minValue, maxValue } = Heartbeat.shape.intervalMs
+/** A heartbeat interval within the contract's bounds (a node remembered from an older queen may hold any). */
+function boundedInterval(ms: number): number {
+  return Math.min(Math.max(ms, minValue ?? 1), maxValue ?? ms)
+}
 
 /**
  * Who can be reached, from heartbeats and the inventory. An agent node is online until three
@@ -24,22 +42,40 @@ export class Presence {
   /** Nodes known before a restart that have not heartbeated since. */
   readonly #awaiting = new Set<string>()
   #warmUntil = 0
-  constructor(private readonly now: () => number = Date.now) {}
+  readonly #limits: Readonly<PresenceLimits>
+
+  constructor(
+    private readonly now: () => number = Date.now,
+    limits: Partial<PresenceLimits> = {},
+  ) {
+    this.#limits = { ...DEFAULT_PRESENCE_LIMITS, ...limits }
+  }
 
   /**
    * Seeds the agent nodes a previous run knew, as offline until they heartbeat again. Until all
-   * of them have (or three of their intervals passed), the node list is not yet complete.
+   * of them have (or three of their intervals passed), the node list is not yet complete. An
+   * interval is taken within the contract's bounds, so the wait is at most three of the longest
+   * a heartbeat may have; past the cap of nodes, the most recently seen are the ones remembered.
    */
-  remember(nodes: ReadonlyArray<{ id: string; region: string; labels: Record<string, string>; executor: string; intervalMs: number; lastSeen: number }>): void {
+  remember(nodes: ReadonlyArray<{ id: string; region: string; labels: Record<string, string>; executor: string; intervalMs: number; lastSeen: number }>): { remembered: number; overCap: number } {
     let longest = 0
-    for (const n of nodes) {
+    let remembered = 0
+    let overCap = 0
+    for (const n of [...nodes].sort((a, b) => b.lastSeen - a.lastSeen)) {
       if (this.#agents.has(n.id)) continue
-      const hb: Heartbeat = { id: n.id, role: 'worker', region: n.region, labels: n.labels, executor: n.executor, status: 'healthy', running: 0, version: '', intervalMs: n.intervalMs, ts: n.lastSeen }
-      this.#agents.set(n.id, { hb, lastSeen: Math.min(n.lastSeen, this.now() - n.intervalMs * MISSED_BEATS - 1) })
+      if (this.#agents.size >= this.#limits.nodes) {
+        overCap++
+        continue
+      }
+      const intervalMs = boundedInterval(n.intervalMs)
+      const hb = { id: n.id, role: 'worker' as const, region: n.region, labels: n.labels, executor: n.executor, status: 'healthy' as const, running: 0, version: '', intervalMs, ts: n.lastSeen }
+      this.#agents.set(n.id, { hb, lastSeen: Math.min(n.lastSeen, this.now() - intervalMs * MISSED_BEATS - 1) })
       this.#awaiting.add(n.id)
-      longest = Math.max(longest, n.intervalMs)
+      longest = Math.max(longest, intervalMs)
+      remembered++
     }
     this.#warmUntil = this.now() + longest * MISSED_BEATS
+    return { remembered, overCap }
   }
 
   /** While the node list may still be incomplete after a restart: how many are awaited and for how long at most. */
@@ -49,19 +85,45 @@ export class Presence {
     return { waiting: this.#awaiting.size, leftMs: left }
   }
 
-  beat(hb: Heartbeat): { isNew: boolean } {
+  /**
+   * Takes a heartbeat. A known id always beats; a new one is `refused` (the reason says why)
+   * once its role's cap is reached, unless, for an SSH worker or a hive (whose default ids
+   * change with every restart), it can take the place of the one silent longest, offline.
+   * An SSH worker's hosts count only for inventory nodes of its own region.
+   */
+  beat(hb: Heartbeat): { isNew: boolean; refused?: string } {
     const map = hb.role === 'worker' ? this.#agents : hb.role === 'hive' ? this.#hives : this.#sshWorkers
     const prev = map.get(hb.id)
+    if (!prev && !this.#makeRoom(hb.role, map)) {
+      const held = hb.role === 'worker' ? `${this.#limits.nodes} nodes` : `${map.size} ${hb.role}s, none of them offline`
+      return { isNew: false, refused: `presence is full: it holds ${held}` }
+    }
     const isNew = !prev || !this.#online(prev)
-    map.set(hb.id, { hb, lastSeen: this.now() })
+    const { hosts, ...kept } = hb
+    kept.intervalMs = boundedInterval(hb.intervalMs)
+    map.set(hb.id, { hb: kept, lastSeen: this.now() })
     if (hb.role === 'worker') this.#awaiting.delete(hb.id)
-    for (const h of hb.hosts ?? []) this.#reach.set(h.id, h)
+    if (hb.role === 'ssh-worker') {
+      for (const h of hosts ?? []) if (this.#inventory.get(h.id)?.region === hb.region) this.#reach.set(h.id, h)
+    }
     return { isNew }
+  }
+
+  /** Whether a new id of `role` fits: under the cap, or (not for nodes) in place of an offline one. */
+  #makeRoom(role: Heartbeat['role'], map: Map<string, Entry>): boolean {
+    if (role === 'worker') return map.size < this.#limits.nodes
+    if (map.size < (role === 'hive' ? this.#limits.hives : this.#limits.sshWorkers)) return true
+    // Agent nodes stay (they are targets, offline or not); a hive or SSH worker gone offline need not.
+    let oldest: [string, Entry] | undefined
+    for (const kv of map) if (!this.#online(kv[1]) && (!oldest || kv[1].lastSeen < oldest[1].lastSeen)) oldest = kv
+    if (oldest) map.delete(oldest[0])
+    return oldest !== undefined
   }
 
   /** Replaces the agentless nodes (a new inventory); agent nodes win when an id is in both. */
   setInventory(nodes: readonly InventoryNode[]): void {
     this.#inventory = new Map(nodes.map((n) => [n.id, n]))
+    for (const id of this.#reach.keys()) if (this.#inventory.get(id) === undefined) this.#reach.delete(id)
   }
 
   #online(e: Entry): boolean {
