@@ -1,5 +1,16 @@
 import { describe, expect, expectTypeOf, it } from 'vitest'
-import { DAEMON_OPTIONS, type OptionTable, optionsHelp, parseCommandLine, SSH_POOL_OPTIONS, sshPoolOptionsFrom } from './cli.ts'
+import {
+  checkNatsConnectFlags,
+  DAEMON_OPTIONS,
+  NATS_CONNECT_OPTIONS,
+  natsConnectOptionsFrom,
+  type OptionTable,
+  optionsHelp,
+  parseCommandLine,
+  requiredQueenKey,
+  SSH_POOL_OPTIONS,
+  sshPoolOptionsFrom,
+} from './cli.ts'
 import { isApiaryError } from '../errors.ts'
 
 const TABLE = {
@@ -137,5 +148,87 @@ describe('sshPoolOptionsFrom', () => {
 
   it('leaves out what is not given', () => {
     expect(pool([], { HOME: '/h', APIARY_KNOWN_HOSTS: '/etc/kh' })).toEqual({ knownHosts: '/etc/kh', hostKeyPolicy: 'strict', maxPerHost: 2, maxTotal: 1024, connectTimeoutMs: 10_000 })
+  })
+})
+
+describe('natsConnectOptionsFrom', () => {
+  const nats = (argv: string[], env: NodeJS.ProcessEnv = {}) => natsConnectOptionsFrom(parseCommandLine('test', NATS_CONNECT_OPTIONS, argv, env).values)
+  const refusal = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
+    try {
+      nats(argv, env)
+    } catch (err) {
+      expect(isApiaryError(err, 'invalid_input'), String(err)).toBe(true)
+      return err as { message: string; field?: string }
+    }
+    throw new Error(`${argv.join(' ')} was accepted`)
+  }
+
+  it('maps the flags to createNatsBus options, leaving out what is not given', () => {
+    expect(nats([])).toEqual({ insecure: false })
+    expect(nats(['--nats-creds', '/c', '--nats-ca', '/ca', '--nats-cert', '/crt', '--nats-key', '/k'])).toEqual({
+      credsFile: '/c',
+      tls: { caFile: '/ca', certFile: '/crt', keyFile: '/k' },
+      insecure: false,
+    })
+    expect(nats(['--nats-user-file', '/u'])).toEqual({ userFile: '/u', insecure: false })
+    expect(nats(['--nats-token-file', '/t', '--insecure-bus'])).toEqual({ tokenFile: '/t', insecure: true })
+    expect(Object.isFrozen(nats([]))).toBe(true)
+  })
+
+  it('reads the file paths from APIARY_NATS_* (paths only, never the secrets), the flags first', () => {
+    const env = { APIARY_NATS_CREDS: '/env.creds', APIARY_NATS_CA: '/env-ca.pem', APIARY_NATS_CERT: '/c.pem', APIARY_NATS_KEY: '/k.pem', APIARY_INSECURE_BUS: '1' }
+    expect(nats([], env)).toEqual({ credsFile: '/env.creds', tls: { caFile: '/env-ca.pem', certFile: '/c.pem', keyFile: '/k.pem' }, insecure: true })
+    expect(nats(['--nats-creds', '/flag.creds', '--nats-ca', '/flag-ca.pem'], env)).toMatchObject({ credsFile: '/flag.creds', tls: { caFile: '/flag-ca.pem' } })
+    expect(nats([], { APIARY_NATS_USER_FILE: '/u' })).toEqual({ userFile: '/u', insecure: false })
+    expect(nats([], { APIARY_NATS_TOKEN_FILE: '/t', APIARY_INSECURE_BUS: 'true' })).toEqual({ tokenFile: '/t', insecure: true })
+    expect(nats([], { APIARY_INSECURE_BUS: '0' }).insecure).toBe(false)
+  })
+
+  it('takes at most one credential, whether from flags or variables', () => {
+    expect(refusal(['--nats-creds', '/c', '--nats-token-file', '/t'])).toMatchObject({
+      field: '--nats-token-file',
+      message: 'give at most one NATS credential: --nats-creds and --nats-token-file are both given',
+    })
+    expect(refusal(['--nats-user-file', '/u'], { APIARY_NATS_CREDS: '/c' }).message).toBe('give at most one NATS credential: --nats-creds and --nats-user-file are both given')
+    expect(refusal([], { APIARY_NATS_CREDS: '/c', APIARY_NATS_USER_FILE: '/u', APIARY_NATS_TOKEN_FILE: '/t' }).message).toBe(
+      'give at most one NATS credential: --nats-creds and --nats-user-file and --nats-token-file are all given',
+    )
+  })
+
+  it('wants a client certificate and its key together, naming both flags', () => {
+    expect(refusal(['--nats-cert', '/c.pem'])).toMatchObject({ field: '--nats-key', message: '--nats-cert needs --nats-key: a client certificate is used with its private key' })
+    expect(refusal([], { APIARY_NATS_KEY: '/k.pem' })).toMatchObject({ field: '--nats-cert', message: '--nats-key needs --nats-cert: a private key is used with its client certificate' })
+    // createNatsBus applies the same rule to options given in code.
+    expect(() => checkNatsConnectFlags({ tokenFile: '/t', userFile: '/u' })).toThrow('--nats-user-file and --nats-token-file are both given')
+  })
+
+  it('is in every daemon’s flags, with its variable in the help', () => {
+    const help = optionsHelp(DAEMON_OPTIONS)
+    for (const [flag, env] of [
+      ['--nats-creds FILE', 'APIARY_NATS_CREDS'],
+      ['--nats-user-file FILE', 'APIARY_NATS_USER_FILE'],
+      ['--nats-token-file FILE', 'APIARY_NATS_TOKEN_FILE'],
+      ['--nats-ca FILE', 'APIARY_NATS_CA'],
+      ['--nats-cert FILE', 'APIARY_NATS_CERT'],
+      ['--nats-key FILE', 'APIARY_NATS_KEY'],
+      ['--insecure-bus ', 'APIARY_INSECURE_BUS'],
+      ['--queen-key KEY|FILE', 'APIARY_QUEEN_KEY'],
+    ] as const) {
+      expect(help.split('\n').find((l) => l.includes(flag)), flag).toContain(`env ${env}`)
+    }
+  })
+})
+
+describe('requiredQueenKey', () => {
+  it('names the flag and its variable when the key is missing', () => {
+    expect(requiredQueenKey('ed25519:abc')).toBe('ed25519:abc')
+    let err: unknown
+    try {
+      requiredQueenKey(undefined)
+    } catch (e) {
+      err = e
+    }
+    expect(isApiaryError(err, 'invalid_input') && err.field).toBe('--queen-key')
+    expect(String(err)).toContain('--queen-key (or APIARY_QUEEN_KEY) is required')
   })
 })

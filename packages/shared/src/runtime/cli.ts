@@ -180,6 +180,18 @@ export function requiredNatsUrl(url: string | undefined, why: string): string {
   return url
 }
 
+/** The `--queen-key` of a hive or worker, which runs only what that key signed. */
+export function requiredQueenKey(value: string | undefined): string {
+  if (!value) {
+    throw new ApiaryError(
+      'invalid_input',
+      '--queen-key (or APIARY_QUEEN_KEY) is required: the queen’s public key (ed25519:…, or the queen’s signing.pub file), so that only work the queen signed runs',
+      '--queen-key',
+    )
+  }
+  return value
+}
+
 /** Parses `k=v` labels from flags, naming the bad one. */
 export function parseLabels(items: string[], flag: string): Record<string, string> {
   const out: Record<string, string> = {}
@@ -205,9 +217,39 @@ function parseIntFlag(text: string, flag: string, min: number, max: number): num
   return n
 }
 
+/**
+ * How a daemon authenticates to NATS and over what: every secret is a file (mode 0600), never a
+ * value in a flag, a URL or the environment (the variables hold paths).
+ */
+export const NATS_CONNECT_OPTIONS = {
+  'nats-creds': {
+    type: 'string',
+    env: 'APIARY_NATS_CREDS',
+    value: 'FILE',
+    help: 'NATS credential, mode 0600: a .creds file (user JWT and nkey seed, see keeper bus issue) or a bare user nkey seed',
+  },
+  'nats-user-file': { type: 'string', env: 'APIARY_NATS_USER_FILE', value: 'FILE', help: 'NATS user and password, mode 0600: two lines, the user, then the password' },
+  'nats-token-file': { type: 'string', env: 'APIARY_NATS_TOKEN_FILE', value: 'FILE', help: 'NATS token, mode 0600' },
+  'nats-ca': { type: 'string', env: 'APIARY_NATS_CA', value: 'FILE', help: 'CA certificate(s) of the NATS server (PEM); turns TLS on, as a tls:// URL does (with the system CAs)' },
+  'nats-cert': { type: 'string', env: 'APIARY_NATS_CERT', value: 'FILE', help: 'client certificate for TLS to NATS (PEM), with --nats-key' },
+  'nats-key': { type: 'string', env: 'APIARY_NATS_KEY', value: 'FILE', help: 'private key of --nats-cert (PEM, mode 0600)' },
+  'insecure-bus': {
+    type: 'boolean',
+    env: 'APIARY_INSECURE_BUS',
+    help: 'run on a NATS server without authentication: anyone who reaches it can run commands on every node',
+  },
+} as const satisfies OptionTable
+
 /** Flags of every long-running daemon. A daemon may restate a help text for its role. */
 export const DAEMON_OPTIONS = {
-  nats: { type: 'string', env: 'APIARY_NATS_URL', value: 'URL', help: 'NATS server of the cluster (required)' },
+  nats: { type: 'string', env: 'APIARY_NATS_URL', value: 'URL', help: 'NATS server(s) of the cluster, comma-separated (required); tls:// turns TLS on' },
+  ...NATS_CONNECT_OPTIONS,
+  'queen-key': {
+    type: 'string',
+    env: 'APIARY_QUEEN_KEY',
+    value: 'KEY|FILE',
+    help: 'the queen’s public key to pin (ed25519:…), or the file holding it (the queen’s signing.pub): only work it signed runs (required)',
+  },
   heartbeat: {
     type: 'duration',
     env: 'APIARY_HEARTBEAT_MS',
@@ -276,4 +318,66 @@ export function sshPoolOptionsFrom(
     ...(v['max-connections'] !== undefined ? { maxTotal: v['max-connections'] } : {}),
     ...(v['connect-timeout'] !== undefined ? { connectTimeoutMs: v['connect-timeout'] } : {}),
   })
+}
+
+/**
+ * How a NATS connection authenticates and whether it runs over TLS: the files the
+ * `NATS_CONNECT_OPTIONS` flags name, as `createNatsBus` takes them. At most one credential.
+ */
+export interface NatsConnectFlags {
+  /** A `.creds` file (user JWT + nkey seed) or a bare user nkey seed, mode 0600. */
+  credsFile?: string
+  /** Two lines: the user, then the password; mode 0600. */
+  userFile?: string
+  /** The token, mode 0600. */
+  tokenFile?: string
+  /** TLS on (also on with a `tls://` URL), with these in place of the system CAs and for mTLS. */
+  tls?: { caFile?: string; certFile?: string; keyFile?: string }
+  /** Connect without a credential (refused otherwise), with a warning at every start. */
+  insecure?: boolean
+}
+
+const CREDENTIAL_FLAGS = [
+  ['credsFile', '--nats-creds'],
+  ['userFile', '--nats-user-file'],
+  ['tokenFile', '--nats-token-file'],
+] as const
+
+/**
+ * Refuses NATS connection options that cannot mean what was asked: two credentials, a client
+ * certificate without its key or a key without its certificate. Errors name the flags.
+ */
+export function checkNatsConnectFlags(f: NatsConnectFlags): void {
+  const given = CREDENTIAL_FLAGS.filter(([k]) => f[k] !== undefined).map(([, flag]) => flag)
+  if (given.length > 1) {
+    throw new ApiaryError('invalid_input', `give at most one NATS credential: ${given.join(' and ')} are ${given.length === 2 ? 'both' : 'all'} given`, given[1])
+  }
+  if (f.tls?.certFile !== undefined && f.tls.keyFile === undefined) {
+    throw new ApiaryError('invalid_input', '--nats-cert needs --nats-key: a client certificate is used with its private key', '--nats-key')
+  }
+  if (f.tls?.keyFile !== undefined && f.tls.certFile === undefined) {
+    throw new ApiaryError('invalid_input', '--nats-key needs --nats-cert: a private key is used with its client certificate', '--nats-cert')
+  }
+}
+
+/**
+ * Maps the NATS connection flags to `createNatsBus`'s options, checked and frozen: the one
+ * place they are named twice.
+ * @example createNatsBus({ url, name, log, identity, ...natsConnectOptionsFrom(values) })
+ */
+export function natsConnectOptionsFrom(v: OptionValues<typeof NATS_CONNECT_OPTIONS>): Readonly<NatsConnectFlags> {
+  const tls = {
+    ...(v['nats-ca'] ? { caFile: v['nats-ca'] } : {}),
+    ...(v['nats-cert'] ? { certFile: v['nats-cert'] } : {}),
+    ...(v['nats-key'] ? { keyFile: v['nats-key'] } : {}),
+  }
+  const flags: NatsConnectFlags = {
+    ...(v['nats-creds'] ? { credsFile: v['nats-creds'] } : {}),
+    ...(v['nats-user-file'] ? { userFile: v['nats-user-file'] } : {}),
+    ...(v['nats-token-file'] ? { tokenFile: v['nats-token-file'] } : {}),
+    ...(Object.keys(tls).length > 0 ? { tls: Object.freeze(tls) } : {}),
+    insecure: v['insecure-bus'],
+  }
+  checkNatsConnectFlags(flags)
+  return Object.freeze(flags)
 }

@@ -1,8 +1,11 @@
 /** Runtime helpers of every apiary program: logger, flags, program lifecycle, heartbeats, secret files. */
-export { createLogger, type Logger, type LoggerOptions, REDACT, silentLogger } from './log.ts'
+export { createLogger, type Logger, type LoggerOptions, rateLimitedWarning, REDACT, silentLogger } from './log.ts'
 export { defaultStateDir, parseDuration, readSecretFile, writeSecretFile } from './config.ts'
 export {
   DAEMON_OPTIONS,
+  NATS_CONNECT_OPTIONS,
+  type NatsConnectFlags,
+  natsConnectOptionsFrom,
   type OptionSpec,
   type OptionTable,
   type OptionValues,
@@ -11,6 +14,7 @@ export {
   parseCommandLine,
   parseLabels,
   requiredNatsUrl,
+  requiredQueenKey,
   SSH_OPTIONS,
   SSH_POOL_OPTIONS,
   type SshPoolFlags,
