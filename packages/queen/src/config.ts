@@ -1,12 +1,29 @@
 import { join } from 'node:path'
-import { DAEMON_OPTIONS, defaultStateDir, type OptionTable, type OptionValues } from '@apiary/shared/runtime'
+import { NodeId, parseOrThrow } from '@apiary/shared'
+import {
+  DAEMON_OPTIONS,
+  defaultStateDir,
+  NATS_CONNECT_OPTIONS,
+  type NatsConnectFlags,
+  natsConnectOptionsFrom,
+  type OptionTable,
+  type OptionValues,
+} from '@apiary/shared/runtime'
 
 export const QUEEN_OPTIONS = {
-  nats: { ...DAEMON_OPTIONS.nats, help: 'NATS server to meet hives and workers on; without it, an in-process bus (no remote hives or workers)' },
+  nats: { ...DAEMON_OPTIONS.nats, help: 'NATS server(s) to meet hives and workers on, comma-separated; without it, an in-process bus (no remote hives or workers)' },
+  ...NATS_CONNECT_OPTIONS,
+  'queen-id': { type: 'string', env: 'APIARY_QUEEN_ID', default: 'queen', value: 'ID', help: 'this queen’s name on the bus, as its credential was issued' },
   host: { type: 'string', env: 'APIARY_HOST', default: '127.0.0.1', value: 'ADDR', help: 'address the HTTP API listens on' },
   port: { type: 'int', min: 0, max: 65535, env: 'APIARY_PORT', default: '7070', value: 'PORT', help: 'port the HTTP API listens on (0 picks a free one)' },
   'state-dir': { type: 'string', env: 'APIARY_STATE_DIR', value: 'DIR', help: 'where the job database and token live (default $XDG_STATE_HOME/apiary)' },
   'token-file': { type: 'string', env: 'APIARY_TOKEN_FILE', value: 'FILE', help: 'API token file, mode 0600, created on first start (default <state dir>/token)' },
+  'signing-key': {
+    type: 'string',
+    env: 'APIARY_SIGNING_KEY',
+    value: 'FILE',
+    help: 'work-signing key (ed25519, mode 0600), created on first start with its public key beside it, <name>.pub (default <state dir>/signing.key)',
+  },
   inventory: { type: 'string', env: 'APIARY_INVENTORY', value: 'FILE', help: 'agentless (SSH) nodes, YAML or JSON; re-read on change and on SIGHUP, a bad version is refused' },
   'log-level': DAEMON_OPTIONS['log-level'],
   help: DAEMON_OPTIONS.help,
@@ -16,10 +33,15 @@ export const QUEEN_OPTIONS = {
 export interface QueenDaemonConfig {
   /** Undefined: an in-process bus. */
   readonly natsUrl: string | undefined
+  /** How the NATS connection authenticates, and whether over TLS. */
+  readonly nats: Readonly<NatsConnectFlags>
+  /** Its name on the bus (the identity its NATS credential was issued for). */
+  readonly queenId: string
   readonly host: string
   readonly port: number
   readonly stateDir: string
   readonly tokenFile: string
+  readonly signingKeyFile: string
   readonly inventoryFile: string | undefined
 }
 
@@ -28,10 +50,13 @@ export function parseQueenConfig(v: OptionValues<typeof QUEEN_OPTIONS>, env: Nod
   const stateDir = v['state-dir'] ?? defaultStateDir(env)
   return Object.freeze({
     natsUrl: v.nats,
+    nats: natsConnectOptionsFrom(v),
+    queenId: parseOrThrow(NodeId, v['queen-id'], '--queen-id'),
     host: v.host,
     port: v.port,
     stateDir,
     tokenFile: v['token-file'] ?? join(stateDir, 'token'),
+    signingKeyFile: v['signing-key'] ?? join(stateDir, 'signing.key'),
     inventoryFile: v.inventory,
   })
 }
