@@ -2,10 +2,14 @@ import { hostname } from 'node:os'
 import { ApiaryError, NodeId, parseOrThrow, Region } from '@apiary/shared'
 import {
   DAEMON_OPTIONS,
+  NATS_CONNECT_OPTIONS,
+  type NatsConnectFlags,
+  natsConnectOptionsFrom,
   type OptionTable,
   type OptionValues,
   parseLabels,
   requiredNatsUrl,
+  requiredQueenKey,
   SSH_POOL_OPTIONS,
   type SshPoolFlags,
   sshPoolOptionsFrom,
@@ -14,13 +18,15 @@ import {
 
 export const WORKER_OPTIONS = {
   nats: DAEMON_OPTIONS.nats,
+  ...NATS_CONNECT_OPTIONS,
+  'queen-key': DAEMON_OPTIONS['queen-key'],
   region: { type: 'string', env: 'APIARY_REGION', default: 'default', value: 'R', help: 'the region whose hive sends this worker tasks' },
   heartbeat: DAEMON_OPTIONS.heartbeat,
-  'node-id': { type: 'string', env: 'APIARY_NODE_ID', value: 'ID', help: 'agent mode: this node’s id (default: the host name)' },
+  'node-id': { type: 'string', env: 'APIARY_NODE_ID', value: 'ID', help: 'agent mode: this node’s id, as its NATS credential was issued (default: the host name)' },
   label: { type: 'string', multiple: true, env: 'APIARY_LABELS', value: 'K=V', help: 'agent mode: a label for targeting, repeatable (env: comma-separated)' },
   ssh: { type: 'boolean', help: 'SSH mode: reach the region’s inventory nodes over SSH instead of running tasks here' },
   inventory: { type: 'string', env: 'APIARY_INVENTORY', value: 'FILE', help: 'SSH mode: the inventory (YAML or JSON); re-read on change and on SIGHUP' },
-  id: { type: 'string', env: 'APIARY_WORKER_ID', value: 'ID', help: 'SSH mode: this worker’s id (default ssh-<region>-<host>-<pid>)' },
+  id: { type: 'string', env: 'APIARY_WORKER_ID', value: 'ID', help: 'SSH mode: this worker’s id, as its NATS credential was issued (default ssh-<region>-<host>-<pid>)' },
   ...withHelpPrefix('SSH mode: ', SSH_POOL_OPTIONS),
   'log-level': DAEMON_OPTIONS['log-level'],
   help: DAEMON_OPTIONS.help,
@@ -28,11 +34,21 @@ export const WORKER_OPTIONS = {
 
 /** apiary-worker's settings, every default filled in: an agent, or an SSH worker with its pool. */
 export type WorkerDaemonConfig = Readonly<
-  { natsUrl: string; region: string; heartbeatMs: number } & (
-    | { mode: 'agent'; nodeId: string; labels: Readonly<Record<string, string>> }
-    | { mode: 'ssh'; id: string; inventoryFile: string; pool: Readonly<SshPoolFlags> }
-  )
+  {
+    natsUrl: string
+    /** How the NATS connection authenticates, and whether over TLS. */
+    nats: Readonly<NatsConnectFlags>
+    /** `--queen-key` as given: the key itself or the file holding it (read at start). */
+    queenKey: string
+    region: string
+    heartbeatMs: number
+  } & WorkerMode
 >
+
+/** An agent for this node, or an SSH worker with its pool. */
+type WorkerMode =
+  | { mode: 'agent'; nodeId: string; labels: Readonly<Record<string, string>> }
+  | { mode: 'ssh'; id: string; inventoryFile: string; pool: Readonly<SshPoolFlags> }
 
 /**
  * @example parseWorkerConfig(values, process.env).mode // 'agent'
@@ -43,21 +59,21 @@ export function parseWorkerConfig(
   env: NodeJS.ProcessEnv,
   self: { host: string; pid: number } = { host: hostname(), pid: process.pid },
 ): WorkerDaemonConfig {
-  const common = { natsUrl: requiredNatsUrl(v.nats, 'the worker meets its hive on NATS'), region: parseOrThrow(Region, v.region, '--region'), heartbeatMs: v.heartbeat }
+  const natsUrl = requiredNatsUrl(v.nats, 'the worker meets its hive on NATS')
+  const region = parseOrThrow(Region, v.region, '--region')
+  let mode: WorkerMode
   if (!v.ssh) {
-    return Object.freeze({
-      ...common,
-      mode: 'agent',
-      nodeId: parseOrThrow(NodeId, v['node-id'] ?? self.host, '--node-id'),
-      labels: Object.freeze(parseLabels(v.label, '--label')),
-    })
+    mode = { mode: 'agent', nodeId: parseOrThrow(NodeId, v['node-id'] ?? self.host, '--node-id'), labels: Object.freeze(parseLabels(v.label, '--label')) }
+  } else {
+    if (!v.inventory) throw new ApiaryError('invalid_input', '--inventory (or APIARY_INVENTORY) is required with --ssh', '--inventory')
+    mode = {
+      mode: 'ssh',
+      id: parseOrThrow(NodeId, v.id ?? `ssh-${region}-${self.host.split('.')[0]}-${self.pid}`, '--id'),
+      inventoryFile: v.inventory,
+      pool: sshPoolOptionsFrom(v, env),
+    }
   }
-  if (!v.inventory) throw new ApiaryError('invalid_input', '--inventory (or APIARY_INVENTORY) is required with --ssh', '--inventory')
-  return Object.freeze({
-    ...common,
-    mode: 'ssh',
-    id: parseOrThrow(NodeId, v.id ?? `ssh-${common.region}-${self.host.split('.')[0]}-${self.pid}`, '--id'),
-    inventoryFile: v.inventory,
-    pool: sshPoolOptionsFrom(v, env),
-  })
+  const nats = natsConnectOptionsFrom(v)
+  // Last, so that a mistake in any other flag is named first.
+  return Object.freeze({ natsUrl, nats, queenKey: requiredQueenKey(v['queen-key']), region, heartbeatMs: v.heartbeat, ...mode })
 }

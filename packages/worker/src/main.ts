@@ -1,4 +1,4 @@
-import { runProgram } from '@apiary/shared/runtime'
+import { readQueenKey, runProgram } from '@apiary/shared/runtime'
 import { createNatsBus } from '@apiary/shared/nats'
 import { startWorker } from './agent.ts'
 import { parseWorkerConfig, WORKER_OPTIONS } from './config.ts'
@@ -8,16 +8,21 @@ await runProgram({
   component: 'worker',
   about: `apiary-worker: runs tasks on this node (agent mode), or reaches a region's nodes over SSH (--ssh)
 
-usage: apiary-worker --nats URL [--node-id ID] [--region R] [--label k=v ...]
-       apiary-worker --nats URL --ssh --inventory FILE [--region R] [--known-hosts FILE] [--identity KEY]`,
+usage: apiary-worker --nats URL --nats-creds FILE --queen-key KEY|FILE [--node-id ID] [--region R] [--label k=v ...]
+       apiary-worker --nats URL --nats-creds FILE --queen-key KEY|FILE --ssh --inventory FILE [--region R] [--known-hosts FILE] [--identity KEY]
+
+It authenticates to NATS with one credential file (or runs without, told --insecure-bus) and
+runs only work signed by the queen whose public key --queen-key pins. The commands it runs get
+its environment without the APIARY_* variables.`,
   options: WORKER_OPTIONS,
   config: parseWorkerConfig,
   async start(c, log) {
     const { region, heartbeatMs } = c
+    const queenKey = await readQueenKey(c.queenKey)
     if (c.mode === 'agent') {
       const { nodeId, labels } = c
-      const bus = await createNatsBus({ url: c.natsUrl, name: `apiary-worker:${nodeId}`, log })
-      const worker = startWorker({ bus, log, nodeId, region, labels, heartbeatMs })
+      const bus = await createNatsBus({ url: c.natsUrl, name: `apiary-worker:${nodeId}`, log, identity: { role: 'worker', id: nodeId, region }, ...c.nats })
+      const worker = startWorker({ bus, log, nodeId, region, labels, heartbeatMs, queenKey })
       log.info({ node: nodeId, region, labels }, 'worker ready')
       return {
         async close() {
@@ -28,6 +33,6 @@ usage: apiary-worker --nats URL [--node-id ID] [--region R] [--label k=v ...]
     }
     // A chunk of its own in the bundle: agents never load the SSH code.
     const { startSshMode } = await import('./ssh-main.ts')
-    return startSshMode(c, log)
+    return startSshMode(c, queenKey, log)
   },
 })

@@ -1,4 +1,4 @@
-import { type Logger } from '@apiary/shared'
+import { type Logger, type Verifier } from '@apiary/shared'
 import { createNatsBus } from '@apiary/shared/nats'
 import { watchInventory } from '@apiary/shared/inventory'
 import type { WorkerDaemonConfig } from './config.ts'
@@ -9,13 +9,13 @@ import { startSshWorker } from './ssh-worker.ts'
  * The worker's SSH mode, loaded only when asked for: an agent on a node never loads ssh2, the
  * pool or the inventory's YAML parser.
  */
-export async function startSshMode(c: Extract<WorkerDaemonConfig, { mode: 'ssh' }>, log: Logger): Promise<{ close(): Promise<void> }> {
+export async function startSshMode(c: Extract<WorkerDaemonConfig, { mode: 'ssh' }>, queenKey: Verifier, log: Logger): Promise<{ close(): Promise<void> }> {
   const { region, heartbeatMs } = c
   const inventory = await watchInventory(c.inventoryFile, log)
   process.on('SIGHUP', () => void inventory.reload())
   const pool = createSshPool({ ...c.pool, log })
-  const bus = await createNatsBus({ url: c.natsUrl, name: `apiary-worker:${c.id}`, log })
-  const worker = startSshWorker({ bus, log, id: c.id, region, heartbeatMs, inventory: () => inventory.nodes(), pool })
+  const bus = await createNatsBus({ url: c.natsUrl, name: `apiary-worker:${c.id}`, log, identity: { role: 'ssh-worker', id: c.id, region }, ...c.nats })
+  const worker = startSshWorker({ bus, log, id: c.id, region, heartbeatMs, inventory: () => inventory.nodes(), pool, queenKey })
   log.info({ id: c.id, region, nodes: [...inventory.nodes().values()].filter((n) => n.region === region).length }, 'ssh worker ready')
   return {
     async close() {
