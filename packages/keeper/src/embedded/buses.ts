@@ -1,4 +1,4 @@
-import type { Bus, Logger } from '@apiary/shared'
+import type { Bus, Identity, Logger } from '@apiary/shared'
 import { createMemoryBus } from '@apiary/shared/memory-bus'
 
 /**
@@ -8,8 +8,11 @@ import { createMemoryBus } from '@apiary/shared/memory-bus'
  * @example const buses = memoryBuses(log); const bus = await buses.open('apiary-queen')
  */
 export interface BusFactory {
-  /** The bus of one role; `name` names its connection (`apiary-worker:web-1`). */
-  open(name: string): Promise<Bus>
+  /**
+   * The bus of one role; `name` names its connection (`apiary-worker:web-1`), `identity` says
+   * who it is on NATS (its replies come to that identity's inbox prefix).
+   */
+  open(name: string, identity?: Identity): Promise<Bus>
   /** Done with a bus `open` gave: a connection of its own closes, a shared bus stays up. */
   release(bus: Bus): Promise<void>
   /** Ends what the factory itself holds (the shared bus). */
