@@ -4,6 +4,7 @@ import { serve } from '@hono/node-server'
 import type { Hono } from 'hono'
 import { type Bus, decode, Heartbeat, type Logger, parseSubject, type Signer, subjects } from '@apiary/shared'
 import { watchInventory } from '@apiary/shared/inventory'
+import { rateLimitedWarning } from '@apiary/shared/runtime'
 import { createApp } from './http/app.ts'
 import { Coordinator } from './jobs/coordinator.ts'
 import { EventLog } from './jobs/event-log.ts'
@@ -94,7 +95,10 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
   let stopEvents: () => void
   try {
     // Nodes known before a restart: targets resolve against them too, and jobs wait until they report.
-    if (cfg.rememberNodes !== false) presence.remember(store.knownNodes())
+    if (cfg.rememberNodes !== false) {
+      const { overCap } = presence.remember(store.knownNodes())
+      if (overCap > 0) log.warn({ overCap }, 'known nodes past the presence cap were not loaded')
+    }
     stopEvents = coordinator.start()
   } catch (err) {
     // Nothing opened so far outlives a queen that could not start.
@@ -104,16 +108,24 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
     store.close()
     throw err
   }
+  // A flood of refused heartbeats is one log line per interval, with how many there were.
+  const refusedBeats = rateLimitedWarning(log, 'refused a heartbeat')
+  const misplacedBeats = rateLimitedWarning(log, 'dropped a heartbeat published on another identity’s subject')
   const hbSub = cfg.bus.subscribe(subjects.heartbeatAll, (msg) => {
     const hb = decode(Heartbeat, msg, log)
     if (!hb) return
     // Who it is comes from the subject, which the broker lets only that identity publish.
     const [, role, region, id] = parseSubject(msg.subject) ?? []
     if (hb.role !== role || hb.region !== region || hb.id !== id) {
-      log.warn({ subject: msg.subject, id: hb.id, role: hb.role, region: hb.region }, 'dropped a heartbeat published on another identity’s subject')
+      misplacedBeats.note({ subject: msg.subject, id: hb.id, role: hb.role, region: hb.region })
       return
     }
-    if (presence.beat(hb).isNew) {
+    const beat = presence.beat(hb)
+    if (beat.refused) {
+      refusedBeats.note({ role: hb.role, id: hb.id, region: hb.region, reason: beat.refused })
+      return
+    }
+    if (beat.isNew) {
       log.info({ role: hb.role, id: hb.id, region: hb.region }, `${hb.role} online`)
       if (hb.role === 'worker' && cfg.rememberNodes !== false) store.rememberNode({ id: hb.id, region: hb.region, labels: hb.labels, executor: hb.executor, intervalMs: hb.intervalMs, lastSeen: Date.now() })
     }
@@ -194,3 +206,4 @@ export async function startQueen(cfg: QueenConfig): Promise<Queen> {
     },
   }
 }
+

@@ -58,11 +58,14 @@ export {
   resultGroupKey,
   RerunRequest,
   ResultGroup,
+  MAX_CAUSE,
+  MAX_RESULT_CHARS,
+  NodeRunResult,
   Rollout,
   type RolloutInput,
 } from './schema/job.ts'
 export { classifyRisk, type Risk, type RiskClass } from './schema/risk.ts'
-export { EVENT_KINDS, type EventKind, type EventOf, JobEvent, WireEvent, type WireEventOf } from './schema/event.ts'
+export { EVENT_KINDS, type EventKind, type EventOf, JobEvent, MAX_HUMAN, MAX_OUTPUT_DATA, MAX_OUTPUT_HUMAN, WireEvent, type WireEventOf } from './schema/event.ts'
 export {
   Ack,
   Control,
@@ -85,5 +88,5 @@ export { canonicalJson, createSigner, createVerifier, digestOf, generateSigningK
 export { leafHash, merkleTree, verifyProof } from './trust/merkle.ts'
 export { assembleShare, type CheckedShare, CONTROL_TTL_MS, controlRefusal, signControl, signShare, type TaskCheck, taskRefusal } from './trust/work.ts'
 export { VERSION } from './version.ts'
-export { finishedLine, notRunEvent, prefixLines } from './schema/narration.ts'
+export { clip, finishedLine, notRunEvent, prefixLines } from './schema/narration.ts'
 export { outputDigest } from './schema/digest.ts'

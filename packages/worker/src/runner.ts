@@ -1,11 +1,14 @@
 import {
   type Ack,
   type Bus,
+  clip,
   Control,
   controlRefusal,
   decode,
   finishedLine,
   type Logger,
+  MAX_CAUSE,
+  type NodeRunResult,
   parseSubject,
   prefixLines,
   subjects,
@@ -14,6 +17,7 @@ import {
   type Verifier,
   type WireEvent,
 } from '@apiary/shared'
+import { rateLimitedWarning } from '@apiary/shared/runtime'
 import { EXECUTION_DEADLINE, type ExecHooks, type ExecResult, type StopRequest } from './executors/executor.ts'
 
 export interface TaskRunnerConfig {
@@ -68,6 +72,8 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
   const cancelled = new Map<string, StopRequest>()
   // Grant signatures checked already: one verification per share, not one per task.
   const verified = new Set<string>()
+  const refusedTasks = rateLimitedWarning(log, 'refused a task the queen did not sign for this node')
+  const ignoredControls = rateLimitedWarning(log, 'ignored a control message')
   let closing = false
 
   const emit = (ev: WireEvent & { node: string }) => {
@@ -87,7 +93,7 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
       if (closing) return refuse('worker is shutting down')
       const forged = taskRefusal(task, { verifier: cfg.queenKey, region: cfg.region, agentless: cfg.agentless, now: Date.now(), verified })
       if (forged !== null) {
-        log.warn({ jobId: task.jobId, node: task.node, subject: msg.subject, reason: forged }, 'refused a task the queen did not sign for this node')
+        refusedTasks.note({ jobId: task.jobId, node: task.node, subject: msg.subject, reason: forged })
         return refuse(`refused: ${forged}`)
       }
       const why = cfg.admit(task)
@@ -124,7 +130,7 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
     if (!control) return
     const forged = controlRefusal(control, cfg.queenKey, parseSubject(msg.subject)?.[1] ?? '', Date.now())
     if (forged !== null) {
-      log.warn({ jobId: control.jobId, subject: msg.subject, reason: forged }, 'ignored a control message')
+      ignoredControls.note({ jobId: control.jobId, subject: msg.subject, reason: forged })
       return
     }
     // A halt only stops dispatching; what already runs here finishes.
@@ -165,7 +171,7 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
       state: r.state,
       exitCode: r.exitCode,
       signal: r.signal,
-      cause: r.cause,
+      cause: r.cause === null ? null : clip(r.cause, MAX_CAUSE),
       durationMs,
       bytes: r.bytes,
       truncated: r.truncated,
@@ -189,6 +195,6 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
 }
 
 /** The result of an operation that ran nothing and succeeded (ping, facts). */
-export function okResult(result: unknown): ExecResult {
+export function okResult(result: NodeRunResult): ExecResult {
   return { state: 'ok', exitCode: null, signal: null, cause: null, bytes: 0, truncated: false, digest: null, result }
 }

@@ -6,6 +6,9 @@ import { poolKey, type SshPool, type SshTarget } from './executors/ssh/pool.ts'
 import { runSsh } from './executors/ssh/ssh.ts'
 import { okResult, startTaskRunner } from './runner.ts'
 
+/** Host reachability reports per heartbeat at most (the queen takes up to 10,000). */
+export const HOSTS_PER_BEAT = 5_000
+
 export interface SshWorkerConfig {
   bus: Bus
   log: Logger
@@ -110,6 +113,8 @@ export function startSshWorker(cfg: SshWorkerConfig): SshWorker {
         const reach: HostReach = { id, lastContact: h.lastContact, breaker: h.breaker, consecutiveFailures: h.consecutiveFailures }
         const text = `${reach.lastContact}/${reach.breaker}/${reach.consecutiveFailures}`
         if (sent.get(id) === text) continue
+        // The rest go with the next beats: a beat stays well under the server's max payload.
+        if (out.length >= HOSTS_PER_BEAT) return out
         sent.set(id, text)
         out.push(reach)
       }

@@ -13,6 +13,7 @@ import {
   subjects,
   WireEvent,
 } from '@apiary/shared'
+import { rateLimitedWarning } from '@apiary/shared/runtime'
 import type { Presence } from '../presence/presence.ts'
 import type { JobStore } from '../store/store.ts'
 import type { EventLog } from './event-log.ts'
@@ -44,9 +45,12 @@ export class Coordinator {
   readonly #o: CoordinatorOptions
   readonly #presenceView: PresenceView
   #closed = false
+  /** Events a producer may not send: one log line per interval however many come. */
+  readonly #dropped: ReturnType<typeof rateLimitedWarning>
 
   constructor(opts: CoordinatorOptions) {
     this.#o = opts
+    this.#dropped = rateLimitedWarning(opts.log, 'dropped an event')
     this.#presenceView = {
       workerOffline: (node) => opts.presence.node(node)?.online === false,
       hiveOffline: (hive) => opts.presence.hiveOnline(hive) === false,
@@ -81,7 +85,7 @@ export class Coordinator {
     const region = toks[1]
     const node = from === 'hive' ? undefined : toks[2]
     const jobId = from === 'hive' ? toks[2] : toks[3]
-    const drop = (why: string) => log.warn({ subject: msg.subject, jobId: ev.jobId, kind: ev.kind, node: 'node' in ev ? ev.node : undefined }, `dropped an event: ${why}`)
+    const drop = (why: string) => this.#dropped.note({ subject: msg.subject, jobId: ev.jobId, kind: ev.kind, node: 'node' in ev ? ev.node : undefined, why })
     if (!ev.kind.startsWith('node.')) return drop('only the queen writes job events')
     if (ev.jobId !== jobId) return drop('published on another job’s subject')
     const evNode = (ev as { node: string }).node

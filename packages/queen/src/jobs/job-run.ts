@@ -1,11 +1,13 @@
 import {
-  type Control,
+  clip,
+  type ControlOrder as Control,
   describeOperation,
   type FinalState,
   type HiveJob,
   isFinal,
   type JobRequest,
   type JobState,
+  MAX_HUMAN,
   type NodeState,
   notRunEvent,
   prefixLines,
@@ -172,7 +174,7 @@ export class JobRun {
       targets: cfg.request.targets,
       rollout,
       nodes: n,
-      human: `job ${run.id}: ${describeOperation(operation)} on ${n} node${n === 1 ? '' : 's'} (targets ${opts.rerunOf ? `re-run of ${opts.rerunOf}` : cfg.request.targets})`,
+      human: clip(`job ${run.id}: ${describeOperation(operation)} on ${n} node${n === 1 ? '' : 's'} (targets ${opts.rerunOf ? `re-run of ${opts.rerunOf}` : cfg.request.targets})`, MAX_HUMAN),
     })
     for (const t of targets) if (!t.online) run.#finishNode(t.id, 'error', 'offline', now)
     if (rollout.deadlineMs !== undefined) run.#deadlineAt = cfg.createdAt + rollout.deadlineMs
@@ -218,6 +220,12 @@ export class JobRun {
 
   state(node: string): NodeState | undefined {
     return this.#nodes.get(node)?.state
+  }
+
+  /** Where a target is reached: its region and whether over SSH; undefined for a node not targeted. */
+  target(node: string): { region: string; agentless: boolean } | undefined {
+    const e = this.#nodes.get(node)
+    return e && { region: e.region, agentless: e.agentless }
   }
 
   /** A producer's event (worker, hive). Only node events are taken; the queen alone writes `job.*`. */
@@ -419,6 +427,8 @@ export class JobRun {
           timeoutMs: r.timeoutMs,
           deliveryTimeoutMs: r.deliveryTimeoutMs,
           outputCapBytes: this.request.outputCapBytes,
+          targets: this.#nodes.size,
+          confirm: this.request.confirm?.nodes ?? null,
         },
       })
     }

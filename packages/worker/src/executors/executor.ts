@@ -1,4 +1,4 @@
-import type { FinalState } from '@apiary/shared'
+import type { FinalState, NodeRunResult } from '@apiary/shared'
 import type { OutputChunk } from '../output-cap.ts'
 
 /** What an executor reports when a task is over. */
@@ -10,7 +10,7 @@ export interface ExecResult {
   bytes: number
   truncated: boolean
   digest: string | null
-  result?: unknown
+  result?: NodeRunResult
 }
 
 export interface ExecHooks {
