@@ -10,12 +10,15 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { parseArgs } from 'node:util'
 import { connect } from '@nats-io/transport-node'
-import { subjects } from '@apiary/shared'
+import { generateSigningKey, subjects } from '@apiary/shared'
 import { startNats } from '../../test/harness/nats.ts'
 import { memStatus } from '../lib/procfs.ts'
 import { ROOT } from '../lib/roles.ts'
 import { progress, runBench } from '../lib/run.ts'
 import { median } from '../lib/stats.ts'
+
+/** Any key will do: an idle worker checks no work. */
+const QUEEN_KEY = generateSigningKey().publicKey
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' } } })
 const runs = Number(values.runs)
@@ -63,7 +66,7 @@ const { failed } = await runBench('agent-idle', 300, async ({ teardown, signal, 
     // The baseline runs from the worker package's folder, so it resolves the same nats.js.
     results.bare.push(await measure(['--input-type=module', '-e', `process.chdir(${JSON.stringify(`${ROOT}packages/worker`)}); ${bare}`], 'bench.bare.ready'))
     const id = `idle-${i}`
-    results.worker.push(await measure(['packages/worker/bin/apiary-worker.mjs', '--nats', nats.url, '--node-id', id, '--heartbeat', '1s'], subjects.heartbeat('worker', 'default', id)))
+    results.worker.push(await measure(['packages/worker/bin/apiary-worker.mjs', '--nats', nats.url, '--insecure-bus', '--queen-key', QUEEN_KEY, '--node-id', id, '--heartbeat', '1s'], subjects.heartbeat('worker', 'default', id)))
     progress(`run ${i + 1}/${runs}: bare ${results.bare.at(-1)!.rssMb.toFixed(1)} MB, worker ${results.worker.at(-1)!.rssMb.toFixed(1)} MB`)
   }
   const b = { rss: median(results.bare.map((r) => r.rssMb)), ready: median(results.bare.map((r) => r.readyMs)) }

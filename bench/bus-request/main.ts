@@ -48,7 +48,7 @@ const { failed } = await runBench('bus-request', 300, async ({ teardown }) => {
   })
   await responder.flush()
 
-  const bus = await createNatsBus({ url: nats.url, name: 'bench-bus', log: silentLogger() })
+  const bus = await createNatsBus({ url: nats.url, name: 'bench-bus', log: silentLogger(), insecure: true })
   teardown.add('bus', () => bus.close())
   const raw = await connect({ servers: nats.url, noAsyncTraces: true })
   teardown.add('nats.js connection', () => raw.close())

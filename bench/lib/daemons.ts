@@ -41,7 +41,7 @@ export async function startQueenAndHive(
   progress('starting the queen')
   // At info: its URL is on the `queen listening` line, which `warn` would hide. At info it writes
   // two lines per job (submitted, finished) and one per node coming online.
-  const queen = startRole('queen', 'apiary-queen', ['--nats', o.natsUrl, '--port', '0', '--state-dir', o.stateDir], { APIARY_LOG_LEVEL: 'info' }, cpuProfFlags(o.profileDir))
+  const queen = startRole('queen', 'apiary-queen', ['--nats', o.natsUrl, '--insecure-bus', '--port', '0', '--state-dir', o.stateDir], { APIARY_LOG_LEVEL: 'info' }, cpuProfFlags(o.profileDir))
   pids.add(queen.pid)
   teardown.add('queen', () => queen.stop(15_000))
   const listening = await queen.waitForLine(/queen listening/, 30_000, signal)
@@ -54,7 +54,7 @@ export async function startQueenAndHive(
   progress('starting the hive')
   const hiveBeat = await firstHiveHeartbeat(o.natsUrl, o.region)
   teardown.add('heartbeat watch', () => hiveBeat.stop())
-  const hive = startRole('hive', 'apiary-hive', ['--nats', o.natsUrl, '--region', o.region, '--heartbeat', `${o.heartbeatMs}ms`, '--id', 'hive-bench-1'], { APIARY_LOG_LEVEL: 'warn' }, cpuProfFlags(o.profileDir))
+  const hive = startRole('hive', 'apiary-hive', ['--nats', o.natsUrl, '--insecure-bus', '--queen-key', join(o.stateDir, 'signing.pub'), '--region', o.region, '--heartbeat', `${o.heartbeatMs}ms`, '--id', 'hive-bench-1'], { APIARY_LOG_LEVEL: 'warn' }, cpuProfFlags(o.profileDir))
   pids.add(hive.pid)
   teardown.add('hive', () => hive.stop(15_000))
   await raceExit(hiveBeat.seen, hive, 30_000, signal, 'the hive’s first heartbeat')
@@ -66,7 +66,7 @@ export async function startQueenAndHive(
 /** Subscribes to heartbeats; `seen` resolves on the first one from a hive of `region`. */
 async function firstHiveHeartbeat(natsUrl: string, region: string): Promise<{ seen: Promise<void>; stop(): Promise<void> }> {
   const log = silentLogger()
-  const bus = await createNatsBus({ url: natsUrl, name: 'bench-heartbeat-watch', log })
+  const bus = await createNatsBus({ url: natsUrl, name: 'bench-heartbeat-watch', log, insecure: true })
   let resolveSeen!: () => void
   const seen = new Promise<void>((r) => (resolveSeen = r))
   const sub = bus.subscribe(subjects.heartbeatAll, (msg) => {

@@ -25,7 +25,7 @@ defineBusSuite('nats', async () => {
   const server = await startNats()
   const opened: Bus[] = []
   const open = async (name: string) => {
-    const b = await createNatsBus({ url: server.url, name, log: silentLogger() })
+    const b = await createNatsBus({ url: server.url, name, log: silentLogger(), insecure: true })
     opened.push(b)
     return b
   }
@@ -50,7 +50,7 @@ describe('bus: nats only', () => {
   })
 
   it('drops a body that is not JSON without calling the handler, and keeps delivering', async () => {
-    const bus = await createNatsBus({ url: server.url, name: 'nats-only', log: silentLogger() })
+    const bus = await createNatsBus({ url: server.url, name: 'nats-only', log: silentLogger(), insecure: true })
     const raw = await connect({ servers: server.url, name: 'raw' })
     try {
       const subject = `conf.raw.${process.pid}.${Date.now()}`
@@ -80,7 +80,7 @@ describe('bus: nats only', () => {
     // A port nobody listens on: the stopped server's.
     const dead = await startNats()
     await dead.stop()
-    const err = await createNatsBus({ url: dead.url, name: 'dead', log: silentLogger(), connectTimeoutMs: 2000 }).then(
+    const err = await createNatsBus({ url: dead.url, name: 'dead', log: silentLogger(), connectTimeoutMs: 2000, insecure: true }).then(
       (b) => b.close().then(() => new Error('connected to a stopped server')),
       (e: unknown) => e,
     )

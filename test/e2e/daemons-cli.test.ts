@@ -1,8 +1,11 @@
 import { describe, expect, it } from 'vitest'
-import { subjects } from '@apiary/shared'
+import { generateSigningKey, subjects } from '@apiary/shared'
 import { silentLogger } from '@apiary/shared/runtime'
 import { createNatsBus } from '@apiary/shared/nats'
 import { freePort, runBin, startBin, startNats, tempDir, waitUntil } from '../harness/index.ts'
+
+/** Any key will do where no work is checked. */
+const QUEEN_KEY = generateSigningKey().publicKey
 
 /** The daemons at their CLI boundary: bad flags are usage errors that name the flag. */
 describe('apiary-queen, apiary-hive, apiary-worker flags', () => {
@@ -42,22 +45,52 @@ describe('apiary-queen, apiary-hive, apiary-worker flags', () => {
   })
 
   it('an SSH worker given a missing inventory names the file and exits 2', async () => {
-    const r = await runBin('apiary-worker', ['--nats', 'nats://127.0.0.1:1', '--ssh', '--inventory', '/nonexistent/fleet.yaml'])
+    const r = await runBin('apiary-worker', ['--nats', 'nats://127.0.0.1:1', '--insecure-bus', '--queen-key', QUEEN_KEY, '--ssh', '--inventory', '/nonexistent/fleet.yaml'])
     expect(r.code).toBe(2)
     expect(r.stderr).toContain('inventory file /nonexistent/fleet.yaml does not exist')
   })
 
   it('a worker that cannot reach NATS says so and exits 1', async () => {
     const port = await freePort()
-    const r = await runBin('apiary-worker', ['--nats', `nats://alice:s3cret-pw@127.0.0.1:${port}`, '--node-id', 'w1'])
+    const r = await runBin('apiary-worker', ['--nats', `nats://127.0.0.1:${port}`, '--insecure-bus', '--queen-key', QUEEN_KEY, '--node-id', 'w1'])
     expect(r.code).toBe(1)
-    expect(r.stderr).toContain(`apiary-worker: cannot connect to NATS at nats://[redacted]@127.0.0.1:${port}`)
+    expect(r.stderr).toContain(`apiary-worker: cannot connect to NATS at nats://127.0.0.1:${port}`)
+  })
+
+  it('a credential in the NATS URL is refused without being echoed, and exits 2', async () => {
+    const r = await runBin('apiary-worker', ['--nats', 'nats://alice:s3cret-pw@127.0.0.1:4222', '--queen-key', QUEEN_KEY, '--node-id', 'w1'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/--nats holds a credential in its URL/)
     expect(r.stderr + r.stdout).not.toContain('s3cret-pw')
+  })
+
+  it.each([
+    ['apiary-worker', ['--node-id', 'w1', '--queen-key', 'KEY']],
+    ['apiary-hive', ['--queen-key', 'KEY']],
+    ['apiary-queen', []],
+  ])('%s refuses a bus without authentication unless told --insecure-bus', async (bin, args) => {
+    const dir = await tempDir('no-auth')
+    try {
+      const r = await runBin(bin, ['--nats', 'nats://127.0.0.1:1', ...args.map((a) => (a === 'KEY' ? QUEEN_KEY : a))], { APIARY_STATE_DIR: dir.path })
+      expect(r.code).toBe(2)
+      expect(r.stderr).toMatch(/the bus has no authentication: give --nats-creds/)
+    } finally {
+      await dir.remove()
+    }
+  })
+
+  it.each([
+    ['apiary-worker', ['--node-id', 'w1']],
+    ['apiary-hive', []],
+  ])('%s will not start without the queen key to pin', async (bin, args) => {
+    const r = await runBin(bin, ['--nats', 'nats://127.0.0.1:1', '--insecure-bus', ...args])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/--queen-key/)
   })
 
   it('reads a bare number as seconds in --heartbeat as keeper does in --timeout, and APIARY_HEARTBEAT_MS as ms', async () => {
     const nats = await startNats()
-    const bus = await createNatsBus({ url: nats.url, name: 'e2e-heartbeat', log: silentLogger() })
+    const bus = await createNatsBus({ url: nats.url, name: 'e2e-heartbeat', log: silentLogger(), insecure: true })
     const beats = new Map<string, number[]>()
     for (const id of ['hb-flag', 'hb-env']) {
       bus.subscribe(subjects.heartbeat('worker', 'default', id), () => {
@@ -66,8 +99,8 @@ describe('apiary-queen, apiary-hive, apiary-worker flags', () => {
     }
     await bus.flush()
     const workers = [
-      startBin('apiary-worker', ['--nats', nats.url, '--node-id', 'hb-flag', '--heartbeat', '1']),
-      startBin('apiary-worker', ['--nats', nats.url, '--node-id', 'hb-env'], { APIARY_HEARTBEAT_MS: '300' }),
+      startBin('apiary-worker', ['--nats', nats.url, '--insecure-bus', '--queen-key', QUEEN_KEY, '--node-id', 'hb-flag', '--heartbeat', '1']),
+      startBin('apiary-worker', ['--nats', nats.url, '--insecure-bus', '--queen-key', QUEEN_KEY, '--node-id', 'hb-env'], { APIARY_HEARTBEAT_MS: '300' }),
     ]
     const dir = await tempDir('heartbeat')
     try {

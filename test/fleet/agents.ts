@@ -156,7 +156,7 @@ export async function startAgentFleet(opts: AgentFleetOptions): Promise<AgentFle
   const stats = { tasks: 0, refused: 0, events: 0, heartbeats: 0 }
 
   const opened = await Promise.allSettled(
-    Array.from({ length: nConn }, (_, c) => createNatsBus({ url: opts.natsUrl, name: `apiary-agent-fleet:${opts.prefix}:${first}:${c}`, log })),
+    Array.from({ length: nConn }, (_, c) => createNatsBus({ url: opts.natsUrl, name: `apiary-agent-fleet:${opts.prefix}:${first}:${c}`, log, insecure: true })),
   )
   const failed = opened.find((r) => r.status === 'rejected')
   if (failed) {

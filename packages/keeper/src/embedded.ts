@@ -159,7 +159,7 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
       if (closing) throw new ApiaryError('closed', 'the embedded cluster is closing: the queen is not started')
       if (queen) throw new ApiaryError('conflict', 'the embedded queen is already running')
       const q = o.queen
-      const bus = await buses.open('apiary-queen')
+      const bus = await buses.open('apiary-queen', { role: 'queen', id: 'queen' })
       try {
         const running = await startQueen({
           ...q,
@@ -193,7 +193,7 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
       const hiveId = spec.hiveId ?? `hive-${region}`
       admit('hive', hiveId)
       const key = queenKey('hive')
-      const bus = await buses.open(`apiary-hive:${hiveId}`)
+      const bus = await buses.open(`apiary-hive:${hiveId}`, { role: 'hive', id: hiveId, region })
       const hive = startHive({
         bus,
         log: o.log.child({ component: 'hive' }),
@@ -209,7 +209,7 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
     async addWorker(spec) {
       admit('worker', spec.nodeId)
       const key = queenKey('worker')
-      const bus = await buses.open(`apiary-worker:${spec.nodeId}`)
+      const bus = await buses.open(`apiary-worker:${spec.nodeId}`, { role: 'worker', id: spec.nodeId, region: spec.region ?? d.region })
       const worker = startWorker({
         bus,
         log: o.log.child({ component: 'worker' }),
@@ -236,7 +236,7 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
       let bus: Bus
       try {
         pool = createSshPool({ ...spec.pool, log })
-        bus = await buses.open(`apiary-worker:${id}`)
+        bus = await buses.open(`apiary-worker:${id}`, { role: 'ssh-worker', id, region })
       } catch (err) {
         inventory.close()
         await pool?.close()

@@ -7,7 +7,17 @@ const config = (argv: string[], env: NodeJS.ProcessEnv) => parseQueenConfig(pars
 describe('parseQueenConfig', () => {
   it('fills in the defaults: the state dir from XDG, the token file inside it', () => {
     const c = config([], { XDG_STATE_HOME: '/x/state' })
-    expect(c).toEqual({ natsUrl: undefined, host: '127.0.0.1', port: 7070, stateDir: '/x/state/apiary', tokenFile: '/x/state/apiary/token', inventoryFile: undefined })
+    expect(c).toEqual({
+      natsUrl: undefined,
+      nats: { insecure: false },
+      queenId: 'queen',
+      host: '127.0.0.1',
+      port: 7070,
+      stateDir: '/x/state/apiary',
+      tokenFile: '/x/state/apiary/token',
+      signingKeyFile: '/x/state/apiary/signing.key',
+      inventoryFile: undefined,
+    })
     expect(Object.isFrozen(c)).toBe(true)
   })
 

@@ -7,6 +7,7 @@ import {
   type OptionTable,
   optionsHelp,
   parseCommandLine,
+  parseLabels,
   requiredQueenKey,
   SSH_POOL_OPTIONS,
   sshPoolOptionsFrom,
@@ -81,7 +82,7 @@ describe('parseCommandLine', () => {
     [['--timeout', 'soon'], '--timeout', '--timeout: "soon" is not a duration (e.g. 500ms, 5s, 2m, 1h; a bare number is seconds)'],
     [['--timeout', '0'], '--timeout', '--timeout: "0" must be at least 1ms (500ms, 5s, 2m, 1h; a bare number is seconds)'],
     // The old reading of a bare number (ms) fails loudly instead of meaning 83 minutes.
-    [['--heartbeat', '5000'], '--heartbeat', '--heartbeat: "5000" must be from 10ms to 1h (500ms, 5s, 2m, 1h; a bare number is seconds)'],
+    [['--heartbeat', '5000'], '--heartbeat', '--heartbeat: "5000" must be from 100ms to 10m (500ms, 5s, 2m, 1h; a bare number is seconds)'],
     [['--policy', 'yolo'], '--policy', '--policy: "yolo" must be strict or accept-new'],
     [['--level', 'loud'], '--level', '--level: "loud" must be one of info, warn, error'],
   ])('%j is invalid_input naming the flag', (argv, field, message) => {
@@ -93,7 +94,7 @@ describe('parseCommandLine', () => {
     expect(problem([], { APIARY_HEARTBEAT_MS: 'often' })).toMatchObject({ field: 'APIARY_HEARTBEAT_MS' })
     expect(problem([], { APIARY_HEARTBEAT_MS: '5' })).toMatchObject({
       field: 'APIARY_HEARTBEAT_MS',
-      message: 'APIARY_HEARTBEAT_MS: "5" must be from 10ms to 1h (500ms, 5s, 2m, 1h; a bare number is ms)',
+      message: 'APIARY_HEARTBEAT_MS: "5" must be from 100ms to 10m (500ms, 5s, 2m, 1h; a bare number is ms)',
     })
     // The flag wins over the variable, and is named when it is the one that is wrong.
     expect(problem(['--port', 'x'], { PORT: '80' })).toMatchObject({ field: '--port' })
@@ -230,5 +231,13 @@ describe('requiredQueenKey', () => {
     }
     expect(isApiaryError(err, 'invalid_input') && err.field).toBe('--queen-key')
     expect(String(err)).toContain('--queen-key (or APIARY_QUEEN_KEY) is required')
+  })
+})
+
+describe('parseLabels', () => {
+  it('takes up to 64 labels and refuses the 65th, naming the flag', () => {
+    const labels = (n: number) => Array.from({ length: n }, (_, i) => `k${i}=v`)
+    expect(Object.keys(parseLabels(labels(64), '--label'))).toHaveLength(64)
+    expect(() => parseLabels(labels(65), '--label')).toThrow('--label: at most 64 labels')
   })
 })

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { DURATION_RULE, parseDuration } from './config.ts'
 import { ApiaryError } from '../errors.ts'
-import { LabelKey, LabelValue } from '../schema/ids.ts'
+import { LabelKey, LabelValue, MAX_LABELS } from '../schema/ids.ts'
 
 interface SpecBase {
   help: string
@@ -205,6 +205,7 @@ export function parseLabels(items: string[], flag: string): Record<string, strin
     if (!v.success) throw new ApiaryError('invalid_input', `${flag}: label value "${value}" ${v.error.issues[0]?.message ?? 'is not valid'}`, flag)
     out[key] = value
   }
+  if (Object.keys(out).length > MAX_LABELS) throw new ApiaryError('invalid_input', `${flag}: at most ${MAX_LABELS} labels`, flag)
   return out
 }
 
@@ -256,8 +257,9 @@ export const DAEMON_OPTIONS = {
     // The variable's name says ms, and deployments set it so: its bare number stays ms.
     envUnit: 'ms',
     default: '5s',
-    min: '10ms',
-    max: '1h',
+    // The queen takes intervals from 100 ms to 10 min (the Heartbeat schema).
+    min: '100ms',
+    max: '10m',
     help: 'heartbeat interval',
   },
   'log-level': {

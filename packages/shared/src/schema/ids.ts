@@ -22,7 +22,7 @@ export const LabelKey = z
   .regex(/^[A-Za-z0-9][A-Za-z0-9_./-]*$/, "must hold only letters, digits, '.', '_', '/' or '-'")
 export const LabelValue = z.string().max(253).regex(/^[A-Za-z0-9_.:/@-]*$/, "must hold only letters, digits, '.', '_', ':', '/', '@' or '-'")
 /** The most labels a node may carry: a heartbeat holds them all, every few seconds. */
-const MAX_LABELS = 64
+export const MAX_LABELS = 64
 export const Labels = z
   .record(LabelKey, LabelValue)
   .refine((l) => Object.keys(l).length <= MAX_LABELS, `must hold at most ${MAX_LABELS} labels`)
