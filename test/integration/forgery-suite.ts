@@ -133,7 +133,7 @@ export function defineForgerySuite(kind: BusKind) {
       await intruder.flush()
       const events = await c.events(jobId)
       expectAccounted(events, ['web-1', 'web-2'])
-      expect([...ends(events).values()].map((e) => [e.node, e.state, e.exitCode])).toEqual([
+      expect([...ends(events).values()].map((e) => [e.node, e.state, e.exitCode]).sort()).toEqual([
         ['web-1', 'failed', 1],
         ['web-2', 'failed', 1],
       ])
