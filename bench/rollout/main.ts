@@ -34,6 +34,7 @@ import { cpuProfFlags, startQueenAndHive } from '../lib/daemons.ts'
 import { cpuMs, findPid, type MemStatus, memStatus } from '../lib/procfs.ts'
 import { ROOT } from '../lib/roles.ts'
 import { type BenchContext, progress, runBench, started } from '../lib/run.ts'
+import { measureSigning, type SigningCost, signingReport } from '../lib/signing.ts'
 import { fmt, table } from '../lib/stats.ts'
 import { sleep, waitUntil } from '../lib/wait.ts'
 
@@ -186,6 +187,7 @@ interface Results {
   natsMem: MemStatus | undefined
   fleetMem: Array<number | null>
   fleetEvents: number
+  signing: SigningCost
 }
 
 async function run(opts: Opts, ctx: BenchContext, results: Partial<Results>): Promise<void> {
@@ -298,6 +300,10 @@ async function run(opts: Opts, ctx: BenchContext, results: Partial<Results>): Pr
     }
     result.problems = check(result, N)
     results.jobs.push(result)
+    if (results.signing === undefined) {
+      progress(`measuring what signed work costs at ${N} nodes`)
+      results.signing = measureSigning(N)
+    }
     const fin = r.sse.fin ?? r.keeper.finished
     progress(
       `  job ${spec.name} ${r.jobId ?? '?'}: ${fin ? `${fin.state} in ${fmt(fin.durationMs / 1000, 2)} s: ${countsText(fin.counts)}${fin.stopReason ? ` (stopped: ${fin.stopReason})` : ''}` : 'no job.finished'}; ` +
@@ -562,6 +568,11 @@ function report(r: Partial<Results>, opts: Opts): string {
       ]),
     )
     if (r.fleetEvents !== undefined) lines.push(`the fleet published ${r.fleetEvents} events in all`)
+    if (r.signing) {
+      lines.push('')
+      lines.push(signingReport(r.signing, { queenCpuMs: jobs[0]?.cpu.queen, hiveCpuMs: jobs[0]?.cpu.hive }))
+      lines.push('(the job is A; the queen signs each share once, so without signing its CPU would be the difference; a worker checks one task per job)')
+    }
     lines.push('')
     lines.push(
       `keeper peak: exact (maxRSS at exit)${jobs.some((j) => !j.keeper.peakExact) ? '; * = last VmHWM sampled (exit hook gave nothing)' : ''}; ` +

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
@@ -14,7 +14,7 @@ import {
   subjects,
   type Task,
 } from '@apiary/shared'
-import { type BusKind, expectAccounted, finished, TestCluster, waitUntil } from '../harness/index.ts'
+import { type BusKind, expectAccounted, finished, runBin, TestCluster, waitUntil } from '../harness/index.ts'
 
 /** A key that is not the queen's: what an intruder on the bus can sign with. */
 const impostor = createSigner(generateSigningKey().privatePem)
@@ -91,6 +91,16 @@ export function defineForgerySuite(kind: BusKind) {
       await intruder.flush()
       expect(await readFile(out, 'utf8')).toBe('web-1\n')
       expect(await pwned()).toBe(false)
+      // The operator sees it: the node's heartbeat carries what it refused.
+      await waitUntil(async () => ((await c.client.nodes()).find((n) => n.id === 'web-1')?.refused?.count ?? 0) >= 2, 'web-1 to report its refusals')
+      const web1 = (await c.client.nodes()).find((n) => n.id === 'web-1')!
+      expect(web1.refused?.last).toMatchObject({ subject: subjects.task('eu', 'web-1'), reason: 'the operation is not the one the grant covers' })
+      expect((await c.client.nodes()).find((n) => n.id === 'web-2')?.refused?.count).toBe(1)
+      const tokenFile = join(c.dir.path, 'keeper-token')
+      await writeFile(tokenFile, c.queen.token, { mode: 0o600 })
+      const shown = await runBin('keeper', ['nodes', '--queen', c.queen.url, '--token-file', tokenFile])
+      expect(shown.code).toBe(0)
+      expect(shown.stderr).toMatch(/warning: web-1 refused [2-9]\d* tasks or control messages the queen did not sign \(last .* on "apiary\.task\.eu\.web-1": "the operation is not the one the grant covers"\)/)
     })
 
     it('fans out no share the queen did not sign', async () => {

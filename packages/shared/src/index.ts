@@ -58,6 +58,7 @@ export {
   resultGroupKey,
   RerunRequest,
   ResultGroup,
+  Refusals,
   MAX_CAUSE,
   MAX_RESULT_CHARS,
   NodeRunResult,

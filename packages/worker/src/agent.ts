@@ -82,6 +82,7 @@ export function startWorker(cfg: WorkerConfig): Worker {
     version: VERSION,
     intervalMs: cfg.heartbeatMs,
     ts: Date.now(),
+    refused: runner.refusals(),
   })).start()
   return {
     nodeId,

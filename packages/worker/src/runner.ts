@@ -9,6 +9,7 @@ import {
   type Logger,
   MAX_CAUSE,
   type NodeRunResult,
+  type Refusals,
   parseSubject,
   prefixLines,
   subjects,
@@ -50,6 +51,8 @@ export interface TaskRunnerConfig {
 export interface TaskRunner {
   /** Tasks running now. */
   running(): number
+  /** Work refused since start because the queen's signature did not cover it (for the heartbeat). */
+  refusals(): Refusals
   /** Stops taking tasks, stops running ones and waits for their final events. */
   close(): Promise<void>
 }
@@ -74,6 +77,11 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
   const verified = new Set<string>()
   const refusedTasks = rateLimitedWarning(log, 'refused a task the queen did not sign for this node')
   const ignoredControls = rateLimitedWarning(log, 'ignored a control message')
+  const refusals: Refusals = { count: 0, last: null }
+  const refused = (subject: string, reason: string) => {
+    refusals.count++
+    refusals.last = { reason: clip(reason, 1000), subject: clip(subject, 1000), at: Date.now() }
+  }
   let closing = false
 
   const emit = (ev: WireEvent & { node: string }) => {
@@ -93,6 +101,7 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
       if (closing) return refuse('worker is shutting down')
       const forged = taskRefusal(task, { verifier: cfg.queenKey, region: cfg.region, agentless: cfg.agentless, now: Date.now(), verified })
       if (forged !== null) {
+        refused(msg.subject, forged)
         refusedTasks.note({ jobId: task.jobId, node: task.node, subject: msg.subject, reason: forged })
         return refuse(`refused: ${forged}`)
       }
@@ -130,6 +139,7 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
     if (!control) return
     const forged = controlRefusal(control, cfg.queenKey, parseSubject(msg.subject)?.[1] ?? '', Date.now())
     if (forged !== null) {
+      refused(msg.subject, forged)
       ignoredControls.note({ jobId: control.jobId, subject: msg.subject, reason: forged })
       return
     }
@@ -183,6 +193,7 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
 
   return {
     running: () => running.size,
+    refusals: () => ({ ...refusals }),
     async close() {
       closing = true
       taskSub.unsubscribe()

@@ -133,6 +133,7 @@ export function startSshWorker(cfg: SshWorkerConfig): SshWorker {
     intervalMs: cfg.heartbeatMs,
     ts: Date.now(),
     hosts: changedHosts(),
+    refused: runner.refusals(),
   })).start()
 
   return {

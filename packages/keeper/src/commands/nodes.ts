@@ -27,6 +27,12 @@ export const nodes = defineCommand({
       Object.entries(n.labels).map(([k, val]) => `${k}=${val}`).join(','),
     ])
     for (const l of table(['NODE', 'REGION', 'STATUS', 'EXECUTOR', 'LAST CONTACT', 'BREAKER', 'LABELS'], rows)) await io.out.line(l)
+    // Work a worker would not run because the queen did not sign it: someone on the bus tried.
+    for (const n of nodes) {
+      if (!n.refused?.count) continue
+      const last = n.refused.last
+      await io.err.line(`warning: ${n.id} refused ${n.refused.count} task${n.refused.count === 1 ? '' : 's'} or control message${n.refused.count === 1 ? '' : 's'} the queen did not sign${last ? ` (last ${ago(last.at)} on ${JSON.stringify(last.subject)}: ${JSON.stringify(last.reason)})` : ''}`)
+    }
     return EXIT.ok
   },
 })

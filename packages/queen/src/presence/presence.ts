@@ -173,6 +173,7 @@ export class Presence {
       lastSeen: e.lastSeen,
       running: e.hb.running,
       version: e.hb.version,
+      ...(e.hb.refused && e.hb.refused.count > 0 ? { refused: e.hb.refused } : {}),
     }
   }
 

@@ -171,6 +171,13 @@ export type JobDetail = z.infer<typeof JobDetail>
 export const JobCreated = z.object({ jobId: JobId, nodes: z.array(NodeId) })
 export type JobCreated = z.infer<typeof JobCreated>
 
+/** What a worker refused to run (unsigned, altered, expired work): how many, and the last one. */
+export const Refusals = z.object({
+  count: z.number().int().min(0),
+  last: z.object({ reason: z.string().max(1000), subject: z.string().max(1000), at: z.number() }).nullable(),
+})
+export type Refusals = z.infer<typeof Refusals>
+
 export const NodeInfo = z.object({
   id: NodeId,
   region: Region,
@@ -184,6 +191,8 @@ export const NodeInfo = z.object({
   /** Agentless nodes: the last time an SSH worker reached it, and its circuit breaker. */
   lastContact: z.number().nullable().optional(),
   breaker: BreakerState.optional(),
+  /** Agent nodes: work the worker refused because the queen's signature did not cover it. */
+  refused: Refusals.optional(),
 })
 export type NodeInfo = z.infer<typeof NodeInfo>
 

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { JobId, Labels, NodeId, Region } from './ids.ts'
-import { BreakerState } from './job.ts'
+import { BreakerState, Refusals } from './job.ts'
 import { Operation } from './operation.ts'
 
 /** The most nodes one message of a share holds; a larger region's share is sent in chunks. */
@@ -159,5 +159,7 @@ export const Heartbeat = z.object({
    * 10,000 a beat (about 1 MB, NATS's default largest message).
    */
   hosts: z.array(HostReach).max(10_000).optional(),
+  /** Work it refused since it started because the queen's signature did not cover it: the operator sees forgeries here. */
+  refused: Refusals.optional(),
 })
 export type Heartbeat = z.infer<typeof Heartbeat>
