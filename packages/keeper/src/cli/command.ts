@@ -1,6 +1,6 @@
 import { ApiaryError } from '@apiary/shared'
 import { type OptionTable, type OptionValues, parseCommandAndGlobals } from '@apiary/shared/runtime'
-import { type JobClient } from '@apiary/shared/client'
+import type { JobClient } from '@apiary/shared/client'
 import { splitSubcommand } from './argv.ts'
 import { connectClient, EXIT, type Format, type GlobalValues, type Io } from './context.ts'
 import { commandHelp, type CommandSummary } from './help.ts'

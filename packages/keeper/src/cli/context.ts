@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { ApiaryError, type ErrorCode, isApiaryError } from '@apiary/shared'
 import { defaultStateDir, readSecretFile } from '@apiary/shared/runtime'
-import { createJobClient, type JobClient } from '@apiary/shared/client'
+import type { JobClient } from '@apiary/shared/client'
 import { LineWriter } from '../render/output.ts'
 
 /** Exit codes keeper promises (README, "Exit codes"). */
@@ -60,6 +60,9 @@ export async function connectClient(g: GlobalValues, env: NodeJS.ProcessEnv): Pr
     }
     throw err
   }
+  // Loaded here, not at start: the HTTP client (undici) is a fifth of keeper's start-up, and
+  // keeper bus, run once per node when enrolling a fleet, never talks to the queen.
+  const { createJobClient } = await import('@apiary/shared/client')
   return createJobClient({ url: g.queen, token })
 }
 

@@ -10,7 +10,7 @@ import {
   type Risk,
 } from '@apiary/shared'
 import { type OptionValues } from '@apiary/shared/runtime'
-import { type JobClient } from '@apiary/shared/client'
+import type { JobClient } from '@apiary/shared/client'
 import { EXIT, type Io } from '../cli/context.ts'
 import type { FOLLOW_OPTIONS, ROLLOUT_OPTIONS } from '../cli/options.ts'
 import { followJob, type FollowOptions } from './follow.ts'
