@@ -1,0 +1,35 @@
+import { permissionsFor } from '@apiary/shared'
+import { describe, expect, it } from 'vitest'
+import { accountClaims, RESPONSE_TTL_NS, userClaims } from './claims.ts'
+
+describe('bus claims', () => {
+  it("gives a worker exactly its role's allow lists and one reply per request it received", () => {
+    const p = permissionsFor({ role: 'worker', region: 'eu', id: 'web-1' })
+    expect(userClaims(p)).toEqual({
+      pub: { allow: p.pub },
+      sub: { allow: p.sub },
+      resp: { max: 1, ttl: RESPONSE_TTL_NS },
+      allowed_connection_types: ['STANDARD'],
+    })
+    expect(userClaims(p).pub?.allow).toContain('apiary.ev.eu.web-1.*')
+    expect(userClaims(p).sub?.allow).not.toContain('_INBOX.>')
+  })
+
+  it('states the reply window as a Go duration: 2 minutes in nanoseconds', () => {
+    expect(RESPONSE_TTL_NS).toBe(120_000_000_000)
+  })
+
+  it('gives the queen, which answers nothing, no reply permission', () => {
+    expect(userClaims(permissionsFor({ role: 'queen', id: 'queen' }))).not.toHaveProperty('resp')
+  })
+
+  it('spells an empty list as a denial of all, never as an empty allow list (which nats-server reads as everything)', () => {
+    expect(userClaims({ pub: [], sub: ['a'], respond: false })).toMatchObject({ pub: { deny: ['>'] }, sub: { allow: ['a'] } })
+    expect(userClaims({ pub: [], sub: [], respond: false }).pub).not.toHaveProperty('allow')
+  })
+
+  it('puts the signing key and, only when there are some, the revocations in the account', () => {
+    expect(accountClaims('AKEY', {})).not.toHaveProperty('revocations')
+    expect(accountClaims('AKEY', { UX: 17 })).toMatchObject({ signing_keys: ['AKEY'], revocations: { UX: 17 }, limits: { conn: -1, payload: -1, disallow_bearer: true } })
+  })
+})

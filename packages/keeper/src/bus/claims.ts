@@ -1,0 +1,58 @@
+import type { BusPermissions } from '@apiary/shared'
+import type { Account, Operator, OperatorLimits, Permission, User } from '@nats-io/jwt'
+
+/**
+ * How long after a request arrived its receiver may answer it, in nanoseconds (a JWT's `ttl`
+ * is a Go duration). Zero would mean the same to nats-server 2.9 (it substitutes its default,
+ * 2 minutes), but then that number silently becomes our contract: it is stated here instead.
+ * apiary's hives and workers acknowledge a request as soon as it arrives.
+ */
+export const RESPONSE_TTL_NS = 2 * 60 * 1e9
+
+/** The account has no limits of its own: nats-server's (max_payload and so on) apply. */
+const UNLIMITED: OperatorLimits = { subs: -1, conn: -1, leaf: -1, imports: -1, exports: -1, data: -1, payload: -1, wildcards: true, disallow_bearer: true }
+
+/**
+ * Only these subjects. An empty allow list would mean "everything" to nats-server, so an empty
+ * list is spelled as a denial of all instead.
+ */
+function only(subjects: readonly string[]): Partial<Permission> {
+  return subjects.length > 0 ? { allow: [...subjects] } : { deny: ['>'] }
+}
+
+/**
+ * The permissions of a user JWT: publish and subscribe allow lists (everything else refused),
+ * and, for a role that answers requests, `resp`: it may publish one reply to the reply subject
+ * of each message it received, within `RESPONSE_TTL_NS`, whatever its publish list says.
+ * Plain client connections only: no websocket, MQTT or leaf node with these credentials.
+ */
+export function userClaims(p: BusPermissions): Partial<User> {
+  return {
+    pub: only(p.pub),
+    sub: only(p.sub),
+    ...(p.respond ? { resp: { max: 1, ttl: RESPONSE_TTL_NS } } : {}),
+    allowed_connection_types: ['STANDARD'],
+  }
+}
+
+/**
+ * The apiary account: users are signed by its signing key (so the account's own key can stay
+ * offline), and `revocations` maps a user public key to the second from which its JWTs no
+ * longer count (nats-server refuses a user whose JWT was issued at or before it).
+ */
+export function accountClaims(signingKey: string, revocations: Readonly<Record<string, number>>): Partial<Account> {
+  return {
+    signing_keys: [signingKey],
+    limits: { ...UNLIMITED },
+    ...(Object.keys(revocations).length > 0 ? { revocations: { ...revocations } } : {}),
+  }
+}
+
+/** The system account that nats-server needs in operator mode; nobody is issued a user of it. */
+export function systemAccountClaims(): Partial<Account> {
+  return { limits: { ...UNLIMITED } }
+}
+
+export function operatorClaims(systemAccount: string): Partial<Operator> {
+  return { system_account: systemAccount }
+}

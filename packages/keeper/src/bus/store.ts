@@ -1,0 +1,275 @@
+import { chmod, mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import { ApiaryError, type Identity, isApiaryError, parseOrThrow } from '@apiary/shared'
+import { readSecretFile } from '@apiary/shared/runtime'
+import { type Authority, ACCOUNT_NAME, issueUser, keyFromSeed, newAuthority, seedText, signAccount, signOperator, signSystemAccount, SYSTEM_ACCOUNT_NAME } from './authority.ts'
+import { BUS_FILES, defaultCredsPath, describeIdentity } from './layout.ts'
+import { emptyRegistry, parseRegistry, recordIssue, recordRevoke, type Registry, type RegistryEntry, revocationsOf } from './registry.ts'
+import { DEFAULT_HOST, DEFAULT_PORT, serverConfig, ServerSettings } from './server-config.ts'
+
+/**
+ * A bus directory on disk: the operator, the apiary account and the system account (keys and
+ * JWTs), the nats-server config, and the registry of issued credentials. Every command holds
+ * `<dir>/.lock` while it changes anything, so commands run in parallel (xargs -P) queue up
+ * instead of losing each other's registry entries.
+ */
+
+/** Writes a file readable by its owner only, atomically (a reader sees the old or the new file). */
+async function writePrivate(path: string, data: string | Uint8Array): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`
+  const fh = await open(tmp, 'w', 0o600)
+  try {
+    await fh.chmod(0o600)
+    await fh.writeFile(data)
+    // The registry holds the revocations and the .nk files the only copy of the keys.
+    await fh.sync()
+    await fh.close()
+    await rename(tmp, path)
+  } catch (err) {
+    await fh.close().catch(() => undefined)
+    await unlink(tmp).catch(() => undefined)
+    throw err
+  }
+}
+
+/** `what`: the file that is not there, or that the directory itself is not. */
+function missing(dir: string, what: string, cause: unknown): ApiaryError {
+  return new ApiaryError('not_found', `${dir} holds no bus authority (${what}): run keeper bus init --dir ${dir} first`, '--dir', { cause })
+}
+
+async function readBusFile(dir: string, file: string): Promise<string> {
+  try {
+    return (await readFile(join(dir, file), 'utf8')).trim()
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw missing(dir, `no ${file}`, err)
+    throw err
+  }
+}
+
+async function readSeed(dir: string, file: string, prefix: 'SO' | 'SA') {
+  try {
+    return keyFromSeed(await readSecretFile(join(dir, file), file), prefix, join(dir, file))
+  } catch (err) {
+    if (isApiaryError(err, 'not_found')) throw missing(dir, `no ${file}`, err)
+    throw err
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path)
+    return true
+  } catch {
+    return false
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+const LOCK_WAIT_MS = 30_000
+
+/** Runs `fn` holding `<dir>/.lock`; a lock left by a process that is gone is taken over. */
+async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  const path = join(dir, BUS_FILES.lock)
+  const end = Date.now() + LOCK_WAIT_MS
+  for (let wait = 2; ; wait = Math.min(wait * 2, 50)) {
+    try {
+      const fh = await open(path, 'wx', 0o600)
+      await fh.writeFile(String(process.pid))
+      await fh.close()
+      break
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw missing(dir, 'no such directory', err)
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      const holder = Number((await readFile(path, 'utf8').catch(() => '')).trim())
+      if (Number.isSafeInteger(holder) && holder > 0 && !alive(holder)) {
+        await unlink(path).catch(() => undefined)
+        continue
+      }
+      if (Date.now() > end) throw new ApiaryError('conflict', `${path} is held by process ${holder || '?'} (another keeper bus command): try again once it ends`, '--dir')
+      await new Promise((r) => setTimeout(r, wait))
+    }
+  }
+  try {
+    return await fn()
+  } finally {
+    await unlink(path).catch(() => undefined)
+  }
+}
+
+async function readRegistry(dir: string): Promise<Registry> {
+  return parseRegistry(await readBusFile(dir, BUS_FILES.registry), join(dir, BUS_FILES.registry))
+}
+
+async function readSettings(dir: string): Promise<ServerSettings> {
+  const file = join(dir, BUS_FILES.serverSettings)
+  const text = await readBusFile(dir, BUS_FILES.serverSettings)
+  try {
+    return parseOrThrow(ServerSettings, JSON.parse(text), file)
+  } catch (err) {
+    if (isApiaryError(err)) throw err
+    throw new ApiaryError('invalid_input', `${file} is not valid JSON`, file, { cause: err })
+  }
+}
+
+async function readAuthority(dir: string): Promise<Authority> {
+  return {
+    operator: await readSeed(dir, BUS_FILES.operatorSeed, 'SO'),
+    account: await readSeed(dir, BUS_FILES.accountSeed, 'SA'),
+    signing: await readSeed(dir, BUS_FILES.signingSeed, 'SA'),
+    system: await readSeed(dir, BUS_FILES.systemSeed, 'SA'),
+  }
+}
+
+/**
+ * Re-signs the account JWT with the registry's revocations and rewrites the server config as
+ * `settings` say, or else as `server.json` does; new `settings` are kept there. Returns those used.
+ */
+async function writeAccountAndConfig(dir: string, a: Authority, registry: Registry, settings?: ServerSettings): Promise<ServerSettings> {
+  const s = settings ?? (await readSettings(dir))
+  const accountJwt = await signAccount(a, revocationsOf(registry))
+  await writePrivate(join(dir, BUS_FILES.accountJwt), `${accountJwt}\n`)
+  const { path, ...listen } = s
+  const text = serverConfig({
+    settings: listen,
+    operatorJwt: await readBusFile(dir, BUS_FILES.operatorJwt),
+    system: { name: SYSTEM_ACCOUNT_NAME, publicKey: a.system.getPublicKey(), jwt: await readBusFile(dir, BUS_FILES.systemJwt) },
+    accounts: [{ name: ACCOUNT_NAME, publicKey: a.account.getPublicKey(), jwt: accountJwt }],
+  })
+  await writePrivate(path, text)
+  if (settings) await writePrivate(join(dir, BUS_FILES.serverSettings), `${JSON.stringify(s, null, 1)}\n`)
+  return s
+}
+
+export interface InitResult {
+  dir: string
+  operator: string
+  account: string
+  signingKey: string
+  systemAccount: string
+  config: ServerSettings
+  /** The active credentials of the authority this one replaced (with --force): `<dir>/creds` is removed. */
+  replaced: number
+}
+
+/** Creates a bus authority in `dir` (0700); refuses to replace one unless `force`. */
+export async function initBus(dir: string, opts: { force: boolean }): Promise<InitResult> {
+  await mkdir(dir, { recursive: true, mode: 0o700 })
+  await chmod(dir, 0o700)
+  return withLock(dir, async () => {
+    const secrets = [BUS_FILES.operatorSeed, BUS_FILES.accountSeed, BUS_FILES.signingSeed, BUS_FILES.systemSeed, BUS_FILES.registry]
+    const found = []
+    for (const f of secrets) if (await exists(join(dir, f))) found.push(f)
+    if (found.length > 0 && !opts.force) {
+      throw new ApiaryError(
+        'conflict',
+        `${dir} already holds a bus authority (${found.join(', ')}); kept. --force replaces it, and every credential issued from it stops working`,
+        '--force',
+      )
+    }
+    let replaced = 0
+    if (found.length > 0) {
+      replaced = (await readRegistry(dir).catch(() => emptyRegistry())).identities.filter((e) => e.revokedAt === null).length
+      await rm(join(dir, BUS_FILES.creds), { recursive: true, force: true })
+    }
+    const a = newAuthority()
+    const registry = emptyRegistry()
+    await writePrivate(join(dir, BUS_FILES.operatorJwt), `${await signOperator(a)}\n`)
+    await writePrivate(join(dir, BUS_FILES.systemJwt), `${await signSystemAccount(a)}\n`)
+    await writePrivate(join(dir, BUS_FILES.registry), `${JSON.stringify(registry, null, 1)}\n`)
+    await writePrivate(join(dir, BUS_FILES.operatorSeed), `${seedText(a.operator)}\n`)
+    await writePrivate(join(dir, BUS_FILES.accountSeed), `${seedText(a.account)}\n`)
+    await writePrivate(join(dir, BUS_FILES.signingSeed), `${seedText(a.signing)}\n`)
+    await writePrivate(join(dir, BUS_FILES.systemSeed), `${seedText(a.system)}\n`)
+    const config = await writeAccountAndConfig(dir, a, registry, { host: DEFAULT_HOST, port: DEFAULT_PORT, path: join(dir, BUS_FILES.serverConfig) })
+    return {
+      dir,
+      operator: a.operator.getPublicKey(),
+      account: a.account.getPublicKey(),
+      signingKey: a.signing.getPublicKey(),
+      systemAccount: a.system.getPublicKey(),
+      config,
+      replaced,
+    }
+  })
+}
+
+export interface IssueResult {
+  identity: Identity
+  creds: string
+  publicKey: string
+  /** The identity's earlier keys, now revoked. */
+  revoked: string[]
+  /** The server config rewritten with those revocations: nats-server must reload it. */
+  config?: string
+}
+
+/**
+ * A new credential for `who`, written as a `.creds` file (0600) at `out` or
+ * `<dir>/creds/<name>.creds`. The identity's earlier keys are revoked: then the account JWT and
+ * the server config are rewritten.
+ */
+export async function issueCredential(dir: string, who: Identity, opts: { out?: string; now?: Date } = {}): Promise<IssueResult> {
+  return withLock(dir, async () => {
+    const signing = await readSeed(dir, BUS_FILES.signingSeed, 'SA')
+    const account = await readSeed(dir, BUS_FILES.accountSeed, 'SA')
+    const before = await readRegistry(dir)
+    const user = await issueUser(signing, account.getPublicKey(), who)
+    const creds = opts.out ?? defaultCredsPath(dir, who)
+    if (opts.out === undefined) await mkdir(join(dir, BUS_FILES.creds), { recursive: true, mode: 0o700 })
+    await writePrivate(creds, user.creds)
+    const { registry, revoked } = recordIssue(before, who, user.publicKey, opts.now ?? new Date())
+    await writePrivate(join(dir, BUS_FILES.registry), `${JSON.stringify(registry, null, 1)}\n`)
+    const result: IssueResult = { identity: who, creds, publicKey: user.publicKey, revoked: revoked.map((e) => e.publicKey) }
+    if (revoked.length === 0) return result
+    const s = await writeAccountAndConfig(dir, await readAuthority(dir), registry)
+    return { ...result, config: s.path }
+  })
+}
+
+export interface RevokeResult {
+  identity: Identity
+  revoked: string[]
+  config: string
+  /** The identity's `.creds` file in `<dir>/creds`, removed. */
+  removed?: string
+}
+
+/** Revokes every active credential of `who`, re-signs the account JWT and rewrites the config. */
+export async function revokeCredential(dir: string, who: Identity, opts: { now?: Date } = {}): Promise<RevokeResult> {
+  return withLock(dir, async () => {
+    const { registry, revoked } = recordRevoke(await readRegistry(dir), who, opts.now ?? new Date())
+    if (revoked.length === 0) {
+      throw new ApiaryError('not_found', `no active credential of ${describeIdentity(who)} in ${join(dir, BUS_FILES.registry)} (see keeper bus list)`, who.role === 'worker' ? '--node-id' : '--id')
+    }
+    const a = await readAuthority(dir)
+    await writePrivate(join(dir, BUS_FILES.registry), `${JSON.stringify(registry, null, 1)}\n`)
+    const s = await writeAccountAndConfig(dir, a, registry)
+    const creds = defaultCredsPath(dir, who)
+    const removed = await rm(creds).then(
+      () => creds,
+      () => undefined,
+    )
+    return { identity: who, revoked: revoked.map((e) => e.publicKey), config: s.path, ...(removed ? { removed } : {}) }
+  })
+}
+
+/** Rewrites the server config with new settings (and where it goes), remembered for later rewrites. */
+export async function writeServerConfig(dir: string, settings: Omit<ServerSettings, 'path'> & { path?: string }): Promise<ServerSettings> {
+  return withLock(dir, async () => {
+    const a = await readAuthority(dir)
+    return writeAccountAndConfig(dir, a, await readRegistry(dir), { ...settings, path: settings.path ?? join(dir, BUS_FILES.serverConfig) })
+  })
+}
+
+/** Every credential issued from `dir`, in the order issued. */
+export async function listCredentials(dir: string): Promise<RegistryEntry[]> {
+  return (await readRegistry(dir)).identities
+}
