@@ -1,5 +1,6 @@
 import { dispatch } from './cli/dispatch.ts'
 import { EXIT, type Io, reportError } from './cli/context.ts'
+import { bus } from './commands/bus.ts'
 import { cancel } from './commands/cancel.ts'
 import { dev } from './commands/dev.ts'
 import { facts } from './commands/facts.ts'
@@ -13,7 +14,7 @@ import { watch } from './commands/watch.ts'
 import { LineWriter } from './render/output.ts'
 
 /** In the order `keeper --help` lists them. */
-const COMMANDS = [run, facts, rerun, watch, jobs, job, logs, nodes, cancel, dev]
+const COMMANDS = [run, facts, rerun, watch, jobs, job, logs, nodes, cancel, bus, dev]
 
 /** One question on the terminal, one line of answer. */
 async function ask(question: string): Promise<string> {
