@@ -1,0 +1,322 @@
+import { readFile, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { newJobId, subjects } from '@apiary/shared'
+import { connect, type ConnectionOptions, credsAuthenticator, type Msg, type NatsConnection } from '@nats-io/transport-node'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runBin, type TempDir, tempDir } from '../harness/index.ts'
+import { makeCerts } from '../harness/nats-auth.ts'
+import { type ConfiguredNats, startNatsWithConfig } from '../harness/nats-secure.ts'
+
+// The credentials `keeper bus` issues, against a real nats-server running the config it
+// writes: each permission is shown by what the server refuses, not only by what it allows.
+
+let tmp: TempDir
+let dir: string
+let server: ConfiguredNats
+const open: NatsConnection[] = []
+
+async function keeper(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return runBin('keeper', ['bus', ...args, '--dir', dir])
+}
+
+async function keeperOk(...args: string[]): Promise<string> {
+  const r = await keeper(...args)
+  if (r.code !== 0) throw new Error(`keeper bus ${args.join(' ')} exited ${r.code}: ${r.stderr}`)
+  return r.stdout
+}
+
+function creds(name: string): Promise<Uint8Array> {
+  return readFile(join(dir, 'creds', `${name}.creds`))
+}
+
+async function connectAs(credentials: Uint8Array | undefined, opts: Partial<ConnectionOptions> = {}): Promise<NatsConnection> {
+  const nc = await connect({
+    servers: server.url,
+    reconnect: false,
+    ...(credentials ? { authenticator: credsAuthenticator(credentials) } : {}),
+    ...opts,
+  })
+  open.push(nc)
+  return nc
+}
+
+/** Rejects after `ms` naming what did not happen: every wait here is bounded. */
+function within<T>(p: Promise<T>, what: string, ms = 5000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms)))
+  return Promise.race([p, late]).finally(() => clearTimeout(timer))
+}
+
+/** The status error the server sends back for what `act` does (a publish it refuses). */
+async function statusError(nc: NatsConnection, match: RegExp, act: () => void): Promise<Error> {
+  // Listening before acting; returning from the loop ends the listener (a timeout leaves it
+  // to the connection's close).
+  const seen = (async () => {
+    for await (const s of nc.status()) if (s.type === 'error' && match.test(s.error.message)) return s.error
+    throw new Error('connection closed before the error')
+  })()
+  act()
+  return within(seen, `error matching ${match}`)
+}
+
+/** A publish the server refuses: the publisher hears a permissions violation naming the subject. */
+async function refusedPublish(nc: NatsConnection, subject: string): Promise<void> {
+  const err = await statusError(nc, /Permissions Violation for Publish/, () => nc.publish(subject, 'forged'))
+  expect(err).toMatchObject({ name: 'PermissionViolationError', operation: 'publish', subject })
+}
+
+/** A subscription the server refuses: nats.js closes it with a permissions violation. */
+async function refusedSubscribe(nc: NatsConnection, subject: string): Promise<void> {
+  const sub = nc.subscribe(subject)
+  const err = await within(sub.closed, `refusal of the subscription to ${subject}`)
+  expect(err).toMatchObject({ name: 'PermissionViolationError', operation: 'subscription', subject })
+}
+
+/** Everything a queen hears of nodes: events, agentless events, control, heartbeats. */
+async function queenListener(): Promise<{ received: string[]; next(subject: string): Promise<void>; settle(): Promise<void> }> {
+  const queen = await connectAs(await creds('queen.queen'), { inboxPrefix: subjects.inboxPrefix('queen', 'queen') })
+  const received: string[] = []
+  const waiting = new Map<string, () => void>()
+  const take = (_err: unknown, m: Msg) => {
+    received.push(m.subject)
+    waiting.get(m.subject)?.()
+  }
+  for (const s of [subjects.nodeEventsAll, subjects.sshEventsAll, subjects.heartbeatAll]) queen.subscribe(s, { callback: take })
+  // The queen may not subscribe to control (it only publishes it): a hive does.
+  const hive = await connectAs(await creds('hive.eu.hive-1'), { inboxPrefix: subjects.inboxPrefix('hive', 'hive-1', 'eu') })
+  hive.subscribe(subjects.controlAll, { callback: take })
+  await Promise.all([queen.flush(), hive.flush()])
+  return {
+    received,
+    next: (subject) => within(new Promise<void>((resolve) => waiting.set(subject, resolve)), `message on ${subject}`),
+    // A round trip to each listener: whatever the server had queued for them before has arrived.
+    settle: async () => void (await Promise.all([queen.flush(), hive.flush()])),
+  }
+}
+
+beforeAll(async () => {
+  tmp = await tempDir('bus-identity')
+  dir = join(tmp.path, 'bus')
+  await keeperOk('init')
+  // In parallel: the directory lock keeps every registry entry.
+  await Promise.all([
+    keeperOk('issue', '--role', 'queen'),
+    keeperOk('issue', '--role', 'hive', '--region', 'eu', '--id', 'hive-1'),
+    keeperOk('issue', '--role', 'worker', '--region', 'eu', '--node-id', 'web-1'),
+    keeperOk('issue', '--role', 'ssh-worker', '--region', 'eu', '--id', 'ssh-1'),
+    keeperOk('issue', '--role', 'worker', '--region', 'eu', '--node-id', 'web-3'),
+    keeperOk('issue', '--role', 'worker', '--region', 'eu', '--node-id', 'web-4'),
+  ])
+  server = await startNatsWithConfig(join(dir, 'nats-server.conf'))
+})
+
+afterAll(async () => {
+  await Promise.all(open.map((nc) => nc.close().catch(() => undefined)))
+  await server?.stop()
+  await tmp?.remove()
+})
+
+describe('keeper bus credentials on nats-server 2.9', () => {
+  it('refuses a connection without a credential', async () => {
+    await expect(connectAs(undefined)).rejects.toThrow(/Authorization Violation/)
+  })
+
+  it('serves the max_payload the config sets (8 MiB: a task may carry 1 MiB of stdin)', async () => {
+    const nc = await connectAs(await creds('queen.queen'))
+    expect(nc.info?.max_payload).toBe(8 * 1024 * 1024)
+  })
+
+  it("lets a worker subscribe only to its own node's tasks", async () => {
+    const worker = await connectAs(await creds('worker.eu.web-1'), { inboxPrefix: subjects.inboxPrefix('worker', 'web-1', 'eu') })
+    const own = worker.subscribe(subjects.task('eu', 'web-1'))
+    await refusedSubscribe(worker, subjects.task('eu', 'web-2'))
+    await refusedSubscribe(worker, 'apiary.>')
+    await refusedSubscribe(worker, '_INBOX.>')
+    // A refusal closes only the refused subscription.
+    expect(own.isClosed()).toBe(false)
+  })
+
+  it("lets a worker publish only its own node's events and heartbeat, nobody else's", async () => {
+    const queen = await queenListener()
+    const worker = await connectAs(await creds('worker.eu.web-1'), { inboxPrefix: subjects.inboxPrefix('worker', 'web-1', 'eu') })
+    const job = newJobId()
+    const forged = [
+      subjects.nodeEvents('eu', 'web-2', job),
+      subjects.nodeEvents('us', 'web-1', job),
+      subjects.control(job),
+      subjects.heartbeat('worker', 'eu', 'ghost-1'),
+      subjects.sshEvents('eu', 'web-1', job),
+      // An answer to a request it never received.
+      `${subjects.inboxPrefix('hive', 'hive-1', 'eu')}.forged`,
+    ]
+    for (const s of forged) await refusedPublish(worker, s)
+    // Published after the forgeries on the same connection: once the queen has these (and a
+    // round trip to each listener), it would have had them, had the server let them through.
+    const hb = queen.next(subjects.heartbeat('worker', 'eu', 'web-1'))
+    const ev = queen.next(subjects.nodeEvents('eu', 'web-1', job))
+    worker.publish(subjects.heartbeat('worker', 'eu', 'web-1'), '{}')
+    worker.publish(subjects.nodeEvents('eu', 'web-1', job), '{}')
+    await Promise.all([hb, ev])
+    await queen.settle()
+    expect(queen.received).toEqual([subjects.heartbeat('worker', 'eu', 'web-1'), subjects.nodeEvents('eu', 'web-1', job)])
+  })
+
+  it('lets a worker answer a task request it received (resp), replies reaching the hive through its own inbox prefix', async () => {
+    const worker = await connectAs(await creds('worker.eu.web-1'), { inboxPrefix: subjects.inboxPrefix('worker', 'web-1', 'eu') })
+    worker.subscribe(subjects.task('eu', 'web-1'), { callback: (_err, m) => void m.respond(JSON.stringify({ accepted: true, by: 'web-1' })) })
+    await worker.flush()
+    const hive = await connectAs(await creds('hive.eu.hive-1'), { inboxPrefix: subjects.inboxPrefix('hive', 'hive-1', 'eu') })
+    const reply = await hive.request(subjects.task('eu', 'web-1'), '{}', { timeout: 5000 })
+    expect(reply.json()).toEqual({ accepted: true, by: 'web-1' })
+    // The shared _INBOX.> is not the hive's: a request through it cannot get its answer.
+    const plain = await connectAs(await creds('hive.eu.hive-1'))
+    await expect(plain.request(subjects.task('eu', 'web-1'), '{}', { timeout: 5000 })).rejects.toThrow(/Permissions Violation for Subscription to "_INBOX\./)
+  })
+
+  it("keeps a hive to its own region's subjects", async () => {
+    const hive = await connectAs(await creds('hive.eu.hive-1'), { inboxPrefix: subjects.inboxPrefix('hive', 'hive-1', 'eu') })
+    await refusedSubscribe(hive, 'apiary.task.us.*')
+    await refusedSubscribe(hive, subjects.hiveJobs('us'))
+    await refusedPublish(hive, subjects.task('us', 'x'))
+    await refusedPublish(hive, subjects.ssh('us'))
+    hive.subscribe(subjects.hiveJobs('eu'), { queue: subjects.hiveQueue('eu') })
+    await hive.flush()
+    expect(hive.isClosed()).toBe(false)
+  })
+
+  it("keeps an SSH worker off the agents' event subjects", async () => {
+    const queen = await queenListener()
+    const ssh = await connectAs(await creds('ssh-worker.eu.ssh-1'), { inboxPrefix: subjects.inboxPrefix('ssh-worker', 'ssh-1', 'eu') })
+    const job = newJobId()
+    await refusedPublish(ssh, subjects.nodeEvents('eu', 'web-1', job))
+    await refusedPublish(ssh, subjects.sshEvents('us', 'host-1', job))
+    await refusedSubscribe(ssh, subjects.ssh('us'))
+    const got = queen.next(subjects.sshEvents('eu', 'host-1', job))
+    ssh.publish(subjects.sshEvents('eu', 'host-1', job), '{}')
+    await got
+    await queen.settle()
+    expect(queen.received).toEqual([subjects.sshEvents('eu', 'host-1', job)])
+  })
+
+  it('revokes: once nats-server reloads, the open connection is closed and the credential refused', async () => {
+    const old = await creds('worker.eu.web-3')
+    const worker = await connectAs(old)
+    const errors: string[] = []
+    void (async () => {
+      for await (const s of worker.status()) if (s.type === 'error') errors.push(s.error.message)
+    })()
+    // Another worker, as apiary's daemons connect: reconnecting.
+    const other = await connectAs(await creds('worker.eu.web-1'), { reconnect: true, reconnectTimeWait: 50, maxReconnectAttempts: 100 })
+    const otherStatus: string[] = []
+    const otherBack = (async () => {
+      for await (const s of other.status()) {
+        otherStatus.push(s.type)
+        if (s.type === 'reconnect') return
+      }
+    })()
+
+    const out = await keeperOk('revoke', '--role', 'worker', '--region', 'eu', '--node-id', 'web-3')
+    expect(out).toMatch(/revoked worker web-3 of eu: U[A-Z2-7]{55}/)
+    expect(out).toMatch(/nats-server must reload .*kill -HUP/)
+    // Until the server reloads, it still trusts the account JWT it has.
+    await (await connectAs(old)).close()
+
+    await server.reload()
+    // nats-server 2.9.10 closes the revoked user's open connection, saying why...
+    expect(await within(worker.closed(), 'close of the revoked connection')).toMatchObject({ message: 'User Authentication Revoked' })
+    expect(errors).toContain('User Authentication Revoked')
+    // ...and refuses it from then on.
+    await expect(connectAs(old)).rejects.toThrow(/Authorization Violation/)
+    // A reload that changes an account also drops every other connection that authenticated
+    // with a JWT (2.9.10 finds no such nkey user in its config and counts it as moved): they
+    // reconnect and are admitted again.
+    await within(otherBack, 'reconnect of the other worker')
+    expect(otherStatus).toContain('disconnect')
+    await other.flush()
+    await (await connectAs(await creds('worker.eu.web-1'))).flush()
+  })
+
+  it('re-issuing an identity revokes its previous key', async () => {
+    const before = await creds('worker.eu.web-4')
+    await (await connectAs(before)).close()
+    const out = await keeperOk('issue', '--role', 'worker', '--region', 'eu', '--node-id', 'web-4')
+    expect(out).toMatch(/revoked its previous key U[A-Z2-7]{55}; rewrote .*nats-server\.conf/)
+    await server.reload()
+    await expect(connectAs(before)).rejects.toThrow(/Authorization Violation/)
+    await (await connectAs(await creds('worker.eu.web-4'))).flush()
+  })
+
+  it('issues one node per command in a shell-style loop: 0600 files in 0700 directories, all in the registry', async () => {
+    for (const n of ['node-1', 'node-2', 'node-3']) {
+      const out = await keeperOk('issue', '--role', 'worker', '--region', 'eu', '--node-id', n)
+      expect(out.trim()).toMatch(new RegExp(`^worker ${n} of eu: ${join(dir, 'creds', `worker.eu.${n}.creds`).replaceAll('.', '\\.')} \\(user U[A-Z2-7]{55}\\)$`))
+    }
+    const mode = async (p: string) => (await stat(p)).mode & 0o777
+    expect(await mode(dir)).toBe(0o700)
+    expect(await mode(join(dir, 'creds'))).toBe(0o700)
+    for (const f of ['identities.json', 'operator.nk', 'account.nk', 'account-signing.nk', 'system-account.nk', 'nats-server.conf', ...['node-1', 'node-2', 'node-3'].map((n) => `creds/worker.eu.${n}.creds`)]) {
+      expect(await mode(join(dir, f)), f).toBe(0o600)
+    }
+    const { identities } = JSON.parse(await keeperOk('list', '-o', 'json')) as { identities: { role: string; id: string; region?: string; revokedAt: string | null }[] }
+    for (const n of ['node-1', 'node-2', 'node-3']) expect(identities).toContainEqual(expect.objectContaining({ role: 'worker', region: 'eu', id: n, revokedAt: null }))
+    expect(identities.filter((e) => e.revokedAt === null).map((e) => `${e.role}.${e.id}`).sort()).toEqual(
+      ['hive.hive-1', 'queen.queen', 'ssh-worker.ssh-1', 'worker.web-1', 'worker.web-4', 'worker.node-1', 'worker.node-2', 'worker.node-3'].sort(),
+    )
+    await (await connectAs(await creds('worker.eu.node-2'))).flush()
+  })
+
+  it('names the flag at fault, and keeps an existing authority', async () => {
+    const cases: [string[], RegExp][] = [
+      [['issue', '--role', 'worker', '--region', 'eu'], /--node-id is required/],
+      [['issue', '--role', 'worker', '--region', 'e u', '--node-id', 'n'], /--region: must hold only/],
+      [['issue', '--role', 'worker', '--region', 'eu', '--node-id', 'web/1'], /--node-id: must start with a letter or digit/],
+      [['issue', '--role', 'hive', '--region', 'eu'], /--id is required for a hive/],
+      [['issue', '--role', 'king'], /--role: "king" must be one of queen, hive, worker, ssh-worker/],
+      [['revoke', '--role', 'worker', '--region', 'eu', '--node-id', 'nobody'], /no active credential of worker nobody of eu/],
+      [['init'], /already holds a bus authority.*--force/],
+    ]
+    for (const [args, message] of cases) {
+      const r = await keeper(...args)
+      expect(r.code, args.join(' ')).toBe(2)
+      expect(r.stderr).toMatch(message)
+    }
+  })
+})
+
+describe('keeper bus server-config with TLS', () => {
+  let tlsTmp: TempDir
+  let tlsServer: ConfiguredNats | undefined
+  afterAll(async () => {
+    await tlsServer?.stop()
+    await tlsTmp?.remove()
+  })
+
+  it('writes an mTLS config that nats-server enforces: a credential alone is not enough', async () => {
+    tlsTmp = await tempDir('bus-tls')
+    const c = await makeCerts(tlsTmp.path)
+    const bus = join(tlsTmp.path, 'bus')
+    const run = async (...args: string[]) => {
+      const r = await runBin('keeper', ['bus', ...args, '--dir', bus])
+      expect(r.code, r.stderr).toBe(0)
+      return r.stdout
+    }
+    await run('init')
+    await run('issue', '--role', 'worker', '--region', 'eu', '--node-id', 'web-1')
+    const conf = join(tlsTmp.path, 'nats-tls.conf')
+    expect(await run('server-config', '--tls-cert', c.serverCert, '--tls-key', c.serverKey, '--tls-ca', c.ca, '--out', conf)).toContain('TLS with client certificates (mTLS)')
+    expect(await readFile(conf, 'utf8')).toMatch(/tls \{\n.*\n.*\n {2}ca_file: .*\n {2}verify: true\n\}/)
+    // A revoke rewrites the config where server-config put it, TLS and all.
+    expect(JSON.parse(await readFile(join(bus, 'server.json'), 'utf8'))).toMatchObject({ path: conf, tls: { ca: c.ca } })
+
+    tlsServer = await startNatsWithConfig(conf)
+    const workerCreds = await readFile(join(bus, 'creds', 'worker.eu.web-1.creds'))
+    const base = { servers: tlsServer.url, reconnect: false, authenticator: credsAuthenticator(workerCreds) }
+    const nc = await connect({ ...base, tls: { caFile: c.ca, certFile: c.clientCert, keyFile: c.clientKey } })
+    await nc.flush()
+    await nc.close()
+    // The server demands a client certificate...
+    await expect(connect({ ...base, tls: { caFile: c.ca } })).rejects.toThrow()
+    // ...and a certificate without a credential is not enough either.
+    await expect(connect({ servers: tlsServer.url, reconnect: false, tls: { caFile: c.ca, certFile: c.clientCert, keyFile: c.clientKey } })).rejects.toThrow(/Authorization Violation/)
+  })
+})
