@@ -25,7 +25,7 @@ describe('apiary-queen, apiary-hive, apiary-worker flags', () => {
     expect(help.stdout).toContain('usage: apiary-hive')
     const bad = await runBin('apiary-hive', ['--nats', 'nats://127.0.0.1:1'], { APIARY_HEARTBEAT_MS: '5' })
     expect(bad.code).toBe(2)
-    expect(bad.stderr).toBe('apiary-hive: APIARY_HEARTBEAT_MS: "5" must be from 10ms to 1h (500ms, 5s, 2m, 1h; a bare number is ms)\n')
+    expect(bad.stderr).toBe('apiary-hive: APIARY_HEARTBEAT_MS: "5" must be from 100ms to 10m (500ms, 5s, 2m, 1h; a bare number is ms)\n')
   })
 
   it.each([

@@ -3,26 +3,32 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readSecretFile } from '@apiary/shared/runtime'
 import { createJobClient } from '@apiary/shared/client'
-import { type NatsServer, type Proc, runBin, type Sshd, startBin, startNats, startSshd, type TempDir, tempDir, waitUntil } from '../harness/index.ts'
+import { type Proc, runBin, type SecureBus, type Sshd, startBin, startSecureBus, startSshd, type TempDir, tempDir, waitUntil } from '../harness/index.ts'
 
 /** Agentless nodes with every role its own process: queen --inventory, a hive, apiary-worker --ssh. */
 describe('distributed: an SSH worker process reaching inventory nodes', () => {
-  let nats: NatsServer
+  let bus: SecureBus
   let sshd: Sshd
   let dir: TempDir
   let queenUrl = ''
   const procs: Proc[] = []
 
   beforeAll(async () => {
-    ;[nats, sshd, dir] = await Promise.all([startNats(), startSshd({ nodes: 4 }), tempDir('e2e-ssh')])
+    ;[sshd, dir] = await Promise.all([startSshd({ nodes: 4 }), tempDir('e2e-ssh')])
+    // Authentication on: each role its own credential from keeper bus.
+    const queenId = { role: 'queen', id: 'queen' } as const
+    const hiveId = { role: 'hive', region: 'eu', id: 'hive-eu-1' } as const
+    const sshId = { role: 'ssh-worker', region: 'eu', id: 'ssh-eu-1' } as const
+    bus = await startSecureBus(dir.path, [queenId, hiveId, sshId])
+    const queenKey = join(dir.path, 'signing.pub')
     const inventory = join(dir.path, 'fleet.yaml')
     const port = sshd.nodes[0]!.port
     await writeFile(inventory, `defaults: { user: ${sshd.user}, region: eu, port: ${port}, identityFile: ${sshd.keyFile} }\nhosts: [ "127.0.10.[1-4]" ]\n`)
-    const queen = startBin('apiary-queen', ['--nats', nats.url, '--port', '0', '--state-dir', dir.path, '--inventory', inventory])
+    const queen = startBin('apiary-queen', ['--nats', bus.url, '--nats-creds', bus.creds(queenId), '--port', '0', '--state-dir', dir.path, '--inventory', inventory])
     procs.push(queen)
     queenUrl = (JSON.parse(await queen.waitFor(/queen listening/)) as { url: string }).url
-    procs.push(startBin('apiary-hive', ['--nats', nats.url, '--region', 'eu', '--heartbeat', '200ms']))
-    procs.push(startBin('apiary-worker', ['--nats', nats.url, '--ssh', '--region', 'eu', '--inventory', inventory, '--known-hosts', sshd.knownHosts, '--heartbeat', '200ms']))
+    procs.push(startBin('apiary-hive', ['--nats', bus.url, '--nats-creds', bus.creds(hiveId), '--queen-key', queenKey, '--region', 'eu', '--id', 'hive-eu-1', '--heartbeat', '200ms']))
+    procs.push(startBin('apiary-worker', ['--nats', bus.url, '--nats-creds', bus.creds(sshId), '--queen-key', queenKey, '--ssh', '--id', 'ssh-eu-1', '--region', 'eu', '--inventory', inventory, '--known-hosts', sshd.knownHosts, '--heartbeat', '200ms']))
     await Promise.all(procs.slice(1).map((p) => p.waitFor(/ready/)))
     const client = createJobClient({ url: queenUrl, token: await readSecretFile(join(dir.path, 'token'), 'token') })
     await waitUntil(async () => (await client.nodes()).filter((n) => n.online).length === 4, 'four SSH nodes online')
@@ -30,7 +36,8 @@ describe('distributed: an SSH worker process reaching inventory nodes', () => {
   })
   afterAll(async () => {
     await Promise.all(procs.map((p) => p.stop()))
-    await Promise.all([nats?.stop(), sshd?.stop(), dir?.remove()])
+    await Promise.all([bus?.stop(), sshd?.stop()])
+    await dir?.remove()
   })
 
   it('fans a command out through keeper and reports every node', async () => {
