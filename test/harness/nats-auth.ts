@@ -1,11 +1,10 @@
-import { execFile, spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { chmod, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { nkeys } from '@nats-io/transport-node'
-import { freePort, type NatsServer } from './nats.ts'
-import { waitForLine } from './process.ts'
+import { type NatsServer, spawnNats } from './nats.ts'
 
 const run = promisify(execFile)
 
@@ -35,30 +34,12 @@ export interface AuthNatsOptions {
  * @example const nats = await startAuthNats(dir, { token: 's3cret' })
  */
 export async function startAuthNats(dir: string, opts: AuthNatsOptions): Promise<NatsServer> {
-  for (let attempt = 0; ; attempt++) {
-    const port = await freePort()
+  const s = await spawnNats(async (port) => {
     const conf = join(dir, `nats-${port}.conf`)
     await writeFile(conf, serverConfig(port, opts))
-    const child = spawn('nats-server', ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] })
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-    try {
-      await waitForLine(child, /Server is ready/, 10_000)
-    } catch (err) {
-      child.kill('SIGKILL')
-      await exited
-      // Another process may have taken the port between choosing and binding it.
-      if (attempt < 3) continue
-      throw err
-    }
-    return {
-      url: `${opts.tls ? 'tls' : 'nats'}://127.0.0.1:${port}`,
-      port,
-      async stop() {
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
-        await exited
-      },
-    }
-  }
+    return ['-c', conf]
+  })
+  return { url: `${opts.tls ? 'tls' : 'nats'}://127.0.0.1:${s.port}`, port: s.port, stop: s.stop }
 }
 
 function serverConfig(port: number, o: AuthNatsOptions): string {

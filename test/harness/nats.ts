@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { createServer } from 'node:net'
 import { waitForLine } from './process.ts'
 
@@ -20,31 +20,61 @@ export interface NatsServer {
   stop(): Promise<void>
 }
 
+/** A `nats-server` process that said it is ready. */
+export interface SpawnedNats {
+  port: number
+  child: ChildProcess
+  /** The server's log so far (the last 256 KiB). */
+  output(): string
+  /** SIGTERM, resolved once it exited. */
+  stop(): Promise<void>
+}
+
+const LOG_KEPT = 256 * 1024
+
 /**
- * Spawns a real `nats-server` on a free loopback port and resolves once it accepts
- * connections. `stop()` kills it and waits for the exit.
+ * Spawns `nats-server` with the arguments `argsFor(port)` gives for a free loopback port and
+ * resolves once it accepts connections. Its log is read all along, so a chatty server never
+ * blocks on a full pipe. When another process took the port between choosing and binding it,
+ * it tries another; any other failure is thrown with the server's log.
+ *
+ * @example const s = await spawnNats((port) => ['-a', '127.0.0.1', '-p', String(port)])
  */
-export async function startNats(): Promise<NatsServer> {
+export async function spawnNats(argsFor: (port: number) => string[] | Promise<string[]>): Promise<SpawnedNats> {
   for (let attempt = 0; ; attempt++) {
     const port = await freePort()
-    const child = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), '-m', '0'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const args = await argsFor(port)
+    const child = spawn('nats-server', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    let log = ''
+    const keep = (c: Buffer) => (log = (log + c.toString()).slice(-LOG_KEPT))
+    child.stdout.on('data', keep)
+    child.stderr.on('data', keep)
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
     try {
       await waitForLine(child, /Server is ready/, 10_000)
     } catch (err) {
       child.kill('SIGKILL')
       await exited
-      // Another process may have taken the port between choosing and binding it.
-      if (attempt < 3) continue
-      throw err
+      if (attempt < 3 && /address already in use/i.test(log)) continue
+      throw new Error(`nats-server ${args.join(' ')} did not start: ${(err as Error).message}\n${log}`, { cause: err })
     }
     return {
-      url: `nats://127.0.0.1:${port}`,
       port,
+      child,
+      output: () => log,
       async stop() {
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
         await exited
       },
     }
   }
+}
+
+/**
+ * Spawns a real `nats-server` on a free loopback port and resolves once it accepts
+ * connections. `stop()` kills it and waits for the exit.
+ */
+export async function startNats(): Promise<NatsServer> {
+  const s = await spawnNats((port) => ['-a', '127.0.0.1', '-p', String(port), '-m', '0'])
+  return { url: `nats://127.0.0.1:${s.port}`, port: s.port, stop: s.stop }
 }
