@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { JobId, NodeId, Region } from './ids.ts'
 import { Counts, FinalState, JobState, MAX_CAUSE, NODE_OUTCOME, ResultGroup, Rollout } from './job.ts'
 import { Operation } from './operation.ts'
+import { MAX_SELECTOR } from './targets.ts'
 
 /** The longest `human` line of an event, in characters (but `node.output`'s, below). */
 export const MAX_HUMAN = 4 * 1024
@@ -30,7 +31,7 @@ const Reason = z.string().max(MAX_CAUSE)
 const kinds = {
   'job.submitted': {
     operation: Operation,
-    targets: z.string(),
+    targets: z.string().max(MAX_SELECTOR),
     rollout: Rollout,
     nodes: z.number().int(),
   },

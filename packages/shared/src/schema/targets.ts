@@ -27,7 +27,7 @@ export interface SelectableNode {
   labels: Record<string, string>
 }
 
-const MAX_SELECTOR = 4096
+export const MAX_SELECTOR = 4096
 const ID_GLOB = /^[A-Za-z0-9_.:@*?-]+$/
 const KEY = /^[A-Za-z0-9][A-Za-z0-9_./-]*$/
 const VALUE_GLOB = /^[A-Za-z0-9_.:/@*?-]*$/
