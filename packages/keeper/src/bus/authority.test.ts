@@ -1,7 +1,7 @@
 import { permissionsFor } from '@apiary/shared'
 import { decode, parseCreds, type Account, type Operator, type User } from '@nats-io/jwt'
 import { describe, expect, it } from 'vitest'
-import { issueUser, keyFromSeed, newAuthority, seedText, signAccount, signOperator, signSystemAccount } from './authority.ts'
+import { issueSystemUser, issueUser, keyFromSeed, newAuthority, seedText, signAccount, signOperator, signSystemAccount } from './authority.ts'
 
 describe('the bus authority', () => {
   it('chains trust: operator → accounts, account signing key → users', async () => {
@@ -21,6 +21,15 @@ describe('the bus authority', () => {
     const parsed = await parseCreds(u.creds)
     expect(parsed).toMatchObject({ jwt: u.jwt, aid: a.account.getPublicKey() })
     expect(parsed.key).toMatch(/^SU/)
+  })
+
+  it("signs keeper's system user with the system account's own key", async () => {
+    const a = newAuthority()
+    const u = await issueSystemUser(a)
+    const claims = decode<User>(u.jwt)
+    expect(claims).toMatchObject({ iss: a.system.getPublicKey(), sub: u.publicKey, name: 'keeper.system', nats: { pub: { allow: [`$SYS.REQ.ACCOUNT.${a.account.getPublicKey()}.CLAIMS.UPDATE`] } } })
+    expect(claims.nats).not.toHaveProperty('issuer_account')
+    expect(await parseCreds(u.creds)).toMatchObject({ jwt: u.jwt, aid: a.system.getPublicKey() })
   })
 
   it('gives every issue a new user key', async () => {

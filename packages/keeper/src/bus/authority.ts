@@ -1,7 +1,7 @@
 import { ApiaryError, type Identity, permissionsFor } from '@apiary/shared'
 import { encodeAccount, encodeOperator, encodeUser, fmtCreds } from '@nats-io/jwt'
 import { createAccount, createOperator, createUser, fromSeed, type KeyPair } from '@nats-io/nkeys'
-import { accountClaims, operatorClaims, systemAccountClaims, userClaims } from './claims.ts'
+import { accountClaims, operatorClaims, systemAccountClaims, systemUserClaims, userClaims } from './claims.ts'
 import { identityName } from './layout.ts'
 
 /** The keys of a bus: the operator, the apiary account and its user-signing key, the system account. */
@@ -59,5 +59,18 @@ export interface IssuedUser {
 export async function issueUser(signing: KeyPair, accountPublicKey: string, who: Identity): Promise<IssuedUser> {
   const user = createUser()
   const jwt = await encodeUser(identityName(who), user, accountPublicKey, userClaims(permissionsFor(who)), { signer: signing })
+  return { publicKey: user.getPublicKey(), jwt, creds: fmtCreds(jwt, user) }
+}
+
+/** The name of keeper's system-account user in its JWT. */
+export const SYSTEM_USER_NAME = 'keeper.system'
+
+/**
+ * keeper's user of the system account, signed by the system account's own key: it pushes the
+ * re-signed apiary account JWT to a running nats-server (`systemUserClaims`).
+ */
+export async function issueSystemUser(a: Pick<Authority, 'system' | 'account'>): Promise<IssuedUser> {
+  const user = createUser()
+  const jwt = await encodeUser(SYSTEM_USER_NAME, user, a.system, systemUserClaims(a.account.getPublicKey()))
   return { publicKey: user.getPublicKey(), jwt, creds: fmtCreds(jwt, user) }
 }

@@ -1,6 +1,6 @@
 import { permissionsFor } from '@apiary/shared'
 import { describe, expect, it } from 'vitest'
-import { accountClaims, RESPONSE_TTL_NS, userClaims } from './claims.ts'
+import { accountClaims, claimsUpdateSubject, RESPONSE_TTL_NS, systemUserClaims, userClaims } from './claims.ts'
 
 describe('bus claims', () => {
   it("gives a worker exactly its role's allow lists and one reply per request it received", () => {
@@ -31,5 +31,14 @@ describe('bus claims', () => {
   it('puts the signing key and, only when there are some, the revocations in the account', () => {
     expect(accountClaims('AKEY', {})).not.toHaveProperty('revocations')
     expect(accountClaims('AKEY', { UX: 17 })).toMatchObject({ signing_keys: ['AKEY'], revocations: { UX: 17 }, limits: { conn: -1, payload: -1, disallow_bearer: true } })
+  })
+
+  it("gives keeper's system user the apiary account's claims update and its own inbox, nothing else", () => {
+    expect(claimsUpdateSubject('AAPIARY')).toBe('$SYS.REQ.ACCOUNT.AAPIARY.CLAIMS.UPDATE')
+    expect(systemUserClaims('AAPIARY')).toEqual({
+      pub: { allow: ['$SYS.REQ.ACCOUNT.AAPIARY.CLAIMS.UPDATE'] },
+      sub: { allow: ['_INBOX.keeper.>'] },
+      allowed_connection_types: ['STANDARD'],
+    })
   })
 })

@@ -48,11 +48,38 @@ export function accountClaims(signingKey: string, revocations: Readonly<Record<s
   }
 }
 
-/** The system account that nats-server needs in operator mode; nobody is issued a user of it. */
+/** The system account that nats-server needs in operator mode; its one user is keeper's (`systemUserClaims`). */
 export function systemAccountClaims(): Partial<Account> {
   return { limits: { ...UNLIMITED } }
 }
 
 export function operatorClaims(systemAccount: string): Partial<Operator> {
   return { system_account: systemAccount }
+}
+
+/**
+ * Where nats-server 2.9 takes a new JWT of `account` from a user of the system account (the
+ * `REQ` form; it also listens on the older `$SYS.ACCOUNT.<key>.CLAIMS.UPDATE`). It answers on
+ * the request's reply subject.
+ */
+export function claimsUpdateSubject(account: string): string {
+  return `$SYS.REQ.ACCOUNT.${account}.CLAIMS.UPDATE`
+}
+
+/** The inbox prefix keeper's system user connects with: its only subscription is its replies. */
+export const SYSTEM_INBOX_PREFIX = '_INBOX.keeper'
+
+/**
+ * keeper's user of the system account: it may publish a claims update of the apiary account
+ * `account` and nothing else (not the system account's own, not the server's monitoring or
+ * other accounts' requests), and subscribe only to its own inbox, where nats-server answers.
+ * It answers nobody (no `resp`). The server checks that a pushed JWT is signed by the operator,
+ * so the credential cannot forge an account; it can push back an older one, so it is a secret.
+ */
+export function systemUserClaims(account: string): Partial<User> {
+  return {
+    pub: only([claimsUpdateSubject(account)]),
+    sub: only([`${SYSTEM_INBOX_PREFIX}.>`]),
+    allowed_connection_types: ['STANDARD'],
+  }
 }

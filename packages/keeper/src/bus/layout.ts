@@ -17,6 +17,8 @@ export const BUS_FILES = {
   accountJwt: 'account.jwt',
   systemSeed: 'system-account.nk',
   systemJwt: 'system-account.jwt',
+  /** keeper's user of the system account (a secret): pushes a re-signed account JWT to nats-server. */
+  systemCreds: 'sys.creds',
   serverConfig: 'nats-server.conf',
   /** Where the server config goes and what it listens on, so a revoke rewrites the same file. */
   serverSettings: 'server.json',

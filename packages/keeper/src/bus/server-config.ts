@@ -36,7 +36,8 @@ function q(s: string): string {
 /**
  * The nats-server config (2.9 and later) that trusts apiary's operator and knows its
  * accounts: `resolver: MEMORY` with the account JWTs preloaded, so no account server is
- * needed, and a change of account (a revocation) takes effect on `nats-server --signal reload`.
+ * needed. It is what the server reads when it starts (or reloads); a revocation reaches a
+ * running server as a push of the account JWT (`pushAccountClaims`).
  * Every connection must then present a user JWT signed for one of these accounts, and gets
  * only the permissions in it.
  */

@@ -2,8 +2,9 @@ import { chmod, mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/
 import { join } from 'node:path'
 import { ApiaryError, type Identity, isApiaryError, parseOrThrow } from '@apiary/shared'
 import { readSecretFile } from '@apiary/shared/runtime'
-import { type Authority, ACCOUNT_NAME, issueUser, keyFromSeed, newAuthority, seedText, signAccount, signOperator, signSystemAccount, SYSTEM_ACCOUNT_NAME } from './authority.ts'
+import { type Authority, ACCOUNT_NAME, issueSystemUser, issueUser, keyFromSeed, newAuthority, seedText, signAccount, signOperator, signSystemAccount, SYSTEM_ACCOUNT_NAME } from './authority.ts'
 import { BUS_FILES, defaultCredsPath, describeIdentity } from './layout.ts'
+import type { Pusher, PushOutcome } from './push.ts'
 import { emptyRegistry, parseRegistry, recordIssue, recordRevoke, type Registry, type RegistryEntry, revocationsOf } from './registry.ts'
 import { DEFAULT_HOST, DEFAULT_PORT, serverConfig, ServerSettings } from './server-config.ts'
 
@@ -130,9 +131,10 @@ async function readAuthority(dir: string): Promise<Authority> {
 
 /**
  * Re-signs the account JWT with the registry's revocations and rewrites the server config as
- * `settings` say, or else as `server.json` does; new `settings` are kept there. Returns those used.
+ * `settings` say, or else as `server.json` does; new `settings` are kept there. Returns those
+ * used and the new JWT.
  */
-async function writeAccountAndConfig(dir: string, a: Authority, registry: Registry, settings?: ServerSettings): Promise<ServerSettings> {
+async function writeAccountAndConfig(dir: string, a: Authority, registry: Registry, settings?: ServerSettings): Promise<{ settings: ServerSettings; accountJwt: string }> {
   const s = settings ?? (await readSettings(dir))
   const accountJwt = await signAccount(a, revocationsOf(registry))
   await writePrivate(join(dir, BUS_FILES.accountJwt), `${accountJwt}\n`)
@@ -145,7 +147,30 @@ async function writeAccountAndConfig(dir: string, a: Authority, registry: Regist
   })
   await writePrivate(path, text)
   if (settings) await writePrivate(join(dir, BUS_FILES.serverSettings), `${JSON.stringify(s, null, 1)}\n`)
-  return s
+  return { settings: s, accountJwt }
+}
+
+/** `<dir>/sys.creds`, keeper's system user, written (0600) with a new key. */
+async function writeSystemCreds(dir: string, a: Pick<Authority, 'system' | 'account'>): Promise<{ path: string; creds: Uint8Array }> {
+  const path = join(dir, BUS_FILES.systemCreds)
+  const { creds } = await issueSystemUser(a)
+  await writePrivate(path, creds)
+  return { path, creds }
+}
+
+/**
+ * keeper's system user: `<dir>/sys.creds`, issued now when the directory has none (one made by
+ * a keeper that did not issue it yet, or a file removed). Its key is in no registry: nothing
+ * revokes it but a new authority (init --force).
+ */
+async function systemCreds(dir: string, a: Pick<Authority, 'system' | 'account'>): Promise<{ path: string; creds: Uint8Array; issued: boolean }> {
+  const path = join(dir, BUS_FILES.systemCreds)
+  try {
+    return { path, creds: await readFile(path), issued: false }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+  return { ...(await writeSystemCreds(dir, a)), issued: true }
 }
 
 export interface InitResult {
@@ -154,6 +179,8 @@ export interface InitResult {
   account: string
   signingKey: string
   systemAccount: string
+  /** keeper's system user, which pushes account JWT updates to nats-server. */
+  systemCreds: string
   config: ServerSettings
   /** The active credentials of the authority this one replaced (with --force): `<dir>/creds` is removed. */
   replaced: number
@@ -188,13 +215,15 @@ export async function initBus(dir: string, opts: { force: boolean }): Promise<In
     await writePrivate(join(dir, BUS_FILES.accountSeed), `${seedText(a.account)}\n`)
     await writePrivate(join(dir, BUS_FILES.signingSeed), `${seedText(a.signing)}\n`)
     await writePrivate(join(dir, BUS_FILES.systemSeed), `${seedText(a.system)}\n`)
-    const config = await writeAccountAndConfig(dir, a, registry, { host: DEFAULT_HOST, port: DEFAULT_PORT, path: join(dir, BUS_FILES.serverConfig) })
+    const { settings: config } = await writeAccountAndConfig(dir, a, registry, { host: DEFAULT_HOST, port: DEFAULT_PORT, path: join(dir, BUS_FILES.serverConfig) })
+    const sys = await writeSystemCreds(dir, a)
     return {
       dir,
       operator: a.operator.getPublicKey(),
       account: a.account.getPublicKey(),
       signingKey: a.signing.getPublicKey(),
       systemAccount: a.system.getPublicKey(),
+      systemCreds: sys.path,
       config,
       replaced,
     }
@@ -229,7 +258,7 @@ export async function issueCredential(dir: string, who: Identity, opts: { out?: 
     await writePrivate(join(dir, BUS_FILES.registry), `${JSON.stringify(registry, null, 1)}\n`)
     const result: IssueResult = { identity: who, creds, publicKey: user.publicKey, revoked: revoked.map((e) => e.publicKey) }
     if (revoked.length === 0) return result
-    const s = await writeAccountAndConfig(dir, await readAuthority(dir), registry)
+    const { settings: s } = await writeAccountAndConfig(dir, await readAuthority(dir), registry)
     return { ...result, config: s.path }
   })
 }
@@ -240,10 +269,19 @@ export interface RevokeResult {
   config: string
   /** The identity's `.creds` file in `<dir>/creds`, removed. */
   removed?: string
+  /** What came of handing the new JWT to the running server. */
+  push: PushOutcome
+  /** keeper's system user, issued for the push because the directory had none. */
+  systemIssued?: string
 }
 
-/** Revokes every active credential of `who`, re-signs the account JWT and rewrites the config. */
-export async function revokeCredential(dir: string, who: Identity, opts: { now?: Date } = {}): Promise<RevokeResult> {
+/**
+ * Revokes every active credential of `who`, re-signs the account JWT and rewrites the config
+ * (the durable record, read when nats-server starts); then `opts.push` hands the new JWT to the
+ * running server. It pushes holding the lock: two revokes racing could otherwise push in the
+ * wrong order, the last push carrying the older JWT, which lacks the other's revocation.
+ */
+export async function revokeCredential(dir: string, who: Identity, opts: { push: Pusher; now?: Date }): Promise<RevokeResult> {
   return withLock(dir, async () => {
     const { registry, revoked } = recordRevoke(await readRegistry(dir), who, opts.now ?? new Date())
     if (revoked.length === 0) {
@@ -251,13 +289,44 @@ export async function revokeCredential(dir: string, who: Identity, opts: { now?:
     }
     const a = await readAuthority(dir)
     await writePrivate(join(dir, BUS_FILES.registry), `${JSON.stringify(registry, null, 1)}\n`)
-    const s = await writeAccountAndConfig(dir, a, registry)
+    const { settings: s, accountJwt } = await writeAccountAndConfig(dir, a, registry)
     const creds = defaultCredsPath(dir, who)
     const removed = await rm(creds).then(
       () => creds,
       () => undefined,
     )
-    return { identity: who, revoked: revoked.map((e) => e.publicKey), config: s.path, ...(removed ? { removed } : {}) }
+    const system = await systemCreds(dir, a)
+    const push = await opts.push({ accountPublicKey: a.account.getPublicKey(), accountJwt, settings: s, system })
+    return {
+      identity: who,
+      revoked: revoked.map((e) => e.publicKey),
+      config: s.path,
+      ...(removed ? { removed } : {}),
+      push,
+      ...(system.issued ? { systemIssued: system.path } : {}),
+    }
+  })
+}
+
+export interface PushResult {
+  /** The server config, which holds the same account JWT. */
+  config: string
+  push: PushOutcome
+  systemIssued?: string
+}
+
+/**
+ * Hands the account JWT as it is (with every revocation so far) to the running server: after
+ * a re-issue, or when a revoke's push failed.
+ */
+export async function pushAccount(dir: string, push: Pusher): Promise<PushResult> {
+  return withLock(dir, async () => {
+    const a = { account: await readSeed(dir, BUS_FILES.accountSeed, 'SA'), system: await readSeed(dir, BUS_FILES.systemSeed, 'SA') }
+    const settings = await readSettings(dir)
+    const accountJwt = await readBusFile(dir, BUS_FILES.accountJwt)
+    const system = await systemCreds(dir, a)
+    const outcome = await push({ accountPublicKey: a.account.getPublicKey(), accountJwt, settings, system })
+    return { config: settings.path, push: outcome, ...(system.issued ? { systemIssued: system.path } : {}) }
   })
 }
 
@@ -265,7 +334,8 @@ export async function revokeCredential(dir: string, who: Identity, opts: { now?:
 export async function writeServerConfig(dir: string, settings: Omit<ServerSettings, 'path'> & { path?: string }): Promise<ServerSettings> {
   return withLock(dir, async () => {
     const a = await readAuthority(dir)
-    return writeAccountAndConfig(dir, a, await readRegistry(dir), { ...settings, path: settings.path ?? join(dir, BUS_FILES.serverConfig) })
+    const { settings: s } = await writeAccountAndConfig(dir, a, await readRegistry(dir), { ...settings, path: settings.path ?? join(dir, BUS_FILES.serverConfig) })
+    return s
   })
 }
 

@@ -6,7 +6,7 @@ import { BUS_DIR_OPTIONS, busDirOf } from './bus-options.ts'
 
 export const busInit = defineCommand({
   name: 'bus init',
-  summary: 'create the bus authority: operator, apiary account, system account, nats-server config',
+  summary: "create the bus authority: operator, apiary account, system account and keeper's user of it, nats-server config",
   usage: 'keeper bus init [--dir DIR] [--force]',
   options: {
     ...BUS_DIR_OPTIONS,
@@ -28,6 +28,7 @@ export const busInit = defineCommand({
     await io.out.line(`  account APIARY  ${r.account}  ${BUS_FILES.accountSeed}, ${BUS_FILES.accountJwt}`)
     await io.out.line(`  signing key     ${r.signingKey}  ${BUS_FILES.signingSeed} (signs every user)`)
     await io.out.line(`  system account  ${r.systemAccount}  ${BUS_FILES.systemSeed}, ${BUS_FILES.systemJwt}`)
+    await io.out.line(`  system user     ${r.systemCreds} (keeper's: pushes a revocation to the running nats-server)`)
     await io.out.line(`  server config   ${r.config.path} (listens on ${r.config.host}:${r.config.port}; keeper bus server-config changes it)`)
     await io.out.line(`  registry        ${f(BUS_FILES.registry)}`)
     const d = v.dir === undefined ? '' : ` --dir ${dir}`

@@ -1,7 +1,7 @@
 import { describeIdentity } from '../bus/layout.ts'
 import { defineCommand } from '../cli/command.ts'
 import { EXIT } from '../cli/context.ts'
-import { BUS_DIR_OPTIONS, busDirOf, IDENTITY_OPTIONS, identityFromFlags, outPath, reloadHint } from './bus-options.ts'
+import { applyHint, BUS_DIR_OPTIONS, busDirOf, IDENTITY_OPTIONS, identityFromFlags, outPath } from './bus-options.ts'
 
 export const busIssue = defineCommand({
   name: 'bus issue',
@@ -10,7 +10,7 @@ export const busIssue = defineCommand({
     'keeper bus issue --role worker --region R --node-id NODE [--dir DIR] [--out FILE]\n' +
     '       keeper bus issue --role hive|ssh-worker --region R --id ID [--dir DIR] [--out FILE]\n' +
     '       keeper bus issue --role queen [--id ID] [--dir DIR] [--out FILE]\n' +
-    'Issuing an identity again revokes its previous key (then reload nats-server).',
+    'Issuing an identity again revokes its previous key (then keeper bus push, or reload nats-server).',
   options: {
     ...IDENTITY_OPTIONS,
     ...BUS_DIR_OPTIONS,
@@ -30,7 +30,7 @@ export const busIssue = defineCommand({
     await io.out.line(`${describeIdentity(who)}: ${r.creds} (user ${r.publicKey})`)
     if (r.config !== undefined) {
       await io.out.line(`revoked its previous key${r.revoked.length === 1 ? '' : 's'} ${r.revoked.join(', ')}; rewrote ${r.config}`)
-      await io.out.line(reloadHint(r.config))
+      await io.out.line(applyHint(r.config, v.dir === undefined ? '' : ` --dir ${dir}`))
     }
     return EXIT.ok
   },

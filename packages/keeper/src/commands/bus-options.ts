@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path'
 import { ApiaryError, type Identity, NodeId, parseOrThrow, Region } from '@apiary/shared'
 import type { OptionTable, OptionValues } from '@apiary/shared/runtime'
 import { ROLES } from '../bus/layout.ts'
+import type { PushFlags } from '../bus/push.ts'
 import { type GlobalValues, stateDirOf } from '../cli/context.ts'
 
 /** The flag every keeper bus command takes. */
@@ -46,9 +47,47 @@ export function identityFromFlags(v: OptionValues<typeof IDENTITY_OPTIONS>): Ide
   return { role, region, id: parseOrThrow(NodeId, v.id, '--id') }
 }
 
-/** What an operator does once the account JWT changed. */
-export function reloadHint(config: string): string {
-  return `nats-server must reload ${config} for this to take effect: kill -HUP <nats-server pid>, or nats-server --signal reload[=PID]`
+/** How a revoke (or re-issue) reaches the running server: `keeper bus push`, or a reload. */
+export function applyHint(config: string, dirFlag: string): string {
+  return (
+    `apply it to a running nats-server with keeper bus push${dirFlag} (it closes only the revoked connections), ` +
+    `or reload ${config}: kill -HUP <nats-server pid> (on 2.9 a reload drops every JWT-authenticated connection for a moment)`
+  )
+}
+
+/** The flags of a command that pushes the account JWT to nats-server: revoke and push. */
+export const PUSH_OPTIONS = {
+  server: { type: 'string', value: 'URL', help: 'the nats-server to push the account JWT to, nats://HOST:PORT (default: the address in server.json)' },
+  'tls-ca': { type: 'string', value: 'FILE', help: "CA of nats-server's certificate (default: the --tls-ca of server-config, else the system's CAs)" },
+  'tls-cert': { type: 'string', value: 'FILE', help: 'client certificate (PEM) keeper presents to a nats-server that demands one (mTLS)' },
+  'tls-key': { type: 'string', value: 'FILE', help: 'private key of --tls-cert' },
+} as const satisfies OptionTable
+
+const SERVER_URL = /^(?:(?:nats|tls):\/\/)?(?:\[[0-9A-Fa-f:.]+\]|[^\s:/[\]@]+)(?::\d{1,5})?$/
+
+/** An absolute path to a file that exists, naming the flag when it does not. */
+export async function existingFile(path: string, flag: string): Promise<string> {
+  const abs = resolve(path)
+  const st = await stat(abs).catch(() => undefined)
+  if (!st?.isFile()) throw new ApiaryError('invalid_input', `${flag}: no file ${abs}`, flag)
+  return abs
+}
+
+/** The push flags checked (files exist, a certificate with its key), before anything is changed. */
+export async function pushFlagsOf(v: OptionValues<typeof PUSH_OPTIONS>): Promise<PushFlags> {
+  const out: PushFlags = {}
+  if (v.server !== undefined) {
+    if (!SERVER_URL.test(v.server)) throw new ApiaryError('invalid_input', `--server: "${v.server}" is not nats://HOST:PORT`, '--server')
+    out.server = v.server.includes('://') ? v.server : `nats://${v.server}`
+  }
+  if ((v['tls-cert'] === undefined) !== (v['tls-key'] === undefined)) {
+    const missing = v['tls-cert'] === undefined ? '--tls-cert' : '--tls-key'
+    throw new ApiaryError('invalid_input', `${missing} is required with ${missing === '--tls-cert' ? '--tls-key' : '--tls-cert'}`, missing)
+  }
+  if (v['tls-ca'] !== undefined) out.ca = await existingFile(v['tls-ca'], '--tls-ca')
+  if (v['tls-cert'] !== undefined) out.cert = await existingFile(v['tls-cert'], '--tls-cert')
+  if (v['tls-key'] !== undefined) out.key = await existingFile(v['tls-key'], '--tls-key')
+  return out
 }
 
 /** `--out FILE` as an absolute path, refused (naming the flag) when its directory does not exist. */

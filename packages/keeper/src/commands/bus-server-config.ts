@@ -1,18 +1,8 @@
-import { stat } from 'node:fs/promises'
-import { resolve } from 'node:path'
 import { ApiaryError, parseOrThrow } from '@apiary/shared'
 import { DEFAULT_HOST, DEFAULT_PORT, ServerSettings } from '../bus/server-config.ts'
 import { defineCommand } from '../cli/command.ts'
 import { EXIT } from '../cli/context.ts'
-import { BUS_DIR_OPTIONS, busDirOf, outPath } from './bus-options.ts'
-
-/** An absolute path to a file that exists, naming the flag when it does not. */
-async function existingFile(path: string, flag: string): Promise<string> {
-  const abs = resolve(path)
-  const st = await stat(abs).catch(() => undefined)
-  if (!st?.isFile()) throw new ApiaryError('invalid_input', `${flag}: no file ${abs}`, flag)
-  return abs
-}
+import { BUS_DIR_OPTIONS, busDirOf, existingFile, outPath } from './bus-options.ts'
 
 export const busServerConfig = defineCommand({
   name: 'bus server-config',

@@ -6,11 +6,12 @@ import { GLOBAL_OPTIONS } from '../cli/options.ts'
 import { busInit } from './bus-init.ts'
 import { busIssue } from './bus-issue.ts'
 import { busList } from './bus-list.ts'
+import { busPush } from './bus-push.ts'
 import { busRevoke } from './bus-revoke.ts'
 import { busServerConfig } from './bus-server-config.ts'
 
 /** In the order `keeper bus --help` lists them. */
-const BUS_COMMANDS = [busInit, busIssue, busRevoke, busList, busServerConfig]
+const BUS_COMMANDS = [busInit, busIssue, busRevoke, busPush, busList, busServerConfig]
 
 function busHelp(): string {
   const name = (c: Command) => c.name.slice('bus '.length)
@@ -36,7 +37,7 @@ enrol a fleet, one command per node:
 export const bus: Command = {
   name: 'bus',
   summary: 'NATS identities: the operator and account, a credential per node, the nats-server config',
-  usage: 'keeper bus init|issue|revoke|list|server-config [flags]',
+  usage: 'keeper bus init|issue|revoke|push|list|server-config [flags]',
   options: {},
   async execute(input) {
     const at = firstWord(input.flags, GLOBAL_OPTIONS)
