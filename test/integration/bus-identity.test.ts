@@ -1,9 +1,9 @@
-import { readFile, stat } from 'node:fs/promises'
+import { readFile, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { newJobId, subjects } from '@apiary/shared'
 import { connect, type ConnectionOptions, credsAuthenticator, type Msg, type NatsConnection } from '@nats-io/transport-node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runBin, type TempDir, tempDir } from '../harness/index.ts'
+import { freePort, runBin, type TempDir, tempDir } from '../harness/index.ts'
 import { makeCerts } from '../harness/nats-auth.ts'
 import { type ConfiguredNats, startNatsWithConfig } from '../harness/nats-secure.ts'
 
@@ -14,6 +14,8 @@ let tmp: TempDir
 let dir: string
 let server: ConfiguredNats
 const open: NatsConnection[] = []
+/** The credentials revoked by the tests so far, by node, kept before revoke removed their files. */
+const revokedEarlier = new Map<string, Uint8Array>()
 
 async function keeper(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return runBin('keeper', ['bus', ...args, '--dir', dir])
@@ -72,6 +74,33 @@ async function refusedSubscribe(nc: NatsConnection, subject: string): Promise<vo
   expect(err).toMatchObject({ name: 'PermissionViolationError', operation: 'subscription', subject })
 }
 
+/** The status events a connection has seen so far: `disconnect`, `reconnect`, `error: <message>`… */
+function statusLog(nc: NatsConnection): string[] {
+  const seen: string[] = []
+  void (async () => {
+    for await (const s of nc.status()) seen.push(s.type === 'error' ? `error: ${s.error.message}` : s.type)
+  })()
+  return seen
+}
+
+/** A worker as apiary's daemons connect (reconnecting), subscribed to its own node's tasks. */
+async function connectedWorker(node: string): Promise<{ nc: NatsConnection; status: string[]; nextTask(): Promise<string> }> {
+  const nc = await connectAs(await creds(`worker.eu.${node}`), { inboxPrefix: subjects.inboxPrefix('worker', node, 'eu'), reconnect: true, reconnectTimeWait: 50, maxReconnectAttempts: 100 })
+  const status = statusLog(nc)
+  const tasks = nc.subscribe(subjects.task('eu', node))
+  const it = tasks[Symbol.asyncIterator]()
+  await nc.flush()
+  return {
+    nc,
+    status,
+    async nextTask() {
+      const r = await within(it.next(), `task for ${node}`)
+      if (r.done) throw new Error(`the task subscription of ${node} ended`)
+      return r.value.string()
+    },
+  }
+}
+
 /** Everything a queen hears of nodes: events, agentless events, control, heartbeats. */
 async function queenListener(): Promise<{ received: string[]; next(subject: string): Promise<void>; settle(): Promise<void> }> {
   const queen = await connectAs(await creds('queen.queen'), { inboxPrefix: subjects.inboxPrefix('queen', 'queen') })
@@ -106,6 +135,7 @@ beforeAll(async () => {
     keeperOk('issue', '--role', 'ssh-worker', '--region', 'eu', '--id', 'ssh-1'),
     keeperOk('issue', '--role', 'worker', '--region', 'eu', '--node-id', 'web-3'),
     keeperOk('issue', '--role', 'worker', '--region', 'eu', '--node-id', 'web-4'),
+    ...['web-5', 'web-6', 'web-7'].map((n) => keeperOk('issue', '--role', 'worker', '--region', 'eu', '--node-id', n)),
   ])
   server = await startNatsWithConfig(join(dir, 'nats-server.conf'))
 })
@@ -198,8 +228,60 @@ describe('keeper bus credentials on nats-server 2.9', () => {
     expect(queen.received).toEqual([subjects.sshEvents('eu', 'host-1', job)])
   })
 
-  it('revokes: once nats-server reloads, the open connection is closed and the credential refused', async () => {
+  it("gives keeper's system user one thing: the claims update of the apiary account, answered in its own inbox", async () => {
+    const sys = await connectAs(await readFile(join(dir, 'sys.creds')), { inboxPrefix: '_INBOX.keeper' })
+    const accountJwt = (await readFile(join(dir, 'account.jwt'), 'utf8')).trim()
+    const account = JSON.parse(Buffer.from(accountJwt.split('.')[1]!, 'base64url').toString()) as { sub: string }
+    const systemAccount = (await readFile(join(dir, 'system-account.jwt'), 'utf8')).trim()
+    const system = JSON.parse(Buffer.from(systemAccount.split('.')[1]!, 'base64url').toString()) as { sub: string }
+    // The server's monitoring, other accounts' updates, the system account's own events: refused.
+    await refusedPublish(sys, '$SYS.REQ.SERVER.PING')
+    await refusedPublish(sys, `$SYS.REQ.ACCOUNT.${system.sub}.CLAIMS.UPDATE`)
+    await refusedPublish(sys, `$SYS.REQ.ACCOUNT.${account.sub}.CONNZ`)
+    await refusedPublish(sys, '$SYS.REQ.SERVER.PING.CONNZ')
+    await refusedSubscribe(sys, '$SYS.>')
+    await refusedSubscribe(sys, '_INBOX.>')
+    const reply = await sys.request(`$SYS.REQ.ACCOUNT.${account.sub}.CLAIMS.UPDATE`, accountJwt, { timeout: 5000 })
+    expect(reply.json()).toMatchObject({ data: { code: 200, account: account.sub, message: 'jwt updated' } })
+    // A JWT the operator did not sign is refused, and said so.
+    const forged = `${accountJwt.slice(0, accountJwt.lastIndexOf('.'))}.${Buffer.from('not a signature').toString('base64url')}`
+    const no = await sys.request(`$SYS.REQ.ACCOUNT.${account.sub}.CLAIMS.UPDATE`, forged, { timeout: 5000 })
+    expect(no.json()).toMatchObject({ error: { code: 500 } })
+  })
+
+  it('revokes at once: the revoked worker is cut off for good, the two others never notice', async () => {
+    const [w5, w6, w7] = await Promise.all(['web-5', 'web-6', 'web-7'].map(connectedWorker))
+    const hive = await connectAs(await creds('hive.eu.hive-1'), { inboxPrefix: subjects.inboxPrefix('hive', 'hive-1', 'eu') })
+    const old = await creds('worker.eu.web-6')
+    revokedEarlier.set('web-6', old)
+    // revoke pushes to the address server.json records: point it at this server.
+    await keeperOk('server-config', '--port', String(server.port))
+
+    const out = await keeperOk('revoke', '--role', 'worker', '--region', 'eu', '--node-id', 'web-6')
+    expect(out).toMatch(/revoked worker web-6 of eu: U[A-Z2-7]{55}/)
+    expect(out).toContain(`nats-server at nats://127.0.0.1:${server.port} took the account JWT (jwt updated)`)
+    // No reload: the server closed the revoked connection on the push, saying why; the
+    // client's reconnects were refused until it gave up, and so is a new connection.
+    expect(await within(w6!.nc.closed(), 'close of the revoked connection')).toMatchObject({ message: 'Authorization Violation' })
+    expect(w6!.status[0]).toBe('error: User Authentication Revoked')
+    expect(w6!.status).toContain('reconnecting')
+    expect(w6!.status.at(-1)).toBe('close')
+    await expect(connectAs(old)).rejects.toThrow(/Authorization Violation/)
+    // The others kept their connections: a task published right after reaches each of them.
+    hive.publish(subjects.task('eu', 'web-5'), 'after the revoke')
+    hive.publish(subjects.task('eu', 'web-7'), 'after the revoke')
+    expect(await w5!.nextTask()).toBe('after the revoke')
+    expect(await w7!.nextTask()).toBe('after the revoke')
+    await Promise.all([w5!.nc.flush(), w7!.nc.flush()])
+    for (const w of [w5!, w7!]) {
+      expect(w.nc.isClosed()).toBe(false)
+      expect(w.status).toEqual([])
+    }
+  })
+
+  it('when nats-server cannot be reached, revoke says so and exits 4; the config it wrote takes effect on a reload, which drops everyone', async () => {
     const old = await creds('worker.eu.web-3')
+    revokedEarlier.set('web-3', old)
     const worker = await connectAs(old)
     const errors: string[] = []
     void (async () => {
@@ -215,33 +297,67 @@ describe('keeper bus credentials on nats-server 2.9', () => {
       }
     })()
 
-    const out = await keeperOk('revoke', '--role', 'worker', '--region', 'eu', '--node-id', 'web-3')
-    expect(out).toMatch(/revoked worker web-3 of eu: U[A-Z2-7]{55}/)
-    expect(out).toMatch(/nats-server must reload .*kill -HUP/)
-    // Until the server reloads, it still trusts the account JWT it has.
+    const nobody = `nats://127.0.0.1:${await freePort()}`
+    const r = await keeper('revoke', '--role', 'worker', '--region', 'eu', '--node-id', 'web-3', '--server', nobody)
+    expect(r.code, r.stderr).toBe(4)
+    expect(r.stdout).toMatch(/revoked worker web-3 of eu: U[A-Z2-7]{55}/)
+    expect(r.stderr).toContain(`pushing the account JWT to ${nobody} failed (connect): could not connect as keeper's system user`)
+    expect(r.stderr).toMatch(/nats-server\.conf holds it.*run keeper bus push --dir .*or reload nats-server now \(kill -HUP/)
+    // Until the server has the new account JWT, it admits the revoked key.
     await (await connectAs(old)).close()
 
     await server.reload()
-    // nats-server 2.9.10 closes the revoked user's open connection, saying why...
+    // nats-server 2.9.10 reads the new account JWT from the config, closes the revoked user's
+    // open connection, saying why...
     expect(await within(worker.closed(), 'close of the revoked connection')).toMatchObject({ message: 'User Authentication Revoked' })
     expect(errors).toContain('User Authentication Revoked')
     // ...and refuses it from then on.
     await expect(connectAs(old)).rejects.toThrow(/Authorization Violation/)
     // A reload that changes an account also drops every other connection that authenticated
     // with a JWT (2.9.10 finds no such nkey user in its config and counts it as moved): they
-    // reconnect and are admitted again.
+    // reconnect and are admitted again. The push above does not.
     await within(otherBack, 'reconnect of the other worker')
     expect(otherStatus).toContain('disconnect')
     await other.flush()
     await (await connectAs(await creds('worker.eu.web-1'))).flush()
   })
 
-  it('re-issuing an identity revokes its previous key', async () => {
+  it('a restarted nats-server refuses every revoked key (the config is the durable record); one no client has reached yet skips a push, and revoke says so', async () => {
+    const fresh = await startNatsWithConfig(join(dir, 'nats-server.conf'))
+    try {
+      const conn = (c: Uint8Array) => connect({ servers: fresh.url, reconnect: false, authenticator: credsAuthenticator(c) })
+      const web7 = await creds('worker.eu.web-7')
+      // Nobody of the apiary account has connected to it yet: 2.9.10 answers "skipped" and
+      // keeps the account JWT it preloaded, which lacks this revocation.
+      const r = await keeper('revoke', '--role', 'worker', '--region', 'eu', '--node-id', 'web-7', '--server', fresh.url)
+      expect(r.code, r.stderr).toBe(1)
+      expect(r.stderr).toMatch(/failed \(update\): nats-server has not loaded the apiary account .*would still admit the revoked key/)
+      // What it read when it started: the keys revoked before, by a push or a reload alike.
+      for (const [node, c] of revokedEarlier) await expect(conn(c), node).rejects.toThrow(/Authorization Violation/)
+      // That is why "skipped" is a failure: the server still admits web-7...
+      const held = await conn(web7)
+      open.push(held)
+      // ...until a push, now that a client has loaded the account, closes it.
+      expect(await keeperOk('push', '--server', fresh.url)).toContain('took the account JWT (jwt updated)')
+      expect(await within(held.closed(), 'close of the revoked connection')).toMatchObject({ message: 'User Authentication Revoked' })
+      await expect(conn(web7)).rejects.toThrow(/Authorization Violation/)
+    } finally {
+      await fresh.stop()
+    }
+  })
+
+  it('re-issuing an identity revokes its previous key; keeper bus push applies it, issuing the system user a directory lacks', async () => {
     const before = await creds('worker.eu.web-4')
-    await (await connectAs(before)).close()
+    const held = await connectAs(before)
     const out = await keeperOk('issue', '--role', 'worker', '--region', 'eu', '--node-id', 'web-4')
     expect(out).toMatch(/revoked its previous key U[A-Z2-7]{55}; rewrote .*nats-server\.conf/)
-    await server.reload()
+    expect(out).toMatch(/apply it to a running nats-server with keeper bus push --dir .* \(it closes only the revoked connections\)/)
+    // A bus directory made before keeper issued a system user has no sys.creds.
+    await rm(join(dir, 'sys.creds'))
+    const pushed = await keeperOk('push', '--server', server.url)
+    expect(pushed).toMatch(/issued keeper's system user .*sys\.creds \(this bus directory had none\)/)
+    expect(pushed).toContain('took the account JWT (jwt updated)')
+    expect(await within(held.closed(), 'close of the previous key\'s connection')).toMatchObject({ message: 'User Authentication Revoked' })
     await expect(connectAs(before)).rejects.toThrow(/Authorization Violation/)
     await (await connectAs(await creds('worker.eu.web-4'))).flush()
   })
@@ -254,13 +370,13 @@ describe('keeper bus credentials on nats-server 2.9', () => {
     const mode = async (p: string) => (await stat(p)).mode & 0o777
     expect(await mode(dir)).toBe(0o700)
     expect(await mode(join(dir, 'creds'))).toBe(0o700)
-    for (const f of ['identities.json', 'operator.nk', 'account.nk', 'account-signing.nk', 'system-account.nk', 'nats-server.conf', ...['node-1', 'node-2', 'node-3'].map((n) => `creds/worker.eu.${n}.creds`)]) {
+    for (const f of ['identities.json', 'operator.nk', 'account.nk', 'account-signing.nk', 'system-account.nk', 'sys.creds', 'nats-server.conf', ...['node-1', 'node-2', 'node-3'].map((n) => `creds/worker.eu.${n}.creds`)]) {
       expect(await mode(join(dir, f)), f).toBe(0o600)
     }
     const { identities } = JSON.parse(await keeperOk('list', '-o', 'json')) as { identities: { role: string; id: string; region?: string; revokedAt: string | null }[] }
     for (const n of ['node-1', 'node-2', 'node-3']) expect(identities).toContainEqual(expect.objectContaining({ role: 'worker', region: 'eu', id: n, revokedAt: null }))
     expect(identities.filter((e) => e.revokedAt === null).map((e) => `${e.role}.${e.id}`).sort()).toEqual(
-      ['hive.hive-1', 'queen.queen', 'ssh-worker.ssh-1', 'worker.web-1', 'worker.web-4', 'worker.node-1', 'worker.node-2', 'worker.node-3'].sort(),
+      ['hive.hive-1', 'queen.queen', 'ssh-worker.ssh-1', 'worker.web-1', 'worker.web-4', 'worker.web-5', 'worker.node-1', 'worker.node-2', 'worker.node-3'].sort(),
     )
     await (await connectAs(await creds('worker.eu.node-2'))).flush()
   })
@@ -273,6 +389,10 @@ describe('keeper bus credentials on nats-server 2.9', () => {
       [['issue', '--role', 'hive', '--region', 'eu'], /--id is required for a hive/],
       [['issue', '--role', 'king'], /--role: "king" must be one of queen, hive, worker, ssh-worker/],
       [['revoke', '--role', 'worker', '--region', 'eu', '--node-id', 'nobody'], /no active credential of worker nobody of eu/],
+      // Push flags are checked before the revoke changes anything.
+      [['revoke', '--role', 'worker', '--region', 'eu', '--node-id', 'web-1', '--tls-cert', join(dir, 'sys.creds')], /--tls-key is required with --tls-cert/],
+      [['revoke', '--role', 'worker', '--region', 'eu', '--node-id', 'web-1', '--tls-ca', join(dir, 'no-such-ca.pem')], /--tls-ca: no file .*no-such-ca\.pem/],
+      [['revoke', '--role', 'worker', '--region', 'eu', '--node-id', 'web-1', '--server', 'http://127.0.0.1:4222/'], /--server: "http:\/\/127\.0\.0\.1:4222\/" is not nats:\/\/HOST:PORT/],
       [['init'], /already holds a bus authority.*--force/],
     ]
     for (const [args, message] of cases) {
@@ -280,6 +400,8 @@ describe('keeper bus credentials on nats-server 2.9', () => {
       expect(r.code, args.join(' ')).toBe(2)
       expect(r.stderr).toMatch(message)
     }
+    const { identities } = JSON.parse(await keeperOk('list', '-o', 'json')) as { identities: { id: string; revokedAt: string | null }[] }
+    expect(identities).toContainEqual(expect.objectContaining({ id: 'web-1', revokedAt: null }))
   })
 })
 
@@ -313,10 +435,20 @@ describe('keeper bus server-config with TLS', () => {
     const base = { servers: tlsServer.url, reconnect: false, authenticator: credsAuthenticator(workerCreds) }
     const nc = await connect({ ...base, tls: { caFile: c.ca, certFile: c.clientCert, keyFile: c.clientKey } })
     await nc.flush()
-    await nc.close()
     // The server demands a client certificate...
     await expect(connect({ ...base, tls: { caFile: c.ca } })).rejects.toThrow()
     // ...and a certificate without a credential is not enough either.
     await expect(connect({ servers: tlsServer.url, reconnect: false, tls: { caFile: c.ca, certFile: c.clientCert, keyFile: c.clientKey } })).rejects.toThrow(/Authorization Violation/)
+
+    // keeper's system user is a client like any other: without a certificate, the push is not
+    // tried, and revoke says what to give.
+    const revoke = await runBin('keeper', ['bus', 'revoke', '--role', 'worker', '--region', 'eu', '--node-id', 'web-1', '--server', tlsServer.url, '--dir', bus])
+    expect(revoke.code, revoke.stderr).toBe(4)
+    expect(revoke.stderr).toContain(`asks every client for a certificate of ${c.ca} (mTLS, as server.json records): give keeper's with --tls-cert and --tls-key`)
+    expect(nc.isClosed()).toBe(false)
+    // With one, over TLS verified with the CA server.json records, the push closes web-1's connection.
+    expect(await run('push', '--server', tlsServer.url, '--tls-cert', c.clientCert, '--tls-key', c.clientKey)).toContain('took the account JWT (jwt updated)')
+    expect(await within(nc.closed(), 'close of the revoked connection')).toMatchObject({ message: 'User Authentication Revoked' })
+    await expect(connect({ ...base, tls: { caFile: c.ca, certFile: c.clientCert, keyFile: c.clientKey } })).rejects.toThrow(/Authorization Violation/)
   })
 })
