@@ -12,7 +12,7 @@ export interface SecureBus {
   creds(who: Identity): string
   /** Issues one more identity (as an operator enrols a node). */
   issue(who: Identity): Promise<string>
-  /** Revokes an identity; the running server drops it. */
+  /** Revokes an identity; the running server drops it at once, and only it. */
   revoke(who: Identity): Promise<void>
   stop(): Promise<void>
 }
@@ -51,8 +51,8 @@ export async function startSecureBus(root: string, identities: readonly Identity
     creds,
     issue,
     async revoke(who) {
-      await keeperBus(dir, ['revoke', ...identityFlags(who)])
-      await nats.reload()
+      // Pushed to the running server: only the revoked identity's connection drops.
+      await keeperBus(dir, ['revoke', ...identityFlags(who), '--server', nats.url])
     },
     stop: () => nats.stop(),
   }
