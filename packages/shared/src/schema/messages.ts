@@ -14,6 +14,18 @@ const Hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 hex digits')
 const Sig = z.string().regex(/^[A-Za-z0-9_-]{86}$/, 'must be an ed25519 signature in base64url')
 const Ms = z.number().int().min(1).max(7 * 24 * 3600 * 1000)
 
+/** How a share is rolled out: the window, the error budget, the deadlines, the output cap. */
+const SharePolicy = {
+  concurrency: z.number().int().min(1),
+  /** Not-ok nodes (of the whole job) at which dispatching stops; null for no budget. */
+  maxErrors: z.number().int().min(1).nullable(),
+  /** Not-ok nodes of the job so far, when this share was sent. */
+  errorsSoFar: z.number().int().min(0),
+  timeoutMs: Ms,
+  deliveryTimeoutMs: Ms,
+  outputCapBytes: z.number().int().min(1),
+}
+
 /**
  * One region's share of one phase of a job (phase 0 is the canary when there is one), as the
  * queen's policy hands it out and the hive runs it. Counts are resolved: no percentages here.
@@ -27,14 +39,7 @@ export const HiveJob = z.object({
   /** The nodes of `nodes` reached over SSH by the region's SSH workers, not by an agent. */
   agentless: z.array(NodeId).max(MAX_SHARE_NODES).default([]),
   operation: Operation,
-  concurrency: z.number().int().min(1),
-  /** Not-ok nodes (of the whole job) at which dispatching stops; null for no budget. */
-  maxErrors: z.number().int().min(1).nullable(),
-  /** Not-ok nodes of the job so far, when this share was sent. */
-  errorsSoFar: z.number().int().min(0),
-  timeoutMs: Ms,
-  deliveryTimeoutMs: Ms,
-  outputCapBytes: z.number().int().min(1),
+  ...SharePolicy,
   /** All targets of the job and the confirmation the request carried (the destructive-operation gate). */
   targets: z.number().int().min(0).default(0),
   confirm: z.number().int().min(0).nullable().default(null),
@@ -59,12 +64,7 @@ export const Grant = z.strictObject({
   root: Hex64,
   targets: z.number().int().min(0),
   confirm: z.number().int().min(0).nullable(),
-  concurrency: z.number().int().min(1),
-  maxErrors: z.number().int().min(1).nullable(),
-  errorsSoFar: z.number().int().min(0),
-  timeoutMs: Ms,
-  deliveryTimeoutMs: Ms,
-  outputCapBytes: z.number().int().min(1),
+  ...SharePolicy,
   issuedAt: z.number().int().min(0),
   expiresAt: z.number().int().min(0),
   sig: Sig,
