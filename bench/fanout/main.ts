@@ -11,8 +11,9 @@
  * see the same server and the same number of live connections and heartbeats.
  */
 import { execFileSync } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
 import { availableParallelism, cpus, totalmem } from 'node:os'
-import { resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { errorMessage } from '@apiary/shared'
@@ -136,6 +137,8 @@ async function run(opts: Opts, ctx: BenchContext): Promise<Results> {
   const nc = await connect({ servers: nats.url, name: 'bench-fanout', timeout: 10_000 })
   teardown.add('bench NATS connection', () => nc.close())
 
+  // The queen wrote its public key on start; the workers pin it.
+  const queenKey = (await readFile(join(stateDir.path, 'signing.pub'), 'utf8')).trim()
   const nodeIds = Array.from({ length: N }, (_, i) => `bench-${String(i + 1).padStart(5, '0')}`)
   progress(`starting ${N} workers and ${N} raw responders in ${P} processes (${2 * N} NATS connections)`)
   const t0 = performance.now()
@@ -152,8 +155,9 @@ async function run(opts: Opts, ctx: BenchContext): Promise<Results> {
     const slice = nodeIds.slice(Math.floor((i * N) / P), Math.floor(((i + 1) * N) / P))
     const host = startHost(
       i,
-      { natsUrl: nats.url, region: REGION, heartbeatMs: HEARTBEAT_MS, nodeIds: slice, rawPrefix: RAW_PREFIX, parallelism: Math.max(1, Math.ceil(CONNECT_PARALLELISM / P)) },
-      { APIARY_LOG_LEVEL: 'warn' },
+      { natsUrl: nats.url, region: REGION, heartbeatMs: HEARTBEAT_MS, queenKey, nodeIds: slice, rawPrefix: RAW_PREFIX, parallelism: Math.max(1, Math.ceil(CONNECT_PARALLELISM / P)) },
+      // At error: each of the host's connections to this unauthenticated server warns about it at warn.
+      { APIARY_LOG_LEVEL: 'error' },
       signal,
     )
     hosts.push(host)

@@ -9,6 +9,8 @@ export interface StartHost {
   natsUrl: string
   region: string
   heartbeatMs: number
+  /** The queen's public key its workers pin (`ed25519:…`). */
+  queenKey: string
   /** Node ids this host serves: one apiary worker and one raw responder each. */
   nodeIds: string[]
   /** Raw-baseline subject prefix; a responder listens on `<prefix>.<nodeId>`. */

@@ -35,8 +35,9 @@ const send = serveParent<StartHost, FromHost>({
 
     const c = await startEmbedded({
       log,
-      buses: natsBuses({ url: cfg.natsUrl, log, connectTimeoutMs: 20_000 }),
+      buses: natsBuses({ url: cfg.natsUrl, log, connectTimeoutMs: 20_000, connect: { insecure: true } }),
       defaults: { region: cfg.region, heartbeatMs: cfg.heartbeatMs },
+      queenKey: cfg.queenKey,
     })
     cluster = c
     const workerErrors = await eachLimited(cfg.nodeIds, cfg.parallelism, async (nodeId) => {

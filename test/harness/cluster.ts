@@ -46,7 +46,7 @@ export class TestCluster {
       nats = kind === 'nats' ? await startNats() : undefined
       cluster = await startEmbedded({
         log,
-        buses: nats ? natsBuses({ url: nats.url, log }) : memoryBuses(log),
+        buses: nats ? natsBuses({ url: nats.url, log, connect: { insecure: true } }) : memoryBuses(log),
         queen: {
           stateDir: dir.path,
           // The restart tests want what a production queen does.

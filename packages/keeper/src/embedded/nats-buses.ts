@@ -7,13 +7,14 @@ import type { BusFactory } from './buses.ts'
  * A NATS connection per role, as the distributed roles have. Apart from embedded.ts so that
  * `keeper dev`, which loads the embedded cluster, never loads the NATS client.
  *
- * `connect` says how every connection authenticates; without a credential the connections run
- * `insecure` (each warns that it does), which is what a test server without authentication wants.
+ * `connect` says how every connection authenticates, as the daemons' flags do: a credential, or
+ * `insecure: true` said out loud (each connection then warns), as a test server without
+ * authentication wants.
  *
- * @example startEmbedded({ log, buses: natsBuses({ url: 'nats://127.0.0.1:4222', log }), queen: { stateDir } })
+ * @example startEmbedded({ log, buses: natsBuses({ url: 'nats://127.0.0.1:4222', log, connect: { insecure: true } }), queen: { stateDir } })
  */
-export function natsBuses(o: { url: string; log: Logger; connectTimeoutMs?: number; connect?: NatsConnectFlags }): BusFactory {
-  const connect = { insecure: true, ...o.connect }
+export function natsBuses(o: { url: string; log: Logger; connectTimeoutMs?: number; connect: NatsConnectFlags }): BusFactory {
+  const { connect } = o
   return {
     open: (name, identity) =>
       createNatsBus({
