@@ -119,9 +119,16 @@ export function runLocal(opts: LocalExecOptions, hooks: ExecHooks): Promise<Exec
   })
 }
 
-/** The worker's environment without apiary's own settings (a NATS URL may hold credentials). */
+/**
+ * What a command inherits of the worker's environment: only what any program expects (where
+ * to find programs, who and where it is, the locale, the proxy). Nothing else passes, so the
+ * worker's own settings and whatever secrets its environment holds (an ssh-agent socket, cloud
+ * or NATS credentials) never reach a command; the job's `env` adds what it needs.
+ */
+const INHERITED = new Set(['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'TZ', 'TERM', 'TMPDIR', 'http_proxy', 'https_proxy', 'no_proxy', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY'])
+
 function childEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {}
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('APIARY_')) env[k] = v
+  for (const [k, v] of Object.entries(process.env)) if (INHERITED.has(k) || k.startsWith('LC_')) env[k] = v
   return env
 }
