@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { HiveJob, type Task } from '../schema/messages.ts'
 import { leafHash, merkleTree, verifyProof } from './merkle.ts'
-import { canonicalJson, createSigner, createVerifier, generateSigningKey, parsePublicKey } from './signing.ts'
+import { canonicalJson, createSigner, createVerifier, digestOf, generateSigningKey, parsePublicKey } from './signing.ts'
 import { assembleShare, type CheckedShare, controlRefusal, signControl, signShare, taskRefusal } from './work.ts'
 
 const queen = createSigner(generateSigningKey().privatePem)
@@ -139,6 +139,25 @@ describe('a worker checks its task', () => {
     const counting = { publicKey: pinned.publicKey, verify: (b: { sig: string }) => (calls++, pinned.verify(b)) }
     for (const n of ['web-1', 'web-2', 'web-3']) expect(taskRefusal(taskFor(c, n), { ...agent, verifier: counting, verified })).toBeNull()
     expect(calls).toBe(1)
+    // A grant verified once cannot lend its signature to another: any field changed, the same
+    // signature kept, is verified again and refused (the job, the operation, the root, the
+    // confirmation, the deadline, the expiry).
+    const evil = { type: 'exec' as const, shell: true, command: 'id > /tmp/pwned' }
+    const tree = merkleTree([leafHash('db-9', false)])
+    const altered = {
+      ...taskFor(c, 'web-1'),
+      jobId: 'jevil00001',
+      node: 'db-9',
+      operation: evil,
+      timeoutMs: 600_000,
+      grant: { ...c.grant, jobId: 'jevil00001', op: digestOf(HiveJob.shape.operation.parse(evil)), root: tree.root, nodes: 1, timeoutMs: 600_000, expiresAt: c.grant.expiresAt + 365 * 86_400_000 },
+      proof: tree.proof(0),
+    }
+    for (const field of ['jobId', 'op', 'root', 'nodes', 'timeoutMs', 'expiresAt'] as const) {
+      const one = { ...taskFor(c, 'web-1'), grant: { ...c.grant, [field]: altered.grant[field] } }
+      expect(taskRefusal(one, { ...agent, verifier: counting, verified }), field).not.toBeNull()
+    }
+    expect(taskRefusal(altered, { ...agent, verifier: counting, verified })).toMatch(/not signed by the pinned queen key/)
     // A forged grant is never remembered as verified.
     const forged = { ...taskFor(c, 'web-1'), grant: impostor.sign({ ...c.grant }) }
     expect(taskRefusal(forged, { ...agent, verifier: counting, verified })).toMatch(/not signed/)

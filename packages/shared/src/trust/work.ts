@@ -57,10 +57,13 @@ export function signShare(share: HiveJob, signer: Signer, now: number, chunkNode
 function grantRefusal(grant: Grant, verifier: Verifier, region: string, now: number, verified?: Set<string>): string | null {
   if (grant.region !== region) return `the grant is for region ${grant.region}, not ${region}`
   if (now > grant.expiresAt) return `the grant expired at ${new Date(grant.expiresAt).toISOString()}`
-  if (!verified?.has(grant.sig)) {
+  // Remembered by the digest of everything the grant says, its signature included: a grant that
+  // differs in any field from one verified before is verified again, and fails.
+  const key = verified ? digestOf(grant) : ''
+  if (!verified?.has(key)) {
     if (!verifier.verify(grant)) return 'the grant is not signed by the pinned queen key'
     if (verified) {
-      verified.add(grant.sig)
+      verified.add(key)
       if (verified.size > 1024) verified.delete(verified.values().next().value!)
     }
   }
@@ -131,7 +134,7 @@ export interface TaskCheck {
   /** Agent workers take agent nodes' tasks, SSH workers agentless ones'. */
   agentless: boolean
   now: number
-  /** Signatures already checked here (bounded): one verification per share, not per task. */
+  /** Grants already checked here, by digest (bounded): one verification per share, not per task. */
   verified?: Set<string>
 }
 
