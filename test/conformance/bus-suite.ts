@@ -120,6 +120,28 @@ export function defineBusSuite(name: string, make: () => Promise<BusFixture>): v
       expect(msg.data).not.toBe(body)
     })
 
+    it('drops unread a body larger than the subscriber takes, or nested deeper than 64, and goes on', async () => {
+      const subject = uniq('bounded')
+      const c = collector()
+      bus.subscribe(subject, c.handler, { maxBytes: 1024 })
+      await bus.flush()
+      const deep = (n: number): unknown => (n === 0 ? 1 : [deep(n - 1)])
+      bus.publish(subject, { big: 'x'.repeat(2000) })
+      bus.publish(subject, deep(65))
+      bus.publish(subject, deep(64))
+      bus.publish(subject, { s: '['.repeat(72) }) // brackets in a string do not nest
+      bus.publish(subject, { sentinel: true })
+      await c.until(isSentinel)
+      expect(c.seen.map((m) => m.data)).toEqual([deep(64), { s: '['.repeat(72) }, { sentinel: true }])
+    })
+
+    it('refuses a reply that is not a small JSON body', async () => {
+      const subject = uniq('big-reply')
+      bus.subscribe(subject, (m) => m.respond({ junk: 'x'.repeat(100 * 1024) }))
+      await bus.flush()
+      await rejectsWithCode(bus.request(subject, {}, { timeoutMs: 5000 }), 'invalid_input')
+    })
+
     it('delivers non-object JSON bodies (string, number, array, null)', async () => {
       const subject = uniq('scalars')
       const c = collector()

@@ -89,6 +89,11 @@ describe('distributed: every role its own process on an authenticated bus', () =
     for (const s of forged) nc.publish(s, JSON.stringify({ forged: true }))
     await nc.flush()
     await waitUntil(() => forged.every((s) => violations.some((v) => v.includes(`Permissions Violation for Publish to "${s}"`))), 'a refusal of every forged publish')
+    // Nor flood a receiver with one huge (or deeply nested) message: the broker refuses a node's message past 512 KiB.
+    // (The server announces the identity's own limit, so the client refuses before sending.)
+    expect(nc.info?.max_payload).toBe(512 * 1024)
+    const huge = `${'['.repeat(300_000)}${']'.repeat(300_000)}`
+    expect(() => nc.publish(subjects.nodeEvents('eu', 'mallory-1', 'jforged0001'), huge)).toThrow(/max_payload/)
     // Its own subjects it may use: a heartbeat for another id on its own subject is still dropped by the queen.
     nc.publish(subjects.heartbeat('worker', 'eu', 'mallory-1'), JSON.stringify({ id: 'ghost-1', role: 'worker', region: 'eu', labels: { role: 'e2e' }, executor: 'local', status: 'healthy', running: 0, version: 'x', intervalMs: 60_000, ts: Date.now() }))
     await nc.flush()

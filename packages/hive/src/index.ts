@@ -1,4 +1,4 @@
-import { type Ack, assembleShare, type Bus, type BusMessage, decode, type Logger, ShareChunk, ShareOffer, subjects, type Verifier, VERSION } from '@apiary/shared'
+import { type Ack, assembleShare, BODY_LIMITS, type Bus, type BusMessage, decode, type Logger, ShareChunk, ShareOffer, subjects, type Verifier, VERSION } from '@apiary/shared'
 import { Heartbeater } from '@apiary/shared/runtime'
 import { RegionJob } from './rollout/region-job.ts'
 
@@ -114,7 +114,7 @@ export function startHive(cfg: HiveConfig): Hive {
     pending.delete(key)
     if (closing) return refuse(msg, 'hive is shutting down')
     begin(msg, key, p.offer, [...p.chunks.values()])
-  })
+  }, { maxBytes: BODY_LIMITS.chunk })
 
   return {
     hiveId: cfg.hiveId,

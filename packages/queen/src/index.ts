@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { serve } from '@hono/node-server'
 import type { Hono } from 'hono'
-import { type Bus, decode, Heartbeat, type Logger, parseSubject, type Signer, subjects } from '@apiary/shared'
+import { BODY_LIMITS, type Bus, decode, Heartbeat, type Logger, parseSubject, type Signer, subjects } from '@apiary/shared'
 import { watchInventory } from '@apiary/shared/inventory'
 import { rateLimitedWarning } from '@apiary/shared/runtime'
 import { createApp } from './http/app.ts'
@@ -129,7 +129,7 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
       log.info({ role: hb.role, id: hb.id, region: hb.region }, `${hb.role} online`)
       if (hb.role === 'worker' && cfg.rememberNodes !== false) store.rememberNode({ id: hb.id, region: hb.region, labels: hb.labels, executor: hb.executor, intervalMs: hb.intervalMs, lastSeen: Date.now() })
     }
-  })
+  }, { maxBytes: BODY_LIMITS.heartbeat })
   let sweepTimer: NodeJS.Timeout | undefined
   const sweep = () => {
     coordinator.sweepLost()

@@ -69,6 +69,7 @@ export { classifyRisk, type Risk, type RiskClass } from './schema/risk.ts'
 export { EVENT_KINDS, type EventKind, type EventOf, JobEvent, MAX_HUMAN, MAX_OUTPUT_DATA, MAX_OUTPUT_HUMAN, WireEvent, type WireEventOf } from './schema/event.ts'
 export {
   Ack,
+  BODY_LIMITS,
   Control,
   type ControlOrder,
   Grant,

@@ -1,5 +1,6 @@
 import {
   type Ack,
+  BODY_LIMITS,
   type Bus,
   clip,
   Control,
@@ -151,7 +152,7 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
     if (!keys) return
     log.info({ jobId: control.jobId, outcome: control.outcome, tasks: keys.size }, 'stopping tasks')
     for (const key of keys) running.get(key)?.abort.abort({ state: control.outcome, cause: control.reason } satisfies StopRequest)
-  })
+  }, { maxBytes: BODY_LIMITS.control })
 
   async function run(task: Task, cancel: AbortSignal): Promise<void> {
     const t0 = performance.now()

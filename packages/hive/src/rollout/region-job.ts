@@ -1,5 +1,6 @@
 import {
   Ack,
+  BODY_LIMITS,
   type Bus,
   type BusMessage,
   type BusSubscription,
@@ -59,23 +60,28 @@ export class RegionJob {
   start(): void {
     const { bus } = this.o
     const { jobId, region } = this.job
-    const onEvent = (msg: BusMessage) => {
+    const agentless = new Set(this.job.agentless)
+    const onEvent = (msg: BusMessage, fromSsh: boolean) => {
       // Only finishes matter here; output and starts are not even validated.
       if ((msg.data as { kind?: unknown } | null)?.kind !== 'node.finished') return
       const ev = decode(WireEvent, msg, this.#log)
-      // A node speaks only for itself, on its own subject (the broker enforces who publishes it).
+      // A node speaks only for itself, on its own subject (the broker enforces who publishes
+      // it): an agent node on the agents' subject, an agentless one on the SSH workers'.
       if (ev?.kind !== 'node.finished' || ev.jobId !== jobId || parseSubject(msg.subject)?.[2] !== ev.node) return
+      if (agentless.has(ev.node) !== fromSsh) return
       this.#carryOut(this.#rollout.finished(ev.node, ev.state))
     }
+    const [agentEvents, sshEvents] = subjects.regionJobEvents(region, jobId)
     this.#subs.push(
-      ...subjects.regionJobEvents(region, jobId).map((s) => bus.subscribe(s, onEvent)),
+      bus.subscribe(agentEvents!, (msg) => onEvent(msg, false), { maxBytes: BODY_LIMITS.finished }),
+      bus.subscribe(sshEvents!, (msg) => onEvent(msg, true), { maxBytes: BODY_LIMITS.finished }),
       bus.subscribe(subjects.control(jobId), (msg) => {
         const c = decode(Control, msg, this.#log)
         if (!c) return
         const forged = controlRefusal(c, this.o.queenKey, jobId, Date.now())
         if (forged) return this.#log.warn({ reason: forged }, 'ignored a control message')
         this.#carryOut(this.#rollout.control(c))
-      }),
+      }, { maxBytes: BODY_LIMITS.control }),
     )
     // Subscriptions must be in place before the first task can finish.
     void bus.flush().then(

@@ -10,6 +10,9 @@ describe('bus claims', () => {
       sub: { allow: p.sub },
       resp: { max: 1, ttl: RESPONSE_TTL_NS },
       allowed_connection_types: ['STANDARD'],
+      payload: 512 * 1024,
+      subs: 16,
+      data: -1,
     })
     expect(userClaims(p).pub?.allow).toContain('apiary.ev.eu.web-1.*')
     expect(userClaims(p).sub?.allow).not.toContain('_INBOX.>')
@@ -24,8 +27,8 @@ describe('bus claims', () => {
   })
 
   it('spells an empty list as a denial of all, never as an empty allow list (which nats-server reads as everything)', () => {
-    expect(userClaims({ pub: [], sub: ['a'], respond: false })).toMatchObject({ pub: { deny: ['>'] }, sub: { allow: ['a'] } })
-    expect(userClaims({ pub: [], sub: [], respond: false }).pub).not.toHaveProperty('allow')
+    expect(userClaims({ pub: [], sub: ['a'], respond: false, maxPayload: 1, maxSubs: 1 })).toMatchObject({ pub: { deny: ['>'] }, sub: { allow: ['a'] } })
+    expect(userClaims({ pub: [], sub: [], respond: false, maxPayload: 1, maxSubs: 1 }).pub).not.toHaveProperty('allow')
   })
 
   it('puts the signing key and, only when there are some, the revocations in the account', () => {

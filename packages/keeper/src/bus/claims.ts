@@ -32,6 +32,11 @@ export function userClaims(p: BusPermissions): Partial<User> {
     sub: only(p.sub),
     ...(p.respond ? { resp: { max: 1, ttl: RESPONSE_TTL_NS } } : {}),
     allowed_connection_types: ['STANDARD'],
+    // What one identity may send and hold: a message past `payload` or a subscription past
+    // `subs` is refused by the broker.
+    payload: p.maxPayload,
+    subs: p.maxSubs,
+    data: -1,
   }
 }
 

@@ -1,5 +1,6 @@
 import {
   ApiaryError,
+  BODY_LIMITS,
   type Bus,
   type BusMessage,
   decode,
@@ -62,9 +63,9 @@ export class Coordinator {
     this.#recover()
     const { bus } = this.#o
     const subs = [
-      bus.subscribe(subjects.nodeEventsAll, (msg) => this.#fromBus(msg, 'agent')),
-      bus.subscribe(subjects.sshEventsAll, (msg) => this.#fromBus(msg, 'ssh')),
-      bus.subscribe(subjects.hiveEventsAll, (msg) => this.#fromBus(msg, 'hive')),
+      bus.subscribe(subjects.nodeEventsAll, (msg) => this.#fromBus(msg, 'agent'), { maxBytes: BODY_LIMITS.event }),
+      bus.subscribe(subjects.sshEventsAll, (msg) => this.#fromBus(msg, 'ssh'), { maxBytes: BODY_LIMITS.event }),
+      bus.subscribe(subjects.hiveEventsAll, (msg) => this.#fromBus(msg, 'hive'), { maxBytes: BODY_LIMITS.verdict }),
     ]
     return () => {
       for (const s of subs) s.unsubscribe()

@@ -24,6 +24,60 @@ export interface BusSubscription {
   unsubscribe(): void
 }
 
+export interface SubscribeOptions {
+  /** With a queue, each message goes to one member of the group among the subscribers that share it. */
+  queue?: string
+  /** A body larger than this many bytes is dropped unread (default `MAX_BODY_BYTES`). */
+  maxBytes?: number
+}
+
+/** The largest body any subscriber reads unless it says less: a task with 1 MiB of stdin, JSON-escaped. */
+export const MAX_BODY_BYTES = 8 * 1024 * 1024
+/** The largest reply to a request (an acknowledgement). */
+export const MAX_REPLY_BYTES = 64 * 1024
+/** How deep a body's arrays and objects may nest: deeper ones are dropped before they are parsed. */
+export const MAX_BODY_DEPTH = 64
+
+/** Whether JSON text nests arrays and objects deeper than `max` (strings skipped); linear, no parse. */
+function nestsDeeper(text: string, max: number): boolean {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 92) i++ // a backslash: skip what it escapes
+      else if (c === 34) inString = false
+    } else if (c === 34) inString = true
+    else if (c === 123 || c === 91) {
+      if (++depth > max) return true
+    } else if (c === 125 || c === 93) depth--
+  }
+  return false
+}
+
+/**
+ * A body as a subscriber reads it: dropped (undefined, logged) when it is larger than
+ * `maxBytes`, nests deeper than `MAX_BODY_DEPTH` or is not JSON, all checked before or
+ * instead of parsing, so one hostile message costs a receiver little and stops nothing else.
+ */
+export function readBody(text: string, bytes: number, subject: string, maxBytes: number, log: Logger): { data: unknown } | undefined {
+  if (bytes > maxBytes) {
+    log.warn({ subject, bytes, maxBytes }, 'dropped a message larger than its subject allows')
+    return undefined
+  }
+  if (text.length === 0) return { data: null }
+  if (nestsDeeper(text, MAX_BODY_DEPTH)) {
+    log.warn({ subject, bytes }, `dropped a message nested deeper than ${MAX_BODY_DEPTH}`)
+    return undefined
+  }
+  try {
+    return { data: JSON.parse(text) }
+  } catch {
+    log.warn({ subject }, 'dropped a message whose body is not JSON')
+    return undefined
+  }
+}
+
 export interface RequestOptions {
   timeoutMs: number
   signal?: AbortSignal
@@ -37,7 +91,7 @@ export interface Bus {
    * Subscribes to `subject` (`*` matches one token, `>` the rest). With `queue`, each message
    * goes to one member of the group among the subscribers that share it.
    */
-  subscribe(subject: string, handler: BusHandler, opts?: { queue?: string }): BusSubscription
+  subscribe(subject: string, handler: BusHandler, opts?: SubscribeOptions): BusSubscription
   /**
    * Sends a request and waits for the first reply. Rejects with `ApiaryError` code
    * `no_responders` at once when nobody listens, `timeout` when nobody answers in time.

@@ -1,6 +1,6 @@
 import { ApiaryError } from '../errors.ts'
 import type { Logger } from '../runtime/log.ts'
-import { type Bus, type BusHandler, type BusMessage, type BusSubscription, type RequestOptions, runHandler, subjectMatches } from './bus.ts'
+import { type Bus, type BusHandler, type BusMessage, type BusSubscription, MAX_BODY_BYTES, MAX_REPLY_BYTES, readBody, type RequestOptions, runHandler, subjectMatches } from './bus.ts'
 
 /** JSON text of a body; `undefined` (which has none) travels as `null`, as over NATS. */
 function toJson(data: unknown): string {
@@ -11,6 +11,7 @@ interface Sub {
   pattern: string
   handler: BusHandler
   queue: string | undefined
+  maxBytes: number
   active: boolean
 }
 
@@ -72,16 +73,11 @@ export function createMemoryBus(log: Logger): Bus {
     for (const sub of targets) {
       schedule(() => {
         if (!sub.active || closed) return
-        let data: unknown
-        try {
-          data = JSON.parse(text)
-        } catch {
-          log.warn({ subject }, 'dropped a message whose body is not JSON')
-          return
-        }
+        const body = readBody(text, Buffer.byteLength(text), subject, sub.maxBytes, log)
+        if (!body) return
         const msg: BusMessage = {
           subject,
-          data,
+          data: body.data,
           expectsReply: reply !== undefined,
           respond: (body: unknown) => {
             if (reply !== undefined) bus.publish(reply, body)
@@ -107,7 +103,7 @@ export function createMemoryBus(log: Logger): Bus {
     },
     subscribe(pattern, handler, opts) {
       if (closed) throw new ApiaryError('closed', 'the bus is closed')
-      const sub: Sub = { pattern, handler, queue: opts?.queue, active: true }
+      const sub: Sub = { pattern, handler, queue: opts?.queue, maxBytes: opts?.maxBytes ?? MAX_BODY_BYTES, active: true }
       subs.add(sub)
       const handle: BusSubscription = {
         unsubscribe() {
@@ -143,11 +139,9 @@ export function createMemoryBus(log: Logger): Bus {
         })
         pendingReplies.set(reply, (text) => {
           done()
-          try {
-            resolve(JSON.parse(text))
-          } catch (err) {
-            reject(new ApiaryError('invalid_input', `reply from ${subject} is not JSON`, undefined, { cause: err }))
-          }
+          const body = readBody(text, Buffer.byteLength(text), subject, MAX_REPLY_BYTES, log)
+          if (body) resolve(body.data)
+          else reject(new ApiaryError('invalid_input', `reply from ${subject} is not JSON, too large or nested too deep`))
         })
         const n = deliver(subject, toJson(data), reply)
         if (n === 0) {

@@ -19,7 +19,7 @@ import { readSecretFile } from '../runtime/config.ts'
 import type { Logger } from '../runtime/log.ts'
 import { subjects } from '../subjects.ts'
 import type { Identity } from '../trust/identity.ts'
-import { type Bus, type BusMessage, runHandler } from './bus.ts'
+import { type Bus, type BusMessage, MAX_BODY_BYTES, MAX_REPLY_BYTES, readBody, runHandler } from './bus.ts'
 
 export interface NatsBusOptions extends NatsConnectFlags {
   /** One server or several, comma-separated (a cluster); `tls://` turns TLS on. Never a credential. */
@@ -119,20 +119,17 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<Bus> {
     if (err && !closing) log.error({ err }, `the NATS connection closed for good: ${errorMessage(err)}`)
   })
 
-  function toMessage(m: Msg): BusMessage | undefined {
-    let data: unknown
-    try {
-      data = m.data.length === 0 ? null : JSON.parse(dec.decode(m.data))
-    } catch {
-      log.warn({ subject: m.subject }, 'dropped a message whose body is not JSON')
-      return undefined
-    }
+  function toMessage(m: Msg, maxBytes: number): BusMessage | undefined {
+    // The size is known before a byte is decoded: an oversized body costs nothing to drop.
+    const body = m.data.length > maxBytes ? readBody('', m.data.length, m.subject, maxBytes, log) : readBody(dec.decode(m.data), m.data.length, m.subject, maxBytes, log)
+    if (!body) return undefined
     return {
       subject: m.subject,
-      data,
+      data: body.data,
       expectsReply: Boolean(m.reply),
-      respond(body) {
-        if (m.reply) m.respond(enc.encode(JSON.stringify(body)))
+      respond(reply) {
+        // Replies go to a requester's inbox only: a request cannot make this connection publish elsewhere.
+        if (m.reply?.startsWith('_INBOX.')) m.respond(enc.encode(JSON.stringify(reply)))
       },
     }
   }
@@ -147,6 +144,7 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<Bus> {
       }
     },
     subscribe(subject, handler, sopts) {
+      const maxBytes = sopts?.maxBytes ?? MAX_BODY_BYTES
       let sub: Subscription
       try {
         sub = nc.subscribe(subject, {
@@ -156,7 +154,7 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<Bus> {
               log.error({ err, subject }, 'subscription failed')
               return
             }
-            const msg = toMessage(m)
+            const msg = toMessage(m, maxBytes)
             if (msg) runHandler(handler, msg, log)
           },
         })
@@ -190,11 +188,9 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<Bus> {
             settle(() => {
               // The server answers 503 at once when nobody subscribes to the subject.
               if (m.headers?.code === 503) return reject(new ApiaryError('no_responders', `no responders on ${subject}`))
-              try {
-                resolve(m.data.length === 0 ? null : JSON.parse(dec.decode(m.data)))
-              } catch (err) {
-                reject(new ApiaryError('invalid_input', `reply from ${subject} is not JSON`, undefined, { cause: err }))
-              }
+              const body = m.data.length > MAX_REPLY_BYTES ? readBody('', m.data.length, subject, MAX_REPLY_BYTES, log) : readBody(dec.decode(m.data), m.data.length, subject, MAX_REPLY_BYTES, log)
+              if (body) resolve(body.data)
+              else reject(new ApiaryError('invalid_input', `reply from ${subject} is not JSON, too large or nested too deep`))
             }),
           fail: (err) => settle(() => reject(err)),
         })

@@ -3,6 +3,25 @@ import { JobId, Labels, NodeId, Region } from './ids.ts'
 import { BreakerState, Refusals } from './job.ts'
 import { Operation } from './operation.ts'
 
+/**
+ * The largest body each receiver reads on a subject (`subscribe(…, { maxBytes })`); what is
+ * larger is dropped unread. Tasks and share offers carry an operation (up to 1 MiB of stdin)
+ * and keep the bus's default of 8 MiB.
+ */
+export const BODY_LIMITS = {
+  /** A node event: an output chunk of at most 64 KiB and its narration line. */
+  event: 256 * 1024,
+  /** A `node.finished` (the hive reads only these): result, cause and line are bounded far below. */
+  finished: 32 * 1024,
+  /** A hive's verdict on one node. */
+  verdict: 16 * 1024,
+  control: 8 * 1024,
+  /** A heartbeat with up to 10,000 hosts' reachability. */
+  heartbeat: 2 * 1024 * 1024,
+  /** A chunk of 5,000 node ids. */
+  chunk: 2 * 1024 * 1024,
+} as const
+
 /** The most nodes one message of a share holds; a larger region's share is sent in chunks. */
 export const MAX_CHUNK_NODES = 5_000
 /** The most nodes one region's share may hold (the chunks together). */

@@ -17,7 +17,14 @@ export interface BusPermissions {
   sub: string[]
   /** May answer requests it received (once each, to the requester's reply subject). */
   respond: boolean
+  /** The largest message it may publish, in bytes: the broker refuses more. */
+  maxPayload: number
+  /** The most subscriptions it may hold at once. */
+  maxSubs: number
 }
+
+/** A node's events, heartbeat and acknowledgements fit in this; tasks and shares carry an operation (1 MiB of stdin). */
+const PAYLOAD = { node: 512 * 1024, sshWorker: 4 * 1024 * 1024, operation: 8 * 1024 * 1024 }
 
 /**
  * Least privilege per role (DESIGN.md, "Trust"): the subjects of its own node or region, its
@@ -31,6 +38,8 @@ export function permissionsFor(who: Identity): BusPermissions {
       pub: [`${p}.hive.*.jobs`, `${p}.hive.*.chunk.*`, subjects.controlAll],
       sub: [subjects.nodeEventsAll, subjects.sshEventsAll, subjects.hiveEventsAll, subjects.heartbeatAll, inbox],
       respond: false,
+      maxPayload: PAYLOAD.operation,
+      maxSubs: 100,
     }
   }
   const region = who.region
@@ -43,18 +52,25 @@ export function permissionsFor(who: Identity): BusPermissions {
         pub: [`${p}.task.${r}.*`, subjects.ssh(region), `${p}.hev.${r}.*`, subjects.heartbeat('hive', region, who.id)],
         sub: [subjects.hiveJobs(region), `${p}.hive.${r}.chunk.${id}`, `${p}.ev.${r}.*.*`, `${p}.sev.${r}.*.*`, subjects.controlAll, inbox],
         respond: true,
+        maxPayload: PAYLOAD.operation,
+        // Three per share it runs.
+        maxSubs: 30_000,
       }
     case 'worker':
       return {
         pub: [`${p}.ev.${r}.${id}.*`, subjects.heartbeat('worker', region, who.id)],
         sub: [subjects.task(region, who.id), subjects.controlAll, inbox],
         respond: true,
+        maxPayload: PAYLOAD.node,
+        maxSubs: 16,
       }
     case 'ssh-worker':
       return {
         pub: [`${p}.sev.${r}.*.*`, subjects.heartbeat('ssh-worker', region, who.id)],
         sub: [subjects.ssh(region), subjects.controlAll, inbox],
         respond: true,
+        maxPayload: PAYLOAD.sshWorker,
+        maxSubs: 16,
       }
   }
 }
