@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process'
 import { assembleShare, createSigner, createVerifier, generateSigningKey, HiveJob, signShare, type Task, taskRefusal } from '@apiary/shared'
+import { classifyRisk } from '@apiary/shared/risk'
 import { fmt, median, table } from './stats.ts'
 
 export interface SigningCost {
@@ -60,7 +61,7 @@ export function measureSigning(nodes: number, rounds = 5): SigningCost {
   }
   const sample = tasks.slice(0, Math.min(tasks.length, 2000))
   const check1 = (verified?: Set<string>) => (t: Task) => {
-    if (taskRefusal(t, { verifier, region: 'bench', agentless: false, now: Date.now(), ...(verified ? { verified } : {}) }) !== null) throw new Error('refused')
+    if (taskRefusal(t, { verifier, region: 'bench', agentless: false, now: Date.now(), classify: classifyRisk, ...(verified ? { verified } : {}) }) !== null) throw new Error('refused')
   }
   const cold = cpuMs(() => sample.forEach(check1())) / sample.length
   const verified = new Set<string>()

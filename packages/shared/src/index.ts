@@ -65,7 +65,7 @@ export {
   Rollout,
   type RolloutInput,
 } from './schema/job.ts'
-export { classifyRisk, type Risk, type RiskClass } from './schema/risk.ts'
+export type { Risk, RiskClass } from './schema/risk.ts'
 export { EVENT_KINDS, type EventKind, type EventOf, JobEvent, MAX_HUMAN, MAX_OUTPUT_DATA, MAX_OUTPUT_HUMAN, WireEvent, type WireEventOf } from './schema/event.ts'
 export {
   Ack,

@@ -19,6 +19,7 @@ import {
   type Verifier,
   type WireEvent,
 } from '@apiary/shared'
+import { classifyRisk } from '@apiary/shared/risk'
 import { rateLimitedWarning } from '@apiary/shared/runtime'
 import { EXECUTION_DEADLINE, type ExecHooks, type ExecResult, type StopRequest } from './executors/executor.ts'
 
@@ -100,7 +101,7 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
       const refuse = (reason: string) => msg.respond({ accepted: false, by: id, reason } satisfies Ack)
       if (!task) return refuse('malformed task')
       if (closing) return refuse('worker is shutting down')
-      const forged = taskRefusal(task, { verifier: cfg.queenKey, region: cfg.region, agentless: cfg.agentless, now: Date.now(), verified })
+      const forged = taskRefusal(task, { verifier: cfg.queenKey, region: cfg.region, agentless: cfg.agentless, now: Date.now(), verified, classify: classifyRisk })
       if (forged !== null) {
         refused(msg.subject, forged)
         refusedTasks.note({ jobId: task.jobId, node: task.node, subject: msg.subject, reason: forged })

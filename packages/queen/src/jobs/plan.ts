@@ -1,4 +1,5 @@
-import { ApiaryError, classifyRisk, type JobPlan, type JobRequest, type NodeInfo, type Risk } from '@apiary/shared'
+import { ApiaryError, type JobPlan, type JobRequest, type NodeInfo, type Risk } from '@apiary/shared'
+import { classifyRisk } from '@apiary/shared/risk'
 import { resolveTargets } from '../targets/resolve.ts'
 
 export interface Plan {

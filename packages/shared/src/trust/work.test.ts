@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { classifyRisk } from '../risk/index.ts'
 import { HiveJob, type Task } from '../schema/messages.ts'
 import { leafHash, merkleTree, verifyProof } from './merkle.ts'
 import { canonicalJson, createSigner, createVerifier, digestOf, generateSigningKey, parsePublicKey } from './signing.ts'
@@ -39,7 +40,7 @@ function taskFor(c: CheckedShare, node: string): Task {
   return { jobId: c.share.jobId, node, operation: c.share.operation, timeoutMs: c.share.timeoutMs, outputCapBytes: c.share.outputCapBytes, grant: c.grant, proof: c.proof(node) }
 }
 
-const agent = { verifier: pinned, region: 'eu', agentless: false, now: T0 + 1000 }
+const agent = { verifier: pinned, region: 'eu', agentless: false, now: T0 + 1000, classify: classifyRisk }
 
 describe('canonical JSON', () => {
   it('gives the same bytes whatever the key order, and leaves undefined out', () => {

@@ -1,5 +1,6 @@
 import { type Control, type ControlOrder, type Grant, type HiveJob, MAX_CHUNK_NODES, type ShareChunk, type ShareOffer, type Task } from '../schema/messages.ts'
-import { classifyRisk } from '../schema/risk.ts'
+import type { Operation } from '../schema/operation.ts'
+import type { Risk } from '../schema/risk.ts'
 import { leafHash, merkleTree, type MerkleTree, verifyProof } from './merkle.ts'
 import { digestOf, type Signer, type Verifier } from './signing.ts'
 
@@ -136,6 +137,11 @@ export interface TaskCheck {
   now: number
   /** Grants already checked here, by digest (bounded): one verification per share, not per task. */
   verified?: Set<string>
+  /**
+   * The risk classifier, the same one the queen confirmed the job with: `classifyRisk` from
+   * `@apiary/shared/risk` (passed in, so that this contract module loads no shell parser).
+   */
+  classify(op: Operation): Risk
 }
 
 /**
@@ -151,7 +157,7 @@ export function taskRefusal(task: Task, c: TaskCheck): string | null {
   if (digestOf(task.operation) !== grant.op) return 'the operation is not the one the grant covers'
   if (task.timeoutMs !== grant.timeoutMs || task.outputCapBytes !== grant.outputCapBytes) return 'the deadline or output cap is not the one the grant covers'
   if (!verifyProof(leafHash(task.node, c.agentless), task.proof, grant.root)) return `node ${task.node} is not a target of this share`
-  const risk = classifyRisk(task.operation)
+  const risk = c.classify(task.operation)
   if (risk.class === 'destructive' && grant.confirm !== grant.targets) {
     return `destructive operation (${risk.reasons.join('; ')}) without a confirmation of its ${grant.targets} targets`
   }
