@@ -10,13 +10,13 @@ describe('the bus registry', () => {
   it('records an issue; issuing again revokes the earlier key, and only that identity’s', () => {
     let reg = recordIssue(emptyRegistry(), web1, key('A'), t0).registry
     reg = recordIssue(reg, { ...web1, id: 'web-2' }, key('B'), t0).registry
-    reg = recordIssue(reg, { ...web1, region: 'us' }, key('D'), t0).registry
+    reg = recordIssue(reg, { role: 'hive', region: 'eu', id: 'web-1' }, key('D'), t0).registry
     const again = recordIssue(reg, web1, key('C'), t1)
     expect(again.revoked.map((e) => e.publicKey)).toEqual([key('A')])
     expect(again.registry.identities.map((e) => [e.id, e.region, e.publicKey, e.revokedAt])).toEqual([
       ['web-1', 'eu', key('A'), t1.toISOString()],
       ['web-2', 'eu', key('B'), null],
-      ['web-1', 'us', key('D'), null],
+      ['web-1', 'eu', key('D'), null],
       ['web-1', 'eu', key('C'), null],
     ])
   })
@@ -43,5 +43,13 @@ describe('the bus registry', () => {
     expect(() => parseRegistry(JSON.stringify({ version: 1, identities: [{ ...reg.identities[0], publicKey: 'nope' }] }), '/b/identities.json')).toThrow(
       '/b/identities.json.identities.0.publicKey: is not a user public key',
     )
+  })
+
+  it('refuses a node id enrolled in another region until it is revoked there', () => {
+    const t0 = new Date(0)
+    const reg = recordIssue(emptyRegistry(), { role: 'worker', region: 'eu', id: 'web-1' }, key('A'), t0).registry
+    expect(() => recordIssue(reg, { role: 'worker', region: 'us', id: 'web-1' }, key('B'), t0)).toThrow(/node web-1 is enrolled in region eu: revoke it there first/)
+    const moved = recordRevoke(reg, { role: 'worker', region: 'eu', id: 'web-1' }, t0).registry
+    expect(recordIssue(moved, { role: 'worker', region: 'us', id: 'web-1' }, key('B'), t0).registry.identities.filter((e) => e.revokedAt === null)).toHaveLength(1)
   })
 })

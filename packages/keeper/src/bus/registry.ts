@@ -50,8 +50,18 @@ function revoke(reg: Registry, who: Identity, now: Date): { identities: Registry
   return { identities, revoked }
 }
 
-/** A new credential for `who`; its earlier ones, still active, are revoked as of `now`. */
+/**
+ * A new credential for `who`; its earlier ones, still active, are revoked as of `now`. A node
+ * id is one node fleet-wide: a worker of the same id active in another region is refused (the
+ * queen knows a node by its id, so the second would take the first's place and its jobs).
+ */
 export function recordIssue(reg: Registry, who: Identity, publicKey: string, now: Date): { registry: Registry; revoked: RegistryEntry[] } {
+  if (who.role === 'worker') {
+    const elsewhere = reg.identities.find((e) => e.revokedAt === null && e.role === 'worker' && e.id === who.id && e.region !== who.region)
+    if (elsewhere) {
+      throw new ApiaryError('conflict', `node ${who.id} is enrolled in region ${elsewhere.region}: revoke it there first (keeper bus revoke --role worker --region ${elsewhere.region} --node-id ${who.id})`, '--node-id')
+    }
+  }
   const { identities, revoked } = revoke(reg, who, now)
   return { registry: { ...reg, identities: [...identities, entryOf(who, publicKey, now)] }, revoked }
 }

@@ -250,6 +250,12 @@ describe('JobRun', () => {
       for (const ev of h.events()) expect(WireEvent.safeParse({ ...ev, jobId: 'j0000001' }).error).toBeUndefined()
     })
 
+    it("writes each output line itself from what it kept: a producer's oversized narration is not stored", () => {
+      const h = new Harness(request({}, 1024), targets(1))
+      h.event(started('n1')).event({ jobId: 'j1', ts: 0, kind: 'node.output', node: 'n1', stream: 'stdout', data: 'x', human: 'y'.repeat(128 * 1024) })
+      expect(h.events('node.output').map((e) => e.human)).toEqual(['n1 | x'])
+    })
+
     it('says truncated on the stored node when the queen cut, whatever the producer said', () => {
       const h = new Harness(request({}, 1024), targets(2))
       h.event(started('n1')).event(output('n1', 'x'.repeat(2000))).event(finished('n1', 'ok')).event(finished('n2', 'ok'))

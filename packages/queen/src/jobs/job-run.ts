@@ -390,7 +390,8 @@ export class JobRun {
     }
     kept.bytes += data === ev.data ? bytes : Buffer.byteLength(data)
     kept.events++
-    this.#emit(data === ev.data ? ev : { ...ev, data, human: prefixLines(ev.node, data) })
+    // The line is the queen's own, made from what it kept: a producer's cannot be larger.
+    this.#emit({ ...ev, data, human: prefixLines(ev.node, data) })
   }
 
   /** Hands the next phase's pending nodes to their regions' hives. */

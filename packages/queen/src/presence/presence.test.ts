@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { Heartbeat, HostReach } from '@apiary/shared'
 import type { InventoryNode } from '@apiary/shared/inventory'
-import { DEFAULT_PRESENCE_LIMITS, MISSED_BEATS, Presence } from './presence.ts'
+import { DEFAULT_PRESENCE_LIMITS, MAX_WARMUP_MS, MISSED_BEATS, Presence } from './presence.ts'
 
 const hb = (id: string, role: Heartbeat['role'] = 'worker', region = 'eu', o: Partial<Heartbeat> = {}): Heartbeat => ({
   id,
@@ -87,15 +87,29 @@ describe('Presence', () => {
     expect(p.beat(hb('new')).isNew).toBe(true)
   })
 
-  it('waits after a restart at most three of the longest interval a heartbeat may have (10 min), whatever was stored', () => {
+  it('waits after a restart three of the longest interval it knew, and never more than 2 min, whatever was stored', () => {
     let now = 1_000_000
     const p = new Presence(() => now)
-    // 95 years, as a forged heartbeat once had an older queen store.
-    p.remember([known('forged', 3e12), known('a', 5000)])
-    expect(p.warmingUp()).toEqual({ waiting: 2, leftMs: MISSED_BEATS * 600_000 })
+    // 95 years, as a forged heartbeat once had an older queen store; or a real 10 min.
+    p.remember([known('forged', 3e12), known('slow', 600_000), known('a', 5000)])
+    expect(p.warmingUp()).toEqual({ waiting: 3, leftMs: MAX_WARMUP_MS })
     expect(p.node('forged')?.online).toBe(false)
-    now += MISSED_BEATS * 600_000
+    now += MAX_WARMUP_MS
     expect(p.warmingUp()).toBeUndefined()
+    const q = new Presence(() => now)
+    q.remember([known('a', 5000)])
+    expect(q.warmingUp()).toEqual({ waiting: 1, leftMs: MISSED_BEATS * 5000 })
+  })
+
+  it('does not let a node online in one region be taken over from another; once it is quiet, it may move', () => {
+    let now = 0
+    const p = new Presence(() => now)
+    p.beat(hb('web-1', 'worker', 'eu'))
+    expect(p.beat(hb('web-1', 'worker', 'us'))).toEqual({ isNew: false, refused: 'node web-1 is online in region eu' })
+    expect(p.node('web-1')?.region).toBe('eu')
+    now = 3001
+    expect(p.beat(hb('web-1', 'worker', 'us')).isNew).toBe(true)
+    expect(p.node('web-1')?.region).toBe('us')
   })
 
   it('holds a heartbeat to the bounded interval even if it was never parsed', () => {

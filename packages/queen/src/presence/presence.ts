@@ -7,6 +7,9 @@ interface Entry {
   lastSeen: number
 }
 
+/** The longest a restarted queen waits for the nodes it knew before it takes jobs again. */
+export const MAX_WARMUP_MS = 2 * 60_000
+
 /** How many heartbeat intervals may pass before a node or worker counts as offline. */
 export const MISSED_BEATS = 3
 
@@ -74,7 +77,9 @@ export class Presence {
       longest = Math.max(longest, intervalMs)
       remembered++
     }
-    this.#warmUntil = this.now() + longest * MISSED_BEATS
+    // However long a node's interval, the queen takes jobs again within MAX_WARMUP_MS: a node
+    // that reports only every 10 min is then a target that has not reported yet (offline).
+    this.#warmUntil = this.now() + Math.min(longest * MISSED_BEATS, MAX_WARMUP_MS)
     return { remembered, overCap }
   }
 
@@ -97,6 +102,11 @@ export class Presence {
     if (!prev && !this.#makeRoom(hb.role, map)) {
       const held = hb.role === 'worker' ? `${this.#limits.nodes} nodes` : `${map.size} ${hb.role}s, none of them offline`
       return { isNew: false, refused: `presence is full: it holds ${held}` }
+    }
+    // A node online in one region is not taken over from another: the same id from a second
+    // region is refused until the first has gone quiet (then it has moved).
+    if (prev && hb.role === 'worker' && prev.hb.region !== hb.region && this.#online(prev)) {
+      return { isNew: false, refused: `node ${hb.id} is online in region ${prev.hb.region}` }
     }
     const isNew = !prev || !this.#online(prev)
     const { hosts, ...kept } = hb

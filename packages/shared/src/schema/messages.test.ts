@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { Heartbeat, type HostReach } from './messages.ts'
+import { Ack, Heartbeat, type HostReach } from './messages.ts'
 
 const beat = {
   id: 'web-1',
@@ -47,5 +47,14 @@ describe('Heartbeat', () => {
     const hosts = (n: number): HostReach[] => Array.from({ length: n }, (_, i) => ({ id: `h${i}`, lastContact: null, breaker: 'closed', consecutiveFailures: 0 }))
     expect(problem({ role: 'ssh-worker', hosts: hosts(10_000) })).toBeUndefined()
     expect(problem({ role: 'ssh-worker', hosts: hosts(10_001) })).toBe('hosts')
+  })
+})
+
+describe('Ack', () => {
+  it('takes an id as who answered and one plain line as why, nothing a terminal would act on', () => {
+    expect(Ack.safeParse({ accepted: false, by: 'hive-eu-1', reason: 'at capacity: 64 tasks running' }).success).toBe(true)
+    expect(Ack.safeParse({ accepted: true, by: 'hive\u001b[2J' }).success).toBe(false)
+    expect(Ack.safeParse({ accepted: false, by: 'hive-eu-1', reason: 'refused\nweb-1: ok' }).success).toBe(false)
+    expect(Ack.safeParse({ accepted: false, by: 'hive-eu-1', reason: '\u009b31mred' }).success).toBe(false)
   })
 })

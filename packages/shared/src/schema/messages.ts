@@ -110,7 +110,17 @@ export const ShareChunk = z.strictObject({
 export type ShareChunk = z.infer<typeof ShareChunk>
 
 /** The reply to a request: the receiver took it, or says why not. */
-export const Ack = z.object({ accepted: z.boolean(), by: z.string().max(300), reason: z.string().max(1000).optional() })
+export const Ack = z.object({
+  accepted: z.boolean(),
+  /** Who answered: it lands in the queen's narration, so it is an id and nothing else. */
+  by: NodeId,
+  /** Why not: one line of text, no control characters (it becomes a node's cause). */
+  reason: z
+    .string()
+    .max(1000)
+    .regex(/^[^\u0000-\u001f\u007f-\u009f]*$/, 'must be one line without control characters')
+    .optional(),
+})
 export type Ack = z.infer<typeof Ack>
 
 /**
