@@ -1,4 +1,5 @@
 import type { Writable } from 'node:stream'
+import { escapeControls } from './escape.ts'
 
 /**
  * Writes lines to a stream, waiting for it to drain when it is full, so a slow pipe slows
@@ -28,8 +29,13 @@ export class LineWriter {
   }
 }
 
-/** Left-aligned columns; the last column is not padded. */
-export function table(header: string[], rows: string[][]): string[] {
+/**
+ * Left-aligned columns; the last column is not padded. Every cell is one line with its controls
+ * escaped (`escapeControls`): tables show what nodes and the queen sent (labels, causes, facts),
+ * so a cell must not carry keeper's own colours either.
+ */
+export function table(header: string[], cells: string[][]): string[] {
+  const rows = cells.map((r) => r.map((c) => escapeControls(c)))
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
   const fmt = (r: string[]) =>
     r
