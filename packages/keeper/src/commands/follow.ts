@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import type { EventOf, JobEvent } from '@apiary/shared'
 import type { JobClient } from '@apiary/shared/client'
 import { EXIT, type Io } from '../cli/context.ts'
+import { escapeControls } from '../render/escape.ts'
 import { Progress } from '../render/progress.ts'
 import { paint, Screen } from '../render/screen.ts'
 import { summaryLines } from '../render/summary.ts'
@@ -64,17 +65,19 @@ async function printText(ev: JobEvent, io: Io, screen: Screen, opts: FollowOptio
     case 'node.started':
       return // the summary and the progress line say it
     case 'node.output': {
+      // What nodes and the queen wrote is escaped on a pipe too: `less -R` or a log viewer acts on it.
       const body = ev.data.endsWith('\n') ? ev.data.slice(0, -1) : ev.data
-      for (const l of body.split('\n')) await screen.line(`${ev.node} | ${l}`)
+      const node = escapeControls(ev.node)
+      for (const l of escapeControls(body, { keepNewlines: true }).split('\n')) await screen.line(`${node} | ${l}`)
       return
     }
     case 'node.finished':
       if (opts.onFinished) return opts.onFinished(ev)
       // On a terminal only nodes that are not ok scroll by; on a pipe every node has its line.
       if (io.tty && !opts.noGroup && ev.state === 'ok') return
-      return screen.line(paint(io.color, ev.state, ev.human))
+      return screen.line(paint(io.color, ev.state, escapeControls(ev.human)))
     default:
-      return screen.line(ev.human)
+      return screen.line(escapeControls(ev.human))
   }
 }
 

@@ -1,5 +1,6 @@
 import { defineCommand } from '../cli/command.ts'
 import { EXIT, type Io } from '../cli/context.ts'
+import { escapeControls } from '../render/escape.ts'
 import { exitCodeOf } from './follow.ts'
 
 export const logs = defineCommand({
@@ -42,7 +43,9 @@ export const logs = defineCommand({
   },
 })
 
-async function writeChunk(io: Io, node: string, data: string, raw: boolean) {
+/** One chunk of output as lines, escaped even with `--node` and on a pipe; -o ndjson keeps the bytes. */
+async function writeChunk(io: Io, node: string, data: string, bare: boolean) {
   const body = data.endsWith('\n') ? data.slice(0, -1) : data
-  for (const l of body.split('\n')) await io.out.line(raw ? l : `${node} | ${l}`)
+  const prefix = bare ? '' : `${escapeControls(node)} | `
+  for (const l of escapeControls(body, { keepNewlines: true }).split('\n')) await io.out.line(prefix + l)
 }

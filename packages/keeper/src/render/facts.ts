@@ -1,5 +1,6 @@
 import { type EventOf, Facts } from '@apiary/shared'
 import type { Io } from '../cli/context.ts'
+import { escapeControls } from './escape.ts'
 import { bytesText, table } from './output.ts'
 
 /**
@@ -37,7 +38,7 @@ export function factsRender(io: Io, aggregate: string | undefined) {
         for (const l of table(['NODE', 'OS', 'KERNEL', 'ARCH', 'CPUS', 'MEM AVAIL/TOTAL', 'LOAD'], rows)) await io.out.line(l)
       }
       await io.out.line('')
-      await io.out.line(fin.human)
+      await io.out.line(escapeControls(fin.human))
     },
   }
 }

@@ -1,5 +1,6 @@
 import type { EventOf, ResultGroup } from '@apiary/shared'
 import type { JobClient } from '@apiary/shared/client'
+import { escapeControls } from './escape.ts'
 import { paint } from './screen.ts'
 
 const OUTLIER_GROUPS = 10
@@ -15,7 +16,7 @@ const n = (x: number) => x.toLocaleString('en-US')
  * per group, so keeper never holds every node's output.
  */
 export async function summaryLines(client: JobClient, fin: EventOf<'job.finished'>, color: boolean): Promise<string[]> {
-  const out = ['', fin.human]
+  const out = ['', escapeControls(fin.human)]
   const groups = fin.groups
   const total = groups.reduce((s, g) => s + g.count, 0)
   if (groups.length === 0) return out
@@ -35,8 +36,8 @@ export async function summaryLines(client: JobClient, fin: EventOf<'job.finished
 }
 
 function groupTitle(g: ResultGroup, color: boolean): string {
-  const what = [paint(color, g.state), g.exitCode !== null && g.state !== 'ok' ? `exit ${g.exitCode}` : '', g.cause ?? ''].filter(Boolean).join(', ')
-  const listed = g.nodes.slice(0, NODES_LISTED).join(', ') + (g.nodes.length > NODES_LISTED ? `, … ${n(g.nodes.length - NODES_LISTED)} more` : '')
+  const what = [paint(color, g.state), g.exitCode !== null && g.state !== 'ok' ? `exit ${g.exitCode}` : '', escapeControls(g.cause ?? '')].filter(Boolean).join(', ')
+  const listed = escapeControls(g.nodes.slice(0, NODES_LISTED).join(', ')) + (g.nodes.length > NODES_LISTED ? `, … ${n(g.nodes.length - NODES_LISTED)} more` : '')
   return `${n(g.count)} node${g.count === 1 ? '' : 's'} ${what}: ${listed}`
 }
 
@@ -47,8 +48,8 @@ async function sample(client: JobClient, jobId: string, g: ResultGroup): Promise
   const text = chunks.map((c) => c.data).join('')
   if (text === '') return ['(no output)']
   const cut = text.length > SAMPLE_BYTES
-  const lines = (cut ? text.slice(0, SAMPLE_BYTES) : text).replace(/\n$/, '').split('\n')
+  const lines = escapeControls((cut ? text.slice(0, SAMPLE_BYTES) : text).replace(/\n$/, ''), { keepNewlines: true }).split('\n')
   const shown = lines.slice(0, SAMPLE_LINES)
-  if (cut || lines.length > SAMPLE_LINES) shown.push(`… (keeper logs ${jobId} --node ${g.nodes[0]} shows all of it)`)
+  if (cut || lines.length > SAMPLE_LINES) shown.push(`… (keeper logs ${jobId} --node ${escapeControls(g.nodes[0]!)} shows all of it)`)
   return shown
 }
