@@ -1,6 +1,7 @@
 import { describeOperation } from '@apiary/shared'
 import { defineCommand } from '../cli/command.ts'
 import { EXIT } from '../cli/context.ts'
+import { escapeControls } from '../render/escape.ts'
 import { table } from '../render/output.ts'
 import { counts } from '../render/records.ts'
 
@@ -18,8 +19,8 @@ export const job = defineCommand({
     }
     await io.out.line(`job        ${job.id}`)
     await io.out.line(`state      ${job.state}`)
-    await io.out.line(`operation  ${describeOperation(job.operation)}`)
-    await io.out.line(`targets    ${job.targets} (${job.nodeCount} node${job.nodeCount === 1 ? '' : 's'})`)
+    await io.out.line(`operation  ${escapeControls(describeOperation(job.operation))}`)
+    await io.out.line(`targets    ${escapeControls(job.targets)} (${job.nodeCount} node${job.nodeCount === 1 ? '' : 's'})`)
     const r = job.rollout
     const policy = [
       `concurrency ${r.concurrency}`,
@@ -32,7 +33,7 @@ export const job = defineCommand({
     ]
     await io.out.line(`rollout    ${policy.filter(Boolean).join(', ')}`)
     if (job.rerunOf) await io.out.line(`re-runs    ${job.rerunOf}`)
-    if (job.stopReason) await io.out.line(`stopped    ${job.stopReason}`)
+    if (job.stopReason) await io.out.line(`stopped    ${escapeControls(job.stopReason)}`)
     await io.out.line(`created    ${new Date(job.createdAt).toISOString()}${job.finishedAt ? `, finished after ${job.finishedAt - job.createdAt} ms` : ''}`)
     await io.out.line(`results    ${counts(job.counts) || 'none yet'}`)
     await io.out.line('')

@@ -1,5 +1,6 @@
 import { defineCommand } from '../cli/command.ts'
 import { EXIT } from '../cli/context.ts'
+import { escapeControls } from '../render/escape.ts'
 import { ago, table } from '../render/output.ts'
 import { printJson } from '../render/records.ts'
 
@@ -31,7 +32,9 @@ export const nodes = defineCommand({
     for (const n of nodes) {
       if (!n.refused?.count) continue
       const last = n.refused.last
-      await io.err.line(`warning: ${n.id} refused ${n.refused.count} task${n.refused.count === 1 ? '' : 's'} or control message${n.refused.count === 1 ? '' : 's'} the queen did not sign${last ? ` (last ${ago(last.at)} on ${JSON.stringify(last.subject)}: ${JSON.stringify(last.reason)})` : ''}`)
+      // The subject and the reason are what the node reported: quoted, and escaped (JSON.stringify
+      // alone leaves C1 and bidi controls as they are).
+      await io.err.line(`warning: ${escapeControls(n.id)} refused ${n.refused.count} task${n.refused.count === 1 ? '' : 's'} or control message${n.refused.count === 1 ? '' : 's'} the queen did not sign${last ? ` (last ${ago(last.at)} on "${escapeControls(last.subject)}": "${escapeControls(last.reason)}")` : ''}`)
     }
     return EXIT.ok
   },

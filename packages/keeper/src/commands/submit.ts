@@ -13,6 +13,7 @@ import { type OptionValues } from '@apiary/shared/runtime'
 import type { JobClient } from '@apiary/shared/client'
 import { EXIT, type Io } from '../cli/context.ts'
 import type { FOLLOW_OPTIONS, ROLLOUT_OPTIONS } from '../cli/options.ts'
+import { escapeControls } from '../render/escape.ts'
 import { followJob, type FollowOptions } from './follow.ts'
 
 export type RolloutValues = OptionValues<typeof ROLLOUT_OPTIONS>
@@ -46,7 +47,7 @@ export async function withConfirmation<T>(io: Io, yes: boolean, submit: (confirm
   } catch (err) {
     if (!isApiaryError(err, 'confirmation_required') || typeof err.details?.nodes !== 'number') throw err
     const nodes = err.details.nodes
-    const reasons = (err.details.risk as Risk | undefined)?.reasons.join(', ') ?? 'destructive'
+    const reasons = escapeControls((err.details.risk as Risk | undefined)?.reasons.join(', ') ?? 'destructive')
     if (!yes) {
       if (!io.ask) {
         throw new ApiaryError('confirmation_required', `refusing a destructive operation (${reasons}) on ${nodes} node${nodes === 1 ? '' : 's'} without confirmation: pass --yes`, 'yes')
@@ -110,11 +111,11 @@ async function printPlan(io: Io, p: JobPlan): Promise<number> {
     return EXIT.ok
   }
   await io.out.line(`targets    ${p.nodes} node${p.nodes === 1 ? '' : 's'} (${p.online} online)`)
-  await io.out.line(`regions    ${Object.entries(p.regions).map(([r, c]) => `${r}: ${c}`).join(', ')}`)
-  if (p.offline.length > 0) await io.out.line(`offline    ${p.offline.join(', ')}${p.nodes - p.online > p.offline.length ? ', …' : ''} (would end error: offline)`)
-  await io.out.line(`sample     ${p.sample.join(', ')}${p.nodes > p.sample.length ? ', …' : ''}`)
+  await io.out.line(`regions    ${escapeControls(Object.entries(p.regions).map(([r, c]) => `${r}: ${c}`).join(', '))}`)
+  if (p.offline.length > 0) await io.out.line(`offline    ${escapeControls(p.offline.join(', '))}${p.nodes - p.online > p.offline.length ? ', …' : ''} (would end error: offline)`)
+  await io.out.line(`sample     ${escapeControls(p.sample.join(', '))}${p.nodes > p.sample.length ? ', …' : ''}`)
   if (p.canary > 0) await io.out.line(`canary     ${p.canary} node${p.canary === 1 ? '' : 's'} first`)
-  await io.out.line(`risk       ${p.risk.class}${p.risk.reasons.length ? ` (${p.risk.reasons.join(', ')}): needs --yes or the node count typed` : ''}`)
+  await io.out.line(`risk       ${p.risk.class}${p.risk.reasons.length ? ` (${escapeControls(p.risk.reasons.join(', '))}): needs --yes or the node count typed` : ''}`)
   await io.out.line('nothing was run (--plan)')
   return EXIT.ok
 }
