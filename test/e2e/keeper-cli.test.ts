@@ -222,6 +222,31 @@ describe('keeper CLI', () => {
     expect(shown.stdout).toMatch(/cancelled in/)
   })
 
+  it("shows a node's control characters visibly in text, and sends them as they are in -o ndjson", async () => {
+    // Clear the screen, write the clipboard (OSC 52), then overwrite the line with a carriage return.
+    const cmd = ['--shell', '--', "printf '\\033[2J\\033]52;c;cHduZWQ=\\007evil\\r\\n'"]
+    const sent = '\x1b[2J\x1b]52;c;cHduZWQ=\x07evil\r\n'
+    const shown = '\\x1b[2J\\x1b]52;c;cHduZWQ=\\x07evil\\x0d'
+    const noControls = (text: string) => expect(text).not.toMatch(/[\x1b\x07\r]/)
+    const grouped = await keeper(['run', ...cmd])
+    expect(grouped.code).toBe(0)
+    expect(grouped.stdout).toContain(`   ${shown}\n`)
+    noControls(grouped.stdout)
+    const jobId = /job (j[0-9a-z]+)/.exec(grouped.stdout)![1]!
+    const live = await keeper(['run', '--no-group', ...cmd])
+    expect(live.stdout).toContain(`local-1 | ${shown}\n`)
+    noControls(live.stdout)
+    expect((await keeper(['logs', jobId])).stdout).toBe(`local-1 | ${shown}\n`)
+    expect((await keeper(['logs', jobId, '--node', 'local-1'])).stdout).toBe(`${shown}\n`)
+    const ndjson = await keeper(['run', '-o', 'ndjson', ...cmd])
+    expect(ndjson.code).toBe(0)
+    noControls(ndjson.stdout) // JSON escapes them itself…
+    expect(ndjson.stdout).toContain('\\u001b]52;c;cHduZWQ=\\u0007evil\\r\\n')
+    const events = ndjson.stdout.trim().split('\n').map((l) => JSON.parse(l) as { kind: string; data?: string })
+    // …and they parse back to what the node wrote.
+    expect(events.filter((e) => e.kind === 'node.output').map((e) => e.data).join('')).toBe(sent)
+  })
+
   it('prints facts as a table', async () => {
     const r = await keeper(['facts'])
     expect(r.code).toBe(0)
