@@ -208,6 +208,8 @@ describe('the URL', () => {
     // nats.js would read a numeric password as the port.
     ['user:digits@ in the second server of a cluster', (port: number) => `nats://127.0.0.1:${port},nats://alice:4222999@127.0.0.1:${port}`, '4222999'],
     ['tls://user:password@', (port: number) => `tls://alice:hunter2pw@127.0.0.1:${port}`, 'hunter2pw'],
+    // A slash in the password ends the authority for a URL parser, but not for this check.
+    ['user:pass/word@', (port: number) => `nats://alice:hunter2/pw@127.0.0.1:${port}`, 'hunter2'],
   ])('holding a credential (%s) is refused without repeating it', async (_what, url, secret) => {
     const { err } = await refusal(bus({ url: url(tokenSrv.port), tokenFile }))
     expect(err).toMatchObject({ code: 'invalid_input', field: '--nats' })
@@ -215,6 +217,13 @@ describe('the URL', () => {
     expect(err.message).toContain('put credentials in a file: --nats-creds / --nats-user-file / --nats-token-file')
     expect(err.message).not.toContain(secret)
     expect(JSON.stringify(err)).not.toContain(secret)
+  })
+
+  it('takes no query or fragment, where credentials could hide, and does not repeat it', async () => {
+    const { err } = await refusal(bus({ url: `nats://127.0.0.1:${tokenSrv.port}?user=alice&pass=hunter2pw`, tokenFile }))
+    expect(err).toMatchObject({ code: 'invalid_input', field: '--nats' })
+    expect(err.message).toContain('without a query or fragment')
+    expect(JSON.stringify(err)).not.toContain('hunter2pw')
   })
 
   it('may name several servers, comma-separated (a cluster)', async () => {

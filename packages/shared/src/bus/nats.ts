@@ -225,11 +225,12 @@ function serverList(url: string): string[] {
     .filter(Boolean)
   if (servers.length === 0) throw new ApiaryError('invalid_input', '--nats: no NATS server given', '--nats')
   for (const [i, u] of servers.entries()) {
-    // The authority: after the scheme, before the path. An @ there is user:pass@ or token@,
-    // which nats.js silently drops (and a numeric password would be read as the port).
-    const authority = u.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').split('/')[0]!
-    if (authority.includes('@')) {
-      const where = servers.length > 1 ? `server ${i + 1} of --nats` : '--nats'
+    // An @ anywhere is user:pass@ or token@ (a password may hold a / too), which nats.js
+    // silently drops (and a numeric password would be read as the port); a query such as
+    // ?user=…&pass=… would be ignored. Neither is repeated in the error.
+    const where = servers.length > 1 ? `server ${i + 1} of --nats` : '--nats'
+    if (/[?#]/.test(u)) throw new ApiaryError('invalid_input', `${where} must be scheme://host:port, without a query or fragment (credentials go in a file: --nats-creds / --nats-user-file / --nats-token-file)`, '--nats')
+    if (u.includes('@')) {
       throw new ApiaryError(
         'invalid_input',
         `${where} holds a credential in its URL (it would show in process lists and logs): put credentials in a file: --nats-creds / --nats-user-file / --nats-token-file`,
