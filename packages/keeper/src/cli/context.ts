@@ -2,6 +2,7 @@ import { join } from 'node:path'
 import { ApiaryError, type ErrorCode, isApiaryError } from '@apiary/shared'
 import { defaultStateDir, readSecretFile } from '@apiary/shared/runtime'
 import type { JobClient } from '@apiary/shared/client'
+import { escapeControls } from '../render/escape.ts'
 import { LineWriter } from '../render/output.ts'
 
 /** Exit codes keeper promises (README, "Exit codes"). */
@@ -72,7 +73,8 @@ const USAGE_ERRORS: readonly ErrorCode[] = ['invalid_input', 'not_found', 'confl
 /** Maps an error to keeper's exit code and prints it (as JSON too, when the output is JSON). */
 export async function reportError(io: Io, err: unknown): Promise<number> {
   const message = err instanceof Error ? err.message : String(err)
-  await io.err.line(`keeper: ${message}`)
+  // A message may carry the queen's words (an HTTP error body): nothing in it acts on a terminal.
+  await io.err.line(`keeper: ${escapeControls(message, { keepNewlines: true })}`)
   if (io.format !== 'text') {
     const e = isApiaryError(err) ? err : undefined
     await io.out.line(JSON.stringify({ error: { code: e?.code ?? 'internal', message, ...(e?.field ? { field: e.field } : {}) } }))
