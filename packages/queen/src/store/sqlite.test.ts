@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -29,6 +29,15 @@ const thrown = (fn: () => void): unknown => {
 }
 
 describe('the SQLite job store', () => {
+  it('keeps its database, WAL and shared memory to its owner (0600), even a file made readable before', () => {
+    store.commit({ events: [{ event: started(1) }], ends: [] })
+    for (const f of ['queen.db', 'queen.db-wal', 'queen.db-shm']) expect((statSync(join(dir, f)).mode & 0o777).toString(8), f).toBe('600')
+    store.close()
+    chmodSync(join(dir, 'queen.db'), 0o644)
+    store = openSqliteStore(join(dir, 'queen.db'))
+    expect((statSync(join(dir, 'queen.db')).mode & 0o777).toString(8)).toBe('600')
+  })
+
   it('refuses as invalid_input, naming the event, what it cannot write as JSON, and writes nothing of that batch', () => {
     let deep: unknown = 1
     for (let i = 0; i < 300_000; i++) deep = { a: deep }

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs'
+import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'libsql'
 import { ApiaryError, type JobEvent, JobRequest, type JobState, type JobSummary, type NodeResult, type NodeState } from '@apiary/shared'
@@ -122,6 +122,10 @@ export function openSqliteStore(path: string): JobStore {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
   let db: InstanceType<typeof Database>
   try {
+    // Jobs hold operations (their env, their stdin): the file is the owner's alone, and SQLite
+    // gives its WAL and shared-memory files the same mode.
+    closeSync(openSync(path, 'a', 0o600))
+    chmodSync(path, 0o600)
     db = new Database(path)
     db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;')
     db.exec(SCHEMA)
