@@ -26,7 +26,7 @@ export {
   Operation,
   PingOperation,
 } from './schema/operation.ts'
-export { matchesSelector, parseSelector, type SelectableNode, type Selector, type SelectorTerm, SelectorText } from './schema/targets.ts'
+export { Glob, matchesSelector, parseSelector, type SelectableNode, type Selector, type SelectorTerm, SelectorText } from './schema/targets.ts'
 export {
   BreakerState,
   Confirm,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { matchesSelector, parseSelector, type SelectableNode, type Selector, SelectorText } from './targets.ts'
+import { Glob, matchesSelector, parseSelector, type SelectableNode, type Selector, SelectorText } from './targets.ts'
 
 function sel(text: string): Selector {
   const r = parseSelector(text)
@@ -144,5 +144,70 @@ describe('SelectorText', () => {
     const r = SelectorText.safeParse('role=web,we b')
     expect(r.success).toBe(false)
     expect(r.error!.issues[0]!.message).toContain('"we b"')
+  })
+})
+
+/** What a glob means, by dynamic programming over (pattern, text) positions: slow, plainly right. */
+function reference(glob: string, text: string): boolean {
+  const memo = new Map<number, boolean>()
+  const go = (i: number, j: number): boolean => {
+    const key = i * (text.length + 1) + j
+    const hit = memo.get(key)
+    if (hit !== undefined) return hit
+    let r: boolean
+    if (i === glob.length) r = j === text.length
+    else if (glob[i] === '*') r = go(i + 1, j) || (j < text.length && go(i, j + 1))
+    else r = j < text.length && (glob[i] === '?' || glob[i] === text[j]) && go(i + 1, j + 1)
+    memo.set(key, r)
+    return r
+  }
+  return go(0, 0)
+}
+
+describe('Glob', () => {
+  it('agrees with a plain dynamic-programming matcher on thousands of small cases', () => {
+    // A fixed xorshift sequence: the same cases every run.
+    let seed = 0x9e3779b9
+    const next = (n: number) => {
+      seed ^= seed << 13
+      seed ^= seed >>> 17
+      seed ^= seed << 5
+      return (seed >>> 0) % n
+    }
+    const word = (alphabet: string, max: number) => Array.from({ length: next(max + 1) }, () => alphabet[next(alphabet.length)]).join('')
+    for (let i = 0; i < 5000; i++) {
+      const glob = word('ab*?', 8)
+      const text = word('ab', 10)
+      expect(new Glob(glob).test(text), `${glob} ~ ${text}`).toBe(reference(glob, text))
+    }
+  })
+
+  // No timing: the comparisons are counted. A backtracking matcher needs more than
+  // C(253, 100) steps for these, a number with 72 digits: it would not finish at all.
+  it('crosses each star once: comparisons stay linear in the text and the pattern', () => {
+    const id = 'a'.repeat(253)
+    for (const glob of ['*a*a*a*a*a*a*a*a*b', `${'*a'.repeat(100)}*b`, `*${'a'.repeat(120)}b*`, `${'*'.repeat(2000)}b`, `*${'ab'.repeat(60)}*`]) {
+      const steps = { n: 0 }
+      expect(new Glob(glob).test(id, steps), glob).toBe(false)
+      expect(steps.n, glob).toBeLessThanOrEqual(2 * (id.length + glob.length))
+    }
+    const steps = { n: 0 }
+    expect(new Glob(`${'*a'.repeat(100)}*`).test(id, steps)).toBe(true)
+    expect(steps.n).toBeLessThanOrEqual(2 * (id.length + 201))
+  })
+
+  it('tries a run holding `?` at each place once: at most (text × run) comparisons', () => {
+    const id = 'a'.repeat(253)
+    const run = `${'?'.repeat(60)}b`
+    const steps = { n: 0 }
+    expect(new Glob(`*${run}*`).test(id, steps)).toBe(false)
+    expect(steps.n).toBeLessThanOrEqual(id.length * run.length)
+  })
+
+  it('matches a selector of the longest allowed size against the longest id, once per node', () => {
+    const glob = `${'*a'.repeat(2047)}*`
+    expect(parseSelector(glob).ok).toBe(true)
+    expect(matchesSelector(sel(glob), node('a'.repeat(253)))).toBe(false)
+    expect(matchesSelector(sel(`${'*a'.repeat(100)}*`), node('a'.repeat(253)))).toBe(true)
   })
 })
