@@ -53,6 +53,16 @@ describe('Operation: exec', () => {
     expect(issues({ type: 'exec', shell: true, command: '' })[0]).toBe('command: must not be empty')
   })
 
+  it('refuses a NUL byte anywhere, naming the field: exec would cut the word there', () => {
+    const nul = 'must not contain a NUL byte'
+    expect(issues({ type: 'exec', argv: ['rm', '-rf', '/\0tmp/x'] })).toEqual([`argv.2: ${nul}`])
+    expect(issues({ type: 'exec', shell: true, command: 'rm -rf /\0tmp' })).toEqual([`command: ${nul}`])
+    expect(issues({ type: 'exec', argv: ['env'], env: { TARGET: '/\0tmp' } })).toEqual([`env.TARGET: ${nul}`])
+    expect(issues({ type: 'exec', argv: ['ls'], cwd: '/\0tmp' })).toEqual([`cwd: ${nul}`])
+    expect(issues({ type: 'exec', argv: ['sh'], stdin: 'echo hi\0' })).toEqual([`stdin: ${nul}`])
+    expect(Operation.parse({ type: 'exec', argv: ['printf', '\\0'] })).toMatchObject({ argv: ['printf', '\\0'] })
+  })
+
   it('rejects an unknown field, naming it (strict)', () => {
     const got = issues({ type: 'exec', argv: ['ls'], sudo: true })
     expect(got).toHaveLength(1)

@@ -4,9 +4,16 @@ import { z } from 'zod'
 export const MAX_COMMAND_BYTES = 64 * 1024
 const MAX_ARGS = 4096
 
+/**
+ * exec(2) ends argv, env and paths at the first NUL byte, and shells drop NULs from what they
+ * read: the node would run something other than the operation that was signed and classified
+ * (`rm -rf /\0tmp/x` removes /). Refused at the edge, naming the field.
+ */
+const noNul = (s: z.ZodString) => s.refine((v) => !v.includes('\0'), 'must not contain a NUL byte')
+
 const Env = z.record(
   z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment variable names hold only letters, digits and _'),
-  z.string().max(32 * 1024),
+  noNul(z.string().max(32 * 1024)),
 )
 
 /**
@@ -19,12 +26,12 @@ const Env = z.record(
 export const ExecOperation = z
   .strictObject({
     type: z.literal('exec'),
-    argv: z.array(z.string()).min(1, 'must name a program').max(MAX_ARGS, `must hold at most ${MAX_ARGS} arguments`).optional(),
+    argv: z.array(noNul(z.string())).min(1, 'must name a program').max(MAX_ARGS, `must hold at most ${MAX_ARGS} arguments`).optional(),
     shell: z.boolean().default(false),
-    command: z.string().min(1, 'must not be empty').optional(),
+    command: noNul(z.string().min(1, 'must not be empty')).optional(),
     env: Env.optional(),
-    cwd: z.string().min(1).max(4096).optional(),
-    stdin: z.string().max(1024 * 1024).optional(),
+    cwd: noNul(z.string().min(1).max(4096)).optional(),
+    stdin: noNul(z.string().max(1024 * 1024)).optional(),
   })
   .superRefine((op, ctx) => {
     if (op.shell) {
