@@ -36,7 +36,8 @@ ${extra}`
       deadPort = await freePort()
       inventoryFile = join(sshd.dir, `inventory-${kind}.yaml`)
       await writeFile(inventoryFile, inventory())
-      c = await TestCluster.start(kind, { inventoryFile, heartbeatMs: 150 })
+      // Short beats so that reachability shows fast, not so short that a loaded machine reads a live hive as gone.
+      c = await TestCluster.start(kind, { inventoryFile, heartbeatMs: 300 })
       await c.addHive('eu')
       await c.addWorker('agent-1', 'eu', { role: 'web' })
       await c.addSshWorker('eu', { inventoryFile, knownHosts: sshd.knownHosts })
