@@ -302,7 +302,9 @@ rule('pkill killall', (c) => {
   const o = getopt(c.args, c.name === 'pkill' ? 'uUgGPstFn' : 'usoyY', ['signal', 'user', 'euid', 'uid', 'group', 'parent', 'session', 'terminal', 'older-than', 'younger-than'])
   const patterns = o.operands.map(lit)
   const root = ['u', 'U', 'user', 'euid', 'uid'].some((k) => ['root', '0'].includes(lit(o.values.get(k)) ?? (k.length > 1 ? (o.long.get(k) ?? '') : '')))
-  if (patterns.some((p) => p !== undefined && ['', '.', '.*', '.+', '^', '$'].includes(p)) || (patterns.length === 0 && root)) c.f.add(REASON.killAll)
+  // `pkill -v NAME` signals every process but NAME's.
+  const inverse = c.name === 'pkill' && has(o, 'v', 'inverse')
+  if (inverse || patterns.some((p) => p !== undefined && ['', '.', '.*', '.+', '^', '$'].includes(p)) || (patterns.length === 0 && root)) c.f.add(REASON.killAll)
   if (patterns.some((p) => p === 'sshd')) c.f.add(REASON.remoteAccess)
 })
 

@@ -30,8 +30,15 @@ export function findReasons(op: { shell?: boolean; command?: string; argv?: stri
     functions: new Set(),
   }
   const stdin: Input = op.stdin === undefined ? NONE : { k: 'text', text: op.stdin }
-  if (op.shell) w.script(op.command ?? '', scope, stdin)
-  else w.call((op.argv ?? []).map(litArg), scope, stdin)
+  try {
+    if (op.shell) w.script(op.command ?? '', scope, stdin)
+    else w.call((op.argv ?? []).map(litArg), scope, stdin)
+  } catch (err) {
+    // The parser gives up on deep nesting before this walk would; should it not, the answer
+    // is the same.
+    if (!(err instanceof RangeError)) throw err
+    f.add(REASON.tooDeep)
+  }
   return [...f.reasons]
 }
 
@@ -62,7 +69,8 @@ class Walker {
     if (name === undefined) {
       const u = unknownPart(prog)
       if (u?.k === 'var') return this.give(variableProgram(u.raw))
-      return this.give(u?.k === 'sub' && u.out.k === 'download' ? REASON.downloadShell : REASON.substCommand)
+      const out = u?.k === 'sub' ? u.out.k : undefined
+      return this.give(out === 'download' ? REASON.downloadShell : out === 'decoded' ? REASON.decoded : REASON.substCommand)
     }
     // argv is not expanded, but a program named like a variable is not one to guess about.
     if (/[$`]/.test(name)) return this.give(variableProgram(name))
