@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { Operation } from '../schema/operation.ts'
 import type { Risk } from '../schema/risk.ts'
 import { findReasons } from './walk.ts'
@@ -27,7 +28,8 @@ const cache = new Map<string, string[]>()
  */
 export function classifyRisk(op: Operation): Risk {
   if (op.type !== 'exec') return { class: 'safe', reasons: [] }
-  const key = JSON.stringify([op.shell, op.command, op.argv, op.env, op.cwd, op.stdin])
+  // By digest: an operation may hold a MiB of stdin, and the cache would hold it 64 times.
+  const key = createHash('sha256').update(JSON.stringify([op.shell, op.command, op.argv, op.env, op.cwd, op.stdin])).digest('base64')
   let reasons = cache.get(key)
   if (reasons) {
     cache.delete(key)
