@@ -1,6 +1,9 @@
 import { ApiaryError, type JobPlan, type JobRequest, type NodeInfo, type Risk } from '@apiary/shared'
-import { classifyRisk } from '@apiary/shared/risk'
+import { classifyRisk, preloadRiskClassifier } from '@apiary/shared/risk'
 import { resolveTargets } from '../targets/resolve.ts'
+
+// Every submit is classified: load the parser with the queen, not inside its first request.
+preloadRiskClassifier()
 
 export interface Plan {
   targets: NodeInfo[]

@@ -1,10 +1,20 @@
 import { createHash } from 'node:crypto'
 import type { Operation } from '../schema/operation.ts'
 import type { Risk } from '../schema/risk.ts'
+import { loadParser } from './shell-tree.ts'
 import { findReasons } from './walk.ts'
 
 export type { Risk, RiskClass } from '../schema/risk.ts'
 export { REASON } from './reasons.ts'
+
+/**
+ * Loads the shell parser now rather than on the first classification, which would otherwise
+ * hold the event loop for it (0.1 s on a quiet machine, up to 1 s on a loaded one). For a
+ * process that will classify anyway, like the queen; a worker leaves it to its first task.
+ */
+export function preloadRiskClassifier(): void {
+  loadParser()
+}
 
 /** The same operation reaches a worker once per node it runs on there (an SSH worker runs many). */
 const CACHE_SIZE = 64

@@ -139,11 +139,16 @@ function internal(file: unknown): Go {
   return (file as { __internal_object__: Go }).__internal_object__
 }
 
+/** Loads mvdan-sh and makes the parser, if not done yet. */
+export function loadParser(): { ops: Ops; parser: NonNullable<typeof parser> } {
+  ops ??= calibrate()
+  parser ??= mvdan().syntax.NewParser(mvdan().syntax.Variant(mvdan().syntax.LangBash))
+  return { ops, parser }
+}
+
 /** Parses shell text (bash, which accepts POSIX sh), or says why not. */
 export function parseShell(src: string): { stmts: Stmt[] } | { error: string } {
-  const { syntax } = mvdan()
-  ops ??= calibrate()
-  parser ??= syntax.NewParser(syntax.Variant(syntax.LangBash))
+  const { ops, parser } = loadParser()
   let file: unknown
   try {
     file = parser.Parse(src, '')
