@@ -92,7 +92,10 @@ export function defineForgerySuite(kind: BusKind) {
       expect(await readFile(out, 'utf8')).toBe('web-1\n')
       expect(await pwned()).toBe(false)
       // The operator sees it: the node's heartbeat carries what it refused.
-      await waitUntil(async () => ((await c.client.nodes()).find((n) => n.id === 'web-1')?.refused?.count ?? 0) >= 2, 'web-1 to report its refusals')
+      await waitUntil(async () => {
+        const nodes = await c.client.nodes()
+        return (nodes.find((n) => n.id === 'web-1')?.refused?.count ?? 0) >= 2 && nodes.find((n) => n.id === 'web-2')?.refused !== undefined
+      }, 'web-1 and web-2 to report their refusals')
       const web1 = (await c.client.nodes()).find((n) => n.id === 'web-1')!
       expect(web1.refused?.last).toMatchObject({ subject: subjects.task('eu', 'web-1'), reason: 'the operation is not the one the grant covers' })
       expect((await c.client.nodes()).find((n) => n.id === 'web-2')?.refused?.count).toBe(1)

@@ -166,8 +166,9 @@ export function defineRolloutSuite(kind: BusKind) {
     })
 
     it('refuses a destructive operation without a confirmation of the node count', async () => {
-      // Destructive by its words, harmless here: no shell expands ./*, and the directory is empty.
-      const op = { type: 'exec' as const, argv: ['rm', '-rf', './*'], cwd: c.dir.path }
+      // Destructive by its words (no cwd: wherever the worker runs, perhaps /), harmless here:
+      // without a shell, rm is given the name ./* itself, and no file has it.
+      const op = { type: 'exec' as const, argv: ['rm', '-rf', './*'] }
       const plan = await c.client.plan({ operation: op, targets: 'tier=b' })
       expect(plan).toMatchObject({ nodes: 5, online: 5, regions: { eu: 5 }, risk: { class: 'destructive', reasons: ['recursive delete of a broad path'] } })
       await expect(c.client.submit({ operation: op, targets: 'tier=b' })).rejects.toMatchObject({ code: 'confirmation_required', details: { nodes: 5 } })
