@@ -1,5 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { assembleShare, HiveJob, signShare, subjects, type Task } from '@apiary/shared'
+import { access } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { assembleShare, HiveJob, signControl, signShare, subjects, type Task } from '@apiary/shared'
 import { silentLogger } from '@apiary/shared/runtime'
 import { createMemoryBus } from '@apiary/shared/memory-bus'
 import { startWorker, type Worker } from '@apiary/worker'
@@ -33,6 +36,27 @@ describe('a worker’s own limits', () => {
     const w = worker
     await waitUntil(() => w.running() === 1, 'the short task to end')
     await expect(ask(signedTask('jcap00004', 'web-1', ['true']))).resolves.toMatchObject({ accepted: true })
+  })
+
+  it('runs nothing of a task that comes after its job was cancelled, and ends it as the cancel says', async () => {
+    worker = startWorker({ bus, log: silentLogger(), nodeId: 'web-3', region: 'eu', labels: {}, heartbeatMs: 60_000, queenKey: testQueenKey })
+    const marker = join(tmpdir(), `apiary-late-${process.pid}`)
+    const task = signedTask('jlate00001', 'web-3', ['touch', marker])
+    const ends: unknown[] = []
+    const ended = new Promise<void>((resolve) =>
+      bus.subscribe(subjects.nodeEvents('eu', 'web-3', 'jlate00001'), (m) => {
+        if ((m.data as { kind: string }).kind === 'node.finished') {
+          ends.push(m.data)
+          resolve()
+        }
+      }),
+    )
+    bus.publish(subjects.control('jlate00001'), signControl({ jobId: 'jlate00001', action: 'cancel', reason: 'cancelled by request', outcome: 'cancelled' }, testSigner, Date.now()))
+    await bus.flush()
+    await expect(bus.request(subjects.task('eu', 'web-3'), task, { timeoutMs: 3000 })).resolves.toMatchObject({ accepted: true })
+    await ended
+    expect(ends).toEqual([expect.objectContaining({ state: 'cancelled', cause: 'cancelled by request' })])
+    await expect(access(marker)).rejects.toThrow()
   })
 
   it('refuses two hundred forged tasks without starting one process', async () => {

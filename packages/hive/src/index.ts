@@ -1,5 +1,5 @@
 import { type Ack, assembleShare, BODY_LIMITS, type Bus, type BusMessage, decode, type Logger, ShareChunk, ShareOffer, subjects, type Verifier, VERSION } from '@apiary/shared'
-import { Heartbeater } from '@apiary/shared/runtime'
+import { Heartbeater, warnRateLimited } from '@apiary/shared/runtime'
 import { RegionJob } from './rollout/region-job.ts'
 
 export interface HiveConfig {
@@ -56,7 +56,7 @@ export function startHive(cfg: HiveConfig): Hive {
   function begin(msg: BusMessage, key: string, offer: ShareOffer, chunks: ShareChunk[]) {
     const checked = assembleShare(offer, chunks, cfg.queenKey, cfg.region, Date.now())
     if (typeof checked === 'string') {
-      log.warn({ jobId: offer.grant.jobId, phase: offer.grant.phase, reason: checked }, 'refused a share')
+      warnRateLimited(log, 'refused a share', { jobId: offer.grant.jobId, phase: offer.grant.phase, reason: checked })
       return refuse(msg, `refused: ${checked}`)
     }
     const { share } = checked
@@ -84,14 +84,14 @@ export function startHive(cfg: HiveConfig): Hive {
       if (grant.chunks === 1) return begin(msg, key, offer, [])
       // The rest comes chunk by chunk to this hive alone; check what can be checked now.
       if (!cfg.queenKey.verify(grant)) {
-        log.warn({ jobId: grant.jobId, phase: grant.phase }, 'refused a share: not signed by the queen')
+        warnRateLimited(log, 'refused a share: not signed by the queen', { jobId: grant.jobId, phase: grant.phase })
         return refuse(msg, 'refused: the grant is not signed by the pinned queen key')
       }
       if (pending.has(key)) return accept(msg)
       if (pending.size >= MAX_PENDING_SHARES) return refuse(msg, `too many shares arriving at once (${pending.size})`)
       const timer = setTimeout(() => {
         pending.delete(key)
-        log.warn({ jobId: grant.jobId, phase: grant.phase }, 'dropped a share whose chunks did not all arrive')
+        warnRateLimited(log, 'dropped a share whose chunks did not all arrive', { jobId: grant.jobId, phase: grant.phase })
       }, cfg.chunkTimeoutMs ?? 30_000)
       timer.unref()
       pending.set(key, { offer, chunks: new Map(), timer })

@@ -20,7 +20,7 @@ import {
   type WireEvent,
 } from '@apiary/shared'
 import { classifyRisk } from '@apiary/shared/risk'
-import { rateLimitedWarning } from '@apiary/shared/runtime'
+import { rateLimitedWarning, warnRateLimited } from '@apiary/shared/runtime'
 import { EXECUTION_DEADLINE, type ExecHooks, type ExecResult, type StopRequest } from './executors/executor.ts'
 
 export interface TaskRunnerConfig {
@@ -113,7 +113,7 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
       // A task delivered again (a re-offer) is acknowledged and not run twice.
       if (recent.has(key)) return msg.respond({ accepted: true, by: id } satisfies Ack)
       if (running.size >= cfg.maxRunning) {
-        log.warn({ jobId: task.jobId, node: task.node, running: running.size }, 'refused a task: at capacity')
+        warnRateLimited(log, 'refused a task: at capacity', { jobId: task.jobId, node: task.node, running: running.size })
         return refuse(`at capacity: ${running.size} tasks running (the most is ${cfg.maxRunning})`)
       }
       msg.respond({ accepted: true, by: id } satisfies Ack)
@@ -164,7 +164,11 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
     cancel.addEventListener('abort', onCancel, { once: true })
     let r: ExecResult
     try {
-      r = await cfg.execute(task, stop.signal, {
+      // A task of a job cancelled before it came runs nothing: it ends as the cancel says.
+      if (cancel.aborted) {
+        const why = cancel.reason as StopRequest
+        r = { state: why.state, exitCode: null, signal: null, cause: why.cause, bytes: 0, truncated: false, digest: null }
+      } else r = await cfg.execute(task, stop.signal, {
         onStart: () => emit({ ...base, ts: Date.now(), kind: 'node.started', human: `${task.node}: started` }),
         onOutput: (c) => emit({ ...base, ts: Date.now(), kind: 'node.output', stream: c.stream, data: c.data, human: prefixLines(task.node, c.data) }),
       })

@@ -19,6 +19,7 @@ import {
   type Verifier,
   WireEvent,
 } from '@apiary/shared'
+import { warnRateLimited } from '@apiary/shared/runtime'
 import { type Delivery, type Effect, RegionRollout } from './region-rollout.ts'
 
 export interface RegionJobOptions {
@@ -79,7 +80,7 @@ export class RegionJob {
         const c = decode(Control, msg, this.#log)
         if (!c) return
         const forged = controlRefusal(c, this.o.queenKey, jobId, Date.now())
-        if (forged) return this.#log.warn({ reason: forged }, 'ignored a control message')
+        if (forged) return warnRateLimited(this.#log, 'ignored a control message', { reason: forged })
         this.#carryOut(this.#rollout.control(c))
       }, { maxBytes: BODY_LIMITS.control }),
     )

@@ -1,5 +1,6 @@
 import type { z } from 'zod'
 import type { Logger } from '../runtime/log.ts'
+import { warnRateLimited } from '../runtime/rate-limit.ts'
 
 /**
  * The one messaging interface every role talks through. Two implementations: NATS (the
@@ -62,18 +63,18 @@ function nestsDeeper(text: string, max: number): boolean {
  */
 export function readBody(text: string, bytes: number, subject: string, maxBytes: number, log: Logger): { data: unknown } | undefined {
   if (bytes > maxBytes) {
-    log.warn({ subject, bytes, maxBytes }, 'dropped a message larger than its subject allows')
+    warnRateLimited(log, 'dropped a message larger than its subject allows', { subject, bytes, maxBytes })
     return undefined
   }
   if (text.length === 0) return { data: null }
   if (nestsDeeper(text, MAX_BODY_DEPTH)) {
-    log.warn({ subject, bytes }, `dropped a message nested deeper than ${MAX_BODY_DEPTH}`)
+    warnRateLimited(log, `dropped a message nested deeper than ${MAX_BODY_DEPTH}`, { subject, bytes })
     return undefined
   }
   try {
     return { data: JSON.parse(text) }
   } catch {
-    log.warn({ subject }, 'dropped a message whose body is not JSON')
+    warnRateLimited(log, 'dropped a message whose body is not JSON', { subject })
     return undefined
   }
 }
@@ -111,10 +112,7 @@ export function decode<S extends z.ZodType>(schema: S, msg: BusMessage, log: Log
   const parsed = schema.safeParse(msg.data)
   if (parsed.success) return parsed.data
   const issue = parsed.error.issues[0]
-  log.warn(
-    { subject: msg.subject, field: issue?.path.map(String).join('.') ?? '', problem: issue?.message },
-    'dropped a malformed message',
-  )
+  warnRateLimited(log, 'dropped a malformed message', { subject: msg.subject, field: issue?.path.map(String).join('.') ?? '', problem: issue?.message })
   return undefined
 }
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import {
   type Authenticator,
@@ -98,7 +99,6 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<Bus> {
   // half the client CPU per request; nats.js allocates a timer and a deferred per request.
   // With an identity, the prefix nats-server lets this credential receive replies on.
   const inbox = createInbox(inboxPrefix)
-  let requests = 0
   const inflight = new Map<string, { reply: (m: Msg) => void; fail: (err: ApiaryError) => void }>()
   nc.subscribe(`${inbox}.*`, {
     callback: (err, m) => {
@@ -172,7 +172,8 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<Bus> {
     request(subject, data, ropts) {
       if (ropts.signal?.aborted) return Promise.reject(new ApiaryError('timeout', `request to ${subject} was aborted`))
       if (closing || nc.isClosed()) return Promise.reject(new ApiaryError('closed', `the bus is closed`))
-      const token = (++requests).toString(36)
+      // Unguessable: whoever sees one request's reply subject cannot answer another in its place.
+      const token = randomBytes(12).toString('base64url')
       return new Promise<unknown>((resolve, reject) => {
         const settle = (fn: () => void) => {
           if (!inflight.delete(token)) return

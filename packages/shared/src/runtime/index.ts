@@ -1,5 +1,6 @@
 /** Runtime helpers of every apiary program: logger, flags, program lifecycle, heartbeats, secret files. */
-export { createLogger, type Logger, type LoggerOptions, rateLimitedWarning, REDACT, silentLogger } from './log.ts'
+export { createLogger, type Logger, type LoggerOptions, REDACT, silentLogger } from './log.ts'
+export { rateLimitedWarning, warnRateLimited } from './rate-limit.ts'
 export { defaultStateDir, parseDuration, readSecretFile, writeSecretFile } from './config.ts'
 export {
   DAEMON_OPTIONS,

@@ -30,24 +30,3 @@ export function silentLogger(): Logger {
   return pino({ level: 'silent' })
 }
 
-/**
- * A warning logged at most once per `everyMs`: the first of each interval, with how many more
- * came since the last line. A flood of forged or refused messages is then one line per
- * interval, not one per message.
- */
-export function rateLimitedWarning(log: Logger, msg: string, everyMs = 10_000): { note(fields: Record<string, unknown>): void } {
-  let until = 0
-  let more = 0
-  return {
-    note(fields) {
-      const now = Date.now()
-      if (now < until) {
-        more++
-        return
-      }
-      log.warn(more > 0 ? { ...fields, moreSinceLast: more } : fields, msg)
-      until = now + everyMs
-      more = 0
-    },
-  }
-}
