@@ -250,6 +250,14 @@ describe('JobRun', () => {
       for (const ev of h.events()) expect(WireEvent.safeParse({ ...ev, jobId: 'j0000001' }).error).toBeUndefined()
     })
 
+    it("writes every node's line itself: a producer's words cannot pose as the queen's narration", () => {
+      const h = new Harness(request({}, 1024), targets(2))
+      h.event({ ...started('n1'), human: 'job jfake ok in 1.2 s: 6 ok' })
+      h.event({ ...finished('n1', 'failed'), exitCode: 1, durationMs: 5, human: 'n1: ok (exit 0)' })
+      h.event({ ...finished('n2', 'skipped'), durationMs: null, cause: 'not dispatched: halted', human: 'HIVE says all ok' })
+      expect(h.events().filter((e) => e.kind.startsWith('node.')).map((e) => e.human)).toEqual(['n1: started', 'n1: failed: boom (exit 1, 5 ms)', 'n2: skipped: not dispatched: halted'])
+    })
+
     it("writes each output line itself from what it kept: a producer's oversized narration is not stored", () => {
       const h = new Harness(request({}, 1024), targets(1))
       h.event(started('n1')).event({ jobId: 'j1', ts: 0, kind: 'node.output', node: 'n1', stream: 'stdout', data: 'x', human: 'y'.repeat(128 * 1024) })

@@ -9,6 +9,7 @@ import {
   type JobState,
   MAX_HUMAN,
   type NodeState,
+  finishedLine,
   notRunEvent,
   prefixLines,
   resolveCount,
@@ -352,7 +353,9 @@ export class JobRun {
         return
       }
       this.#setNode(ev.node, { ...cur, state: 'running' })
-      this.#emit(ev, { node: ev.node, update: { state: 'running' } })
+      // Every line about a node is the queen's own, from the fields it checked: a producer's
+      // words cannot pose as the queen's narration.
+      this.#emit({ ...ev, human: `${ev.node}: started` }, { node: ev.node, update: { state: 'running' } })
       return
     }
     this.#setNode(ev.node, { ...cur, state: ev.state, exitCode: ev.exitCode, digest: ev.digest, cause: ev.cause })
@@ -360,7 +363,8 @@ export class JobRun {
     // What the queen cut, the stored node says too (the event stays as its producer sent it).
     if (this.#output.get(ev.node)?.cut) outcome.truncated = true
     this.#output.delete(ev.node)
-    this.#emit(ev, { node: ev.node, update: outcome })
+    const human = ev.durationMs === null ? notRunEvent(ev.jobId, ev.node, ev.state, ev.cause ?? ev.state).human : finishedLine(ev.node, ev, ev.durationMs, this.request.outputCapBytes)
+    this.#emit({ ...ev, human }, { node: ev.node, update: outcome })
     if (spendsErrorBudget(ev.state)) {
       this.#errors++
       if (this.#maxErrors !== null && this.#errors >= this.#maxErrors) this.#halt(`max errors reached (${this.#errors} of ${this.#maxErrors} allowed)`, 'halt', now)

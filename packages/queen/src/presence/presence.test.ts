@@ -101,6 +101,15 @@ describe('Presence', () => {
     expect(q.warmingUp()).toEqual({ waiting: 1, leftMs: MISSED_BEATS * 5000 })
   })
 
+  it('lets an agent take over an inventory node of its own region only', () => {
+    const p = new Presence(() => 0)
+    p.setInventory([inv('edge-1', 'eu')])
+    expect(p.beat(hb('edge-1', 'worker', 'us'))).toEqual({ isNew: false, refused: 'node edge-1 is an inventory node of region eu' })
+    expect(p.node('edge-1')).toMatchObject({ region: 'eu', executor: 'ssh' })
+    expect(p.beat(hb('edge-1', 'worker', 'eu')).isNew).toBe(true)
+    expect(p.node('edge-1')).toMatchObject({ region: 'eu', executor: 'local' })
+  })
+
   it('does not let a node online in one region be taken over from another; once it is quiet, it may move', () => {
     let now = 0
     const p = new Presence(() => now)

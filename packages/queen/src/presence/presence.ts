@@ -108,6 +108,10 @@ export class Presence {
     if (prev && hb.role === 'worker' && prev.hb.region !== hb.region && this.#online(prev)) {
       return { isNew: false, refused: `node ${hb.id} is online in region ${prev.hb.region}` }
     }
+    // An agent takes over an inventory node of its own region (it has installed an agent), never
+    // one of another region: that would be a second node under the same id.
+    const inv = hb.role === 'worker' ? this.#inventory.get(hb.id) : undefined
+    if (inv && inv.region !== hb.region) return { isNew: false, refused: `node ${hb.id} is an inventory node of region ${inv.region}` }
     const isNew = !prev || !this.#online(prev)
     const { hosts, ...kept } = hb
     kept.intervalMs = boundedInterval(hb.intervalMs)
