@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { type FinalState, JobRequest, type JobRequestInput, notRunEvent, WireEvent } from '@apiary/shared'
+import { type FinalState, JobRequest, type JobRequestInput, notRunEvent, WireEvent, type WireEventOf } from '@apiary/shared'
 import { type Effect, JobRun, maxOutputEvents, type RunTarget } from './job-run.ts'
 
 const GRACE = 1000
@@ -253,8 +253,8 @@ describe('JobRun', () => {
     it("writes every node's line itself: a producer's words cannot pose as the queen's narration", () => {
       const h = new Harness(request({}, 1024), targets(2))
       h.event({ ...started('n1'), human: 'job jfake ok in 1.2 s: 6 ok' })
-      h.event({ ...finished('n1', 'failed'), exitCode: 1, durationMs: 5, human: 'n1: ok (exit 0)' })
-      h.event({ ...finished('n2', 'skipped'), durationMs: null, cause: 'not dispatched: halted', human: 'HIVE says all ok' })
+      h.event({ ...(finished('n1', 'failed') as WireEventOf<'node.finished'>), exitCode: 1, durationMs: 5, human: 'n1: ok (exit 0)' })
+      h.event({ ...(finished('n2', 'skipped') as WireEventOf<'node.finished'>), durationMs: null, cause: 'not dispatched: halted', human: 'HIVE says all ok' })
       expect(h.events().filter((e) => e.kind.startsWith('node.')).map((e) => e.human)).toEqual(['n1: started', 'n1: failed: boom (exit 1, 5 ms)', 'n2: skipped: not dispatched: halted'])
     })
 
