@@ -75,7 +75,7 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
   // Cancels of recent jobs: a task of a cancelled job that arrives after the cancel (the
   // hive refilled its window as the cancel was on its way) is stopped before it starts.
   const cancelled = new Map<string, StopRequest>()
-  // Grant signatures checked already: one verification per share, not one per task.
+  // Grants checked already, by the digest of all they say: one verification per share, not per task.
   const verified = new Set<string>()
   const refusedTasks = rateLimitedWarning(log, 'refused a task the queen did not sign for this node')
   const ignoredControls = rateLimitedWarning(log, 'ignored a control message')
