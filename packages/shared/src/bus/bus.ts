@@ -79,6 +79,13 @@ export function readBody(text: string, bytes: number, subject: string, maxBytes:
   }
 }
 
+const utf8 = new TextDecoder()
+
+/** `readBody` for bytes off the wire: an oversized body is dropped before a byte is decoded. */
+export function readBytes(data: Uint8Array, subject: string, maxBytes: number, log: Logger): { data: unknown } | undefined {
+  return readBody(data.length > maxBytes ? '' : utf8.decode(data), data.length, subject, maxBytes, log)
+}
+
 export interface RequestOptions {
   timeoutMs: number
   signal?: AbortSignal

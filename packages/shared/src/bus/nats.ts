@@ -20,7 +20,7 @@ import { readSecretFile } from '../runtime/config.ts'
 import type { Logger } from '../runtime/log.ts'
 import { subjects } from '../subjects.ts'
 import type { Identity } from '../trust/identity.ts'
-import { type Bus, type BusMessage, MAX_BODY_BYTES, MAX_REPLY_BYTES, readBody, runHandler } from './bus.ts'
+import { type Bus, type BusMessage, MAX_BODY_BYTES, MAX_REPLY_BYTES, readBytes, runHandler } from './bus.ts'
 
 export interface NatsBusOptions extends NatsConnectFlags {
   /** One server or several, comma-separated (a cluster); `tls://` turns TLS on. Never a credential. */
@@ -38,7 +38,6 @@ export interface NatsBusOptions extends NatsConnectFlags {
 }
 
 const enc = new TextEncoder()
-const dec = new TextDecoder()
 
 const NO_AUTH =
   'the bus has no authentication: give --nats-creds (see `keeper bus issue`), --nats-user-file or --nats-token-file, or --insecure-bus to run without'
@@ -121,7 +120,7 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<Bus> {
 
   function toMessage(m: Msg, maxBytes: number): BusMessage | undefined {
     // The size is known before a byte is decoded: an oversized body costs nothing to drop.
-    const body = m.data.length > maxBytes ? readBody('', m.data.length, m.subject, maxBytes, log) : readBody(dec.decode(m.data), m.data.length, m.subject, maxBytes, log)
+    const body = readBytes(m.data, m.subject, maxBytes, log)
     if (!body) return undefined
     return {
       subject: m.subject,
@@ -189,7 +188,7 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<Bus> {
             settle(() => {
               // The server answers 503 at once when nobody subscribes to the subject.
               if (m.headers?.code === 503) return reject(new ApiaryError('no_responders', `no responders on ${subject}`))
-              const body = m.data.length > MAX_REPLY_BYTES ? readBody('', m.data.length, subject, MAX_REPLY_BYTES, log) : readBody(dec.decode(m.data), m.data.length, subject, MAX_REPLY_BYTES, log)
+              const body = readBytes(m.data, subject, MAX_REPLY_BYTES, log)
               if (body) resolve(body.data)
               else reject(new ApiaryError('invalid_input', `reply from ${subject} is not JSON, too large or nested too deep`))
             }),
