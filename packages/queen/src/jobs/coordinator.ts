@@ -80,19 +80,21 @@ export class Coordinator {
    */
   #fromBus(msg: BusMessage, from: 'agent' | 'ssh' | 'hive'): void {
     const log = this.#o.log
-    const ev = decode(WireEvent, msg, log)
-    if (!ev) return
     const toks = parseSubject(msg.subject) ?? []
     const region = toks[1]
     const node = from === 'hive' ? undefined : toks[2]
     const jobId = from === 'hive' ? toks[2] : toks[3]
+    // Events of no running job (late, or a flood of made-up ids) cost no validation.
+    if (jobId === undefined || !this.#runs.has(jobId)) return log.debug({ subject: msg.subject }, 'event for a job that is not running')
+    const ev = decode(WireEvent, msg, log)
+    if (!ev) return
     const drop = (why: string) => this.#dropped.note({ subject: msg.subject, jobId: ev.jobId, kind: ev.kind, node: 'node' in ev ? ev.node : undefined, why })
     if (!ev.kind.startsWith('node.')) return drop('only the queen writes job events')
     if (ev.jobId !== jobId) return drop('published on another job’s subject')
     const evNode = (ev as { node: string }).node
     if (node !== undefined && evNode !== node) return drop('published on another node’s subject')
     const entry = this.#runs.get(ev.jobId)
-    if (!entry) return log.debug({ jobId: ev.jobId, kind: ev.kind }, 'event for a job that is not running')
+    if (!entry) return
     const target = entry.run.target(evNode)
     if (!target) return drop('the node is not a target of the job')
     if (target.region !== region) return drop(`the node is in region ${target.region}`)
