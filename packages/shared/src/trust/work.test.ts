@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { classifyRisk } from '../risk/index.ts'
-import { HiveJob, type Task } from '../schema/messages.ts'
+import { BODY_LIMITS, HiveJob, MAX_CHUNK_NODES, type Task } from '../schema/messages.ts'
 import { leafHash, merkleTree, verifyProof } from './merkle.ts'
 import { canonicalJson, createSigner, createVerifier, digestOf, generateSigningKey, parsePublicKey } from './signing.ts'
 import { assembleShare, type CheckedShare, controlRefusal, signControl, signShare, taskRefusal } from './work.ts'
@@ -89,6 +89,13 @@ describe('signed shares', () => {
     expect(assembleShare(offer, chunks, pinned, 'eu', T0)).toMatch(reason)
   })
 
+  it('sends at most 5,000 nodes a message by default, and 100,000 nodes under the largest body a hive reads', () => {
+    const nodes = Array.from({ length: 100_000 }, (_, i) => `node-${String(i).padStart(6, '0')}.eu.example.com`)
+    const { offer, chunks } = signShare(share({ nodes, agentless: [], targets: nodes.length }), queen, T0)
+    expect([offer.nodes.length, ...chunks.map((c) => c.nodes.length)]).toEqual(Array(20).fill(MAX_CHUNK_NODES))
+    for (const c of chunks) expect(Buffer.byteLength(JSON.stringify(c))).toBeLessThan(BODY_LIMITS.chunk)
+  })
+
   it('refuses an expired share, one for another region, and one with a chunk missing', () => {
     const { offer, chunks } = signShare(share(), queen, T0)
     expect(assembleShare(offer, chunks, pinned, 'eu', offer.grant.expiresAt + 1)).toMatch(/expired/)
@@ -97,9 +104,12 @@ describe('signed shares', () => {
     expect(assembleShare(big.offer, big.chunks.slice(1), pinned, 'eu', T0)).toMatch(/2 of its 3 chunks/)
   })
 
-  it('expires when the share could not still be running: its rounds of timeout and delivery, plus slack', () => {
+  it('expires when the share could not still be running: its rounds of timeout, delivery and result grace, plus slack', () => {
     const { offer } = signShare(share(), queen, T0)
-    expect(offer.grant.expiresAt - T0).toBe(2 * (30_000 + 5_000) + 10 * 60_000)
+    expect(offer.grant.expiresAt - T0).toBe(2 * (30_000 + 5_000 + 60_000) + 10 * 60_000)
+    // Never more than the 7 days a job may last.
+    const slow = signShare(share({ concurrency: 1, timeoutMs: 7 * 86_400_000 }), queen, T0).offer
+    expect(slow.grant.expiresAt - T0).toBe(7 * 86_400_000)
   })
 })
 

@@ -6,6 +6,11 @@ import { digestOf, type Signer, type Verifier } from './signing.ts'
 
 /** Slack past a share's longest possible run before its grant expires. */
 const GRANT_SLACK_MS = 10 * 60_000
+/**
+ * What one round of a window may take beyond the task's deadlines: a silent node holds its
+ * slot until the hive gives up on it (its result grace, 15 s by default), plus the bus.
+ */
+const ROUND_GRACE_MS = 60_000
 const MAX_GRANT_MS = 7 * 24 * 3600_000
 /** How long a control message may be acted on after it was signed. */
 export const CONTROL_TTL_MS = 10 * 60_000
@@ -26,7 +31,7 @@ export function signShare(share: HiveJob, signer: Signer, now: number, chunkNode
   for (let i = 0; i < share.nodes.length; i += chunkNodes) parts.push(share.nodes.slice(i, i + chunkNodes))
   // The longest the share can run: every node one after the other in windows of `concurrency`.
   const rounds = Math.ceil(share.nodes.length / share.concurrency)
-  const life = Math.min(MAX_GRANT_MS, rounds * (share.timeoutMs + share.deliveryTimeoutMs) + GRANT_SLACK_MS)
+  const life = Math.min(MAX_GRANT_MS, rounds * (share.timeoutMs + share.deliveryTimeoutMs + ROUND_GRACE_MS) + GRANT_SLACK_MS)
   const grant = signer.sign({
     v: 1 as const,
     jobId: share.jobId,
