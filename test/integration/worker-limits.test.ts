@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { assembleShare, HiveJob, signControl, signShare, subjects, type Task } from '@apiary/shared'
 import { silentLogger } from '@apiary/shared/runtime'
 import { createMemoryBus } from '@apiary/shared/memory-bus'
-import { startWorker, type Worker } from '@apiary/worker'
+import { DEFAULT_MAX_TASKS, startWorker, type Worker } from '@apiary/worker'
 import { testQueenKey, testSigner, waitUntil } from '../harness/index.ts'
 
 /** A task of job `jobId` for node `node`, as a hive hands it on from a share the queen signed. */
@@ -36,6 +36,15 @@ describe('a worker’s own limits', () => {
     const w = worker
     await waitUntil(() => w.running() === 1, 'the short task to end')
     await expect(ask(signedTask('jcap00004', 'web-1', ['true']))).resolves.toMatchObject({ accepted: true })
+  })
+
+  it('runs at most 64 tasks at once unless told otherwise', async () => {
+    worker = startWorker({ bus, log: silentLogger(), nodeId: 'web-4', region: 'eu', labels: {}, heartbeatMs: 60_000, queenKey: testQueenKey })
+    const ask = (i: number) => bus.request(subjects.task('eu', 'web-4'), signedTask(`jdef${String(i).padStart(6, '0')}`, 'web-4', ['sleep', '30']), { timeoutMs: 3000 })
+    const replies = (await Promise.all(Array.from({ length: 65 }, (_, i) => ask(i)))) as Array<{ accepted: boolean; reason?: string }>
+    expect(replies.filter((r) => r.accepted)).toHaveLength(DEFAULT_MAX_TASKS)
+    expect(DEFAULT_MAX_TASKS).toBe(64)
+    expect(replies.at(-1)).toMatchObject({ accepted: false, reason: 'at capacity: 64 tasks running (the most is 64)' })
   })
 
   it('runs nothing of a task that comes after its job was cancelled, and ends it as the cancel says', async () => {

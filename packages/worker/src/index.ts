@@ -1,4 +1,4 @@
-export { startWorker, type Worker, type WorkerConfig } from './agent.ts'
+export { DEFAULT_MAX_TASKS, startWorker, type Worker, type WorkerConfig } from './agent.ts'
 export { type SshWorker, type SshWorkerConfig, startSshWorker } from './ssh-worker.ts'
 export { startTaskRunner, type TaskRunner, type TaskRunnerConfig } from './runner.ts'
 export { OutputCap } from './output-cap.ts'
