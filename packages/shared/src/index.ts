@@ -16,6 +16,20 @@ export { ApiaryError, type ErrorCode, errorMessage, invalidInput, isApiaryError,
 export { subjects } from './subjects.ts'
 export type { Logger } from './runtime/log.ts'
 export { type Bus, type BusHandler, type BusMessage, type BusSubscription, decode, type RequestOptions, subjectMatches } from './bus/bus.ts'
+export {
+  type ConsumeOptions,
+  type Durable,
+  type DurableConfig,
+  type DurablePublishOptions,
+  LEASE_BUCKET,
+  type Lease,
+  type PublishReceipt,
+  type ReadOptions,
+  STREAMS,
+  type StreamMessage,
+  type StreamName,
+  type StreamReader,
+} from './bus/durable.ts'
 export { JobId, LabelKey, Labels, LabelValue, NodeId, Region } from './schema/ids.ts'
 export {
   describeOperation,

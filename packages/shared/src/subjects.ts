@@ -60,6 +60,8 @@ export const subjects = {
   nodeEventsAll: `${PREFIX}.ev.*.*.*`,
   sshEventsAll: `${PREFIX}.sev.*.*.*`,
   hiveEventsAll: `${PREFIX}.hev.*.*`,
+  /** the leader queen → every queen: the numbered job log (stream APIARY_LOG), one record per group commit. */
+  log: `${PREFIX}.log`,
   /** queen → hives, workers: halt and cancel, signed by the queen. */
   control: (jobId: string) => `${PREFIX}.control.${t(jobId, 'job id')}`,
   controlAll: `${PREFIX}.control.*`,

@@ -422,6 +422,7 @@ export class JobRun {
         share: {
           jobId: this.id,
           phase,
+          attempt: 0,
           region,
           nodes,
           agentless: nodes.filter((id) => this.#nodes.get(id)?.agentless),

@@ -1,4 +1,5 @@
 import type { z } from 'zod'
+import type { Durable } from './durable.ts'
 import type { Logger } from '../runtime/log.ts'
 import { warnRateLimited } from '../runtime/rate-limit.ts'
 
@@ -94,6 +95,8 @@ export interface RequestOptions {
 export interface Bus {
   /** A name for logs: `nats` or `memory`. */
   readonly kind: string
+  /** Streams and leases on the same connection: what must survive a crash (see durable.ts). */
+  readonly durable: Durable
   publish(subject: string, data: unknown): void
   /**
    * Subscribes to `subject` (`*` matches one token, `>` the rest). With `queue`, each message

@@ -1,6 +1,7 @@
 import { ApiaryError } from '../errors.ts'
 import type { Logger } from '../runtime/log.ts'
 import { type Bus, type BusHandler, type BusMessage, type BusSubscription, MAX_BODY_BYTES, MAX_REPLY_BYTES, readBody, type RequestOptions, runHandler, subjectMatches } from './bus.ts'
+import { noDurable } from './durable.ts'
 
 /** JSON text of a body; `undefined` (which has none) travels as `null`, as over NATS. */
 function toJson(data: unknown): string {
@@ -91,6 +92,7 @@ export function createMemoryBus(log: Logger): Bus {
 
   const bus: Bus = {
     kind: 'memory',
+    durable: noDurable('memory'),
     publish(subject, data) {
       if (closed) throw new ApiaryError('closed', 'the bus is closed')
       const text = toJson(data)

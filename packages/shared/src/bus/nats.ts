@@ -15,6 +15,7 @@ import {
   usernamePasswordAuthenticator,
 } from '@nats-io/transport-node'
 import { ApiaryError, errorMessage } from '../errors.ts'
+import { noDurable } from './durable.ts'
 import { checkNatsConnectFlags, type NatsConnectFlags } from '../runtime/cli.ts'
 import { readSecretFile } from '../runtime/config.ts'
 import type { Logger } from '../runtime/log.ts'
@@ -135,6 +136,7 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<Bus> {
 
   return {
     kind: 'nats',
+    durable: noDurable('nats'),
     publish(subject, data) {
       try {
         nc.publish(subject, enc.encode(JSON.stringify(data)))

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { JobId, Labels, NodeId, Region } from './ids.ts'
-import { BreakerState, Refusals } from './job.ts'
+import { BreakerState, FinalState, Refusals } from './job.ts'
 import { Operation } from './operation.ts'
 
 /**
@@ -53,6 +53,11 @@ const SharePolicy = {
 export const HiveJob = z.object({
   jobId: JobId,
   phase: z.number().int().min(0),
+  /**
+   * 0 for the first offer of a phase's region share; each re-offer (its hive died, the queen
+   * restarted without a live holder) of the nodes still open counts up.
+   */
+  attempt: z.number().int().min(0).max(1000).default(0),
   region: Region,
   nodes: z.array(NodeId).max(MAX_SHARE_NODES),
   /** The nodes of `nodes` reached over SSH by the region's SSH workers, not by an agent. */
@@ -76,6 +81,7 @@ export const Grant = z.strictObject({
   v: z.literal(1),
   jobId: JobId,
   phase: z.number().int().min(0),
+  attempt: z.number().int().min(0).max(1000),
   region: Region,
   op: Hex64,
   nodes: z.number().int().min(1).max(MAX_SHARE_NODES),
@@ -103,6 +109,7 @@ export type ShareOffer = z.infer<typeof ShareOffer>
 export const ShareChunk = z.strictObject({
   jobId: JobId,
   phase: z.number().int().min(0),
+  attempt: z.number().int().min(0).max(1000).default(0),
   index: z.number().int().min(1).max(MAX_CHUNKS),
   nodes: z.array(NodeId).min(1).max(MAX_CHUNK_NODES),
   agentless: z.array(NodeId).max(MAX_CHUNK_NODES).default([]),
@@ -120,6 +127,12 @@ export const Ack = z.object({
     .max(1000)
     .regex(/^[^\u0000-\u001f\u007f-\u009f]*$/, 'must be one line without control characters')
     .optional(),
+  /**
+   * A task this worker took before (a re-offer, after a hive died or a result went missing):
+   * `running` while it still runs, else the final state it ended in. It is never run again;
+   * a finished one's final event is published again.
+   */
+  already: z.union([z.literal('running'), FinalState]).optional(),
 })
 export type Ack = z.infer<typeof Ack>
 

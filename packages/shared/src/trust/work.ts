@@ -36,6 +36,7 @@ export function signShare(share: HiveJob, signer: Signer, now: number, chunkNode
     v: 1 as const,
     jobId: share.jobId,
     phase: share.phase,
+    attempt: share.attempt,
     region: share.region,
     op: digestOf(share.operation),
     nodes: share.nodes.length,
@@ -55,7 +56,7 @@ export function signShare(share: HiveJob, signer: Signer, now: number, chunkNode
   const of = (nodes: string[]) => ({ nodes, agentless: nodes.filter((n) => agentless.has(n)) })
   return {
     offer: { grant, operation: share.operation, ...of(parts[0]!) },
-    chunks: parts.slice(1).map((nodes, i) => ({ jobId: share.jobId, phase: share.phase, index: i + 1, ...of(nodes) })),
+    chunks: parts.slice(1).map((nodes, i) => ({ jobId: share.jobId, phase: share.phase, attempt: share.attempt, index: i + 1, ...of(nodes) })),
   }
 }
 
@@ -98,7 +99,7 @@ export function assembleShare(offer: ShareOffer, chunks: readonly ShareChunk[], 
   const nodes: string[] = []
   const agentless = new Set<string>()
   for (const [i, p] of parts.entries()) {
-    if (i > 0 && ((p as ShareChunk).index !== i || (p as ShareChunk).jobId !== grant.jobId || (p as ShareChunk).phase !== grant.phase)) return 'the chunks do not belong together'
+    if (i > 0 && ((p as ShareChunk).index !== i || (p as ShareChunk).jobId !== grant.jobId || (p as ShareChunk).phase !== grant.phase || (p as ShareChunk).attempt !== grant.attempt)) return 'the chunks do not belong together'
     const inChunk = new Set(p.nodes)
     for (const a of p.agentless) {
       if (!inChunk.has(a)) return `agentless node ${a} is not in its chunk`
@@ -116,6 +117,7 @@ export function assembleShare(offer: ShareOffer, chunks: readonly ShareChunk[], 
     share: {
       jobId: grant.jobId,
       phase: grant.phase,
+      attempt: grant.attempt,
       region: grant.region,
       nodes,
       agentless: [...agentless],

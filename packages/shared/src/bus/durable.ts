@@ -1,0 +1,143 @@
+/**
+ * What must survive a crash travels through streams (DESIGN.md, "Durability and failover").
+ * Two implementations behind one interface, as for the bus: JetStream (the distributed
+ * engine) and in-process (the embedded cluster, whose store lives as long as its process).
+ * Both pass the same conformance suite (test/conformance/durable.test.ts).
+ *
+ * - `events` (APIARY_EVENTS) holds every node event and hive verdict, on the subjects the
+ *   producers already publish (`apiary.ev.>`, `apiary.sev.>`, `apiary.hev.>`): a core
+ *   subscriber (a hive) still hears them live; the leader queen consumes them durably.
+ * - `log` (APIARY_LOG) holds the leader queen's numbered job log (`apiary.log`), from which
+ *   every queen builds its local index and any index can be rebuilt.
+ * - leases (a KV bucket, APIARY_LEASES) say who leads.
+ */
+
+/** The streams apiary keeps. */
+export type StreamName = 'events' | 'log'
+
+/** A message of a stream as a reader gets it. */
+export interface StreamMessage {
+  readonly subject: string
+  readonly data: unknown
+  /** The stream's sequence number: increasing, never reused, never 0. */
+  readonly seq: number
+  /** How many times this consumer was handed it (1 the first time). */
+  readonly deliveries: number
+  /**
+   * Acknowledges this message and every earlier one this consumer was handed (a no-op for a
+   * `read`). Unacknowledged ones come again after the consumer's `ackWaitMs`.
+   */
+  ack(): void
+}
+
+export interface DurablePublishOptions {
+  /**
+   * Dedupe id: a second publish with the same id within the dedupe window is stored once
+   * (and resolves with `duplicate: true`). Producers use (job, node, kind, attempt).
+   */
+  id: string
+  /**
+   * Retried (through disconnects, a restarting server, a stream not yet made) until stored or
+   * until this time (epoch ms) passes; then rejects with `ApiaryError` code `timeout`.
+   */
+  deadline: number
+  /**
+   * Fencing: stored only when the stream's last sequence is still this; otherwise rejects at
+   * once with `ApiaryError` code `conflict` (another writer took over). The log's writer uses it.
+   */
+  expectLastSeq?: number
+  signal?: AbortSignal
+}
+
+export interface PublishReceipt {
+  seq: number
+  duplicate: boolean
+}
+
+export interface ConsumeOptions {
+  /** A message not acknowledged this long after it was handed out is handed out again. */
+  ackWaitMs: number
+  /** A body larger than this is acknowledged and dropped unread (logged, rate-limited). */
+  maxBytes: number
+}
+
+export interface ReadOptions {
+  /** Starts after this sequence number (0: from the first message the stream holds). */
+  afterSeq: number
+  /** Keeps reading as new messages come (true), or stops once caught up with the last one (false). */
+  follow: boolean
+  maxBytes: number
+}
+
+export interface StreamReader {
+  /** Resolves once the reader is stopped (by `stop`, or, for `follow: false`, once caught up). */
+  readonly done: Promise<void>
+  stop(): Promise<void>
+}
+
+/**
+ * A lease on one key of the lease bucket, held by `holder`. Nobody else may hold it until the
+ * holder stops renewing and the bucket's TTL passes (no clocks compared across machines).
+ */
+export interface Lease {
+  /**
+   * Takes the lease when nobody holds it, or renews it when `holder` does (checked by the
+   * key's revision). True when held now; false when another holder has it.
+   */
+  acquire(): Promise<boolean>
+  /** Gives the lease up at once, if held (a clean stop), so a standby need not wait the TTL. */
+  release(): Promise<void>
+  /** Who holds it now, or null. */
+  holder(): Promise<string | null>
+}
+
+/** How long streams keep what they hold, and how leases expire (set by the queen with `ensure`). */
+export interface DurableConfig {
+  /** Copies of each stream and of the lease bucket: 1 on a single server, 3 on a cluster. */
+  replicas: number
+  /** How long `events` keeps a message (it is consumed within seconds; this covers a long outage). */
+  eventsMaxAgeMs: number
+  /** How long `log` keeps the job log (the queens' indexes keep jobs as long). */
+  logMaxAgeMs: number
+  /** The most bytes each stream holds; the oldest go first. */
+  eventsMaxBytes: number
+  logMaxBytes: number
+  /** A lease not renewed for this long expires. */
+  leaseTtlMs: number
+  /** How long a dedupe id is remembered. */
+  dedupeWindowMs: number
+}
+
+export interface Durable {
+  /**
+   * Makes (or updates) the streams and the lease bucket. Only the queen may; idempotent. Rejects
+   * with a clear message when the server has no JetStream for this account.
+   */
+  ensure(cfg: DurableConfig): Promise<void>
+  /** Stores a message on the stream that holds `subject`; resolves once the stream has it. */
+  publish(subject: string, data: unknown, opts: DurablePublishOptions): Promise<PublishReceipt>
+  /**
+   * Hands the messages of `stream` to the durable consumer `name`, in order, one at a time
+   * (the next after the handler returns or its promise settles), from the first it has not
+   * acknowledged. A consumer of the same name elsewhere shares the position (one leader at a
+   * time uses it). Survives disconnects and server restarts.
+   */
+  consume(stream: StreamName, name: string, handler: (m: StreamMessage) => void | Promise<void>, opts: ConsumeOptions): StreamReader
+  /** Reads `stream` in order without a durable position (a standby's index, a rebuild). */
+  read(stream: StreamName, handler: (m: StreamMessage) => void | Promise<void>, opts: ReadOptions): StreamReader
+  /** The stream's last sequence number (0 when empty). */
+  lastSeq(stream: StreamName): Promise<number>
+  lease(key: string, holder: string): Lease
+}
+
+/** The stream names as the server knows them. */
+export const STREAMS = { events: 'APIARY_EVENTS', log: 'APIARY_LOG' } as const satisfies Record<StreamName, string>
+export const LEASE_BUCKET = 'APIARY_LEASES'
+
+/** Placeholder until a bus implements streams: every call rejects. */
+export function noDurable(kind: string): Durable {
+  const no = (): never => {
+    throw new Error(`the ${kind} bus has no streams yet`)
+  }
+  return { ensure: async () => no(), publish: async () => no(), consume: no, read: no, lastSeq: async () => no(), lease: no }
+}
