@@ -8,6 +8,8 @@ export type ErrorCode =
   | 'conflict'
   | 'confirmation_required'
   | 'unavailable'
+  /** A standby queen: writes go to the leader (reads and streams are served here). */
+  | 'not_leader'
   | 'no_responders'
   | 'timeout'
   | 'unreachable'

@@ -7,6 +7,7 @@ export const STATUS: Record<ErrorCode, 400 | 401 | 404 | 409 | 428 | 500 | 502 |
   conflict: 409,
   confirmation_required: 428,
   unavailable: 503,
+  not_leader: 503,
   no_responders: 503,
   timeout: 504,
   unreachable: 502,
