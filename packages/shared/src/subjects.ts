@@ -62,6 +62,8 @@ export const subjects = {
   hiveEventsAll: `${PREFIX}.hev.*.*`,
   /** the leader queen → every queen: the numbered job log (stream APIARY_LOG), one record per group commit. */
   log: `${PREFIX}.log`,
+  /** What the stream APIARY_EVENTS stores: every node event (agent and agentless) and hive verdict. */
+  eventsStream: [`${PREFIX}.ev.>`, `${PREFIX}.sev.>`, `${PREFIX}.hev.>`],
   /** queen → hives, workers: halt and cancel, signed by the queen. */
   control: (jobId: string) => `${PREFIX}.control.${t(jobId, 'job id')}`,
   controlAll: `${PREFIX}.control.*`,

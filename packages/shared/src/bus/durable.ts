@@ -1,3 +1,7 @@
+import type { Logger } from '../runtime/log.ts'
+import { subjects } from '../subjects.ts'
+import { subjectMatches } from './bus.ts'
+
 /**
  * What must survive a crash travels through streams (DESIGN.md, "Durability and failover").
  * Two implementations behind one interface, as for the bus: JetStream (the distributed
@@ -133,6 +137,83 @@ export interface Durable {
 /** The stream names as the server knows them. */
 export const STREAMS = { events: 'APIARY_EVENTS', log: 'APIARY_LOG' } as const satisfies Record<StreamName, string>
 export const LEASE_BUCKET = 'APIARY_LEASES'
+
+/** The subjects each stream stores. */
+export const STREAM_SUBJECTS = { events: subjects.eventsStream, log: [subjects.log] } as const satisfies Record<StreamName, readonly string[]>
+
+/** The stream that stores `subject`, if any. */
+export function streamOf(subject: string): StreamName | undefined {
+  for (const name of ['events', 'log'] as const) {
+    if (STREAM_SUBJECTS[name].some((p) => subjectMatches(p, subject))) return name
+  }
+  return undefined
+}
+
+/**
+ * How many messages a durable consumer may have handed out and not had acknowledged: past it,
+ * nothing new comes until acknowledgements or redeliveries catch up (JetStream's max_ack_pending).
+ */
+export const MAX_ACK_PENDING = 4096
+
+/** What a reader's loop gets: its stop signal, and the one way it hands a message out. */
+export interface ReaderLoop {
+  readonly signal: AbortSignal
+  /** Runs the handler on `m`; a throw or rejection is logged and leaves `m` unacknowledged. */
+  hand(m: StreamMessage): Promise<void>
+}
+
+/**
+ * A `StreamReader` around `loop`, which runs until it returns or `signal` aborts. `stop()`
+ * from inside the handler does not wait for the loop (which waits for that handler).
+ */
+export function startReader(what: string, handler: (m: StreamMessage) => void | Promise<void>, log: Logger, loop: (r: ReaderLoop) => Promise<void>): StreamReader {
+  const ac = new AbortController()
+  let inHandler = false
+  const hand = async (m: StreamMessage) => {
+    inHandler = true
+    try {
+      await handler(m)
+    } catch (err) {
+      log.error({ err, subject: m.subject, seq: m.seq }, `${what} handler failed`)
+    } finally {
+      inHandler = false
+    }
+  }
+  const done = (async () => {
+    try {
+      await loop({ signal: ac.signal, hand })
+    } catch (err) {
+      if (!ac.signal.aborted) log.error({ err }, `${what} stopped on an error`)
+    }
+  })()
+  return {
+    done,
+    stop() {
+      ac.abort()
+      return inHandler ? Promise.resolve() : done
+    },
+  }
+}
+
+/**
+ * Resolves after `ms` (never, when infinite), at once when `signal` aborts, or when something
+ * calls the wakers in `wakeUp`; the timer never holds the process open.
+ */
+export function pause(ms: number, signal?: AbortSignal, wakeUp?: Set<() => void>): Promise<void> {
+  if (signal?.aborted) return Promise.resolve()
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer)
+      wakeUp?.delete(done)
+      signal?.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = Number.isFinite(ms) ? setTimeout(done, Math.max(0, ms)) : undefined
+    timer?.unref()
+    wakeUp?.add(done)
+    signal?.addEventListener('abort', done, { once: true })
+  })
+}
 
 /** Placeholder until a bus implements streams: every call rejects. */
 export function noDurable(kind: string): Durable {

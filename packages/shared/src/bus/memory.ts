@@ -1,12 +1,7 @@
 import { ApiaryError } from '../errors.ts'
 import type { Logger } from '../runtime/log.ts'
 import { type Bus, type BusHandler, type BusMessage, type BusSubscription, MAX_BODY_BYTES, MAX_REPLY_BYTES, readBody, type RequestOptions, runHandler, subjectMatches } from './bus.ts'
-import { noDurable } from './durable.ts'
-
-/** JSON text of a body; `undefined` (which has none) travels as `null`, as over NATS. */
-function toJson(data: unknown): string {
-  return JSON.stringify(data) ?? 'null'
-}
+import { createMemoryDurable, toJson } from './memory-durable.ts'
 
 interface Sub {
   pattern: string
@@ -20,6 +15,7 @@ interface Sub {
  * The in-process bus of the embedded cluster. It behaves like NATS where it matters: bodies
  * travel as JSON text (no shared objects), delivery is asynchronous and in order per
  * subscriber, queue groups pick one member, a request with no subscriber fails at once.
+ * Its streams (`durable`) live in the same process and every role sharing the bus sees them.
  */
 export function createMemoryBus(log: Logger): Bus {
   const subs = new Set<Sub>()
@@ -90,9 +86,11 @@ export function createMemoryBus(log: Logger): Bus {
     return targets.length
   }
 
+  const durable = createMemoryDurable(log, (subject, text) => void deliver(subject, text, undefined))
+
   const bus: Bus = {
     kind: 'memory',
-    durable: noDurable('memory'),
+    durable,
     publish(subject, data) {
       if (closed) throw new ApiaryError('closed', 'the bus is closed')
       const text = toJson(data)
@@ -101,7 +99,8 @@ export function createMemoryBus(log: Logger): Bus {
         schedule(() => waiter(text))
         return
       }
-      deliver(subject, text, undefined)
+      // A stream's subject is stored as well as delivered, as JetStream captures a core publish.
+      durable.capture(subject, text)
     },
     subscribe(pattern, handler, opts) {
       if (closed) throw new ApiaryError('closed', 'the bus is closed')
@@ -158,6 +157,7 @@ export function createMemoryBus(log: Logger): Bus {
     },
     async close() {
       closed = true
+      durable.close()
       for (const sub of subs) sub.active = false
       subs.clear()
       for (const fail of [...pendingClosers.values()]) fail()

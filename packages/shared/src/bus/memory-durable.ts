@@ -1,0 +1,323 @@
+import { ApiaryError } from '../errors.ts'
+import type { Logger } from '../runtime/log.ts'
+import { readBody } from './bus.ts'
+import {
+  type Durable,
+  type DurableConfig,
+  type Lease,
+  MAX_ACK_PENDING,
+  pause,
+  type PublishReceipt,
+  type ReaderLoop,
+  startReader,
+  type StreamMessage,
+  type StreamName,
+  streamOf,
+} from './durable.ts'
+
+/** JSON text of a body; `undefined` (which has none) travels as `null`, as over NATS. */
+export function toJson(data: unknown): string {
+  return JSON.stringify(data) ?? 'null'
+}
+
+/** The process's monotonic clock: ages, windows and lease TTLs do not jump with the wall clock. */
+const now = () => performance.now()
+
+interface Stored {
+  seq: number
+  subject: string
+  text: string
+  bytes: number
+  at: number
+}
+
+interface Handed {
+  count: number
+  /** When it is handed out again unless acknowledged (monotonic ms). */
+  due: number
+}
+
+interface ConsumerState {
+  ackFloor: number
+  /** The next sequence never handed out. */
+  next: number
+  /** Handed out and not acknowledged, in sequence order (Map keeps insertion order). */
+  handed: Map<number, Handed>
+}
+
+interface MemStream {
+  maxAgeMs: number
+  maxBytes: number
+  dedupeWindowMs: number
+  /** msgs[head] holds sequence `first`; the rest follow without gaps. */
+  msgs: Stored[]
+  head: number
+  first: number
+  lastSeq: number
+  bytes: number
+  /** Dedupe ids in the order stored, which is the order they age out. */
+  ids: Map<string, { seq: number; at: number }>
+  consumers: Map<string, ConsumerState>
+}
+
+interface LeaseEntry {
+  holder: string
+  expires: number
+}
+
+/** The in-process streams of the memory bus, and its hooks into the bus. */
+export interface MemoryDurable extends Durable {
+  /** A plain publish on a stream's subject is stored too (without a dedupe id), as JetStream stores it. */
+  capture(subject: string, text: string): void
+  /** Stops every reader and consumer; publishes reject with `closed`. */
+  close(): void
+}
+
+/**
+ * Streams, durable consumers and leases in the process, for the embedded cluster: every role
+ * sharing one memory bus sees one set of streams. Nothing reaches the disk, so the store lives
+ * as long as the process; otherwise it keeps JetStream's rules (dedupe window, fencing, limits
+ * discarding the oldest, redelivery after the ack wait, leases expiring after their TTL).
+ *
+ * `deliver` hands a stored message to the bus's plain subscribers, as a JetStream publish is
+ * heard live by core subscribers.
+ */
+export function createMemoryDurable(log: Logger, deliver: (subject: string, text: string) => void): MemoryDurable {
+  const streams = new Map<StreamName, MemStream>()
+  const leases = new Map<string, LeaseEntry>()
+  let leaseTtlMs: number | undefined
+  let closed = false
+  const closing = new AbortController()
+  // Everything waiting for a change (a message stored, an ack, a stream made) parks here.
+  const waiting = new Set<() => void>()
+  const changed = () => {
+    for (const w of [...waiting]) w()
+  }
+
+  function at(s: MemStream, seq: number): Stored | undefined {
+    return seq < s.first || seq > s.lastSeq ? undefined : s.msgs[s.head + seq - s.first]
+  }
+
+  /** Drops what the limits no longer allow, oldest first (discard old). */
+  function prune(s: MemStream) {
+    const t = now()
+    let m = s.msgs[s.head]
+    while (m && (s.bytes > s.maxBytes || m.at < t - s.maxAgeMs)) {
+      s.bytes -= m.bytes
+      s.head++
+      s.first++
+      m = s.msgs[s.head]
+    }
+    if (s.head > 1024 && s.head * 2 > s.msgs.length) {
+      s.msgs = s.msgs.slice(s.head)
+      s.head = 0
+    }
+    for (const [id, e] of s.ids) {
+      if (e.at >= t - s.dedupeWindowMs) break
+      s.ids.delete(id)
+    }
+  }
+
+  function append(s: MemStream, subject: string, text: string): number {
+    const bytes = Buffer.byteLength(text)
+    const seq = ++s.lastSeq
+    s.msgs.push({ seq, subject, text, bytes, at: now() })
+    s.bytes += bytes
+    prune(s)
+    deliver(subject, text)
+    changed()
+    return seq
+  }
+
+  function checkOpen() {
+    if (closed) throw new ApiaryError('closed', 'the bus is closed')
+  }
+
+  /** Waits until `stream` is made (or the signal aborts): a reader may start before the queen's ensure. */
+  async function made(stream: StreamName, signal: AbortSignal): Promise<MemStream | undefined> {
+    for (;;) {
+      const s = streams.get(stream)
+      if (s || signal.aborted) return s
+      await pause(Infinity, signal, waiting)
+    }
+  }
+
+  function message(s: MemStream, m: Stored, deliveries: number, maxBytes: number, ack: () => void): StreamMessage | undefined {
+    const body = readBody(m.text, m.bytes, m.subject, maxBytes, log)
+    if (!body) return undefined
+    return { subject: m.subject, data: body.data, seq: m.seq, deliveries, ack }
+  }
+
+  /** The next message for a consumer: a due redelivery first (lowest sequence), then the next new one. */
+  function pick(s: MemStream, c: ConsumerState): { seq: number } | { wait: number } {
+    const t = now()
+    let soonest = Infinity
+    for (const [seq, h] of c.handed) {
+      if (seq < s.first) {
+        c.handed.delete(seq)
+        continue
+      }
+      if (h.due <= t) return { seq }
+      soonest = Math.min(soonest, h.due)
+    }
+    c.next = Math.max(c.next, s.first)
+    if (c.next <= s.lastSeq && c.handed.size < MAX_ACK_PENDING) return { seq: c.next++ }
+    return { wait: soonest - t }
+  }
+
+  function ackThrough(c: ConsumerState, seq: number) {
+    if (seq <= c.ackFloor) return
+    c.ackFloor = seq
+    for (const k of c.handed.keys()) {
+      if (k > seq) break
+      c.handed.delete(k)
+    }
+    changed()
+  }
+
+  function lease(key: string, holder: string): Lease {
+    const current = (): LeaseEntry | undefined => {
+      const e = leases.get(key)
+      if (e && e.expires <= now()) {
+        leases.delete(key)
+        return undefined
+      }
+      return e
+    }
+    return {
+      async acquire() {
+        checkOpen()
+        if (leaseTtlMs === undefined) throw new ApiaryError('unavailable', 'the lease bucket is not made yet (the queen makes it with ensure)')
+        const e = current()
+        if (e && e.holder !== holder) return false
+        leases.set(key, { holder, expires: now() + leaseTtlMs })
+        return true
+      },
+      async release() {
+        if (current()?.holder === holder) leases.delete(key)
+      },
+      async holder() {
+        return current()?.holder ?? null
+      },
+    }
+  }
+
+  return {
+    async ensure(cfg: DurableConfig) {
+      checkOpen()
+      const limits = {
+        events: { maxAgeMs: cfg.eventsMaxAgeMs, maxBytes: cfg.eventsMaxBytes },
+        log: { maxAgeMs: cfg.logMaxAgeMs, maxBytes: cfg.logMaxBytes },
+      }
+      for (const name of ['events', 'log'] as const) {
+        const s = streams.get(name)
+        const l = { ...limits[name], dedupeWindowMs: cfg.dedupeWindowMs }
+        if (s) {
+          Object.assign(s, l)
+          prune(s)
+        } else {
+          streams.set(name, { ...l, msgs: [], head: 0, first: 1, lastSeq: 0, bytes: 0, ids: new Map(), consumers: new Map() })
+        }
+      }
+      leaseTtlMs = cfg.leaseTtlMs
+      changed()
+    },
+
+    async publish(subject, data, opts): Promise<PublishReceipt> {
+      const text = toJson(data)
+      const stream = streamOf(subject)
+      for (;;) {
+        checkOpen()
+        if (opts.signal?.aborted) throw new ApiaryError('timeout', `publish to ${subject} was aborted`, undefined, { cause: opts.signal.reason })
+        const s = stream && streams.get(stream)
+        if (s) {
+          prune(s)
+          const seen = s.ids.get(opts.id)
+          if (seen) return { seq: seen.seq, duplicate: true }
+          if (opts.expectLastSeq !== undefined && s.lastSeq !== opts.expectLastSeq) {
+            throw new ApiaryError('conflict', `${subject}: the stream's last sequence is ${s.lastSeq}, not ${opts.expectLastSeq} (another writer took over)`)
+          }
+          const seq = append(s, subject, text)
+          s.ids.set(opts.id, { seq, at: now() })
+          return { seq, duplicate: false }
+        }
+        const left = opts.deadline - Date.now()
+        if (left <= 0) throw new ApiaryError('timeout', `no stream stored ${subject} before its deadline`)
+        await pause(left, AbortSignal.any([closing.signal, ...(opts.signal ? [opts.signal] : [])]), waiting)
+      }
+    },
+
+    consume(stream, name, handler, opts) {
+      return startReader(`consumer ${name}`, handler, log, async (r: ReaderLoop) => {
+        const signal = AbortSignal.any([r.signal, closing.signal])
+        const s = await made(stream, signal)
+        if (!s) return
+        let c = s.consumers.get(name)
+        if (!c) s.consumers.set(name, (c = { ackFloor: 0, next: s.first, handed: new Map() }))
+        // A new instance goes on from the first unacknowledged message: whatever an earlier
+        // one was handed and did not acknowledge is due again at once.
+        for (const h of c.handed.values()) h.due = 0
+        while (!signal.aborted) {
+          prune(s)
+          const p = pick(s, c)
+          if ('wait' in p) {
+            await pause(p.wait, signal, waiting)
+            continue
+          }
+          const stored = at(s, p.seq)
+          if (!stored) continue
+          const h = c.handed.get(p.seq) ?? { count: 0, due: 0 }
+          h.count++
+          h.due = now() + opts.ackWaitMs
+          c.handed.set(p.seq, h)
+          const consumer = c
+          const msg = message(s, stored, h.count, opts.maxBytes, () => ackThrough(consumer, stored.seq))
+          if (msg) await r.hand(msg)
+          else ackThrough(c, stored.seq)
+        }
+      })
+    },
+
+    read(stream, handler, opts) {
+      return startReader(`reader of ${stream}`, handler, log, async (r: ReaderLoop) => {
+        const signal = AbortSignal.any([r.signal, closing.signal])
+        // A stream not made yet reads as empty.
+        const s = opts.follow ? await made(stream, signal) : streams.get(stream)
+        if (!s) return
+        const until = opts.follow ? Infinity : s.lastSeq
+        let next = opts.afterSeq + 1
+        while (!signal.aborted && next <= until) {
+          prune(s)
+          next = Math.max(next, s.first)
+          const stored = at(s, next)
+          if (!stored) {
+            if (next > s.lastSeq) await pause(Infinity, signal, waiting)
+            continue
+          }
+          next++
+          const msg = message(s, stored, 1, opts.maxBytes, () => undefined)
+          if (msg) await r.hand(msg)
+        }
+      })
+    },
+
+    async lastSeq(stream) {
+      checkOpen()
+      return streams.get(stream)?.lastSeq ?? 0
+    },
+
+    lease,
+
+    capture(subject, text) {
+      const stream = streamOf(subject)
+      const s = stream && streams.get(stream)
+      if (s) append(s, subject, text)
+      else deliver(subject, text)
+    },
+
+    close() {
+      closed = true
+      closing.abort()
+    },
+  }
+}
