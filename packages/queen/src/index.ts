@@ -2,24 +2,50 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { serve } from '@hono/node-server'
 import type { Hono } from 'hono'
-import { BODY_LIMITS, type Bus, decode, Heartbeat, type Logger, parseSubject, type Signer, subjects } from '@apiary/shared'
+import { BODY_LIMITS, type Bus, decode, type DurableConfig, Heartbeat, type Logger, parseSubject, type Signer, subjects } from '@apiary/shared'
 import { watchInventory } from '@apiary/shared/inventory'
 import { rateLimitedWarning } from '@apiary/shared/runtime'
 import { createApp } from './http/app.ts'
 import { Coordinator } from './jobs/coordinator.ts'
 import { EventLog } from './jobs/event-log.ts'
 import { createHiveDispatch } from './jobs/hive-dispatch.ts'
+import { createLogWriter, Leadership } from './jobs/leader.ts'
 import { Presence } from './presence/presence.ts'
 import { openSqliteStore } from './store/sqlite.ts'
 import type { JobStore } from './store/store.ts'
 import { ensureToken } from './token.ts'
 
+/** How often finished jobs past retention are pruned from the index. */
+const PRUNE_EVERY_MS = 60_000
+
 /** The HTTP API alone, over dependencies the caller supplies. */
 export { type AppDeps, createApp } from './http/app.ts'
+
+/** What the queen keeps, and for how long, unless told otherwise. */
+export const DURABLE_DEFAULTS: DurableConfig = {
+  replicas: 1,
+  eventsMaxAgeMs: 7 * 24 * 3600_000,
+  logMaxAgeMs: 30 * 24 * 3600_000,
+  eventsMaxBytes: 1024 ** 3,
+  logMaxBytes: 4 * 1024 ** 3,
+  leaseTtlMs: 6000,
+  dedupeWindowMs: 2 * 60_000,
+}
 
 export interface QueenConfig {
   bus: Bus
   log: Logger
+  /** Its name among queens (and on the bus); default `queen`. */
+  queenId?: string
+  /**
+   * Streams and leases (see `DURABLE_DEFAULTS`); `logMaxAgeMs` is also how long the index
+   * keeps a finished job.
+   */
+  durable?: Partial<DurableConfig>
+  /** After it starts, how long the queen waits to hear everyone before a silent worker or hive counts as gone. */
+  settleMs?: number
+  /** An event the last leader took but never acknowledged goes to the next after this long. */
+  ackWaitMs?: number
   /** Signs shares and control messages; hives and workers pin its public key. */
   signer: Signer
   stateDir: string
@@ -70,7 +96,8 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
   const log = cfg.log
   const { token, created } = await ensureToken(cfg.tokenFile)
   if (created) log.info({ tokenFile: cfg.tokenFile }, 'generated a new API token')
-  const presence = new Presence()
+  const presence = new Presence(Date.now, {}, cfg.settleMs)
+  const durableCfg: DurableConfig = { ...DURABLE_DEFAULTS, ...cfg.durable }
   // A bad inventory at start stops the queen: nothing runs on a guess. Later bad versions are refused.
   const inventory = cfg.inventoryFile
     ? await watchInventory(cfg.inventoryFile, log, { pollMs: cfg.inventoryPollMs ?? 2000, onChange: (inv) => presence.setInventory(inv.nodes) })
@@ -82,9 +109,19 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
     inventory?.close()
     throw err
   }
-  const events = new EventLog(store, log)
-  const coordinator = new Coordinator({
-    bus: cfg.bus,
+  try {
+    await cfg.bus.durable.ensure(durableCfg)
+  } catch (err) {
+    inventory?.close()
+    store.close()
+    throw err
+  }
+  const writer = createLogWriter(cfg.bus.durable, cfg.queenId ?? 'queen', 0)
+  let leadership: Leadership | undefined
+  const events = new EventLog(store, log, { writer, runs: () => coordinator.dirtyRuns(), onFenced: () => leadership?.fenced() })
+  const coordinator: Coordinator = new Coordinator({
+    durable: cfg.bus.durable,
+    ...(cfg.ackWaitMs ? { ackWaitMs: cfg.ackWaitMs } : {}),
     store,
     presence,
     log,
@@ -92,18 +129,20 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
     dispatch: createHiveDispatch({ bus: cfg.bus, log, ackTimeoutMs: cfg.hiveAckTimeoutMs ?? 5000, signer: cfg.signer, ...(cfg.shareChunkNodes ? { chunkNodes: cfg.shareChunkNodes } : {}) }),
     cancelGraceMs: cfg.cancelGraceMs ?? 15_000,
   })
-  let stopEvents: () => void
+  leadership = new Leadership({ durable: cfg.bus.durable, store, events, coordinator, log, queenId: cfg.queenId ?? 'queen', leaseTtlMs: durableCfg.leaseTtlMs, writer })
   try {
     // Nodes known before a restart: targets resolve against them too, and jobs wait until they report.
     if (cfg.rememberNodes !== false) {
       const { overCap } = presence.remember(store.knownNodes())
       if (overCap > 0) log.warn({ overCap }, 'known nodes past the presence cap were not loaded')
     }
-    stopEvents = coordinator.start()
+    // The first try for the lease: a queen alone leads before it answers a request.
+    await leadership.start()
   } catch (err) {
     // Nothing opened so far outlives a queen that could not start.
-    coordinator.close()
-    events.close()
+    await leadership.close()
+    await coordinator.close()
+    await events.close()
     inventory?.close()
     store.close()
     throw err
@@ -137,6 +176,21 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
     sweepTimer.unref()
   }
   sweep()
+  // Finished jobs older than the log keeps are dropped from the index too, a few at a time.
+  let pruneTimer: NodeJS.Timeout | undefined
+  const prune = () => {
+    const before = Date.now() - durableCfg.logMaxAgeMs
+    let dropped = 0
+    for (let i = 0; i < 20; i++) {
+      const n = store.prune(before, 200)
+      dropped += n
+      if (n < 200) break
+    }
+    if (dropped > 0) log.info({ dropped, before: new Date(before).toISOString() }, 'pruned finished jobs past retention')
+    pruneTimer = setTimeout(prune, PRUNE_EVERY_MS)
+    pruneTimer.unref()
+  }
+  prune()
 
   let closing = false
   const app = createApp({
@@ -146,7 +200,7 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
     presence,
     log,
     token,
-    ready: () => !closing && presence.warmingUp() === undefined,
+    ready: () => !closing && presence.warmingUp() === undefined && leadership.ready,
     keepaliveMs: cfg.keepaliveMs ?? 15_000,
   })
   return {
@@ -158,10 +212,11 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
       closing = true
       inventory?.close()
       clearTimeout(sweepTimer)
+      clearTimeout(pruneTimer)
       hbSub.unsubscribe()
-      stopEvents()
-      coordinator.close()
-      events.close()
+      await leadership.close()
+      await coordinator.close()
+      await events.close()
       store.close()
     },
   }

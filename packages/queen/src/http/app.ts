@@ -74,7 +74,7 @@ export function createApp(deps: AppDeps): Hono {
   app.post(
     '/v1/jobs',
     bodyLimit({ maxSize: MAX_BODY, onError: tooLarge }),
-    async (c) => c.json(coordinator.submit(parseOrThrow(JobRequest, await jsonBody(c.req.text()))), 201),
+    async (c) => c.json(await coordinator.submit(parseOrThrow(JobRequest, await jsonBody(c.req.text()))), 201),
   )
 
   // Resolves targets and classifies risk; runs nothing.
@@ -100,7 +100,7 @@ export function createApp(deps: AppDeps): Hono {
       outputCapBytes: job.outputCapBytes,
       ...(body.confirm ? { confirm: body.confirm } : {}),
     })
-    return c.json(coordinator.submit(request, { nodes, rerunOf: job.id }), 201)
+    return c.json(await coordinator.submit(request, { nodes, rerunOf: job.id }), 201)
   })
 
   app.get('/v1/jobs', (c) => {

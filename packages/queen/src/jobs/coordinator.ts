@@ -1,9 +1,9 @@
 import {
   ApiaryError,
   BODY_LIMITS,
-  type Bus,
   type BusMessage,
   decode,
+  type Durable,
   type FinalState,
   type JobPlan,
   type JobRequest,
@@ -11,6 +11,8 @@ import {
   type Logger,
   newJobId,
   parseSubject,
+  type StreamMessage,
+  type StreamReader,
   subjects,
   WireEvent,
 } from '@apiary/shared'
@@ -19,11 +21,14 @@ import type { Presence } from '../presence/presence.ts'
 import type { JobStore } from '../store/store.ts'
 import type { EventLog } from './event-log.ts'
 import type { HiveDispatch } from './hive-dispatch.ts'
-import { type Effect, JobRun, type PresenceView } from './job-run.ts'
+import { type Effect, JobRun, type PresenceView, type RunSnapshot } from './job-run.ts'
 import { checkConfirmation, planJob, summarisePlan } from './plan.ts'
 
 export interface CoordinatorOptions {
-  bus: Bus
+  /** Where node events come from: the event stream, through the durable consumer `queen`. */
+  durable: Durable
+  /** How long an event handed to a leader that died is held before the next leader gets it. */
+  ackWaitMs?: number
   store: JobStore
   presence: Presence
   log: Logger
@@ -36,15 +41,24 @@ export interface CoordinatorOptions {
 /** What a hive may say about a node of its region: never dispatched, undelivered or refused, lost. */
 const HIVE_VERDICTS = new Set<FinalState>(['skipped', 'error', 'lost'])
 
+/** The durable consumer of the event stream that the leading queen reads. */
+export const EVENTS_CONSUMER = 'queen'
+
 /**
- * Runs the queen's jobs: plans and submits them, feeds each running job (a `JobRun`, pure
- * policy) the events, answers and time it needs, and carries out what it decides — events
- * into the log, shares and controls to the hives. Holds one timer per running job.
+ * Runs the queen's jobs while it leads: plans and submits them, feeds each running job (a
+ * `JobRun`, pure policy) the events, answers and time it needs, and carries out what it
+ * decides — events into the log, shares and controls to the hives, those only once the state
+ * that asked for them is stored (a queen that dies in between leaves nothing done that the
+ * next leader does not know of). Holds one timer per running job. A standby holds none.
  */
 export class Coordinator {
   readonly #runs = new Map<string, { run: JobRun; timer?: NodeJS.Timeout; wakeAt?: number | null }>()
   readonly #o: CoordinatorOptions
   readonly #presenceView: PresenceView
+  /** Runs whose state changed since the last commit: their snapshots go with the next. */
+  readonly #dirty = new Set<JobRun>()
+  #leading = false
+  #consumer: StreamReader | undefined
   #closed = false
   /** Events a producer may not send: one log line per interval however many come. */
   readonly #dropped: ReturnType<typeof rateLimitedWarning>
@@ -53,23 +67,64 @@ export class Coordinator {
     this.#o = opts
     this.#dropped = rateLimitedWarning(opts.log, 'dropped an event')
     this.#presenceView = {
-      workerOffline: (node) => opts.presence.node(node)?.online === false,
-      hiveOffline: (hive) => opts.presence.hiveOnline(hive) === false,
+      workerOffline: (node) => opts.presence.workerGone(node),
+      hiveGone: (hive) => opts.presence.hiveGone(hive),
     }
   }
 
-  /** Resumes the jobs that were running when the queen stopped, then takes events from the bus. */
-  start(): () => void {
+  /** Whether this queen leads now. */
+  get leading(): boolean {
+    return this.#leading
+  }
+
+  /** The state of each run changed since the last call, for the next commit. */
+  dirtyRuns(): Array<{ jobId: string; run: RunSnapshot }> {
+    const out: Array<{ jobId: string; run: RunSnapshot }> = []
+    for (const run of this.#dirty) if (!run.finished) out.push({ jobId: run.id, run: run.snapshot() })
+    this.#dirty.clear()
+    return out
+  }
+
+  /**
+   * Leads: goes on with the jobs the index says are running (the index must have caught up
+   * with the job log first), then takes events from the stream where the last leader left off.
+   */
+  lead(): void {
+    if (this.#leading || this.#closed) return
+    this.#leading = true
     this.#recover()
-    const { bus } = this.#o
-    const subs = [
-      bus.subscribe(subjects.nodeEventsAll, (msg) => this.#fromBus(msg, 'agent'), { maxBytes: BODY_LIMITS.event }),
-      bus.subscribe(subjects.sshEventsAll, (msg) => this.#fromBus(msg, 'ssh'), { maxBytes: BODY_LIMITS.event }),
-      bus.subscribe(subjects.hiveEventsAll, (msg) => this.#fromBus(msg, 'hive'), { maxBytes: BODY_LIMITS.verdict }),
-    ]
-    return () => {
-      for (const s of subs) s.unsubscribe()
-    }
+    const applied = () => this.#o.store.position().eventsSeq
+    this.#consumer = this.#o.durable.consume(
+      'events',
+      EVENTS_CONSUMER,
+      (m) => {
+        if (!this.#leading) return
+        // Handed out again after a leader died between storing its effects and acknowledging it.
+        if (m.seq > applied()) this.#fromStream(m)
+        this.#o.events.source(m.seq, () => m.ack())
+      },
+      { ackWaitMs: this.#o.ackWaitMs ?? 5000, maxBytes: BODY_LIMITS.event },
+    )
+  }
+
+  /** Stops leading: takes no more events, drops the runs (the next leader has their state), acts on nothing. */
+  async stepDown(): Promise<void> {
+    if (!this.#leading) return
+    this.#leading = false
+    const consumer = this.#consumer
+    this.#consumer = undefined
+    for (const { timer } of this.#runs.values()) clearTimeout(timer)
+    this.#runs.clear()
+    this.#dirty.clear()
+    await consumer?.stop()
+  }
+
+  /** An event off the stream: which kind of producer sent it is in its subject. */
+  #fromStream(m: StreamMessage): void {
+    const kind = m.subject.split('.')[1]
+    const from = kind === 'ev' ? 'agent' : kind === 'sev' ? 'ssh' : kind === 'hev' ? 'hive' : undefined
+    if (!from) return this.#o.log.debug({ subject: m.subject }, 'dropped a stream message of no producer')
+    this.#fromBus({ subject: m.subject, data: m.data, expectsReply: false, respond: () => {} }, from)
   }
 
   /**
@@ -108,11 +163,14 @@ export class Coordinator {
     const { store, presence } = this.#o
     for (const id of store.runningJobIds()) {
       const s = store.getJob(id)
-      if (!s) continue
-      const request: JobRequest = { operation: s.operation, targets: s.targets, rollout: s.rollout, outputCapBytes: s.outputCapBytes }
-      const nodes = store.nodes(id).map((n) => ({ ...n, agentless: presence.isAgentless(n.node) }))
+      const state = store.runState(id)
+      if (!s || !state) continue
+      const request: JobRequest = state.request
+      const nodes = state.nodes.map((n) => ({ ...n, agentless: presence.isAgentless(n.node) }))
       this.#o.events.open(id, s.lastSeq)
-      const { run, effects } = JobRun.resume({ id, request, createdAt: s.createdAt, cancelGraceMs: this.#o.cancelGraceMs }, nodes, Date.now())
+      const cfg = { id, request, createdAt: s.createdAt, cancelGraceMs: this.#o.cancelGraceMs }
+      const snapshot = state.run as RunSnapshot | null
+      const { run, effects } = snapshot?.v === 1 ? JobRun.restore(cfg, snapshot, nodes, Date.now()) : JobRun.resume(cfg, nodes, Date.now())
       this.#runs.set(id, { run })
       this.#carryOut(run, effects)
     }
@@ -125,17 +183,19 @@ export class Coordinator {
   }
 
   /**
-   * Validated request in, stored job out; dispatch continues in the background. `nodes`
-   * restricts the targets to a snapshot (a re-run); `rerunOf` links the new job to the old.
+   * Validated request in, stored job out (in the job log and the index: it survives this
+   * queen); dispatch continues in the background. `nodes` restricts the targets to a snapshot
+   * (a re-run); `rerunOf` links the new job to the old.
    */
-  submit(request: JobRequest, opts: { nodes?: string[]; rerunOf?: string } = {}): { jobId: string; nodes: string[] } {
+  async submit(request: JobRequest, opts: { nodes?: string[]; rerunOf?: string } = {}): Promise<{ jobId: string; nodes: string[] }> {
+    this.#checkLeader()
     this.#checkWarm()
     const plan = planJob(request, this.#o.presence.nodes(), opts.nodes)
     checkConfirmation(plan, request)
     const now = Date.now()
     const jobId = newJobId(now)
     const targets = plan.targets
-    this.#o.store.createJob({ id: jobId, request, createdAt: now, nodes: targets.map((t) => ({ node: t.id, region: t.region })), rerunOf: opts.rerunOf ?? null })
+    this.#o.events.create({ id: jobId, request, createdAt: now, nodes: targets.map((t) => ({ node: t.id, region: t.region })), rerunOf: opts.rerunOf ?? null })
     this.#o.log.child({ jobId }).info({ nodes: targets.length, targets: request.targets, op: request.operation.type, risk: plan.risk.class, rerunOf: opts.rerunOf }, 'job submitted')
     this.#o.events.open(jobId, 0)
     const { run, effects } = JobRun.submit(
@@ -146,7 +206,12 @@ export class Coordinator {
     )
     this.#runs.set(jobId, { run })
     this.#carryOut(run, effects)
+    await this.#o.events.stored()
     return { jobId, nodes: targets.map((t) => t.id) }
+  }
+
+  #checkLeader() {
+    if (!this.#leading) throw new ApiaryError('not_leader', 'this queen is a standby: send writes to the leading queen')
   }
 
   /** Takes one event from a producer. Events for jobs that are not running are dropped. */
@@ -161,6 +226,7 @@ export class Coordinator {
 
   /** Asks hives and workers to stop the job; the job ends when each node confirms. */
   cancel(jobId: string, reason: string): { state: JobState } {
+    this.#checkLeader()
     const entry = this.#runs.get(jobId)
     if (!entry) {
       const stored = this.#o.store.getJob(jobId)
@@ -187,25 +253,33 @@ export class Coordinator {
   }
 
   #carryOut(run: JobRun, effects: Effect[]) {
-    // A closed coordinator acts on nothing: a late hive answer must not dispatch or control.
-    if (this.#closed) return
+    // A closed or stepped-down coordinator acts on nothing: a late hive answer must not dispatch or control.
+    if (this.#closed || !this.#leading) return
     const log = this.#o.log
+    this.#dirty.add(run)
+    // What goes out to hives waits until what asked for it is stored, and is dropped if this
+    // queen is fenced off before that: the next leader decides again.
+    const afterStored = (fn: () => void) => this.#o.events.stored().then(() => !this.#closed && this.#leading && fn(), () => {})
     for (const e of effects) {
       switch (e.type) {
         case 'emit':
           this.#o.events.append(e.event, e.node)
           break
         case 'dispatch': {
-          const { region, nodes } = e.share
-          this.#o.dispatch
-            .offer(e.share)
-            .then((outcome) => this.#carryOut(run, run.onShare(region, nodes, outcome, Date.now())))
-            .catch((err: unknown) => log.error({ err, jobId: run.id, region }, 'dispatch to region failed'))
+          const share = e.share
+          void afterStored(() =>
+            this.#o.dispatch
+              .offer(share)
+              .then((outcome) => this.#runs.get(run.id)?.run === run && this.#carryOut(run, run.onShare(share, outcome, Date.now())))
+              .catch((err: unknown) => log.error({ err, jobId: run.id, region: share.region }, 'dispatch to region failed')),
+          )
           break
         }
-        case 'control':
-          this.#o.dispatch.control(e.control)
+        case 'control': {
+          const control = e.control
+          void afterStored(() => this.#o.dispatch.control(control))
           break
+        }
         case 'finished':
           this.#o.events.end(e.end)
           clearTimeout(this.#runs.get(run.id)?.timer)
@@ -239,10 +313,9 @@ export class Coordinator {
     entry.timer.unref()
   }
 
-  /** Stops the timers and acts on nothing more; the event log is closed by its owner. */
-  close(): void {
+  /** Stops leading and acts on nothing more; the event log is closed by its owner. */
+  async close(): Promise<void> {
+    await this.stepDown()
     this.#closed = true
-    for (const { timer } of this.#runs.values()) clearTimeout(timer)
-    this.#runs.clear()
   }
 }

@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type JobEvent, JobRequest, type WireEvent } from '@apiary/shared'
+import { ApiaryError, type JobEvent, JobRequest, type WireEvent } from '@apiary/shared'
 import { createLogger, silentLogger } from '@apiary/shared/runtime'
 import { openSqliteStore } from '../store/sqlite.ts'
 import type { Batch, JobStore } from '../store/store.ts'
-import { EventLog } from './event-log.ts'
+import { EventLog, RECORD_BYTES, split } from './event-log.ts'
 
 const ev = (jobId: string, node: string): WireEvent => ({ jobId, ts: 0, kind: 'node.started', node, human: '' })
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve))
@@ -63,17 +63,17 @@ function unstorable(jobId: string): WireEvent {
 
 describe('EventLog', () => {
   it('numbers each job gaplessly, from where it left off', () => {
-    const log = new EventLog({ commit: () => {} }, silentLogger())
+    const log = new EventLog({ commit: () => true }, silentLogger())
     log.open('a', 0)
     log.open('b', 41)
     expect([log.append(ev('a', 'x'))?.seq, log.append(ev('b', 'x'))?.seq, log.append(ev('a', 'y'))?.seq]).toEqual([1, 42, 2])
-    log.close()
+    void log.close()
   })
 
   it('commits what one tick appended in one batch, and tells listeners only after it is stored', async () => {
     const batches: Batch[] = []
     const heard: JobEvent[] = []
-    const log = new EventLog({ commit: (b) => void batches.push(b) }, silentLogger())
+    const log = new EventLog({ commit: (b) => batches.push(b) > 0 }, silentLogger())
     log.open('a', 0)
     log.listen('a', (e) => {
       // Stored before heard.
@@ -88,7 +88,7 @@ describe('EventLog', () => {
     expect(batches[0]!.events).toHaveLength(5)
     expect(batches[0]!.ends).toHaveLength(1)
     expect(heard.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5])
-    log.close()
+    void log.close()
   })
 
   it('keeps a batch the store refused, in order, and retries it: nothing dropped, nothing heard early', async () => {
@@ -106,10 +106,11 @@ describe('EventLog', () => {
           }
           stored.push(...b.events.map((x) => x.event.seq))
           retried()
+          return true
         },
       },
       silentLogger(),
-      10,
+      { retryMs: 10 },
     )
     log.open('a', 0)
     log.listen('a', (e) => heard.push(e.seq))
@@ -121,14 +122,14 @@ describe('EventLog', () => {
     await again
     expect(stored).toEqual([1, 2, 3])
     expect(heard).toEqual([1, 2, 3])
-    log.close()
+    void log.close()
   })
 
   it('stores the other events of a batch with one that cannot be stored: that one alone is dropped, and logged with its job and kind', async () => {
     const store = sqliteStore('jbad0001', 'jgood001')
     const { log: logger, lines } = recordingLogger()
     const heard: string[] = []
-    const log = new EventLog(store, logger, 10)
+    const log = new EventLog(store, logger, { retryMs: 10 })
     log.open('jbad0001', 0)
     log.open('jgood001', 0)
     for (const id of ['jbad0001', 'jgood001']) log.listen(id, (e) => heard.push(`${e.jobId}/${e.seq}/${e.kind}`))
@@ -150,7 +151,7 @@ describe('EventLog', () => {
     log.append(ev('jbad0001', 'n1'))
     await tick()
     expect(store.eventsAfter('jbad0001', 0, 10, { output: true }).map((e) => e.seq)).toEqual([1, 3])
-    log.close()
+    void log.close()
     store.close()
   })
 
@@ -158,7 +159,7 @@ describe('EventLog', () => {
     const store = sqliteStore('jdup0001', 'jother01')
     store.commit({ events: [{ event: { ...ev('jdup0001', 'n1'), seq: 1 } as JobEvent }], ends: [] })
     const { log: logger, lines } = recordingLogger()
-    const log = new EventLog(store, logger, 10)
+    const log = new EventLog(store, logger, { retryMs: 10 })
     // Opened as if nothing were stored: its first event reuses seq 1.
     log.open('jdup0001', 0)
     log.open('jother01', 0)
@@ -169,7 +170,7 @@ describe('EventLog', () => {
     expect(store.eventsAfter('jother01', 0, 10, { output: true }).map((e) => e.seq)).toEqual([1])
     expect(store.eventsAfter('jdup0001', 0, 10, { output: true }).map((e) => e.seq)).toEqual([1, 2])
     expect(lines.filter((l) => l.msg === 'dropped an event the store refuses').map((l) => [l.jobId, l.seq])).toEqual([['jdup0001', 1]])
-    log.close()
+    void log.close()
     store.close()
   })
 
@@ -182,11 +183,11 @@ describe('EventLog', () => {
       commit(b) {
         if (fillsUp && b.events.length + b.ends.length === 1) [fillsUp, full] = [false, true]
         if (full) throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' })
-        real.commit(b)
+        return real.commit(b)
       },
     }
     const { log: logger, lines } = recordingLogger()
-    const log = new EventLog(store, logger, 10)
+    const log = new EventLog(store, logger, { retryMs: 10 })
     log.open('jbad0002', 0)
     log.open('jgood002', 0)
     let stored!: () => void
@@ -203,13 +204,13 @@ describe('EventLog', () => {
     await both
     expect(real.eventsAfter('jgood002', 0, 10, { output: true }).map((e) => e.seq)).toEqual([1, 2])
     expect(lines.filter((l) => l.msg === 'dropped an event the store refuses').map((l) => l.jobId)).toEqual(['jbad0002'])
-    log.close()
+    void log.close()
     real.close()
   })
 
   it('drops an event of a job that is not open, so one stray event cannot block the commits', async () => {
     const stored: string[] = []
-    const log = new EventLog({ commit: (b) => void stored.push(...b.events.map((x) => `${x.event.jobId}/${x.event.seq}`)) }, silentLogger())
+    const log = new EventLog({ commit: (b) => stored.push(...b.events.map((x) => `${x.event.jobId}/${x.event.seq}`)) >= 0 }, silentLogger())
     log.open('a', 0)
     log.append(ev('a', 'x'))
     log.end({ jobId: 'a', state: 'ok', finishedAt: 1, counts: {}, stopReason: null })
@@ -219,12 +220,12 @@ describe('EventLog', () => {
     log.append(ev('b', 'x'))
     await tick()
     expect(stored).toEqual(['a/1', 'b/1'])
-    log.close()
+    void log.close()
   })
 
   it('stops telling a listener that left', async () => {
     const heard: number[] = []
-    const log = new EventLog({ commit: () => {} }, silentLogger())
+    const log = new EventLog({ commit: () => true }, silentLogger())
     log.open('a', 0)
     const off = log.listen('a', (e) => heard.push(e.seq))
     log.append(ev('a', 'x'))
@@ -233,6 +234,116 @@ describe('EventLog', () => {
     log.append(ev('a', 'y'))
     await tick()
     expect(heard).toEqual([1])
-    log.close()
+    void log.close()
+  })
+
+  describe('with the job log', () => {
+    /** A log writer the test steers: what it took, and how its next writes end. */
+    function fakeWriter() {
+      const written: Batch[] = []
+      const plan: Array<'ok' | 'fail' | 'conflict'> = []
+      let seq = 0
+      return {
+        written,
+        plan,
+        async write(b: Batch) {
+          const how = plan.shift() ?? 'ok'
+          if (how === 'fail') throw new ApiaryError('timeout', 'the log did not answer')
+          if (how === 'conflict') throw new ApiaryError('conflict', 'wrong last sequence')
+          written.push(structuredClone(b))
+          return ++seq
+        },
+      }
+    }
+
+    it('writes the log, then the index at the log position, then tells listeners, then acknowledges the stream', async () => {
+      const store = sqliteStore('jlog0001')
+      const order: string[] = []
+      const writer = fakeWriter()
+      const log = new EventLog(
+        { commit: (b, seq) => (order.push(`index@${seq}`), store.commit(b, seq)) },
+        silentLogger(),
+        { writer: { write: (b) => (order.push('log'), writer.write(b)) }, runs: () => [{ jobId: 'jlog0001', run: { v: 1 } }] },
+      )
+      log.open('jlog0001', 0)
+      log.listen('jlog0001', () => order.push('heard'))
+      log.append(ev('jlog0001', 'n1'))
+      log.source(7, () => order.push('ack 7'))
+      await log.stored()
+      expect(order).toEqual(['log', 'index@1', 'heard', 'ack 7'])
+      expect(writer.written[0]).toMatchObject({ src: 7, runs: [{ jobId: 'jlog0001', run: { v: 1 } }] })
+      expect(store.position()).toEqual({ logSeq: 1, eventsSeq: 7 })
+      await log.close()
+      store.close()
+    })
+
+    it('tries a group again when the log cannot take it, and writes no record twice when only the index failed', async () => {
+      const writer = fakeWriter()
+      writer.plan.push('fail')
+      let indexFails = 0
+      const committed: number[] = []
+      const log = new EventLog(
+        {
+          commit: (b, seq) => {
+            if (seq === 1 && indexFails++ === 0) throw new Error('disk full')
+            committed.push(seq ?? -1)
+            return true
+          },
+        },
+        silentLogger(),
+        { writer, retryMs: 5 },
+      )
+      log.open('a', 0)
+      log.append(ev('a', 'x'))
+      await log.stored()
+      expect(writer.written).toHaveLength(1)
+      expect(committed).toEqual([1])
+      await log.close()
+    })
+
+    it('stops when another queen wrote the log: what waits is refused with not_leader and nothing is acknowledged', async () => {
+      const writer = fakeWriter()
+      writer.plan.push('conflict')
+      let fenced = 0
+      const acks: number[] = []
+      const log = new EventLog({ commit: () => true }, silentLogger(), { writer, onFenced: () => fenced++ })
+      log.open('a', 0)
+      log.append(ev('a', 'x'))
+      log.source(3, () => acks.push(3))
+      await expect(log.stored()).rejects.toMatchObject({ code: 'not_leader' })
+      expect([fenced, acks, writer.written.length]).toEqual([1, [], 0])
+      log.append(ev('a', 'y'))
+      await expect(log.stored()).rejects.toMatchObject({ code: 'not_leader' })
+      // A new term starts clean.
+      log.reset()
+      log.open('a', 1)
+      log.append(ev('a', 'z'))
+      await log.stored()
+      expect(writer.written.map((b) => b.events.map((e) => e.event.seq))).toEqual([[2]])
+      await log.close()
+    })
+
+    it('acknowledges a stream message that changed nothing without writing a record', async () => {
+      const writer = fakeWriter()
+      const acks: number[] = []
+      const log = new EventLog({ commit: () => true }, silentLogger(), { writer })
+      log.source(9, () => acks.push(9))
+      await log.stored()
+      await tick()
+      expect([acks, writer.written.length]).toEqual([[9], 0])
+      await log.close()
+    })
+  })
+
+  it('splits a large group into records under RECORD_BYTES, jobs in the first, runs and source in the last', () => {
+    const big = 'x'.repeat(200_000)
+    const events = Array.from({ length: 12 }, (_, i) => ({ event: { jobId: 'a', seq: i + 1, ts: 0, kind: 'node.output', node: 'n1', stream: 'stdout', data: big, human: '' } as JobEvent }))
+    const records = split({ jobs: [{ id: 'a', request: JobRequest.parse({ operation: { type: 'ping' }, targets: 'all' }), createdAt: 0, nodes: [], rerunOf: null }], events, ends: [], runs: [], src: 4 })
+    expect(records.length).toBeGreaterThan(1)
+    for (const r of records) expect(JSON.stringify(r).length).toBeLessThanOrEqual(RECORD_BYTES + 300_000)
+    expect(records.flatMap((r) => r.events.map((e) => e.event.seq))).toEqual(events.map((e) => e.event.seq))
+    expect(records[0]!.jobs).toHaveLength(1)
+    expect(records.at(-1)).toMatchObject({ src: 4, runs: [] })
+    expect(records.slice(0, -1).every((r) => r.src === undefined)).toBe(true)
   })
 })

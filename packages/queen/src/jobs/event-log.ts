@@ -1,7 +1,8 @@
-import { isApiaryError, type JobEvent, type Logger, type WireEvent } from '@apiary/shared'
-import type { Batch, JobEnd, JobStore, NodeUpdate } from '../store/store.ts'
+import { ApiaryError, isApiaryError, type JobEvent, type Logger, type WireEvent } from '@apiary/shared'
+import type { Batch, JobEnd, JobStore, NewJob, NodeUpdate } from '../store/store.ts'
 
 type Listener = (ev: JobEvent) => void
+type Waiter = { resolve: () => void; reject: (err: unknown) => void }
 
 /** What the SSE stream needs of the log: to be woken when a job's events are stored. */
 export interface EventFeed {
@@ -9,34 +10,69 @@ export interface EventFeed {
 }
 
 /**
+ * Where the leader's commits go before its index: the job log (APIARY_LOG). `write` resolves
+ * with the record's log sequence once the log holds it, and rejects with `conflict` when
+ * another queen wrote to the log since (this one no longer leads); anything else is retried.
+ */
+export interface LogWriter {
+  write(batch: Batch): Promise<number>
+}
+
+/** A job-log record stays under this many bytes (the largest event is 256 KiB): smaller records, more of them. */
+export const RECORD_BYTES = 1024 * 1024
+
+/**
  * The queen's job log: numbers each job's events (gapless `seq`), commits them in groups and
  * tells listeners once they are stored.
  *
- * Everything appended in one tick is one transaction: one transaction per event was two thirds
- * of the queen's CPU at 10,000 nodes. When the store cannot write (a full disk), nothing is
- * dropped: what is not stored goes back in front of what came since and is tried again, and
- * listeners hear of none of it until it is stored, so a stream never shows an event the store
- * does not have. When the store refuses the batch for something in it that no retry would
- * store, the batch is committed one entry at a time, and only what the store refuses is
- * dropped (and logged): one bad event must not hold back every job's commits.
+ * Everything appended while the previous group is being written is the next group: one
+ * record of the job log and one transaction of the index, so the cost of a write is shared by
+ * every event of it. A group is written to the log first (`LogWriter`), then to the index,
+ * then listeners hear of it, then the event stream is acknowledged up to the last message
+ * whose effects it holds (`source`): an event is acknowledged only once applied and stored.
+ * When the log or the store cannot write (NATS down, a full disk), nothing is dropped: the
+ * group goes back in front of what came since and is tried again. When the store refuses
+ * something no retry would store, the group is committed one entry at a time and only what the
+ * store refuses is dropped (and logged). When the log says another queen wrote meanwhile, this
+ * one stops: what it had not stored is dropped (the next leader redoes it from the stream and
+ * its own clock) and `stored()` rejects with `not_leader`.
  */
 export class EventLog implements EventFeed {
   readonly #lastSeq = new Map<string, number>()
   readonly #listeners = new Map<string, Set<Listener>>()
-  #batch: Batch = { events: [], ends: [] }
-  #flushScheduled = false
+  #batch: Batch = { jobs: [], events: [], ends: [] }
+  /** The last stream message whose effects are in `#batch`, and how to acknowledge it. */
+  #source: { seq: number; ack: () => void } | undefined
+  #waiters: Waiter[] = []
+  /** The group being written: its records not yet stored, its source and who waits for it. */
+  #inflight: { records: Array<{ batch: Batch; logSeq?: number }>; source: { seq: number; ack: () => void } | undefined; waiters: Waiter[] } | undefined
+  #flushing: Promise<void> | undefined
   #retryTimer: NodeJS.Timeout | undefined
   #closed = false
+  #fenced = false
 
   constructor(
     private readonly store: Pick<JobStore, 'commit'>,
     private readonly log: Logger,
-    private readonly retryMs = 1000,
+    private readonly o: {
+      writer?: LogWriter
+      /** The state of each run touched since the last group (stored with it). */
+      runs?: () => Batch['runs']
+      /** Another queen wrote the log: this one must stop leading. */
+      onFenced?: (err: unknown) => void
+      retryMs?: number
+    } = {},
   ) {}
 
   /** Starts numbering a job's events after `lastSeq` (0 for a new job). */
   open(jobId: string, lastSeq: number): void {
     this.#lastSeq.set(jobId, lastSeq)
+  }
+
+  /** A new job, stored with the next group (before its first event). */
+  create(job: NewJob): void {
+    this.#batch.jobs!.push(job)
+    this.#schedule()
   }
 
   /**
@@ -65,6 +101,19 @@ export class EventLog implements EventFeed {
     this.#schedule()
   }
 
+  /** The stream message `seq` is applied: everything it caused is queued. Acknowledged once stored. */
+  source(seq: number, ack: () => void): void {
+    this.#source = { seq, ack }
+    this.#schedule()
+  }
+
+  /** Resolves once everything queued so far is stored; rejects `not_leader` when this queen was fenced off first. */
+  stored(): Promise<void> {
+    if (this.#fenced) return Promise.reject(notLeader())
+    if (this.#empty(this.#batch) && !this.#inflight && !this.#flushing) return Promise.resolve()
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }))
+  }
+
   listen(jobId: string, fn: Listener): () => void {
     let set = this.#listeners.get(jobId)
     if (!set) this.#listeners.set(jobId, (set = new Set()))
@@ -75,73 +124,190 @@ export class EventLog implements EventFeed {
     }
   }
 
-  #schedule() {
-    // While a failed commit waits for its retry, new events wait with it.
-    if (this.#flushScheduled || this.#closed || this.#retryTimer) return
-    this.#flushScheduled = true
-    setImmediate(() => this.flush())
-  }
-
-  /** Commits what is queued, then tells the listeners of what was stored. */
-  flush(): void {
-    this.#flushScheduled = false
-    const batch = this.#batch
-    if (batch.events.length === 0 && batch.ends.length === 0) return
-    this.#batch = { events: [], ends: [] }
-    for (const event of this.#commit(batch)) {
+  /** Tells listeners of events another queen stored (a standby applying the job log). */
+  notify(events: readonly JobEvent[]): void {
+    for (const event of events) {
       const set = this.#listeners.get(event.jobId)
       if (set) for (const fn of [...set]) fn(event)
     }
   }
 
-  /** Stores a batch, or what of it the store takes; returns the events stored, in order. */
-  #commit(batch: Batch): JobEvent[] {
+  #empty(b: Batch): boolean {
+    return b.events.length === 0 && b.ends.length === 0 && (b.jobs?.length ?? 0) === 0
+  }
+
+  #schedule() {
+    // While a group is being written or waits for its retry, what comes waits for the next.
+    if (this.#flushing || this.#closed || this.#retryTimer || this.#fenced) return
+    this.#flushing = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#drain())
+  }
+
+  /** Writes groups one after another until nothing is queued. */
+  async #drain(): Promise<void> {
     try {
-      this.store.commit(batch)
-      return batch.events.map((e) => e.event)
+      while (!this.#fenced && !this.#retryTimer) {
+        if (!this.#inflight) {
+          if (this.#empty(this.#batch) && !this.#source) break
+          const batch = this.#batch
+          this.#batch = { jobs: [], events: [], ends: [] }
+          let records: Array<{ batch: Batch; logSeq?: number }> = []
+          if (!this.#empty(batch)) {
+            batch.runs = this.o.runs?.() ?? []
+            if (this.#source) batch.src = this.#source.seq
+            records = split(batch).map((b) => ({ batch: b }))
+          }
+          this.#inflight = { records, source: this.#source, waiters: this.#waiters }
+          this.#source = undefined
+          this.#waiters = []
+        }
+        const group = this.#inflight
+        // A record the log took is not written there again when only the index must retry.
+        while (group.records.length > 0) {
+          const r = group.records[0]!
+          if (r.logSeq === undefined && this.o.writer) {
+            try {
+              r.logSeq = await this.o.writer.write(r.batch)
+            } catch (err) {
+              if (isApiaryError(err, 'conflict') || isApiaryError(err, 'not_leader')) {
+                this.log.warn({ err }, 'another queen wrote the job log: this one no longer leads')
+                this.#fenced = true
+                this.o.onFenced?.(err)
+              } else this.#retry(err, r.batch)
+              return
+            }
+          }
+          const stored = this.#commit(r.batch, r.logSeq)
+          if (!stored) return
+          group.records.shift()
+          this.notify(stored)
+        }
+        group.source?.ack()
+        for (const w of group.waiters) w.resolve()
+        this.#inflight = undefined
+      }
+    } finally {
+      this.#flushing = undefined
+      if (this.#fenced) this.#dropAll()
+      else if (!this.#retryTimer && !this.#closed && (!this.#empty(this.#batch) || this.#source)) this.#schedule()
+      else if (!this.#retryTimer && !this.#inflight) for (const w of this.#waiters.splice(0)) w.resolve()
+    }
+  }
+
+  /** Commits a record to the index; returns the events stored, or undefined to try again. */
+  #commit(record: Batch, logSeq: number | undefined): JobEvent[] | undefined {
+    try {
+      this.store.commit(record, logSeq)
+      return record.events.map((e) => e.event)
     } catch (err) {
       if (!isApiaryError(err, 'invalid_input')) {
-        this.#retry(batch, err)
-        return []
+        this.#retry(err, record)
+        return undefined
       }
     }
     // Rare, and then one transaction per entry: ends after every event, as in the batch.
-    const entries: Batch[] = [...batch.events.map((e) => ({ events: [e], ends: [] })), ...batch.ends.map((end) => ({ events: [], ends: [end] }))]
+    const entries: Batch[] = [
+      ...(record.jobs ?? []).map((job) => ({ jobs: [job], events: [], ends: [] })),
+      ...record.events.map((e) => ({ events: [e], ends: [] })),
+      ...record.ends.map((end) => ({ events: [], ends: [end] })),
+      { events: [], ends: [], ...(record.runs ? { runs: record.runs } : {}), ...(record.src !== undefined ? { src: record.src } : {}) },
+    ]
     const stored: JobEvent[] = []
     for (const [i, entry] of entries.entries()) {
       try {
-        this.store.commit(entry)
+        this.store.commit(entry, i === entries.length - 1 ? logSeq : undefined)
         for (const { event } of entry.events) stored.push(event)
       } catch (err) {
         if (!isApiaryError(err, 'invalid_input')) {
-          this.#retry({ events: entries.slice(i).flatMap((e) => e.events), ends: entries.slice(i).flatMap((e) => e.ends) }, err)
-          break
+          // What is stored stays so; the rest is tried again from this entry.
+          record.jobs = entries.slice(i).flatMap((e) => e.jobs ?? [])
+          record.events = entries.slice(i).flatMap((e) => e.events)
+          record.ends = entries.slice(i).flatMap((e) => e.ends)
+          this.notify(stored)
+          this.#retry(err, record)
+          return undefined
         }
         // Its sequence number stays unused: a gap in that job's log, which readers step over.
         const ev = entry.events[0]?.event
         if (ev) this.log.error({ err, jobId: ev.jobId, kind: ev.kind, seq: ev.seq }, 'dropped an event the store refuses')
-        else this.log.error({ err, jobId: entry.ends[0]?.jobId }, 'dropped a job end the store refuses')
+        else this.log.error({ err, jobId: entry.ends[0]?.jobId ?? entry.jobs?.[0]?.id }, 'dropped a record entry the store refuses')
       }
     }
     return stored
   }
 
-  /** Puts what was not stored back in front of what came since, and tries again later. */
-  #retry(rest: Batch, err: unknown) {
-    this.log.error({ err, events: rest.events.length }, 'cannot store events; retrying')
-    this.#batch = { events: [...rest.events, ...this.#batch.events], ends: [...rest.ends, ...this.#batch.ends] }
-    if (!this.#closed && !this.#retryTimer) {
-      this.#retryTimer = setTimeout(() => {
-        this.#retryTimer = undefined
-        this.flush()
-      }, this.retryMs)
-    }
+  #retry(err: unknown, batch: Batch) {
+    this.log.error({ err, events: batch.events.length }, 'cannot store events; retrying')
+    if (this.#closed || this.#retryTimer) return
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined
+      this.#schedule()
+    }, this.o.retryMs ?? 1000)
   }
 
-  /** Commits what is queued and takes nothing more. */
-  close(): void {
-    this.flush()
-    this.#closed = true
-    clearTimeout(this.#retryTimer)
+  #dropAll() {
+    this.#batch = { jobs: [], events: [], ends: [] }
+    this.#source = undefined
+    for (const w of [...(this.#inflight?.waiters ?? []), ...this.#waiters.splice(0)]) w.reject(notLeader())
+    this.#inflight = undefined
   }
+
+  /** A new term as leader: numbering starts from what `open` says again, and nothing of an earlier term is pending. */
+  reset(): void {
+    this.#lastSeq.clear()
+    this.#batch = { jobs: [], events: [], ends: [] }
+    this.#source = undefined
+    this.#inflight = undefined
+    this.#fenced = false
+  }
+
+  /** Stepping down: waits for the write in flight, then drops what is queued (the next leader redoes it). */
+  async settle(): Promise<void> {
+    this.#fenced = true
+    clearTimeout(this.#retryTimer)
+    this.#retryTimer = undefined
+    await this.#flushing
+    this.#dropAll()
+  }
+
+  /** Writes what is queued (bounded by the caller) and takes nothing more. */
+  async close(): Promise<void> {
+    clearTimeout(this.#retryTimer)
+    this.#retryTimer = undefined
+    this.#schedule()
+    await this.#flushing
+    this.#closed = true
+    for (const w of this.#waiters.splice(0)) w.reject(new ApiaryError('closed', 'the queen is shutting down'))
+  }
+}
+
+function notLeader(): ApiaryError {
+  return new ApiaryError('not_leader', 'this queen no longer leads: another queen took over')
+}
+
+/** Rough bytes of an event in a record: exact enough to keep records under `RECORD_BYTES`. */
+function weight(e: Batch['events'][number]): number {
+  const ev = e.event as { data?: string; human?: string; result?: unknown }
+  return 512 + (ev.data?.length ?? 0) * 2 + (ev.human?.length ?? 0) * 2 + (ev.result === undefined ? 0 : 8192)
+}
+
+/** A group as records of at most about `RECORD_BYTES`; jobs first, runs and the source with the last. */
+export function split(batch: Batch): Batch[] {
+  const out: Batch[] = []
+  let cur: Batch = { jobs: batch.jobs ?? [], events: [], ends: [] }
+  let bytes = 0
+  for (const e of batch.events) {
+    const w = weight(e)
+    if (cur.events.length > 0 && bytes + w > RECORD_BYTES) {
+      out.push(cur)
+      cur = { jobs: [], events: [], ends: [] }
+      bytes = 0
+    }
+    cur.events.push(e)
+    bytes += w
+  }
+  cur.ends = batch.ends
+  if (batch.runs) cur.runs = batch.runs
+  if (batch.src !== undefined) cur.src = batch.src
+  out.push(cur)
+  return out
 }

@@ -45,7 +45,7 @@ class Harness {
   }
   /** Accepts every share offered so far, as a hive would. */
   acceptShares(by = 'hive-1') {
-    for (const s of this.shares()) this.feed(this.run.onShare(s.region, s.nodes, { accepted: true, by }, this.now))
+    for (const s of this.shares()) this.feed(this.run.onShare(s, { accepted: true, by }, this.now))
     return this
   }
   shares() {
@@ -193,7 +193,7 @@ describe('JobRun', () => {
 
   it('ends a region no hive took as error with the cause, every node of it', () => {
     const h = new Harness(request(), targets(4))
-    h.feed(h.run.onShare('eu', ['n1', 'n3'], { accepted: false, cause: 'no hive for region eu' }, 0))
+    h.feed(h.run.onShare({ region: 'eu', phase: 0, attempt: 0, nodes: ['n1', 'n3'] }, { accepted: false, cause: 'no hive for region eu' }, 0))
     expect(h.ends()).toEqual(
       new Map([
         ['n1', { state: 'error', cause: 'no hive for region eu' }],
@@ -202,17 +202,114 @@ describe('JobRun', () => {
     )
   })
 
-  it('sweeps: a running node whose worker went silent is lost; a pending node of a silent hive is skipped', () => {
+  it('sweeps: a running node whose worker went silent is lost; nothing is skipped for a silent hive', () => {
     const h = new Harness(request(), targets(4))
-    h.feed(h.run.onShare('eu', ['n1', 'n3'], { accepted: true, by: 'hive-eu' }, 0))
+    h.feed(h.run.onShare({ region: 'eu', phase: 0, attempt: 0, nodes: ['n1', 'n3'] }, { accepted: true, by: 'hive-eu' }, 0))
     h.event(started('n1')).event(started('n2'))
-    h.feed(h.run.sweep({ workerOffline: (n) => n === 'n1' || n === 'n2' || n === 'n4', hiveOffline: () => false }, 0))
+    h.feed(h.run.sweep({ workerOffline: (n) => n === 'n1' || n === 'n2' || n === 'n4', hiveGone: () => false }, 0))
     expect(h.ends().get('n1')).toEqual({ state: 'lost', cause: 'worker stopped heartbeating' })
     expect(h.ends().get('n2')).toEqual({ state: 'lost', cause: 'worker stopped heartbeating' })
     expect(h.ends().has('n4')).toBe(false) // pending, not started: its worker may never have been asked
-    h.feed(h.run.sweep({ workerOffline: () => false, hiveOffline: (hive) => hive === 'hive-eu' }, 0))
-    expect(h.ends().get('n3')).toEqual({ state: 'skipped', cause: 'not dispatched: hive hive-eu stopped heartbeating' })
-    expect(h.ends().has('n4')).toBe(false) // its share has no hive yet
+    h.feed(h.run.sweep({ workerOffline: () => false, hiveGone: (hive) => hive === 'hive-eu' }, 0))
+    expect(h.ends().has('n3')).toBe(false)
+  })
+
+  describe('a share whose hive is gone', () => {
+    const gone = (dead: string) => ({ workerOffline: () => false, hiveGone: (hive: string) => hive === dead })
+
+    it('is offered again with its open nodes only, as the next attempt, and the standby holds it', () => {
+      const h = new Harness(request(), targets(6, { region: 'eu' }))
+      h.acceptShares('hive-a')
+      h.event(finished('n1', 'ok')).event(started('n2'))
+      const before = h.shares().length
+      h.feed(h.run.sweep(gone('hive-a'), 10))
+      const re = h.shares().slice(before)
+      expect(re).toHaveLength(1)
+      expect(re[0]).toMatchObject({ phase: 0, attempt: 1, region: 'eu', nodes: ['n2', 'n3', 'n4', 'n5', 'n6'] })
+      // Not offered twice while the offer is on its way, and the answer to the old one is history.
+      h.feed(h.run.sweep(gone('hive-a'), 11))
+      expect(h.shares().length).toBe(before + 1)
+      h.feed(h.run.onShare(re[0]!, { accepted: true, by: 'hive-b' }, 12))
+      expect(h.events('job.region').at(-1)).toMatchObject({ hive: 'hive-b', nodes: 5 })
+      h.feed(h.run.sweep(gone('hive-a'), 13))
+      expect(h.shares().length).toBe(before + 1)
+      expect(h.ends().size).toBe(1)
+    })
+
+    it('is tried again when no hive takes it, then its pending nodes are skipped and its running ones wait for their deadline', () => {
+      const h = new Harness(request({ timeoutMs: 2000 }), targets(3, { region: 'eu' }))
+      h.acceptShares('hive-a')
+      h.event(started('n1'))
+      let t = 10
+      for (let i = 0; i < 3; i++) {
+        h.feed(h.run.sweep(gone('hive-a'), t))
+        const offer = h.shares().at(-1)!
+        expect(offer.attempt).toBe(i + 1)
+        h.feed(h.run.onShare(offer, { accepted: false, cause: 'no hive for region eu' }, t))
+        t += 5000
+      }
+      expect(h.ends().get('n2')).toEqual({ state: 'skipped', cause: 'not dispatched: no hive of region eu took the share over (no hive for region eu)' })
+      expect(h.ends().has('n1')).toBe(false)
+      h.event(finished('n1', 'ok'))
+      expect(h.ends().get('n1')?.state).toBe('ok')
+      expect(h.run.finished).toBe(true)
+    })
+  })
+
+  describe('restored from its snapshot by another queen', () => {
+    const restoreFrom = (h: Harness, now: number) => {
+      const nodes = [...h.ends().keys()]
+      void nodes
+      const states = new Map<string, 'pending' | 'running' | FinalState>()
+      for (const ev of h.events()) {
+        if (ev.kind === 'node.started') states.set(ev.node, 'running')
+        if (ev.kind === 'node.finished') states.set(ev.node, ev.state)
+      }
+      return JobRun.restore(
+        { id: 'j1', request: h.run.request, createdAt: 0, cancelGraceMs: GRACE },
+        JSON.parse(JSON.stringify(h.run.snapshot())),
+        targets(4).map((t) => ({ node: t.id, region: t.region, state: states.get(t.id) ?? 'pending', agentless: false, exitCode: null, digest: null, cause: null })),
+        now,
+      )
+    }
+
+    it('goes on where it was: no halt, shares keep their hives, the canary judged and the rest dispatched', () => {
+      const h = new Harness(request({ canary: 2, deadlineMs: 60_000 }), targets(4))
+      h.acceptShares()
+      h.event(finished('n1', 'ok'))
+      const { run, effects } = restoreFrom(h, 100)
+      expect(run.stop).toEqual({ kind: 'dispatching' })
+      expect(effects.filter((e) => e.type === 'dispatch' || e.type === 'control')).toEqual([])
+      expect(run.nextWake()).toBe(60_000)
+      const more = run.onEvent(finished('n2', 'ok'), 200)
+      const shares = more.flatMap((e) => (e.type === 'dispatch' ? [e.share] : []))
+      expect(shares.map((s) => [s.phase, s.attempt, s.nodes])).toEqual([
+        [1, 0, ['n3']],
+        [1, 0, ['n4']],
+      ])
+    })
+
+    it('offers again, at its first sweep, a share no hive had taken yet', () => {
+      const h = new Harness(request(), targets(4))
+      const { run } = restoreFrom(h, 100)
+      const offers = run.sweep({ workerOffline: () => false, hiveGone: () => false }, 100).flatMap((e) => (e.type === 'dispatch' ? [e.share] : []))
+      expect(offers.map((s) => [s.region, s.attempt, s.nodes])).toEqual([
+        ['eu', 1, ['n1', 'n3']],
+        ['us', 1, ['n2', 'n4']],
+      ])
+    })
+
+    it('keeps a stop, its control and its grace', () => {
+      const h = new Harness(request(), targets(4))
+      h.acceptShares()
+      h.event(started('n1'))
+      h.feed(h.run.cancel('by request', 50))
+      const { run } = restoreFrom(h, 100)
+      expect(run.stop).toEqual({ kind: 'cancelled', reason: 'by request' })
+      expect(run.nextWake()).toBe(50 + GRACE)
+      const ends = run.tick(50 + GRACE).flatMap((e) => (e.type === 'emit' && e.event.kind === 'node.finished' ? [e.event.state] : []))
+      expect(ends.sort()).toEqual(['lost', 'skipped', 'skipped', 'skipped'])
+    })
   })
 
   it('takes one final state per node: events after a node ended, for strangers or of job kinds are dropped', () => {

@@ -64,16 +64,50 @@ interface NodeEntry extends NodeOutcome {
   /** Index of the phase the node belongs to (0 = canary when there is one). */
   phase: number
   agentless: boolean
-  /** The hive that took the node's share, once one did. */
-  hive?: string
 }
 
-/** Nodes nobody has confirmed by `at` end: never dispatched → `skipped`, started → `lost`. */
-interface Grace {
+/**
+ * Nodes nobody has confirmed by `at` end: never dispatched → `skipped`, started → `lost`.
+ * Every open node of the job, or only those of one region's share of one phase.
+ */
+export interface Grace {
   at: number
   skipped: string
   lost: string
+  share?: { region: string; phase: number }
 }
+
+/**
+ * One region's share of one phase, as the queen tracks who holds it. `attempt` counts the
+ * offers (a re-offer of its open nodes when its hive is gone); `hive` is the hive that took
+ * the latest, null while none has. Held as long as that hive heartbeats: the heartbeat is the lease.
+ */
+export interface ShareState {
+  region: string
+  phase: number
+  attempt: number
+  hive: string | null
+  /** Failed re-offers in a row; after `MAX_REOFFER_FAILURES` the share's open nodes end. */
+  failures: number
+  /** When an unheld share is offered again (0: at the next sweep; null: not again, or an offer is on its way). */
+  retryAt: number | null
+}
+
+/** Everything of a run that its events and nodes do not say: stored with each commit, so another queen continues it. */
+export interface RunSnapshot {
+  v: 1
+  nextPhase: number
+  stop: StopState
+  control: Control | null
+  deadlineAt: number | null
+  graces: Grace[]
+  shares: ShareState[]
+}
+
+/** How many re-offers of a share may fail in a row before its open nodes end. */
+export const MAX_REOFFER_FAILURES = 3
+/** How long after a failed re-offer the next is tried. */
+export const REOFFER_RETRY_MS = 5000
 
 export interface JobRunConfig {
   id: string
@@ -111,7 +145,14 @@ function utf8Prefix(text: string, bytes: number): string {
 export interface PresenceView {
   /** A known worker that stopped heartbeating (unknown ones are not offline: nobody said so). */
   workerOffline(node: string): boolean
-  hiveOffline(hive: string): boolean
+  /** A hive that stopped heartbeating, or was never heard since this queen took over and long enough has passed. */
+  hiveGone(hive: string): boolean
+}
+
+/** The node of a resumed job as the index holds it, in target order. */
+export interface RestoredNode extends ResumedNode {
+  /** Output the queen kept of it so far (a running node's cap goes on counting). */
+  kept?: { bytes: number; events: number }
 }
 
 /**
@@ -145,6 +186,7 @@ export class JobRun {
   #control: Control | null = null
   #deadlineAt: number | null = null
   #graces: Grace[] = []
+  #shares: ShareState[] = []
   #finished = false
   #out: Effect[] = []
 
@@ -159,13 +201,8 @@ export class JobRun {
   static submit(cfg: JobRunConfig, targets: RunTarget[], opts: { rerunOf?: string }, now: number): { run: JobRun; effects: Effect[] } {
     const run = new JobRun(cfg)
     const { rollout, operation } = cfg.request
-    const canary = rollout.canary > 0 && rollout.canary < targets.length ? rollout.canary : 0
-    const ids = targets.map((t) => t.id)
-    run.#phases = canary > 0 ? [ids.slice(0, canary), ids.slice(canary)] : [ids]
-    run.#maxErrors = rollout.maxErrors === undefined ? null : resolveCount(rollout.maxErrors, targets.length)
-    targets.forEach((t, i) =>
-      run.#setNode(t.id, { region: t.region, state: 'pending', phase: canary > 0 && i >= canary ? 1 : 0, agentless: t.agentless, exitCode: null, digest: null, cause: null }),
-    )
+    const phaseOf = run.#planPhases(targets.map((t) => t.id))
+    targets.forEach((t, i) => run.#setNode(t.id, { region: t.region, state: 'pending', phase: phaseOf(i), agentless: t.agentless, exitCode: null, digest: null, cause: null }))
     const n = targets.length
     run.#emit({
       jobId: run.id,
@@ -184,10 +221,51 @@ export class JobRun {
   }
 
   /**
-   * A job that was running when the queen stopped. The queen no longer knows which hive holds
-   * which share, so dispatching stops (hives skip what they have not started); what runs still
-   * reports, and what has not reported by the time its deadline passes ends as unknown, never
-   * re-run.
+   * A job that was running when the queen stopped and whose state was stored with its commits
+   * (`snapshot`): it goes on where it was. Shares keep their hives; a share whose hive is gone
+   * (or that no hive had taken yet) is offered again at the next sweep, and workers answer
+   * the nodes they already ran with what they did. `nodes` in target order.
+   */
+  static restore(cfg: JobRunConfig, snapshot: RunSnapshot, nodes: RestoredNode[], now: number): { run: JobRun; effects: Effect[] } {
+    const run = new JobRun(cfg)
+    const phaseOf = run.#planPhases(nodes.map((n) => n.node))
+    nodes.forEach((n, i) => {
+      run.#setNode(n.node, { region: n.region, state: n.state, phase: phaseOf(i), agentless: n.agentless, exitCode: n.exitCode, digest: n.digest, cause: n.cause })
+      if (spendsErrorBudget(n.state)) run.#errors++
+      if (n.kept && !isFinal(n.state)) run.#output.set(n.node, { ...n.kept, cut: false })
+    })
+    run.#nextPhase = snapshot.nextPhase
+    run.#stop = snapshot.stop
+    run.#control = snapshot.control
+    run.#deadlineAt = snapshot.deadlineAt
+    run.#graces = snapshot.graces.map((g) => ({ ...g }))
+    // An offer that was on its way is made again; a share given up on stays so.
+    run.#shares = snapshot.shares.map((sh) => ({ ...sh, retryAt: sh.hive === null && sh.retryAt === null && sh.failures < MAX_REOFFER_FAILURES ? 0 : sh.retryAt }))
+    run.#note('info', 'resumed a running job', { open: run.#open })
+    if (run.#open === 0) run.#finish(now)
+    // A phase that ended while no queen led moves on now.
+    else run.#phaseDone(now)
+    return { run, effects: run.#take() }
+  }
+
+  /** What `restore` needs besides the nodes: stored with every commit that touched the job. */
+  snapshot(): RunSnapshot {
+    return {
+      v: 1,
+      nextPhase: this.#nextPhase,
+      stop: this.#stop,
+      control: this.#control,
+      deadlineAt: this.#deadlineAt,
+      graces: this.#graces.map((g) => ({ ...g })),
+      shares: this.#shares.map((sh) => ({ ...sh })),
+    }
+  }
+
+  /**
+   * A job that was running when a queen of an older version stopped, without a stored
+   * snapshot: the queen does not know which hive holds which share, so dispatching stops
+   * (hives skip what they have not started); what runs still reports, and what has not
+   * reported by the time its deadline passes ends as unknown, never re-run.
    */
   static resume(cfg: JobRunConfig, nodes: ResumedNode[], now: number): { run: JobRun; effects: Effect[] } {
     const run = new JobRun(cfg)
@@ -204,6 +282,15 @@ export class JobRun {
       run.#graces.push({ at: now + cfg.request.rollout.timeoutMs + cfg.cancelGraceMs, skipped: 'not dispatched: the queen restarted', lost: 'no result after the queen restarted' })
     }
     return { run, effects: run.#take() }
+  }
+
+  /** [canary, rest] or [all], from the targets in order; returns each position's phase. */
+  #planPhases(ids: string[]): (i: number) => number {
+    const { rollout } = this.request
+    const canary = rollout.canary > 0 && rollout.canary < ids.length ? rollout.canary : 0
+    this.#phases = canary > 0 ? [ids.slice(0, canary), ids.slice(canary)] : [ids]
+    this.#maxErrors = rollout.maxErrors === undefined ? null : resolveCount(rollout.maxErrors, ids.length)
+    return (i) => (canary > 0 && i >= canary ? 1 : 0)
   }
 
   get stop(): StopState {
@@ -235,21 +322,41 @@ export class JobRun {
     return this.#take()
   }
 
-  /** The answer of the hive offered a region's share. */
-  onShare(region: string, nodes: string[], outcome: ShareOutcome, now: number): Effect[] {
+  /** The answer of the hive offered a region's share (`share` as it was offered). */
+  onShare(share: Pick<HiveJob, 'region' | 'phase' | 'attempt' | 'nodes'>, outcome: ShareOutcome, now: number): Effect[] {
+    if (this.#finished) return []
+    const held = this.#share(share.region, share.phase)
+    // An answer to an older offer than the latest is history.
+    if (held && held.attempt !== share.attempt) return []
+    const { region, nodes } = share
     if (outcome.accepted) {
-      if (this.#finished) return []
-      for (const n of nodes) {
-        const e = this.#nodes.get(n)
-        if (e) e.hive = outcome.by
+      if (held) {
+        held.hive = outcome.by
+        held.failures = 0
       }
-      this.#emit({ jobId: this.id, ts: now, kind: 'job.region', region, nodes: nodes.length, hive: outcome.by, human: `region ${region}: ${nodes.length} node${nodes.length === 1 ? '' : 's'} handed to hive ${outcome.by}` })
+      const open = nodes.filter((n) => !isFinal(this.#nodes.get(n)?.state ?? 'ok')).length
+      const how = share.attempt === 0 ? '' : ` (offer ${share.attempt + 1}: its hive had stopped)`
+      this.#emit({ jobId: this.id, ts: now, kind: 'job.region', region, nodes: open, hive: outcome.by, human: `region ${region}: ${open} node${open === 1 ? '' : 's'} handed to hive ${outcome.by}${how}` })
       // A stop that came while the share was on its way: the hive may have missed it.
       if (this.#control) this.#out.push({ type: 'control', control: this.#control })
-    } else {
-      this.#note('warn', 'region not dispatched', { region, cause: outcome.cause })
-      for (const n of nodes) this.#finishNode(n, 'error', outcome.cause, now)
+      return this.#take()
     }
+    this.#note('warn', 'region not dispatched', { region, phase: share.phase, attempt: share.attempt, cause: outcome.cause })
+    if (share.attempt === 0 || !held) {
+      for (const n of nodes) this.#finishNode(n, 'error', outcome.cause, now)
+      return this.#take()
+    }
+    held.failures++
+    if (held.failures < MAX_REOFFER_FAILURES) {
+      held.retryAt = now + REOFFER_RETRY_MS
+      return this.#take()
+    }
+    // No hive of the region takes it: what was never started will not be; what runs still
+    // reports, straight to the stream, until its deadline.
+    held.retryAt = null
+    const scope = { region, phase: share.phase }
+    for (const n of nodes) if (this.#nodes.get(n)?.state === 'pending') this.#finishNode(n, 'skipped', `not dispatched: no hive of region ${region} took the share over (${outcome.cause})`, now)
+    this.#graces.push({ at: now + this.request.rollout.timeoutMs + this.#cancelGraceMs, skipped: `not dispatched: no hive of region ${region}`, lost: `no result: its hive stopped and no other hive of region ${region} took over`, share: scope })
     return this.#take()
   }
 
@@ -259,13 +366,28 @@ export class JobRun {
     return this.#take()
   }
 
-  /** Ends what nobody will report: started nodes whose worker is gone, shares whose hive is gone. */
+  /**
+   * Ends what nobody will report (started nodes whose worker is gone) and offers again the
+   * open nodes of shares whose hive is gone, so a standby hive of the region takes them over.
+   */
   sweep(presence: PresenceView, now: number): Effect[] {
+    if (this.#finished) return []
     for (const [node, s] of this.#nodes) {
       if (s.state === 'running' && presence.workerOffline(node)) this.#finishNode(node, 'lost', 'worker stopped heartbeating', now)
-      else if (s.state === 'pending' && s.hive !== undefined && presence.hiveOffline(s.hive)) {
-        this.#finishNode(node, 'skipped', `not dispatched: hive ${s.hive} stopped heartbeating`, now)
-      }
+    }
+    for (const sh of this.#shares) {
+      const gone = sh.hive !== null && presence.hiveGone(sh.hive)
+      if (!gone && !(sh.hive === null && sh.retryAt !== null && now >= sh.retryAt)) continue
+      const open = this.#phases[sh.phase]?.filter((n) => {
+        const e = this.#nodes.get(n)
+        return e !== undefined && e.region === sh.region && !isFinal(e.state)
+      })
+      if (!open || open.length === 0) continue
+      if (gone) this.#note('warn', 'a hive holding a share stopped heartbeating: offering its open nodes again', { region: sh.region, phase: sh.phase, hive: sh.hive, open: open.length })
+      sh.attempt++
+      sh.hive = null
+      sh.retryAt = null
+      this.#offer(sh.phase, sh.attempt, sh.region, open)
     }
     return this.#take()
   }
@@ -288,6 +410,7 @@ export class JobRun {
     this.#graces = this.#graces.filter((g) => now < g.at)
     for (const g of due) {
       for (const [node, s] of this.#nodes) {
+        if (g.share && (s.region !== g.share.region || s.phase !== g.share.phase)) continue
         if (s.state === 'pending') this.#finishNode(node, 'skipped', g.skipped, now)
         else if (s.state === 'running') this.#finishNode(node, 'lost', g.lost, now)
       }
@@ -415,31 +538,41 @@ export class JobRun {
       list.push(id)
       byRegion.set(entry.region, list)
     }
-    const r = this.request.rollout
     for (const [region, nodes] of byRegion) {
-      this.#out.push({
-        type: 'dispatch',
-        share: {
-          jobId: this.id,
-          phase,
-          attempt: 0,
-          region,
-          nodes,
-          agentless: nodes.filter((id) => this.#nodes.get(id)?.agentless),
-          operation: this.request.operation,
-          concurrency: resolveCount(r.concurrency, nodes.length),
-          maxErrors: this.#maxErrors,
-          errorsSoFar: this.#errors,
-          timeoutMs: r.timeoutMs,
-          deliveryTimeoutMs: r.deliveryTimeoutMs,
-          outputCapBytes: this.request.outputCapBytes,
-          targets: this.#nodes.size,
-          confirm: this.request.confirm?.nodes ?? null,
-        },
-      })
+      this.#shares.push({ region, phase, attempt: 0, hive: null, failures: 0, retryAt: null })
+      this.#offer(phase, 0, region, nodes)
     }
     // A phase whose nodes all ended already (offline) moves on at once.
     this.#phaseDone(now)
+  }
+
+  /** Offers a region's nodes of a phase to its hives (attempt 0, or a re-offer of the open ones). */
+  #offer(phase: number, attempt: number, region: string, nodes: string[]) {
+    const r = this.request.rollout
+    this.#out.push({
+      type: 'dispatch',
+      share: {
+        jobId: this.id,
+        phase,
+        attempt,
+        region,
+        nodes,
+        agentless: nodes.filter((id) => this.#nodes.get(id)?.agentless),
+        operation: this.request.operation,
+        concurrency: resolveCount(r.concurrency, nodes.length),
+        maxErrors: this.#maxErrors,
+        errorsSoFar: this.#errors,
+        timeoutMs: r.timeoutMs,
+        deliveryTimeoutMs: r.deliveryTimeoutMs,
+        outputCapBytes: this.request.outputCapBytes,
+        targets: this.#nodes.size,
+        confirm: this.request.confirm?.nodes ?? null,
+      },
+    })
+  }
+
+  #share(region: string, phase: number): ShareState | undefined {
+    return this.#shares.find((sh) => sh.region === region && sh.phase === phase)
   }
 
   /** When every node of the dispatched phase has ended: judge the canary, start the next phase. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { Heartbeat, HostReach } from '@apiary/shared'
 import type { InventoryNode } from '@apiary/shared/inventory'
-import { DEFAULT_PRESENCE_LIMITS, MAX_WARMUP_MS, MISSED_BEATS, Presence } from './presence.ts'
+import { BLIND_BEATS, DEFAULT_PRESENCE_LIMITS, MAX_WARMUP_MS, MISSED_BEATS, Presence } from './presence.ts'
 
 const hb = (id: string, role: Heartbeat['role'] = 'worker', region = 'eu', o: Partial<Heartbeat> = {}): Heartbeat => ({
   id,
@@ -147,5 +147,46 @@ describe('Presence', () => {
     p.setInventory([inv('eu-1', 'eu')])
     p.beat(hb('hive-eu', 'hive', 'eu', { hosts: [reach('eu-1')] }))
     expect(p.node('eu-1')).toMatchObject({ breaker: 'closed', lastContact: null })
+  })
+})
+
+describe('Presence: who is gone', () => {
+  it('judges a quiet node gone only while others are still heard, or after BLIND_BEATS of its intervals', () => {
+    let now = 0
+    const p = new Presence(() => now, {}, 0)
+    p.beat(hb('a'))
+    p.beat(hb('b'))
+    now = 3500 // both quiet past three intervals, and nobody heard: the bus, not them
+    expect([p.node('a')?.online, p.workerGone('a'), p.workerGone('b')]).toEqual([false, false, false])
+    p.beat(hb('b'))
+    expect([p.workerGone('a'), p.workerGone('b')]).toEqual([true, false])
+    const q = new Presence(() => now, {}, 0)
+    q.beat(hb('c'))
+    now += BLIND_BEATS * 1000 + 1
+    expect(q.workerGone('c')).toBe(true)
+  })
+
+  it('judges nobody gone while it settles after a start, and a remembered node only once the warm-up is over', () => {
+    let now = 1_000_000
+    const p = new Presence(() => now, {}, 5000)
+    p.remember([known('r', 1000)])
+    p.beat(hb('x'))
+    expect([p.workerGone('r'), p.hiveGone('h-never'), p.workerGone('unknown')]).toEqual([false, false, false])
+    now += 5000
+    expect([p.workerGone('r'), p.hiveGone('h-never'), p.workerGone('unknown')]).toEqual([true, true, false])
+  })
+
+  it('judges an agentless node gone when every SSH worker of its region is', () => {
+    let now = 0
+    const p = new Presence(() => now, {}, 0)
+    p.setInventory([inv('edge-1', 'eu')])
+    p.beat(hb('s1', 'ssh-worker'))
+    p.beat(hb('s2', 'ssh-worker'))
+    now = 3500
+    p.beat(hb('s2', 'ssh-worker'))
+    expect(p.workerGone('edge-1')).toBe(false)
+    now = 7500
+    p.beat(hb('h', 'hive'))
+    expect([p.workerGone('edge-1'), p.hiveGone('h')]).toEqual([true, false])
   })
 })

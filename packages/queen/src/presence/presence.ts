@@ -30,9 +30,18 @@ function boundedInterval(ms: number): number {
   return Math.min(Math.max(ms, minValue ?? 1), maxValue ?? ms)
 }
 
+/** Three of the default 5 s heartbeat intervals. */
+export const DEFAULT_SETTLE_MS = 15_000
+
+/** However quiet the bus, past this many of its intervals a silent node is offline. */
+export const BLIND_BEATS = 10
+
 /**
  * Who can be reached, from heartbeats and the inventory. An agent node is online until three
- * of its own intervals pass without a heartbeat. An inventory (agentless) node is online while
+ * of its own intervals pass without a heartbeat. It is *gone* (what ends its running tasks
+ * `lost`) only when it went quiet while others' heartbeats still came: when nobody is heard
+ * (the queen's own bus is down, NATS restarts) nobody is judged, for up to `BLIND_BEATS`
+ * intervals. An inventory (agentless) node is online while
  * an SSH worker of its region is; its last contact and breaker come from those workers'
  * reports. Time comes from `now()` so tests of the logic need no clock.
  */
@@ -45,13 +54,29 @@ export class Presence {
   /** Nodes known before a restart that have not heartbeated since. */
   readonly #awaiting = new Set<string>()
   #warmUntil = 0
+  /** When the latest heartbeat of anyone came. */
+  #lastHeard = 0
   readonly #limits: Readonly<PresenceLimits>
 
+  readonly #since: number
+  readonly #settleMs: number
+
+  /**
+   * `settleMs`: for this long after it starts (or takes over) the queen has not heard everyone
+   * yet, so no worker or hive counts as gone (default `DEFAULT_SETTLE_MS`).
+   */
   constructor(
     private readonly now: () => number = Date.now,
     limits: Partial<PresenceLimits> = {},
+    settleMs = DEFAULT_SETTLE_MS,
   ) {
     this.#limits = { ...DEFAULT_PRESENCE_LIMITS, ...limits }
+    this.#since = now()
+    this.#settleMs = settleMs
+  }
+
+  #settling(): boolean {
+    return this.now() - this.#since < this.#settleMs
   }
 
   /**
@@ -116,6 +141,7 @@ export class Presence {
     const { hosts, ...kept } = hb
     kept.intervalMs = boundedInterval(hb.intervalMs)
     map.set(hb.id, { hb: kept, lastSeen: this.now() })
+    this.#lastHeard = this.now()
     if (hb.role === 'worker') this.#awaiting.delete(hb.id)
     if (hb.role === 'ssh-worker') {
       for (const h of hosts ?? []) if (this.#inventory.get(h.id)?.region === hb.region) this.#reach.set(h.id, h)
@@ -142,6 +168,34 @@ export class Presence {
 
   #online(e: Entry): boolean {
     return this.now() - e.lastSeen <= e.hb.intervalMs * MISSED_BEATS
+  }
+
+  /** Offline, and others were heard well after it went quiet (it is quiet, not the bus), or quiet for very long. */
+  #gone(e: Entry): boolean {
+    if (this.#online(e)) return false
+    return this.#lastHeard - e.lastSeen > e.hb.intervalMs * MISSED_BEATS || this.now() - e.lastSeen > e.hb.intervalMs * BLIND_BEATS
+  }
+
+  /**
+   * A node known to have gone: it stopped heartbeating while others went on. A node remembered
+   * from before a restart that has not reported yet is not gone until the warm-up is over.
+   */
+  workerGone(id: string): boolean {
+    if (this.#settling()) return false
+    const a = this.#agents.get(id)
+    if (a) return this.#awaiting.has(id) ? this.#warmUntil <= this.now() : this.#gone(a)
+    const inv = this.#inventory.get(id)
+    if (!inv) return false
+    // An agentless node is reached while any SSH worker of its region is.
+    for (const e of this.#sshWorkers.values()) if (e.hb.region === inv.region && !this.#gone(e)) return false
+    return true
+  }
+
+  /** A hive known to have gone (see `workerGone`), or never heard of since this queen started and settled. */
+  hiveGone(id: string): boolean {
+    if (this.#settling()) return false
+    const e = this.#hives.get(id)
+    return e ? this.#gone(e) : true
   }
 
   /** Whether a hive still heartbeats; undefined for one never heard of (e.g. before a restart). */

@@ -59,4 +59,41 @@ describe('the SQLite job store', () => {
     store.commit({ events: [{ event: fin, nodeUpdate: { node: 'n1', update: { state: 'ok', result: { pong: true } } } }], ends: [] })
     expect(store.nodes('jstore01')[0]).toMatchObject({ state: 'ok', result: { pong: true } })
   })
+
+  it('applies a job-log record once: at or before its position it is skipped; the position and the stream source are kept', () => {
+    const job = { id: 'jlog0001', request: JobRequest.parse({ operation: { type: 'ping' }, targets: 'all' }), createdAt: 5, nodes: [{ node: 'b', region: 'eu' }, { node: 'a', region: 'eu' }], rerunOf: null }
+    const ev1: JobEvent = { jobId: 'jlog0001', seq: 1, ts: 0, kind: 'node.started', node: 'b', human: '' }
+    expect(store.commit({ jobs: [job], events: [{ event: ev1, nodeUpdate: { node: 'b', update: { state: 'running' } } }], ends: [], runs: [{ jobId: 'jlog0001', run: { v: 1, nextPhase: 1 } }], src: 12 }, 3)).toBe(true)
+    expect(store.commit({ jobs: [job], events: [{ event: ev1 }], ends: [] }, 3)).toBe(false)
+    expect(store.position()).toEqual({ logSeq: 3, eventsSeq: 12 })
+    const state = store.runState('jlog0001')!
+    expect(state.run).toEqual({ v: 1, nextPhase: 1 })
+    // In target order, not by name: the canary is the first targets.
+    expect(state.nodes.map((n) => [n.node, n.state])).toEqual([
+      ['b', 'running'],
+      ['a', 'pending'],
+    ])
+    expect(store.runState('jnope001')).toBeUndefined()
+  })
+
+  it('counts the output kept of each node, in bytes as stored', () => {
+    const out = (seq: number, data: string): JobEvent => ({ jobId: 'jstore01', seq, ts: 0, kind: 'node.output', node: 'n1', stream: 'stdout', data, human: '' })
+    store.commit({ events: [{ event: out(1, 'héllo') }, { event: out(2, 'x') }], ends: [] })
+    expect(store.runState('jstore01')!.nodes[0]!.kept).toEqual({ bytes: 7, events: 2 })
+  })
+
+  it('prunes finished jobs older than the cut, a few at a time, never a running one', () => {
+    const request = JobRequest.parse({ operation: { type: 'ping' }, targets: 'all' })
+    for (const [i, id] of ['jold0001', 'jold0002', 'jnew0001'].entries()) store.createJob({ id, request, createdAt: i, nodes: [{ node: 'n1', region: 'eu' }], rerunOf: null })
+    store.commit({ events: [{ event: { ...started(1), jobId: 'jold0001' } }], ends: [
+      { jobId: 'jold0001', state: 'ok', finishedAt: 10, counts: {}, stopReason: null },
+      { jobId: 'jold0002', state: 'ok', finishedAt: 20, counts: {}, stopReason: null },
+      { jobId: 'jnew0001', state: 'ok', finishedAt: 100, counts: {}, stopReason: null },
+    ] })
+    expect(store.prune(50, 1)).toBe(1)
+    expect(store.prune(50, 10)).toBe(1)
+    expect(store.prune(50, 10)).toBe(0)
+    expect(store.listJobs({ limit: 10 }).map((j) => j.id).sort()).toEqual(['jnew0001', 'jstore01'])
+    expect(store.eventsAfter('jold0001', 0, 10, { output: true })).toEqual([])
+  })
 })

@@ -15,8 +15,14 @@ CREATE TABLE IF NOT EXISTS jobs (
   counts TEXT NOT NULL,
   last_seq INTEGER NOT NULL DEFAULT 0,
   stop_reason TEXT,
-  rerun_of TEXT
+  rerun_of TEXT,
+  run TEXT
 );
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(finished_at);
+CREATE TABLE IF NOT EXISTS meta (
+  key TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_state_created ON jobs(state, created_at);
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at);
 CREATE TABLE IF NOT EXISTS job_nodes (
@@ -32,6 +38,7 @@ CREATE TABLE IF NOT EXISTS job_nodes (
   truncated INTEGER NOT NULL DEFAULT 0,
   digest TEXT,
   result TEXT,
+  pos INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (job_id, node)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS known_nodes (
@@ -56,6 +63,8 @@ CREATE TABLE IF NOT EXISTS events (
 const ADDED_COLUMNS: Array<[table: string, column: string, type: string]> = [
   ['jobs', 'stop_reason', 'TEXT'],
   ['jobs', 'rerun_of', 'TEXT'],
+  ['jobs', 'run', 'TEXT'],
+  ['job_nodes', 'pos', 'INTEGER NOT NULL DEFAULT 0'],
 ]
 
 function migrate(db: InstanceType<typeof Database>) {
@@ -137,7 +146,19 @@ export function openSqliteStore(path: string): JobStore {
   const insertJob = db.prepare(
     'INSERT INTO jobs (id, state, request, created_at, finished_at, node_count, counts, last_seq, rerun_of) VALUES (?, ?, ?, ?, NULL, ?, ?, 0, ?)',
   )
-  const insertNode = db.prepare("INSERT INTO job_nodes (job_id, node, region, state) VALUES (?, ?, ?, 'pending')")
+  const insertNode = db.prepare("INSERT INTO job_nodes (job_id, node, region, state, pos) VALUES (?, ?, ?, 'pending', ?)")
+  const hasJob = db.prepare('SELECT 1 FROM jobs WHERE id = ?')
+  const setRun = db.prepare("UPDATE jobs SET run = ? WHERE id = ? AND state = 'running'")
+  const getMeta = db.prepare('SELECT value FROM meta WHERE key = ?')
+  const setMeta = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value')
+  const nodesInOrder = db.prepare('SELECT * FROM job_nodes WHERE job_id = ? ORDER BY pos, node')
+  const keptOutput = db.prepare(
+    "SELECT node, COUNT(*) AS events, COALESCE(SUM(length(CAST(json_extract(body, '$.data') AS BLOB))), 0) AS bytes FROM events WHERE job_id = ? AND kind = 'node.output' GROUP BY node",
+  )
+  const oldJobs = db.prepare("SELECT id FROM jobs WHERE state != 'running' AND finished_at IS NOT NULL AND finished_at < ? ORDER BY finished_at LIMIT ?")
+  const dropEvents = db.prepare('DELETE FROM events WHERE job_id = ?')
+  const dropNodes = db.prepare('DELETE FROM job_nodes WHERE job_id = ?')
+  const dropJob = db.prepare('DELETE FROM jobs WHERE id = ?')
   const setSeq = db.prepare('UPDATE jobs SET last_seq = ? WHERE id = ? AND last_seq < ?')
   const insertEvent = db.prepare('INSERT INTO events (job_id, seq, kind, node, body) VALUES (?, ?, ?, ?, ?)')
   const updateNode = db.prepare(`UPDATE job_nodes SET state = ?,
@@ -160,12 +181,18 @@ export function openSqliteStore(path: string): JobStore {
     'INSERT INTO known_nodes (id, region, labels, executor, interval_ms, last_seen) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET region = excluded.region, labels = excluded.labels, executor = excluded.executor, interval_ms = excluded.interval_ms, last_seen = excluded.last_seen',
   )
   const known = db.prepare('SELECT id, region, labels, executor, interval_ms, last_seen FROM known_nodes')
-  const create = db.transaction((job: NewJob) => {
+  const insertNewJob = (job: NewJob) => {
+    // A record applied again (a rebuild over a partial index) finds its job there.
+    if (hasJob.get(job.id)) return
     insertJob.run(job.id, 'running', JSON.stringify(job.request), job.createdAt, job.nodes.length, '{}', job.rerunOf)
-    for (const n of job.nodes) insertNode.run(job.id, n.node, n.region)
-  })
+    job.nodes.forEach((n, i) => insertNode.run(job.id, n.node, n.region, i))
+  }
+  const create = db.transaction((job: NewJob) => insertNewJob(job))
+  const metaValue = (key: string) => (getMeta.get(key) as { value: number } | undefined)?.value ?? 0
 
-  const commit = db.transaction((batch: Batch) => {
+  const commit = db.transaction((batch: Batch, logSeq: number | undefined): boolean => {
+    if (logSeq !== undefined && logSeq <= metaValue('log_seq')) return false
+    for (const job of batch.jobs ?? []) insertNewJob(job)
     const last = new Map<string, number>()
     for (const { event, nodeUpdate } of batch.events) {
       const { body, result } = serialise(event, nodeUpdate?.update)
@@ -192,8 +219,38 @@ export function openSqliteStore(path: string): JobStore {
       }
     }
     for (const [jobId, seq] of last) setSeq.run(seq, jobId, seq)
+    for (const r of batch.runs ?? []) setRun.run(JSON.stringify(r.run), r.jobId)
     for (const e of batch.ends) finish.run(e.state, e.finishedAt, JSON.stringify(e.counts), e.stopReason, e.jobId)
+    if (logSeq !== undefined) setMeta.run('log_seq', logSeq)
+    if (batch.src !== undefined && batch.src > metaValue('events_seq')) setMeta.run('events_seq', batch.src)
+    return true
   })
+  const prune = db.transaction((before: number, limit: number): number => {
+    const ids = (oldJobs.all(before, limit) as Array<{ id: string }>).map((r) => r.id)
+    for (const id of ids) {
+      dropEvents.run(id)
+      dropNodes.run(id)
+      dropJob.run(id)
+    }
+    return ids.length
+  })
+
+  function toNode(r: NodeRow): NodeResult {
+    return {
+      node: r.node,
+      region: r.region,
+      state: r.state as NodeState,
+      exitCode: r.exit_code,
+      signal: r.signal,
+      cause: r.cause,
+      durationMs: r.duration_ms,
+      bytes: r.bytes,
+      truncated: r.truncated === 1,
+      digest: r.digest,
+      // Validated on receipt (`WireEvent`) before it was stored.
+      ...(r.result === null ? {} : { result: JSON.parse(r.result) as NodeResult['result'] }),
+    }
+  }
 
   function toSummary(r: JobRow): JobSummary {
     const request = JobRequest.parse(JSON.parse(r.request))
@@ -220,7 +277,7 @@ export function openSqliteStore(path: string): JobStore {
 
   return {
     createJob: (job) => create(job),
-    commit: (batch) => commit(batch),
+    commit: (batch, logSeq) => commit(batch, logSeq),
     getJob(jobId) {
       const r = getJob.get(jobId) as JobRow | undefined
       return r ? toSummary(r) : undefined
@@ -233,23 +290,20 @@ export function openSqliteStore(path: string): JobStore {
       return (running.all() as Array<{ id: string }>).map((r) => r.id)
     },
     nodes(jobId) {
-      return (nodesOf.all(jobId) as NodeRow[]).map(
-        (r): NodeResult => ({
-          node: r.node,
-          region: r.region,
-          state: r.state as NodeState,
-          exitCode: r.exit_code,
-          signal: r.signal,
-          cause: r.cause,
-          durationMs: r.duration_ms,
-          bytes: r.bytes,
-          truncated: r.truncated === 1,
-          digest: r.digest,
-          // Validated on receipt (`WireEvent`) before it was stored.
-          ...(r.result === null ? {} : { result: JSON.parse(r.result) as NodeResult['result'] }),
-        }),
-      )
+      return (nodesOf.all(jobId) as NodeRow[]).map(toNode)
     },
+    position: () => ({ logSeq: metaValue('log_seq'), eventsSeq: metaValue('events_seq') }),
+    runState(jobId) {
+      const job = getJob.get(jobId) as (JobRow & { run: string | null }) | undefined
+      if (!job) return undefined
+      const kept = new Map((keptOutput.all(jobId) as Array<{ node: string; events: number; bytes: number }>).map((k) => [k.node, { bytes: k.bytes, events: k.events }]))
+      return {
+        request: JobRequest.parse(JSON.parse(job.request)),
+        run: job.run === null ? null : (JSON.parse(job.run) as unknown),
+        nodes: (nodesInOrder.all(jobId) as NodeRow[]).map((r) => ({ ...toNode(r), kept: kept.get(r.node) ?? { bytes: 0, events: 0 } })),
+      }
+    },
+    prune: (before, limit) => prune(before, limit),
     eventsAfter(jobId, after, limit, opts) {
       return (opts.output ? eventsAll : eventsNoOutput).all(jobId, after, limit) as StoredEvent[]
     },

@@ -16,10 +16,36 @@ export interface JobEnd {
   stopReason: string | null
 }
 
-/** What one commit writes: numbered events with their node updates, and jobs that ended. */
+/**
+ * What one commit writes: jobs created, numbered events with their node updates, jobs that
+ * ended, and the state of each run it touched. The leader queen publishes each as one record
+ * of the job log (APIARY_LOG) before it commits it; every queen's index is these records
+ * applied in order, so any index can be rebuilt from the log.
+ */
 export interface Batch {
+  jobs?: NewJob[]
   events: Array<{ event: JobEvent; nodeUpdate?: { node: string; update: NodeUpdate } }>
   ends: JobEnd[]
+  /** Each touched running job's `RunSnapshot` (opaque here), as of the end of the batch. */
+  runs?: Array<{ jobId: string; run: unknown }>
+  /** The last event-stream sequence whose effects this batch holds: a new leader skips what is applied. */
+  src?: number
+}
+
+/** Where the index stands against the streams. */
+export interface Position {
+  /** The last job-log record applied (0: none). */
+  logSeq: number
+  /** The last event-stream message whose effects are applied (0: none). */
+  eventsSeq: number
+}
+
+/** A running job as another queen needs it to go on: its state, its nodes in target order, the output kept so far. */
+export interface RunState {
+  /** The request as submitted (its confirmation too). */
+  request: JobRequest
+  run: unknown
+  nodes: Array<NodeResult & { kept: { bytes: number; events: number } }>
 }
 
 export interface NodeUpdate {
@@ -64,13 +90,22 @@ export interface OutputChunk {
 export interface JobStore {
   createJob(job: NewJob): void
   /**
-   * Writes a batch in one transaction: events (numbered by the caller, gapless per job), their
-   * node updates, and job ends. Group commit: one transaction per tick, not per event. All or
-   * nothing: throws `invalid_input` when something in the batch can never be stored (the
-   * caller finds it and drops it), anything else when the store cannot write now (the caller
-   * tries again).
+   * Writes a batch in one transaction: jobs created, events (numbered by the caller, gapless
+   * per job), their node updates, job ends, run states and, with `logSeq`, the log position
+   * (a record at or before the position is skipped: false). Group commit: one transaction per
+   * tick, not per event. All or nothing: throws `invalid_input` when something in the batch can
+   * never be stored (the caller finds it and drops it), anything else when the store cannot
+   * write now (the caller tries again).
    */
-  commit(batch: Batch): void
+  commit(batch: Batch, logSeq?: number): boolean
+  position(): Position
+  /** A running job's stored state, for the queen that leads next; undefined for an unknown job. */
+  runState(jobId: string): RunState | undefined
+  /**
+   * Deletes up to `limit` jobs that finished before `before` (epoch ms), with their nodes and
+   * events; returns how many. Called in small steps so nothing else waits long.
+   */
+  prune(before: number, limit: number): number
   getJob(jobId: string): JobSummary | undefined
   listJobs(filter: { state?: JobState; limit: number }): JobSummary[]
   /** Ids of jobs still running, for recovery at start-up. */

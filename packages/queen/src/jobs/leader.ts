@@ -1,0 +1,223 @@
+import { randomBytes } from 'node:crypto'
+import { ApiaryError, type Durable, isApiaryError, type JobEvent, type Logger, type StreamMessage, type StreamReader, subjects } from '@apiary/shared'
+import type { Batch, JobStore } from '../store/store.ts'
+import type { Coordinator } from './coordinator.ts'
+import type { EventLog, LogWriter } from './event-log.ts'
+
+/** The lease key the leading queen holds in the lease bucket. */
+export const LEADER_KEY = 'leader'
+
+/** How long one write to the job log is retried before the group is tried again from the start. */
+const WRITE_DEADLINE_MS = 10_000
+
+/**
+ * Writes the leader's commits to the job log, fenced: each record is stored only if the log
+ * still ends where this writer last wrote (another writer since: `conflict`), deduplicated by
+ * holder and position (a retry after a lost acknowledgement is stored once).
+ */
+export function createLogWriter(durable: Durable, holder: string, lastSeq: number): LogWriter & { lastSeq: number } {
+  return {
+    lastSeq,
+    async write(batch) {
+      const receipt = await durable.publish(subjects.log, { v: 1, ...batch }, { id: `${holder}/${this.lastSeq}`, deadline: Date.now() + WRITE_DEADLINE_MS, expectLastSeq: this.lastSeq })
+      this.lastSeq = receipt.seq
+      return receipt.seq
+    },
+  }
+}
+
+/** A record of the job log, checked for the shape the index needs (only queens may write the log). */
+function asRecord(data: unknown): Batch | undefined {
+  const r = data as Partial<Batch> & { v?: unknown }
+  if (typeof r !== 'object' || r === null || r.v !== 1 || !Array.isArray(r.events) || !Array.isArray(r.ends)) return undefined
+  if (r.jobs !== undefined && !Array.isArray(r.jobs)) return undefined
+  if (r.runs !== undefined && !Array.isArray(r.runs)) return undefined
+  if (r.src !== undefined && typeof r.src !== 'number') return undefined
+  return { events: r.events, ends: r.ends, ...(r.jobs ? { jobs: r.jobs } : {}), ...(r.runs ? { runs: r.runs } : {}), ...(r.src !== undefined ? { src: r.src } : {}) }
+}
+
+/**
+ * Applies one job-log record to an index: what a standby does with every record, and what a
+ * rebuild does from the first. A record already applied is skipped; one that does not have
+ * a record's shape, or that the store refuses, is logged and skipped (the position moves on).
+ */
+export function applyRecord(store: JobStore, m: StreamMessage, log: Logger): JobEvent[] {
+  const record = asRecord(m.data)
+  try {
+    if (!record) {
+      log.error({ seq: m.seq }, 'skipped a job-log record of an unknown shape')
+      store.commit({ events: [], ends: [] }, m.seq)
+      return []
+    }
+    return store.commit(record, m.seq) ? record.events.map((e) => e.event) : []
+  } catch (err) {
+    if (!isApiaryError(err, 'invalid_input')) throw err
+    log.error({ err, seq: m.seq }, 'skipped a job-log record the index refuses')
+    store.commit({ events: [], ends: [] }, m.seq)
+    return []
+  }
+}
+
+export interface LeadershipOptions {
+  durable: Durable
+  store: JobStore
+  events: EventLog
+  coordinator: Coordinator
+  log: Logger
+  /** This queen's id; the lease holder is the id and a nonce of this start. */
+  queenId: string
+  /** The lease bucket's TTL (`DurableConfig.leaseTtlMs`): renewed at a third of it. */
+  leaseTtlMs: number
+  /** The writer the event log uses while this queen leads (its position is set on each takeover). */
+  writer: LogWriter & { lastSeq: number }
+}
+
+/**
+ * One queen leads, any number stand by (DESIGN.md, "Durability and failover"). Every queen
+ * follows the job log into its index; the one holding the lease stops following, catches up to
+ * the log's end, and leads: writes go through it, it consumes the event stream and carries
+ * every running job on. It renews the lease at a third of its TTL and steps down when the lease
+ * is another's, or when it has not renewed for half the TTL (so it stops before anyone else
+ * can start); the fenced log stops it too if it missed both.
+ */
+export class Leadership {
+  readonly holder: string
+  readonly #o: LeadershipOptions
+  #replica: StreamReader | undefined
+  #timer: NodeJS.Timeout | undefined
+  #lastRenewed = 0
+  #state: 'following' | 'taking-over' | 'leading' | 'closed' = 'following'
+  /** Serialises takeovers and step-downs. */
+  #turn: Promise<void> = Promise.resolve()
+  /** Whether the index has caught up with the log since it started following. */
+  #caughtUp = false
+
+  constructor(o: LeadershipOptions) {
+    this.#o = o
+    this.holder = `${o.queenId}/${randomBytes(6).toString('hex')}`
+  }
+
+  get leading(): boolean {
+    return this.#state === 'leading'
+  }
+
+  /** A standby is ready once its index has caught up with the log; the leader once it leads. */
+  get ready(): boolean {
+    return this.#state === 'leading' || (this.#state === 'following' && this.#caughtUp)
+  }
+
+  /** Follows the log and tries for the lease once (a queen alone leads when this resolves), then keeps trying. */
+  async start(): Promise<void> {
+    this.#follow()
+    await this.#renew()
+    this.#schedule()
+  }
+
+  /** Called by the event log when the log refused a write: another queen leads. */
+  fenced(): void {
+    this.#turn = this.#turn.then(() => this.#stepDown('another queen wrote the job log'))
+  }
+
+  #schedule() {
+    if (this.#state === 'closed') return
+    this.#timer = setTimeout(() => void this.#renew().finally(() => this.#schedule()), Math.max(100, Math.floor(this.#o.leaseTtlMs / 3)))
+    this.#timer.unref()
+  }
+
+  async #renew(): Promise<void> {
+    const lease = this.#o.durable.lease(LEADER_KEY, this.holder)
+    let held: boolean | undefined
+    try {
+      held = await lease.acquire()
+    } catch (err) {
+      this.#o.log.warn({ err }, 'cannot renew the leader lease')
+    }
+    const now = performance.now()
+    if (held) this.#lastRenewed = now
+    if (held && this.#state === 'following') this.#turn = this.#turn.then(() => this.#takeOver())
+    else if (this.#state === 'leading' && (held === false || now - this.#lastRenewed > this.#o.leaseTtlMs / 2)) {
+      this.#turn = this.#turn.then(() => this.#stepDown(held === false ? 'another queen holds the lease' : 'the lease could not be renewed in time'))
+    }
+    await this.#turn
+  }
+
+  /** Follows the job log into the index (a standby). */
+  #follow() {
+    const { durable, store, events, log } = this.#o
+    this.#caughtUp = false
+    let end: number | undefined
+    const afterSeq = store.position().logSeq
+    this.#replica = durable.read(
+      'log',
+      (m) => {
+        events.notify(applyRecord(store, m, log))
+        if (end !== undefined && m.seq >= end) this.#caughtUp = true
+      },
+      { afterSeq, follow: true, maxBytes: LOG_RECORD_MAX },
+    )
+    void durable.lastSeq('log').then(
+      (last) => {
+        end = last
+        if (store.position().logSeq >= last) this.#caughtUp = true
+      },
+      (err: unknown) => log.warn({ err }, 'cannot read where the job log ends'),
+    )
+  }
+
+  async #takeOver(): Promise<void> {
+    if (this.#state !== 'following') return
+    const { durable, store, events, coordinator, log, writer } = this.#o
+    this.#state = 'taking-over'
+    log.info({ holder: this.holder }, 'took the leader lease: catching up with the job log')
+    await this.#replica?.stop()
+    this.#replica = undefined
+    try {
+      // Everything the last leader wrote, then lead from the log's end.
+      const catchUp = durable.read('log', (m) => events.notify(applyRecord(store, m, log)), { afterSeq: store.position().logSeq, follow: false, maxBytes: LOG_RECORD_MAX })
+      await catchUp.done
+      writer.lastSeq = await durable.lastSeq('log')
+      if (writer.lastSeq !== store.position().logSeq) throw new ApiaryError('conflict', `the job log moved on while catching up (${writer.lastSeq} vs ${store.position().logSeq})`)
+    } catch (err) {
+      log.warn({ err }, 'cannot take over: following again')
+      this.#state = 'following'
+      this.#follow()
+      return
+    }
+    if (this.#state !== 'taking-over') return
+    events.reset()
+    this.#state = 'leading'
+    coordinator.lead()
+    log.info({ holder: this.holder, logSeq: writer.lastSeq }, 'leading')
+  }
+
+  async #stepDown(why: string): Promise<void> {
+    if (this.#state !== 'leading') return
+    this.#o.log.warn({ holder: this.holder, why }, 'no longer leading: following the job log')
+    this.#state = 'following'
+    await this.#o.coordinator.stepDown()
+    await this.#o.events.settle()
+    this.#follow()
+  }
+
+  /** Stops following or leading; gives the lease up so a standby takes over at once. */
+  async close(): Promise<void> {
+    const was = this.#state
+    this.#state = 'closed'
+    clearTimeout(this.#timer)
+    await this.#turn
+    await this.#replica?.stop()
+    if (was === 'leading') {
+      await this.#o.coordinator.stepDown()
+      // What is queued is written if the log takes it soon; else the next leader redoes it.
+      await Promise.race([this.#o.events.stored().catch(() => {}), new Promise((resolve) => setTimeout(resolve, 5000).unref())])
+      await this.#o.events.settle()
+      await this.#o.durable
+        .lease(LEADER_KEY, this.holder)
+        .release()
+        .catch((err: unknown) => this.#o.log.warn({ err }, 'cannot give the leader lease up'))
+    }
+  }
+}
+
+/** The largest job-log record a queen reads: a job of 100,000 nodes with 1 MiB of stdin fits. */
+export const LOG_RECORD_MAX = 8 * 1024 * 1024
