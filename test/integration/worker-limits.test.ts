@@ -1,25 +1,22 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { access } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { assembleShare, HiveJob, signControl, signShare, subjects, type Task } from '@apiary/shared'
+import { signControl, subjects, type Task } from '@apiary/shared'
 import { silentLogger } from '@apiary/shared/runtime'
 import { createMemoryBus } from '@apiary/shared/memory-bus'
 import { DEFAULT_MAX_TASKS, startWorker, type Worker } from '@apiary/worker'
+import { TEST_CONFIG } from '../conformance/durable-suite.ts'
 import { testQueenKey, testSigner, waitUntil } from '../harness/index.ts'
+import { signedTask as signed } from './signed-task.ts'
 
-/** A task of job `jobId` for node `node`, as a hive hands it on from a share the queen signed. */
-function signedTask(jobId: string, node: string, argv: string[]): Task {
-  const share = HiveJob.parse({ jobId, phase: 0, region: 'eu', nodes: [node], operation: { type: 'exec', argv }, concurrency: 1, maxErrors: null, errorsSoFar: 0, timeoutMs: 10_000, deliveryTimeoutMs: 1000, outputCapBytes: 1024, targets: 1 })
-  const { offer, chunks } = signShare(share, testSigner, Date.now())
-  const c = assembleShare(offer, chunks, testQueenKey, 'eu', Date.now())
-  if (typeof c === 'string') throw new Error(c)
-  return { jobId, node, operation: c.share.operation, timeoutMs: c.share.timeoutMs, outputCapBytes: c.share.outputCapBytes, grant: c.grant, proof: c.proof(node) }
-}
+const signedTask = (jobId: string, node: string, argv: string[]): Task => signed(jobId, node, { type: 'exec', argv })
 
 describe('a worker’s own limits', () => {
   const bus = createMemoryBus(silentLogger())
   let worker: Worker | undefined
+  // The workers' events go to the stream the queen makes.
+  beforeAll(() => bus.durable.ensure(TEST_CONFIG))
   afterEach(async () => {
     await worker?.close()
   })
@@ -32,7 +29,7 @@ describe('a worker’s own limits', () => {
     await expect(ask(signedTask('jcap00003', 'web-1', ['true']))).resolves.toEqual({ accepted: false, by: 'web-1', reason: 'at capacity: 2 tasks running (the most is 2)' })
     expect(worker.running()).toBe(2)
     // A re-offer of a task it runs is not a new task: acknowledged, not refused.
-    await expect(ask(signedTask('jcap00001', 'web-1', ['sleep', '30']))).resolves.toMatchObject({ accepted: true })
+    await expect(ask(signedTask('jcap00001', 'web-1', ['sleep', '30']))).resolves.toEqual({ accepted: true, by: 'web-1', already: 'running' })
     const w = worker
     await waitUntil(() => w.running() === 1, 'the short task to end')
     await expect(ask(signedTask('jcap00004', 'web-1', ['true']))).resolves.toMatchObject({ accepted: true })

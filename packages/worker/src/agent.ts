@@ -2,6 +2,7 @@ import { type Bus, type Logger, subjects, type Verifier, VERSION } from '@apiary
 import { Heartbeater } from '@apiary/shared/runtime'
 import { collectFacts } from './executors/facts.ts'
 import { runLocal } from './executors/local.ts'
+import { type Journal, memoryJournal } from './journal.ts'
 import { okResult, startTaskRunner } from './runner.ts'
 
 export interface WorkerConfig {
@@ -17,6 +18,11 @@ export interface WorkerConfig {
   maxTasks?: number
   /** SIGTERM → SIGKILL grace for a stopped process group. */
   killGraceMs?: number
+  /**
+   * What this node took and how each task ended (`openJournal`), closed with the worker. By
+   * default one in memory: a task delivered twice runs once, but a restart forgets it all.
+   */
+  journal?: Journal
 }
 
 /** How many tasks an agent runs at once unless told otherwise. */
@@ -26,7 +32,7 @@ export interface Worker {
   nodeId: string
   /** Tasks running now. */
   running(): number
-  /** Stops taking tasks, cancels running ones and waits for their final events. */
+  /** Stops taking tasks, cancels running ones, waits for their final events and closes the journal. */
   close(): Promise<void>
 }
 
@@ -49,6 +55,7 @@ export function startWorker(cfg: WorkerConfig): Worker {
     agentless: false,
     eventSubject: (node, jobId) => subjects.nodeEvents(cfg.region, node, jobId),
     maxRunning: cfg.maxTasks ?? DEFAULT_MAX_TASKS,
+    journal: cfg.journal ?? memoryJournal({ log }),
     admit: (task) => (task.node === nodeId ? null : `task is for node ${task.node}`),
     async execute(task, signal, hooks) {
       switch (task.operation.type) {

@@ -1,6 +1,19 @@
 export { DEFAULT_MAX_TASKS, startWorker, type Worker, type WorkerConfig } from './agent.ts'
 export { type SshWorker, type SshWorkerConfig, startSshWorker } from './ssh-worker.ts'
-export { startTaskRunner, type TaskRunner, type TaskRunnerConfig } from './runner.ts'
+export { LOST_ON_RESTART, PUBLISH_DRAIN_MS, startTaskRunner, type TaskRunner, type TaskRunnerConfig } from './runner.ts'
+export {
+  DEFAULT_JOURNAL_ENTRIES,
+  DEFAULT_JOURNAL_KEEP_MS,
+  type FinalEvent,
+  type Journal,
+  type JournalBounds,
+  type JournalEntry,
+  journalDir,
+  type JournalOptions,
+  type JournalStats,
+  memoryJournal,
+  openJournal,
+} from './journal.ts'
 export { OutputCap } from './output-cap.ts'
 export { runLocal } from './executors/local.ts'
 export { collectFacts } from './executors/facts.ts'

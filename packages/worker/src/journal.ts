@@ -436,10 +436,14 @@ class JournalFile {
     this.#broken = false
   }
 
-  async close(): Promise<void> {
+  #closing: Promise<void> | undefined
+  close(): Promise<void> {
     this.#closed = true
-    await this.#writing
-    await this.#fh.close()
+    this.#closing ??= (async () => {
+      await this.#writing
+      await this.#fh.close()
+    })()
+    return this.#closing
   }
 
   async #drain(): Promise<void> {

@@ -2,14 +2,17 @@ import {
   type Ack,
   BODY_LIMITS,
   type Bus,
+  type BusMessage,
   clip,
   Control,
   controlRefusal,
   decode,
+  errorMessage,
   finishedLine,
   type Logger,
   MAX_CAUSE,
   type NodeRunResult,
+  notRunEvent,
   type Refusals,
   parseSubject,
   prefixLines,
@@ -22,6 +25,7 @@ import {
 import { classifyRisk } from '@apiary/shared/risk'
 import { rateLimitedWarning, warnRateLimited } from '@apiary/shared/runtime'
 import { EXECUTION_DEADLINE, type ExecHooks, type ExecResult, type StopRequest } from './executors/executor.ts'
+import type { FinalEvent, Journal, JournalEntry } from './journal.ts'
 
 export interface TaskRunnerConfig {
   bus: Bus
@@ -39,6 +43,11 @@ export interface TaskRunnerConfig {
   agentless: boolean
   /** Where a node's events of a job go (the agent's or the SSH workers' subject). */
   eventSubject(node: string, jobId: string): string
+  /**
+   * What this worker took and how each task ended: a (job, node) runs at most once, across
+   * re-offers and restarts. The runner closes it.
+   */
+  journal: Journal
   /** The most tasks running at once; a task past it is refused, so a flood cannot fork without bound. */
   maxRunning: number
   /** Refuses a task (the reason) or takes it (null). */
@@ -55,23 +64,41 @@ export interface TaskRunner {
   running(): number
   /** Work refused since start because the queen's signature did not cover it (for the heartbeat). */
   refusals(): Refusals
-  /** Stops taking tasks, stops running ones and waits for their final events. */
+  /**
+   * Stops taking tasks, stops running ones, waits for their final events to be recorded and,
+   * for a short while (`PUBLISH_DRAIN_MS`), stored; then closes the journal.
+   */
   close(): Promise<void>
 }
 
-const RECENT_TASKS = 16_384
+const RECENT_CANCELS = 16_384
+/** How long a closing worker waits for its events to be stored: past it, the journal still has each final state. */
+export const PUBLISH_DRAIN_MS = 5_000
+/** The cause of a task its worker took and then died running (the task is never run again). */
+export const LOST_ON_RESTART = 'the worker restarted while the task ran'
+/** The least time a task's events are retried for: its deadline, and a minute for the bus. */
+const PUBLISH_SLACK_MS = 60_000
+
+/** Until when a task's events are retried: its grant's life, and at least its deadline and a minute from now. */
+function eventDeadline(task: Task, now: number): number {
+  return Math.max(task.grant.expiresAt, now + task.timeoutMs + PUBLISH_SLACK_MS)
+}
 
 /**
- * What every worker does with tasks, whatever runs them: acknowledges each task, runs it once
- * (a task delivered twice is not run twice), narrates it on the job's events subject
- * (`node.started`, `node.output`, exactly one `node.finished`), enforces its execution
- * deadline, and stops it on a cancel.
+ * What every worker does with tasks, whatever runs them: acknowledges each task and runs it at
+ * most once (the journal says what it took before: a re-offer is answered with `Ack.already`
+ * and a finished task's final event is published again), narrates it on the job's events
+ * subject (`node.started`, `node.output`, exactly one `node.finished`, stored durably and in
+ * order), enforces its execution deadline, and stops it on a cancel.
+ *
+ * A task is recorded in the journal (fsynced) after it passed its grant checks and admission
+ * and before it is acknowledged; one the journal says was taken before a restart and never
+ * ended is not run again: it ends `lost`.
  */
 export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
-  const { bus, log, id } = cfg
+  const { bus, log, id, journal } = cfg
   const running = new Map<string, { abort: AbortController; done: Promise<void> }>()
   const byJob = new Map<string, Set<string>>()
-  const recent = new Set<string>()
   // Cancels of recent jobs: a task of a cancelled job that arrives after the cancel (the
   // hive refilled its window as the cancel was on its way) is stopped before it starts.
   const cancelled = new Map<string, StopRequest>()
@@ -86,13 +113,65 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
   }
   let closing = false
 
-  const emit = (ev: WireEvent & { node: string }) => {
+  // Events on their way to the stream; a close waits for them a little.
+  const publishing = new Set<Promise<void>>()
+  const stopPublishing = new AbortController()
+  const notStored = rateLimitedWarning(log, 'an event was not stored before its deadline (the journal keeps the final state for a re-offer)')
+  const track = (p: Promise<void>) => {
+    publishing.add(p)
+    void p.finally(() => publishing.delete(p))
+  }
+  const store = async (subject: string, ev: WireEvent, dedupe: string, deadline: number) => {
     try {
-      bus.publish(cfg.eventSubject(ev.node, ev.jobId), ev)
+      await bus.durable.publish(subject, ev, { id: dedupe, deadline, signal: stopPublishing.signal })
     } catch (err) {
-      log.error({ err, jobId: ev.jobId, kind: ev.kind }, 'event not published')
+      notStored.note({ jobId: ev.jobId, kind: ev.kind, id: dedupe, problem: errorMessage(err) })
     }
   }
+  /** One task's events, stored in order (each after the one before), with their dedupe ids. */
+  const eventsOf = (jobId: string, node: string, deadline: number) => {
+    const subject = cfg.eventSubject(node, jobId)
+    let tail = Promise.resolve()
+    let chunks = 0
+    const send = (ev: WireEvent, kind: string) => {
+      const next = tail.then(() => store(subject, ev, `${jobId}/${node}/${kind}`, deadline))
+      tail = next
+      track(next)
+    }
+    return {
+      started: (ev: WireEvent) => send(ev, 'started'),
+      output: (ev: WireEvent) => send(ev, `output/${++chunks}`),
+      finished: (ev: FinalEvent) => send(ev, 'finished'),
+    }
+  }
+  type Events = ReturnType<typeof eventsOf>
+  /** Records how a task ended, then publishes it: the journal never says less than the stream. */
+  const finish = async (entry: JournalEntry, ev: FinalEvent, events: Events) => {
+    try {
+      await journal.finish(entry, ev)
+    } catch (err) {
+      log.error({ err, jobId: entry.jobId, node: entry.node }, 'the end of a task was not recorded in the journal')
+    }
+    events.finished(ev)
+  }
+  /** Ends a task taken before a restart that never ended: it is not run again. */
+  const endLost = (entry: JournalEntry, deadline: number): FinalEvent => {
+    const ev = notRunEvent(entry.jobId, entry.node, 'lost', LOST_ON_RESTART)
+    track(finish(entry, ev, eventsOf(entry.jobId, entry.node, deadline)))
+    return ev
+  }
+  const respond = (msg: BusMessage, ack: Ack) => {
+    try {
+      msg.respond(ack)
+    } catch (err) {
+      log.warn({ err, accepted: ack.accepted }, 'a task was not answered')
+    }
+  }
+
+  // What died with the previous run ends now, before any re-offer asks.
+  const died = journal.unfinished().filter((e) => e.final === null)
+  if (died.length > 0) log.warn({ tasks: died.length }, 'tasks taken before the restart never ended: they end lost and are not run again')
+  for (const e of died) endLost(e, Math.max(e.expiresAt, Date.now() + PUBLISH_SLACK_MS))
 
   const taskSub = bus.subscribe(
     cfg.subject,
@@ -110,19 +189,36 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
       const why = cfg.admit(task)
       if (why !== null) return refuse(why)
       const key = `${task.jobId}/${task.node}`
-      // A task delivered again (a re-offer) is acknowledged and not run twice.
-      if (recent.has(key)) return msg.respond({ accepted: true, by: id } satisfies Ack)
+      // A task taken before (a re-offer, a redelivery, a restart since) is answered, never run again.
+      const seen = journal.get(task.jobId, task.node)
+      if (seen) {
+        if (seen.final === null && running.has(key)) return respond(msg, { accepted: true, by: id, already: 'running' })
+        const deadline = eventDeadline(task, Date.now())
+        let final = seen.final
+        if (final === null) final = endLost(seen, deadline)
+        else eventsOf(task.jobId, task.node, deadline).finished(final)
+        return respond(msg, { accepted: true, by: id, already: final.state })
+      }
       if (running.size >= cfg.maxRunning) {
         warnRateLimited(log, 'refused a task: at capacity', { jobId: task.jobId, node: task.node, running: running.size })
         return refuse(`at capacity: ${running.size} tasks running (the most is ${cfg.maxRunning})`)
       }
-      msg.respond({ accepted: true, by: id } satisfies Ack)
-      recent.add(key)
-      if (recent.size > RECENT_TASKS) recent.delete(recent.values().next().value!)
+      const { entry, written } = journal.take(task.jobId, task.node, task.grant.expiresAt)
       const abort = new AbortController()
       const stop = cancelled.get(task.jobId)
       if (stop) abort.abort(stop)
-      const done = run(task, abort.signal).finally(() => {
+      const done = (async () => {
+        // On disk before the answer: a worker that dies now still knows, once restarted, that it took it.
+        try {
+          await written
+        } catch (err) {
+          journal.forget(entry)
+          log.error({ err, jobId: task.jobId, node: task.node }, 'refused a task: the journal could not record it')
+          return respond(msg, { accepted: false, by: id, reason: `the worker's journal could not record the task: ${clip(errorMessage(err), 200)}` })
+        }
+        respond(msg, { accepted: true, by: id })
+        await run(task, entry, abort.signal)
+      })().finally(() => {
         running.delete(key)
         const set = byJob.get(task.jobId)
         set?.delete(key)
@@ -148,16 +244,17 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
     // A halt only stops dispatching; what already runs here finishes.
     if (control.action !== 'cancel') return
     cancelled.set(control.jobId, { state: control.outcome, cause: control.reason })
-    if (cancelled.size > RECENT_TASKS) cancelled.delete(cancelled.keys().next().value!)
+    if (cancelled.size > RECENT_CANCELS) cancelled.delete(cancelled.keys().next().value!)
     const keys = byJob.get(control.jobId)
     if (!keys) return
     log.info({ jobId: control.jobId, outcome: control.outcome, tasks: keys.size }, 'stopping tasks')
     for (const key of keys) running.get(key)?.abort.abort({ state: control.outcome, cause: control.reason } satisfies StopRequest)
   }, { maxBytes: BODY_LIMITS.control })
 
-  async function run(task: Task, cancel: AbortSignal): Promise<void> {
+  async function run(task: Task, entry: JournalEntry, cancel: AbortSignal): Promise<void> {
     const t0 = performance.now()
     const base = { jobId: task.jobId, node: task.node }
+    const events = eventsOf(task.jobId, task.node, eventDeadline(task, Date.now()))
     const stop = new AbortController()
     const onCancel = () => stop.abort(cancel.reason)
     const deadline = setTimeout(() => stop.abort(EXECUTION_DEADLINE), task.timeoutMs)
@@ -169,8 +266,8 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
         const why = cancel.reason as StopRequest
         r = { state: why.state, exitCode: null, signal: null, cause: why.cause, bytes: 0, truncated: false, digest: null }
       } else r = await cfg.execute(task, stop.signal, {
-        onStart: () => emit({ ...base, ts: Date.now(), kind: 'node.started', human: `${task.node}: started` }),
-        onOutput: (c) => emit({ ...base, ts: Date.now(), kind: 'node.output', stream: c.stream, data: c.data, human: prefixLines(task.node, c.data) }),
+        onStart: () => events.started({ ...base, ts: Date.now(), kind: 'node.started', human: `${task.node}: started` }),
+        onOutput: (c) => events.output({ ...base, ts: Date.now(), kind: 'node.output', stream: c.stream, data: c.data, human: prefixLines(task.node, c.data) }),
       })
     } catch (err) {
       log.error({ err, jobId: task.jobId, node: task.node }, 'task failed inside the worker')
@@ -180,7 +277,7 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
       cancel.removeEventListener('abort', onCancel)
     }
     const durationMs = Math.round((performance.now() - t0) * 10) / 10
-    emit({
+    await finish(entry, {
       ...base,
       ts: Date.now(),
       kind: 'node.finished',
@@ -194,7 +291,7 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
       digest: r.digest,
       ...(r.result === undefined ? {} : { result: r.result }),
       human: finishedLine(task.node, r, durationMs, task.outputCapBytes),
-    })
+    }, events)
   }
 
   return {
@@ -206,8 +303,25 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
       for (const { abort } of running.values()) abort.abort({ state: 'cancelled', cause: 'worker shutting down' } satisfies StopRequest)
       await Promise.all([...running.values()].map((r) => r.done))
       controlSub.unsubscribe()
+      await settle(publishing, PUBLISH_DRAIN_MS)
+      // What is not stored by now is given up; each final state stays in the journal.
+      stopPublishing.abort()
+      await journal.close()
       await bus.flush()
     },
+  }
+}
+
+/** Waits until `pending` is empty (promises may join it meanwhile), or `ms` passed. */
+async function settle(pending: ReadonlySet<Promise<void>>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))
+  let over = false
+  void late.then(() => (over = true))
+  try {
+    while (pending.size > 0 && !over) await Promise.race([Promise.all(pending), late])
+  } finally {
+    clearTimeout(timer)
   }
 }
 

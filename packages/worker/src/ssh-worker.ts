@@ -4,6 +4,7 @@ import { type InventoryNode } from '@apiary/shared/inventory'
 import { type ExecHooks, type ExecResult, stoppedResult } from './executors/executor.ts'
 import { poolKey, type SshPool, type SshTarget } from './executors/ssh/pool.ts'
 import { runSsh } from './executors/ssh/ssh.ts'
+import { type Journal, memoryJournal } from './journal.ts'
 import { okResult, startTaskRunner } from './runner.ts'
 
 /** Host reachability reports per heartbeat at most (the queen takes up to 10,000). */
@@ -25,6 +26,11 @@ export interface SshWorkerConfig {
   maxTasks?: number
   /** SIGTERM → SIGKILL grace for a stopped remote process group. */
   killGraceMs?: number
+  /**
+   * What this SSH worker took for its hosts and how each task ended (`openJournal`), closed
+   * with the worker; by default one in memory, which a restart forgets.
+   */
+  journal?: Journal
 }
 
 export interface SshWorker {
@@ -62,6 +68,7 @@ export function startSshWorker(cfg: SshWorkerConfig): SshWorker {
     agentless: true,
     eventSubject: (node, jobId) => subjects.sshEvents(cfg.region, node, jobId),
     maxRunning: cfg.maxTasks ?? 4096,
+    journal: cfg.journal ?? memoryJournal({ log }),
     admit(task) {
       const n = cfg.inventory().get(task.node)
       if (!n) return `node ${task.node} is not in this SSH worker's inventory`
