@@ -19,9 +19,25 @@ function problem(argv: string[], env: NodeJS.ProcessEnv = {}): { field?: string;
 
 describe('parseWorkerConfig', () => {
   it('an agent: the host name as node id, labels parsed, defaults filled in, frozen', () => {
-    const c = config(['--nats', 'nats://n:4222', '--label', 'role=web', '--queen-key', KEY])
-    expect(c).toEqual({ natsUrl: 'nats://n:4222', nats: { insecure: false }, queenKey: KEY, region: 'default', heartbeatMs: 5000, mode: 'agent', nodeId: 'box.example.org', labels: { role: 'web' } })
+    const c = config(['--nats', 'nats://n:4222', '--label', 'role=web', '--queen-key', KEY], { HOME: '/home/a' })
+    expect(c).toEqual({
+      natsUrl: 'nats://n:4222',
+      nats: { insecure: false },
+      queenKey: KEY,
+      region: 'default',
+      heartbeatMs: 5000,
+      journal: { dir: '/home/a/.local/state/apiary/worker-box.example.org', maxEntries: 100_000 },
+      mode: 'agent',
+      nodeId: 'box.example.org',
+      labels: { role: 'web' },
+    })
     expect(Object.isFrozen(c)).toBe(true)
+    expect(Object.isFrozen(c.journal)).toBe(true)
+  })
+
+  it('the journal: in --state-dir (or APIARY_STATE_DIR) under the worker’s id, its bound from --journal-entries', () => {
+    expect(config(['--nats', 'n', '--node-id', 'web-1', '--state-dir', '/var/lib/apiary', '--journal-entries', '5000', '--queen-key', KEY]).journal).toEqual({ dir: '/var/lib/apiary/worker-web-1', maxEntries: 5000 })
+    expect(config(['--nats', 'n', '--ssh', '--inventory', 'f', '--id', 'ssh-eu-1', '--queen-key', KEY], { APIARY_STATE_DIR: '/srv/apiary', APIARY_JOURNAL_ENTRIES: '7' }).journal).toEqual({ dir: '/srv/apiary/ssh-worker-ssh-eu-1', maxEntries: 7 })
   })
 
   it('an SSH worker: its id, inventory and pool options', () => {
@@ -35,6 +51,7 @@ describe('parseWorkerConfig', () => {
       queenKey: KEY,
       region: 'eu',
       heartbeatMs: 2000,
+      journal: { dir: '/home/a/.local/state/apiary/ssh-worker-ssh-eu-box-42', maxEntries: 100_000 },
       mode: 'ssh',
       id: 'ssh-eu-box-42',
       inventoryFile: 'fleet.yaml',
@@ -50,6 +67,7 @@ describe('parseWorkerConfig', () => {
     [['--nats', 'n', '--region', 'eu west'], '--region'],
     [['--nats', 'n', '--ssh', '--inventory', 'f', '--max-connections', '0'], '--max-connections'],
     [['--nats', 'n'], '--queen-key'],
+    [['--nats', 'n', '--journal-entries', '0'], '--journal-entries'],
   ])('%j is invalid_input naming %s', (argv, field) => {
     expect(problem(argv).field).toBe(field)
   })

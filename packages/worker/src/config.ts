@@ -2,6 +2,7 @@ import { hostname } from 'node:os'
 import { ApiaryError, NodeId, parseOrThrow, Region } from '@apiary/shared'
 import {
   DAEMON_OPTIONS,
+  defaultStateDir,
   NATS_CONNECT_OPTIONS,
   type NatsConnectFlags,
   natsConnectOptionsFrom,
@@ -15,6 +16,7 @@ import {
   sshPoolOptionsFrom,
   withHelpPrefix,
 } from '@apiary/shared/runtime'
+import { DEFAULT_JOURNAL_ENTRIES, journalDir } from './journal.ts'
 
 export const WORKER_OPTIONS = {
   nats: DAEMON_OPTIONS.nats,
@@ -22,11 +24,31 @@ export const WORKER_OPTIONS = {
   'queen-key': DAEMON_OPTIONS['queen-key'],
   region: { type: 'string', env: 'APIARY_REGION', default: 'default', value: 'R', help: 'the region whose hive sends this worker tasks' },
   heartbeat: DAEMON_OPTIONS.heartbeat,
+  'state-dir': {
+    type: 'string',
+    env: 'APIARY_STATE_DIR',
+    value: 'DIR',
+    help: 'where the worker keeps its journal of the tasks it took, in worker-<node-id> or ssh-worker-<id> (mode 0700), so that a restart runs none twice (default $XDG_STATE_HOME/apiary)',
+  },
+  'journal-entries': {
+    type: 'int',
+    env: 'APIARY_JOURNAL_ENTRIES',
+    min: 1,
+    max: 10_000_000,
+    default: String(DEFAULT_JOURNAL_ENTRIES),
+    value: 'N',
+    help: 'the most tasks the journal remembers; past it the oldest are forgotten, with a warning (a re-offer of one would run it again)',
+  },
   'node-id': { type: 'string', env: 'APIARY_NODE_ID', value: 'ID', help: 'agent mode: this node’s id, as its NATS credential was issued (default: the host name)' },
   label: { type: 'string', multiple: true, env: 'APIARY_LABELS', value: 'K=V', help: 'agent mode: a label for targeting, repeatable (env: comma-separated)' },
   ssh: { type: 'boolean', help: 'SSH mode: reach the region’s inventory nodes over SSH instead of running tasks here' },
   inventory: { type: 'string', env: 'APIARY_INVENTORY', value: 'FILE', help: 'SSH mode: the inventory (YAML or JSON); re-read on change and on SIGHUP' },
-  id: { type: 'string', env: 'APIARY_WORKER_ID', value: 'ID', help: 'SSH mode: this worker’s id, as its NATS credential was issued (default ssh-<region>-<host>-<pid>)' },
+  id: {
+    type: 'string',
+    env: 'APIARY_WORKER_ID',
+    value: 'ID',
+    help: 'SSH mode: this worker’s id, as its NATS credential was issued; its journal goes by it, so give one that outlives a restart (default ssh-<region>-<host>-<pid>)',
+  },
   ...withHelpPrefix('SSH mode: ', SSH_POOL_OPTIONS),
   'log-level': DAEMON_OPTIONS['log-level'],
   help: DAEMON_OPTIONS.help,
@@ -42,6 +64,8 @@ export type WorkerDaemonConfig = Readonly<
     queenKey: string
     region: string
     heartbeatMs: number
+    /** This worker's journal: its directory (`journalDir` of `--state-dir` and its id) and bound. */
+    journal: Readonly<{ dir: string; maxEntries: number }>
   } & WorkerMode
 >
 
@@ -74,6 +98,11 @@ export function parseWorkerConfig(
     }
   }
   const nats = natsConnectOptionsFrom(v)
+  const stateDir = v['state-dir'] ?? defaultStateDir(env)
+  const journal = Object.freeze({
+    dir: mode.mode === 'agent' ? journalDir(stateDir, 'worker', mode.nodeId) : journalDir(stateDir, 'ssh-worker', mode.id),
+    maxEntries: v['journal-entries'],
+  })
   // Last, so that a mistake in any other flag is named first.
-  return Object.freeze({ natsUrl, nats, queenKey: requiredQueenKey(v['queen-key']), region, heartbeatMs: v.heartbeat, ...mode })
+  return Object.freeze({ natsUrl, nats, queenKey: requiredQueenKey(v['queen-key']), region, heartbeatMs: v.heartbeat, journal, ...mode })
 }
