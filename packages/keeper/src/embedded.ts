@@ -3,7 +3,19 @@ import { ApiaryError, type Bus, createSigner, createVerifier, generateSigningKey
 import { watchInventory } from '@apiary/shared/inventory'
 import { type Hive, type HiveConfig, startHive } from '@apiary/hive'
 import { type Queen, type QueenConfig, startQueen } from '@apiary/queen'
-import { createSshPool, type SshPoolOptions, type SshWorker, type SshWorkerConfig, startSshWorker, startWorker, type Worker, type WorkerConfig } from '@apiary/worker'
+import {
+  createSshPool,
+  type Journal,
+  journalDir,
+  openJournal,
+  type SshPoolOptions,
+  type SshWorker,
+  type SshWorkerConfig,
+  startSshWorker,
+  startWorker,
+  type Worker,
+  type WorkerConfig,
+} from '@apiary/worker'
 import { type BusFactory, memoryBuses } from './embedded/buses.ts'
 
 /**
@@ -50,6 +62,11 @@ export interface EmbeddedOptions {
   /** The queen; without it the process hosts only the roles it adds (a fleet's worker host). */
   queen?: EmbeddedQueenOptions
   defaults?: Partial<RoleDefaults>
+  /**
+   * Where workers and SSH workers keep their journals (`journalDir`), so that a restarted
+   * cluster runs no task twice; by default the queen's `stateDir`. Without either, in memory.
+   */
+  workerStateDir?: string
   /** Roles to start with, in this order: hives, SSH workers, workers. */
   hives?: HiveSpec[]
   sshWorkers?: SshWorkerSpec[]
@@ -136,6 +153,11 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
     if (closing) throw new ApiaryError('closed', `the embedded cluster is closing: ${kind} ${id} not started`)
     if (roles[kind].has(id)) throw new ApiaryError('conflict', `${kind} ${id} is already running`, 'id')
   }
+  /** A worker's journal on disk under `workerStateDir`, or undefined (the worker keeps one in memory). */
+  const journalsIn = o.workerStateDir ?? o.queen?.stateDir
+  async function openWorkerJournal(kind: 'worker' | 'ssh-worker', id: string): Promise<Journal | undefined> {
+    return journalsIn === undefined ? undefined : openJournal({ dir: journalDir(journalsIn, kind, id), log: o.log.child({ component: kind }) })
+  }
   async function remove(kind: Kind, id: string): Promise<void> {
     const i = up.findIndex((r) => r.kind === kind && r.id === id)
     if (i < 0) return
@@ -209,7 +231,14 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
     async addWorker(spec) {
       admit('worker', spec.nodeId)
       const key = queenKey('worker')
-      const bus = await buses.open(`apiary-worker:${spec.nodeId}`, { role: 'worker', id: spec.nodeId, region: spec.region ?? d.region })
+      const journal = await openWorkerJournal('worker', spec.nodeId)
+      let bus: Bus
+      try {
+        bus = await buses.open(`apiary-worker:${spec.nodeId}`, { role: 'worker', id: spec.nodeId, region: spec.region ?? d.region })
+      } catch (err) {
+        await journal?.close()
+        throw err
+      }
       const worker = startWorker({
         bus,
         log: o.log.child({ component: 'worker' }),
@@ -219,6 +248,7 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
         heartbeatMs: spec.heartbeatMs ?? d.heartbeatMs,
         killGraceMs: spec.killGraceMs ?? d.killGraceMs,
         queenKey: key,
+        ...(journal ? { journal } : {}),
       })
       return started('worker', roles.worker, spec.nodeId, worker, bus, () => worker.close())
     },
@@ -233,13 +263,16 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
       const others = new Set([...inventory.nodes().values()].map((n) => n.region).filter((r) => r !== region))
       if (others.size > 0) log.warn({ regions: [...others] }, `SSH worker ${id} serves region ${region} only; inventory nodes of other regions end "no hive" without a hive and SSH worker of their own`)
       let pool: ReturnType<typeof createSshPool> | undefined
+      let journal: Journal | undefined
       let bus: Bus
       try {
         pool = createSshPool({ ...spec.pool, log })
+        journal = await openWorkerJournal('ssh-worker', id)
         bus = await buses.open(`apiary-worker:${id}`, { role: 'ssh-worker', id, region })
       } catch (err) {
         inventory.close()
         await pool?.close()
+        await journal?.close()
         throw err
       }
       const worker = startSshWorker({
@@ -252,6 +285,7 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
         pool,
         killGraceMs: spec.killGraceMs ?? d.killGraceMs,
         queenKey: key,
+        ...(journal ? { journal } : {}),
       })
       const ownPool = pool
       return started('ssh-worker', roles['ssh-worker'], id, worker, bus, async () => {
