@@ -1,4 +1,4 @@
-import { assembleShare, HiveJob, type Operation, signShare, type Task } from '@apiary/shared'
+import { assembleShare, HiveJob, type HiveJobInput, signShare, type Task } from '@apiary/shared'
 import { testQueenKey, testSigner } from '../harness/index.ts'
 
 /**
@@ -6,7 +6,7 @@ import { testQueenKey, testSigner } from '../harness/index.ts'
  * agent node unless `agentless`). A second call for the same job and node is a re-offer: a new
  * grant (attempt `attempt`) for the same task.
  */
-export function signedTask(jobId: string, node: string, operation: Operation, o: { region?: string; agentless?: boolean; timeoutMs?: number; attempt?: number } = {}): Task {
+export function signedTask(jobId: string, node: string, operation: HiveJobInput['operation'], o: { region?: string; agentless?: boolean; timeoutMs?: number; attempt?: number } = {}): Task {
   const region = o.region ?? 'eu'
   const share = HiveJob.parse({
     jobId,
