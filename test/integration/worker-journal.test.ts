@@ -145,6 +145,24 @@ describe('a worker runs a task at most once (in process)', () => {
     }
   })
 
+  it('runs a task once even when the journal’s bound forgot it while it ran', async () => {
+    const nodeId = 'web-4'
+    const journal = await openJournal({ dir: journalDir(dir.path, 'worker', nodeId), log: silentLogger(), maxEntries: 1 })
+    worker = startWorker({ bus, log: silentLogger(), nodeId, region: 'eu', labels: {}, heartbeatMs: 60_000, queenKey: testQueenKey, journal })
+    const out = join(dir.path, 'ran-web-4')
+    const gate = join(dir.path, 'go-web-4')
+    const op = { type: 'exec' as const, shell: true, command: `echo ran >> ${out}; while [ ! -e ${gate} ]; do sleep 0.02; done` }
+    const [a, b] = [signedTask('jbound0001', nodeId, op), signedTask('jbound0002', nodeId, op)]
+    const ends = [a, b].map((t) => finishedOn(bus, subjects.nodeEvents('eu', nodeId, t.jobId)))
+    await expect(ask(a)).resolves.toEqual({ accepted: true, by: nodeId })
+    await expect(ask(b)).resolves.toEqual({ accepted: true, by: nodeId })
+    expect(journal.get(a.jobId, nodeId)).toBeUndefined()
+    await expect(ask(a)).resolves.toEqual({ accepted: true, by: nodeId, already: 'running' })
+    await writeFile(gate, '')
+    await Promise.all(ends)
+    expect(await lines(out)).toEqual(['ran', 'ran'])
+  })
+
   it('refuses a task it cannot record, and runs nothing of it', async () => {
     const nodeId = 'web-3'
     const journal = await openJournal({ dir: journalDir(dir.path, 'worker', nodeId), log: silentLogger() })

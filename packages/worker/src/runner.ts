@@ -190,9 +190,10 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
       if (why !== null) return refuse(why)
       const key = `${task.jobId}/${task.node}`
       // A task taken before (a re-offer, a redelivery, a restart since) is answered, never run again.
+      // One running here is so even if the journal's bound forgot it.
+      if (running.has(key)) return respond(msg, { accepted: true, by: id, already: 'running' })
       const seen = journal.get(task.jobId, task.node)
       if (seen) {
-        if (seen.final === null && running.has(key)) return respond(msg, { accepted: true, by: id, already: 'running' })
         const deadline = eventDeadline(task, Date.now())
         let final = seen.final
         if (final === null) final = endLost(seen, deadline)
