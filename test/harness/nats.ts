@@ -1,5 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { waitForLine } from './process.ts'
 
 /** A free TCP port on 127.0.0.1, chosen by the kernel. */
@@ -28,6 +31,8 @@ export interface SpawnedNats {
   output(): string
   /** SIGTERM, resolved once it exited. */
   stop(): Promise<void>
+  /** SIGKILL: nothing flushed, nothing said to its peers. Resolved once it exited. */
+  kill(): Promise<void>
 }
 
 const LOG_KEPT = 256 * 1024
@@ -66,15 +71,31 @@ export async function spawnNats(argsFor: (port: number) => string[] | Promise<st
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
         await exited
       },
+      async kill() {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+        await exited
+      },
     }
   }
 }
 
 /**
- * Spawns a real `nats-server` on a free loopback port and resolves once it accepts
- * connections. `stop()` kills it and waits for the exit.
+ * Spawns a real `nats-server` with JetStream (its store in a fresh temporary directory) on a
+ * free loopback port and resolves once it accepts connections. `stop()` kills it, waits for
+ * the exit and removes the store.
  */
 export async function startNats(): Promise<NatsServer> {
-  const s = await spawnNats((port) => ['-a', '127.0.0.1', '-p', String(port), '-m', '0'])
-  return { url: `nats://127.0.0.1:${s.port}`, port: s.port, stop: s.stop }
+  const store = await mkdtemp(join(tmpdir(), 'apiary-js-'))
+  const s = await spawnNats((port) => ['-a', '127.0.0.1', '-p', String(port), '-m', '0', '-js', '-sd', store]).catch(async (err: unknown) => {
+    await rm(store, { recursive: true, force: true })
+    throw err
+  })
+  return {
+    url: `nats://127.0.0.1:${s.port}`,
+    port: s.port,
+    async stop() {
+      await s.stop()
+      await rm(store, { recursive: true, force: true })
+    },
+  }
 }

@@ -25,6 +25,26 @@ export const QUEEN_OPTIONS = {
     help: 'work-signing key (ed25519, mode 0600), created on first start with its public key beside it, <name>.pub (default <state dir>/signing.key)',
   },
   inventory: { type: 'string', env: 'APIARY_INVENTORY', value: 'FILE', help: 'agentless (SSH) nodes, YAML or JSON; re-read on change and on SIGHUP, a bad version is refused' },
+  retention: {
+    type: 'duration',
+    env: 'APIARY_RETENTION',
+    default: '30d',
+    min: '7d',
+    max: '3650d',
+    value: 'DURATION',
+    help: 'how long the job log and every queen’s index keep a job (at least 7d: a job may run that long)',
+  },
+  replicas: { type: 'int', min: 1, max: 5, env: 'APIARY_REPLICAS', default: '1', value: 'N', help: 'copies of each stream and of the lease bucket: 1 on a single NATS server, 3 on a cluster' },
+  'lease-ttl': {
+    type: 'duration',
+    env: 'APIARY_LEASE_TTL',
+    default: '6s',
+    min: '1s',
+    max: '5m',
+    value: 'DURATION',
+    help: 'a leader that stops renewing its lease loses it after this long; a standby then leads',
+  },
+  'rebuild-index': { type: 'boolean', help: 'rebuild the job index (<state dir>/queen.db) from the job log before starting; the old one is kept as queen.db.old' },
   'log-level': DAEMON_OPTIONS['log-level'],
   help: DAEMON_OPTIONS.help,
 } as const satisfies OptionTable
@@ -43,6 +63,10 @@ export interface QueenDaemonConfig {
   readonly tokenFile: string
   readonly signingKeyFile: string
   readonly inventoryFile: string | undefined
+  readonly retentionMs: number
+  readonly replicas: number
+  readonly leaseTtlMs: number
+  readonly rebuildIndex: boolean
 }
 
 /** @example parseQueenConfig(parseCommandLine('apiary-queen', QUEEN_OPTIONS, argv, env).values, env).port // 7070 */
@@ -58,5 +82,9 @@ export function parseQueenConfig(v: OptionValues<typeof QUEEN_OPTIONS>, env: Nod
     tokenFile: v['token-file'] ?? join(stateDir, 'token'),
     signingKeyFile: v['signing-key'] ?? join(stateDir, 'signing.key'),
     inventoryFile: v.inventory,
+    retentionMs: v.retention,
+    replicas: v.replicas,
+    leaseTtlMs: v['lease-ttl'],
+    rebuildIndex: v['rebuild-index'] === true,
   })
 }

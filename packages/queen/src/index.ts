@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net'
+import { existsSync, rmSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
 import { serve } from '@hono/node-server'
 import type { Hono } from 'hono'
@@ -9,7 +10,7 @@ import { createApp } from './http/app.ts'
 import { Coordinator } from './jobs/coordinator.ts'
 import { EventLog } from './jobs/event-log.ts'
 import { createHiveDispatch } from './jobs/hive-dispatch.ts'
-import { createLogWriter, Leadership } from './jobs/leader.ts'
+import { applyRecord, createLogWriter, Leadership, LOG_RECORD_MAX } from './jobs/leader.ts'
 import { Presence } from './presence/presence.ts'
 import { openSqliteStore } from './store/sqlite.ts'
 import type { JobStore } from './store/store.ts'
@@ -262,3 +263,48 @@ export async function startQueen(cfg: QueenConfig): Promise<Queen> {
   }
 }
 
+
+/**
+ * Rebuilds a queen's index from the job log: every record from the first the log still holds,
+ * applied in order into a fresh file, which then takes the place of `<stateDir>/queen.db` (the
+ * old one is kept as `queen.db.old`). The nodes the old index remembered (from heartbeats, not
+ * the log) are carried over. The queen of that state directory must not be running.
+ */
+export async function rebuildIndex(o: { bus: Bus; log: Logger; stateDir: string; durable?: Partial<DurableConfig> }): Promise<{ records: number; jobs: number; logSeq: number }> {
+  await o.bus.durable.ensure({ ...DURABLE_DEFAULTS, ...o.durable })
+  const path = join(o.stateDir, 'queen.db')
+  const tmp = join(o.stateDir, 'queen.db.rebuild')
+  const sidecars = (p: string) => [p, `${p}-wal`, `${p}-shm`]
+  for (const f of sidecars(tmp)) rmSync(f, { force: true })
+  const store = openSqliteStore(tmp)
+  let records = 0
+  try {
+    if (existsSync(path)) {
+      const old = openSqliteStore(path)
+      try {
+        for (const n of old.knownNodes()) store.rememberNode(n)
+      } finally {
+        old.close()
+      }
+    }
+    const reader = o.bus.durable.read('log', (m) => {
+      applyRecord(store, m, o.log)
+      records++
+    }, { afterSeq: 0, follow: false, maxBytes: LOG_RECORD_MAX })
+    await reader.done
+  } catch (err) {
+    store.close()
+    for (const f of sidecars(tmp)) rmSync(f, { force: true })
+    throw err
+  }
+  const { logSeq } = store.position()
+  const jobs = store.countJobs()
+  store.close()
+  if (existsSync(path)) renameSync(path, `${path}.old`)
+  for (const f of sidecars(path).slice(1)) rmSync(f, { force: true })
+  // What SQLite left in the new file's write-ahead log goes with it; its shared memory is remade.
+  if (existsSync(`${tmp}-wal`)) renameSync(`${tmp}-wal`, `${path}-wal`)
+  rmSync(`${tmp}-shm`, { force: true })
+  renameSync(tmp, path)
+  return { records, jobs, logSeq }
+}

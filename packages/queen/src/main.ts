@@ -2,7 +2,7 @@ import { loadOrCreateSigningKey, publicKeyPath, runProgram } from '@apiary/share
 import { createNatsBus } from '@apiary/shared/nats'
 import { createMemoryBus } from '@apiary/shared/memory-bus'
 import { parseQueenConfig, QUEEN_OPTIONS } from './config.ts'
-import { startQueen } from './index.ts'
+import { rebuildIndex, startQueen } from './index.ts'
 
 await runProgram({
   program: 'apiary-queen',
@@ -10,6 +10,12 @@ await runProgram({
   about: `apiary-queen: the HTTP API, job store and event log of an apiary cluster
 
 usage: apiary-queen [--nats URL --nats-creds FILE] [--host ADDR] [--port PORT] [--state-dir DIR]
+
+Node events reach it through a JetStream stream and every job it runs is written to the job
+log before its own index: run two or more queens (each its own --queen-id and --state-dir) on
+one NATS and one leads while the others serve reads and event streams from their indexes and
+take over within seconds of the leader's end (--lease-ttl). --rebuild-index rebuilds this
+queen's index from the job log.
 
 On NATS it authenticates with one credential file (--nats-creds, --nats-user-file or
 --nats-token-file), over TLS with --nats-ca or a tls:// URL; it refuses an unauthenticated bus
@@ -28,9 +34,19 @@ logs at start (--queen-key on them; the file <signing key>.pub).`,
       ? await createNatsBus({ url: c.natsUrl, name: 'apiary-queen', log, identity: { role: 'queen', id: c.queenId }, ...c.nats })
       : createMemoryBus(log)
     if (!c.natsUrl) log.warn('no --nats given: using an in-process bus, so no hive or worker can reach this queen (use keeper dev for a one-process cluster)')
+    const durable = { replicas: c.replicas, logMaxAgeMs: c.retentionMs, leaseTtlMs: c.leaseTtlMs }
+    if (c.rebuildIndex) {
+      const done = await rebuildIndex({ bus, log, stateDir: c.stateDir, durable }).catch(async (err: unknown) => {
+        await bus.close()
+        throw err
+      })
+      log.info(done, 'rebuilt the job index from the job log')
+    }
     const queen = await startQueen({
       bus,
       log,
+      queenId: c.queenId,
+      durable,
       signer,
       stateDir: c.stateDir,
       host: c.host,

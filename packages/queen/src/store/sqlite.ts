@@ -304,6 +304,7 @@ export function openSqliteStore(path: string): JobStore {
       }
     },
     prune: (before, limit) => prune(before, limit),
+    countJobs: () => (db.prepare('SELECT COUNT(*) AS n FROM jobs').get() as { n: number }).n,
     eventsAfter(jobId, after, limit, opts) {
       return (opts.output ? eventsAll : eventsNoOutput).all(jobId, after, limit) as StoredEvent[]
     },

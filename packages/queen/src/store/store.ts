@@ -106,6 +106,7 @@ export interface JobStore {
    * events; returns how many. Called in small steps so nothing else waits long.
    */
   prune(before: number, limit: number): number
+  countJobs(): number
   getJob(jobId: string): JobSummary | undefined
   listJobs(filter: { state?: JobState; limit: number }): JobSummary[]
   /** Ids of jobs still running, for recovery at start-up. */
