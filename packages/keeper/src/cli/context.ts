@@ -27,6 +27,7 @@ export interface Io {
 
 /** The global flags a command runs with (for keeper dev's one command: its cluster's). */
 export interface GlobalValues {
+  /** One queen's URL, or several, comma-separated: a leader and its standbys. */
   queen: string
   'token-file': string | undefined
   'state-dir': string | undefined
@@ -44,8 +45,12 @@ export function tokenFileOf(g: GlobalValues, env: NodeJS.ProcessEnv): string {
   return g['token-file'] ?? join(stateDirOf(g, env), 'token')
 }
 
-/** A client for the queen named by the flags, with the token from its 0600 file. */
+/** A client for the queens named by the flags (`--queen URL[,URL…]`), with the token from its 0600 file. */
 export async function connectClient(g: GlobalValues, env: NodeJS.ProcessEnv): Promise<JobClient> {
+  // Loaded here, not at start: the HTTP client (undici) is a fifth of keeper's start-up, and
+  // keeper bus, run once per node when enrolling a fleet, never talks to the queen.
+  const { createJobClient, parseQueenUrls } = await import('@apiary/shared/client')
+  const queens = parseQueenUrls(g.queen, '--queen')
   const file = tokenFileOf(g, env)
   let token: string
   try {
@@ -61,10 +66,7 @@ export async function connectClient(g: GlobalValues, env: NodeJS.ProcessEnv): Pr
     }
     throw err
   }
-  // Loaded here, not at start: the HTTP client (undici) is a fifth of keeper's start-up, and
-  // keeper bus, run once per node when enrolling a fleet, never talks to the queen.
-  const { createJobClient } = await import('@apiary/shared/client')
-  return createJobClient({ url: g.queen, token })
+  return createJobClient({ url: queens, token })
 }
 
 /** Errors that are the caller's to fix: exit 2. */

@@ -3,7 +3,14 @@ import { type OptionTable } from '@apiary/shared/runtime'
 
 /** Flags every command takes. */
 export const GLOBAL_OPTIONS = {
-  queen: { type: 'string', env: 'APIARY_QUEEN_URL', default: 'http://127.0.0.1:7070', value: 'URL', help: 'the queen’s HTTP API' },
+  queen: {
+    type: 'string',
+    env: 'APIARY_QUEEN_URL',
+    default: 'http://127.0.0.1:7070',
+    value: 'URL[,URL…]',
+    // 8: MAX_QUEENS of @apiary/shared/client, which is not loaded at start (see connectClient).
+    help: 'the queen’s HTTP API; several (a leader and its standbys, at most 8), comma-separated: each call goes to one that serves it, a stream resumes on another',
+  },
   'token-file': { type: 'string', env: 'APIARY_TOKEN_FILE', value: 'FILE', help: 'API token file, mode 0600 (default <state dir>/token)' },
   'state-dir': { type: 'string', env: 'APIARY_STATE_DIR', value: 'DIR', help: 'apiary state directory (default $XDG_STATE_HOME/apiary)' },
   output: { type: 'string', short: 'o', value: 'FORMAT', default: 'text', choices: ['text', 'json', 'ndjson'], help: 'text, json (one document) or ndjson (one event per line)' },

@@ -37,7 +37,8 @@ export async function followJob(client: JobClient, jobId: string, io: Io, opts: 
   let fin: EventOf<'job.finished'> | undefined
   const wantOutput = io.format === 'ndjson' || (io.format === 'text' && opts.noGroup)
   try {
-    for await (const ev of client.stream(jobId, { output: wantOutput, signal, ...(opts.after ? { after: opts.after } : {}) })) {
+    const onReconnect = reconnectNotice(io, screen)
+    for await (const ev of client.stream(jobId, { output: wantOutput, signal, ...(opts.after ? { after: opts.after } : {}), ...(onReconnect ? { onReconnect } : {}) })) {
       last = ev.seq
       progress.add(ev)
       if (ev.kind === 'job.finished') fin = ev
@@ -57,6 +58,19 @@ export async function followJob(client: JobClient, jobId: string, io: Io, opts: 
     else for (const l of await summaryLines(client, fin, io.color)) await io.out.line(l)
   }
   return { code: exitCodeOf(fin), fin }
+}
+
+/**
+ * In text mode, a line on stderr each time a lost stream is tried again, on which queen and why;
+ * the progress line (stdout, on a terminal) is taken down first and comes back with the next event.
+ */
+export function reconnectNotice(io: Io, screen?: Screen): ((queen: string, why: string) => Promise<void>) | undefined {
+  if (io.format !== 'text') return undefined
+  return async (queen, why) => {
+    await screen?.clear()
+    // `why` may carry a queen's words.
+    await io.err.line(`keeper: reconnecting to ${queen}… (lost ${escapeControls(why)})`)
+  }
 }
 
 async function printText(ev: JobEvent, io: Io, screen: Screen, opts: FollowOptions) {

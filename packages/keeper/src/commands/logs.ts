@@ -1,7 +1,7 @@
 import { defineCommand } from '../cli/command.ts'
 import { EXIT, type Io } from '../cli/context.ts'
 import { escapeControls } from '../render/escape.ts'
-import { exitCodeOf } from './follow.ts'
+import { exitCodeOf, reconnectNotice } from './follow.ts'
 
 export const logs = defineCommand({
   name: 'logs',
@@ -18,7 +18,8 @@ export const logs = defineCommand({
       const stop = new AbortController()
       io.interrupt.addEventListener('abort', () => stop.abort(), { once: true })
       let code = EXIT.ok as number
-      for await (const ev of c.stream(id, { output: true, signal: stop.signal })) {
+      const onReconnect = reconnectNotice(io)
+      for await (const ev of c.stream(id, { output: true, signal: stop.signal, ...(onReconnect ? { onReconnect } : {}) })) {
         if (ev.kind === 'node.output' && (v.node === undefined || ev.node === v.node)) {
           if (io.format !== 'text') await io.out.line(JSON.stringify(ev))
           else await writeChunk(io, ev.node, ev.data, v.node !== undefined)
