@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { Bus, JobEvent } from '@apiary/shared'
+import { type Bus, createSigner, generateSigningKey, type JobEvent, type Signer } from '@apiary/shared'
 import { silentLogger } from '@apiary/shared/runtime'
 import { createJobClient, type JobClient } from '@apiary/shared/client'
 import { type Embedded, memoryBuses, startEmbedded } from '@apiary/keeper'
@@ -18,7 +18,7 @@ const log = silentLogger()
 const LEASE = { leaseTtlMs: 1000 }
 
 /** Two queens on one in-process bus (the same code as on NATS, the embedded streams), one hive, three workers. */
-async function twoQueens() {
+async function twoQueens(o: { q2Signer?: Signer } = {}) {
   const dir = await tempDir('queens')
   const cluster = await startEmbedded({
     log,
@@ -33,7 +33,7 @@ async function twoQueens() {
     bus,
     log,
     queenId: 'q2',
-    signer: testSigner,
+    signer: o.q2Signer ?? testSigner,
     stateDir: join(dir.path, 'q2'),
     tokenFile: join(dir.path, 'token'),
     host: '127.0.0.1',
@@ -95,7 +95,7 @@ describe('two queens, one leader (in-process bus)', () => {
     await waitUntil(async () => (await c2.get(jobId).catch(() => undefined))?.nodes.some((n) => n.state === 'ok') === true, 'the standby to have the job')
     await cluster.stopQueen()
 
-    await waitUntil(async () => (await fetch(`${q2.url}/readyz`)).status === 200, 'the standby to lead')
+    await waitUntil(async () => ((await (await fetch(`${q2.url}/readyz`)).json()) as { role: string }).role === 'leader', 'the standby to lead')
     const all = await events(c2, jobId)
     const fin = finished(all)
     expect(fin.counts).toEqual({ ok: 3 })
@@ -128,5 +128,21 @@ describe('two queens, one leader (in-process bus)', () => {
     // The leader's own index is the same too.
     expect(tables(join(dir.path, 'q1', 'queen.db'))).toEqual(before)
     env.q2 = { close: async () => {} } as Queen
+  })
+
+  it('a queen that signs with another key never takes over: hives would refuse its work', async () => {
+    env = await twoQueens({ q2Signer: createSigner(generateSigningKey().privatePem) })
+    const { cluster, q2, bus } = env
+    const c1 = createJobClient({ url: cluster.queen.url, token: cluster.queen.token })
+    clients.push(c1)
+    const { jobId } = await c1.submit({ operation: { type: 'ping' }, targets: 'all' })
+    await events(c1, jobId)
+    await cluster.stopQueen()
+    // The lease is free (the leader gave it up) and stays free for two of its TTLs.
+    const probe = bus.durable.lease('leader', 'probe')
+    await waitUntil(async () => (await probe.holder()) === null, 'the lease to be free')
+    await new Promise((resolve) => setTimeout(resolve, 2 * LEASE.leaseTtlMs))
+    expect(await probe.holder()).toBeNull()
+    expect(await (await fetch(`${q2.url}/readyz`)).json()).toMatchObject({ role: 'standby' })
   })
 })

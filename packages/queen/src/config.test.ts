@@ -17,6 +17,10 @@ describe('parseQueenConfig', () => {
       tokenFile: '/x/state/apiary/token',
       signingKeyFile: '/x/state/apiary/signing.key',
       inventoryFile: undefined,
+      retentionMs: 30 * 24 * 3600_000,
+      replicas: 1,
+      leaseTtlMs: 6000,
+      rebuildIndex: false,
     })
     expect(Object.isFrozen(c)).toBe(true)
   })

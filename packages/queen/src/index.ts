@@ -8,9 +8,9 @@ import { watchInventory } from '@apiary/shared/inventory'
 import { rateLimitedWarning } from '@apiary/shared/runtime'
 import { createApp } from './http/app.ts'
 import { Coordinator } from './jobs/coordinator.ts'
-import { EventLog } from './jobs/event-log.ts'
+import { EventLog, type LogWriter } from './jobs/event-log.ts'
 import { createHiveDispatch } from './jobs/hive-dispatch.ts'
-import { applyRecord, createLogWriter, Leadership, LOG_RECORD_MAX } from './jobs/leader.ts'
+import { applyRecord, Leadership, LOG_RECORD_MAX } from './jobs/leader.ts'
 import { Presence } from './presence/presence.ts'
 import { openSqliteStore } from './store/sqlite.ts'
 import type { JobStore } from './store/store.ts'
@@ -117,8 +117,8 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
     store.close()
     throw err
   }
-  const writer = createLogWriter(cfg.bus.durable, cfg.queenId ?? 'queen', 0)
   let leadership: Leadership | undefined
+  const writer: LogWriter = { write: (batch) => leadership!.writer.write(batch) }
   const events = new EventLog(store, log, { writer, runs: () => coordinator.dirtyRuns(), onFenced: () => leadership?.fenced() })
   const coordinator: Coordinator = new Coordinator({
     durable: cfg.bus.durable,
@@ -130,7 +130,7 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
     dispatch: createHiveDispatch({ bus: cfg.bus, log, ackTimeoutMs: cfg.hiveAckTimeoutMs ?? 5000, signer: cfg.signer, ...(cfg.shareChunkNodes ? { chunkNodes: cfg.shareChunkNodes } : {}) }),
     cancelGraceMs: cfg.cancelGraceMs ?? 15_000,
   })
-  leadership = new Leadership({ durable: cfg.bus.durable, store, events, coordinator, log, queenId: cfg.queenId ?? 'queen', leaseTtlMs: durableCfg.leaseTtlMs, writer })
+  leadership = new Leadership({ durable: cfg.bus.durable, publicKey: cfg.signer.publicKey, store, events, coordinator, log, queenId: cfg.queenId ?? 'queen', leaseTtlMs: durableCfg.leaseTtlMs })
   try {
     // Nodes known before a restart: targets resolve against them too, and jobs wait until they report.
     if (cfg.rememberNodes !== false) {
@@ -202,6 +202,7 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
     log,
     token,
     ready: () => !closing && presence.warmingUp() === undefined && leadership.ready,
+    role: () => (leadership.leading ? 'leader' : 'standby'),
     keepaliveMs: cfg.keepaliveMs ?? 15_000,
   })
   return {

@@ -44,7 +44,7 @@ describe('queen HTTP API: bad input', () => {
 
   it('answers health without a token', async () => {
     expect(await call('GET', '/healthz', undefined, null)).toEqual({ status: 200, body: { ok: true } })
-    expect(await call('GET', '/readyz', undefined, null)).toEqual({ status: 200, body: { ready: true } })
+    expect(await call('GET', '/readyz', undefined, null)).toEqual({ status: 200, body: { ready: true, role: 'leader' } })
   })
 
   it('refuses a missing or wrong token with 401 on every route and never logs the token', async () => {

@@ -19,6 +19,8 @@ export interface AppDeps {
   token: string
   /** Readiness beyond "the process answers": the bus is connected, the store open. */
   ready: () => boolean
+  /** Whether this queen leads or stands by (reads only). */
+  role?: () => 'leader' | 'standby'
   keepaliveMs: number
 }
 
@@ -67,7 +69,10 @@ export function createApp(deps: AppDeps): Hono {
   app.notFound((c) => c.json(errorBody('not_found', `no route ${c.req.method} ${c.req.path}`), 404))
 
   app.get('/healthz', (c) => c.json({ ok: true }))
-  app.get('/readyz', (c) => (deps.ready() ? c.json({ ready: true }) : c.json({ ready: false }, 503)))
+  app.get('/readyz', (c) => {
+    const role = deps.role?.() ?? 'leader'
+    return deps.ready() ? c.json({ ready: true, role }) : c.json({ ready: false, role }, 503)
+  })
 
   app.use('/v1/*', bearerAuth(deps.token, log))
 

@@ -15,16 +15,20 @@ const WRITE_DEADLINE_MS = 10_000
  * still ends where this writer last wrote (another writer since: `conflict`), deduplicated by
  * holder and position (a retry after a lost acknowledgement is stored once).
  */
-export function createLogWriter(durable: Durable, holder: string, lastSeq: number): LogWriter & { lastSeq: number } {
+export function createLogWriter(durable: Durable, holder: string, key: string): LogWriter & { lastSeq: number } {
   return {
-    lastSeq,
+    lastSeq: 0,
     async write(batch) {
-      const receipt = await durable.publish(subjects.log, { v: 1, ...batch }, { id: `${holder}/${this.lastSeq}`, deadline: Date.now() + WRITE_DEADLINE_MS, expectLastSeq: this.lastSeq })
+      const record: LogRecord = { v: 1, by: holder, key, ...batch }
+      const receipt = await durable.publish(subjects.log, record, { id: `${holder}/${this.lastSeq}`, deadline: Date.now() + WRITE_DEADLINE_MS, expectLastSeq: this.lastSeq })
       this.lastSeq = receipt.seq
       return receipt.seq
     },
   }
 }
+
+/** One record of the job log: a group commit of the leader `by` (its lease holder), which signs work with `key`. */
+export type LogRecord = Batch & { v: 1; by: string; key: string }
 
 /** A record of the job log, checked for the shape the index needs (only queens may write the log). */
 function asRecord(data: unknown): Batch | undefined {
@@ -60,6 +64,8 @@ export function applyRecord(store: JobStore, m: StreamMessage, log: Logger): Job
 
 export interface LeadershipOptions {
   durable: Durable
+  /** The public key this queen signs work with: a queen signing with another key must not take over from the log's writer. */
+  publicKey: string
   store: JobStore
   events: EventLog
   coordinator: Coordinator
@@ -68,8 +74,6 @@ export interface LeadershipOptions {
   queenId: string
   /** The lease bucket's TTL (`DurableConfig.leaseTtlMs`): renewed at a third of it. */
   leaseTtlMs: number
-  /** The writer the event log uses while this queen leads (its position is set on each takeover). */
-  writer: LogWriter & { lastSeq: number }
 }
 
 /**
@@ -82,7 +86,11 @@ export interface LeadershipOptions {
  */
 export class Leadership {
   readonly holder: string
+  /** What the event log writes through while this queen leads (its position is set on each takeover). */
+  readonly writer: LogWriter & { lastSeq: number }
   readonly #o: LeadershipOptions
+  /** Set when the log's writer signs with another key: this queen then never takes over (its shares would be refused). */
+  #otherKey: string | undefined
   #replica: StreamReader | undefined
   #timer: NodeJS.Timeout | undefined
   #lastRenewed = 0
@@ -95,6 +103,7 @@ export class Leadership {
   constructor(o: LeadershipOptions) {
     this.#o = o
     this.holder = `${o.queenId}/${randomBytes(6).toString('hex')}`
+    this.writer = createLogWriter(o.durable, this.holder, o.publicKey)
   }
 
   get leading(): boolean {
@@ -125,6 +134,7 @@ export class Leadership {
   }
 
   async #renew(): Promise<void> {
+    if (this.#otherKey !== undefined) return
     const lease = this.#o.durable.lease(LEADER_KEY, this.holder)
     let held: boolean | undefined
     try {
@@ -150,6 +160,7 @@ export class Leadership {
     this.#replica = durable.read(
       'log',
       (m) => {
+        this.#checkKey(m.data)
         events.notify(applyRecord(store, m, log))
         if (end !== undefined && m.seq >= end) this.#caughtUp = true
       },
@@ -164,17 +175,37 @@ export class Leadership {
     )
   }
 
+  /** Every queen must sign with the same key: hives and workers pin one. */
+  #checkKey(data: unknown) {
+    const key = (data as { key?: unknown } | null)?.key
+    if (typeof key !== 'string' || key === this.#o.publicKey || this.#otherKey === key) return
+    this.#otherKey = key
+    this.#o.log.error(
+      { theirs: key, ours: this.#o.publicKey, by: (data as { by?: unknown }).by },
+      'the leading queen signs work with another key: this queen will not take over (hives and workers would refuse its work); give every queen the same --signing-key',
+    )
+  }
+
   async #takeOver(): Promise<void> {
     if (this.#state !== 'following') return
-    const { durable, store, events, coordinator, log, writer } = this.#o
+    const { durable, store, events, coordinator, log } = this.#o
+    const writer = this.writer
     this.#state = 'taking-over'
     log.info({ holder: this.holder }, 'took the leader lease: catching up with the job log')
     await this.#replica?.stop()
     this.#replica = undefined
     try {
       // Everything the last leader wrote, then lead from the log's end.
-      const catchUp = durable.read('log', (m) => events.notify(applyRecord(store, m, log)), { afterSeq: store.position().logSeq, follow: false, maxBytes: LOG_RECORD_MAX })
+      const catchUp = durable.read(
+        'log',
+        (m) => {
+          this.#checkKey(m.data)
+          events.notify(applyRecord(store, m, log))
+        },
+        { afterSeq: store.position().logSeq, follow: false, maxBytes: LOG_RECORD_MAX },
+      )
       await catchUp.done
+      if (this.#otherKey !== undefined) throw new ApiaryError('conflict', 'the job log was written by a queen that signs with another key')
       writer.lastSeq = await durable.lastSeq('log')
       if (writer.lastSeq !== store.position().logSeq) throw new ApiaryError('conflict', `the job log moved on while catching up (${writer.lastSeq} vs ${store.position().logSeq})`)
     } catch (err) {
