@@ -93,14 +93,18 @@ export class Coordinator {
     if (this.#leading || this.#closed) return
     this.#leading = true
     this.#recover()
-    const applied = () => this.#o.store.position().eventsSeq
+    // Handed out again: after a leader died between storing an event's effects and acknowledging
+    // it, or to this one while its write was slow (past the ack wait). Applied once either way.
+    let applied = this.#o.store.position().eventsSeq
     this.#consumer = this.#o.durable.consume(
       'events',
       EVENTS_CONSUMER,
       (m) => {
         if (!this.#leading) return
-        // Handed out again after a leader died between storing its effects and acknowledging it.
-        if (m.seq > applied()) this.#fromStream(m)
+        if (m.seq > applied) {
+          applied = m.seq
+          this.#fromStream(m)
+        }
         this.#o.events.source(m.seq, () => m.ack())
       },
       { ackWaitMs: this.#o.ackWaitMs ?? 5000, maxBytes: BODY_LIMITS.event },

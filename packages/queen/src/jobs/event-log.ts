@@ -103,6 +103,8 @@ export class EventLog implements EventFeed {
 
   /** The stream message `seq` is applied: everything it caused is queued. Acknowledged once stored. */
   source(seq: number, ack: () => void): void {
+    // A message handed out again after a later one: acknowledging the later covers it.
+    if (this.#source && this.#source.seq >= seq) return
     this.#source = { seq, ack }
     this.#schedule()
   }
