@@ -111,7 +111,7 @@ export class Tries {
   #fatal: ApiaryError | undefined
   /** This round's misses. */
   #misses: Miss[] = []
-  /** Every queen tried, with why it did not serve, in the order first tried. */
+  /** Every queen tried, in the order first tried, with why it last did not serve. */
   readonly #why = new Map<string, string>()
   #refused = false
 
@@ -167,7 +167,6 @@ export class Tries {
     this.#misses.push(miss)
     this.queens.missed(queen, miss)
     const reason = miss.type === 'not_found' ? miss.error.message : miss.reason
-    this.#why.delete(queen)
     this.#why.set(queen, reason)
     if (miss.type === 'refused') this.#refused = true
     if (this.kind === 'create' && miss.type === 'down' && miss.sent) {
