@@ -170,6 +170,18 @@ export function defineDurableSuite(name: string, make: () => Promise<DurableFixt
       expect(await p).toEqual({ seq: 1, duplicate: false })
     })
 
+    it('hands a consumer and a reader started before the stream is made what comes once it is', async () => {
+      const c = streamCollector((m) => m.ack())
+      const consumer = bus.durable.consume('events', 'early', c.handler, { ackWaitMs: 60_000, maxBytes: 1024 })
+      const f = streamCollector()
+      const reader = bus.durable.read('events', f.handler, { afterSeq: 0, follow: true, maxBytes: 1024 })
+      await bus.durable.ensure(TEST_CONFIG)
+      await publishAll(eventSubject(), [1])
+      await Promise.all([c.until((m) => nOf(m) === 1), f.until((m) => nOf(m) === 1)])
+      await Promise.all([consumer.stop(), reader.stop()])
+      expect([c.seen.length, f.seen.length]).toEqual([1, 1])
+    })
+
     it('gives up at its deadline with timeout when no stream stores the subject', async () => {
       const deadline = Date.now() + 400
       await rejectsWithCode(bus.durable.publish(eventSubject(), { n: 1 }, { id: 'never', deadline }), 'timeout')
@@ -322,6 +334,8 @@ export function defineDurableSuite(name: string, make: () => Promise<DurableFixt
     })
 
     it('leases a key to one holder at a time, renewed by it, released by it alone', async () => {
+      // No bucket before the queen makes it.
+      await rejectsWithCode(bus.durable.lease('leader', 'queen-a').acquire(), 'unavailable')
       await bus.durable.ensure(TEST_CONFIG)
       const other = await fx.other()
       const a = bus.durable.lease('leader', 'queen-a')

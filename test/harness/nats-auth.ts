@@ -42,7 +42,8 @@ export async function startAuthNats(dir: string, opts: AuthNatsOptions): Promise
   return { url: `${opts.tls ? 'tls' : 'nats'}://127.0.0.1:${s.port}`, port: s.port, stop: s.stop }
 }
 
-function serverConfig(port: number, o: AuthNatsOptions): string {
+/** The configuration `startAuthNats` writes: a loopback listener and `o`'s authentication and TLS. */
+export function serverConfig(port: number, o: AuthNatsOptions): string {
   const lines = [`listen: 127.0.0.1:${port}`, 'http: 0']
   if (o.token !== undefined) lines.push(`authorization { token: ${JSON.stringify(o.token)} }`)
   if (o.users) lines.push(`authorization { users: ${JSON.stringify(o.users.map(userEntry))} }`)

@@ -25,11 +25,15 @@ export interface StreamMessage {
   readonly data: unknown
   /** The stream's sequence number: increasing, never reused, never 0. */
   readonly seq: number
-  /** How many times this consumer was handed it (1 the first time). */
+  /**
+   * How many times this consumer was handed it (1 the first time; always 1 for a `read`). Over
+   * JetStream, after the consumer's name was taken up again, a lower bound (at least 2 for what
+   * an earlier instance was handed).
+   */
   readonly deliveries: number
   /**
    * Acknowledges this message and every earlier one this consumer was handed (a no-op for a
-   * `read`). Unacknowledged ones come again after the consumer's `ackWaitMs`.
+   * `read`). Unacknowledged ones come again after the consumer's `ackWaitMs`, before newer ones.
    */
   ack(): void
 }
@@ -48,8 +52,10 @@ export interface DurablePublishOptions {
   /**
    * Fencing: stored only when the stream's last sequence is still this; otherwise rejects at
    * once with `ApiaryError` code `conflict` (another writer took over). The log's writer uses it.
+   * The dedupe id is checked first: a writer's retry of what was stored is a duplicate, not a conflict.
    */
   expectLastSeq?: number
+  /** Stops the retries: rejects with `timeout` (or `closed` when the bus closes). */
   signal?: AbortSignal
 }
 
@@ -118,7 +124,11 @@ export interface Durable {
    * with a clear message when the server has no JetStream for this account.
    */
   ensure(cfg: DurableConfig): Promise<void>
-  /** Stores a message on the stream that holds `subject`; resolves once the stream has it. */
+  /**
+   * Stores a message on the stream that holds `subject`; resolves once the stream has it. Plain
+   * subscribers of `subject` hear it too, as they hear a plain publish (which the stream also stores).
+   * A subject no stream holds is retried until the deadline, like a stream not made yet.
+   */
   publish(subject: string, data: unknown, opts: DurablePublishOptions): Promise<PublishReceipt>
   /**
    * Hands the messages of `stream` to the durable consumer `name`, in order, one at a time
@@ -127,16 +137,25 @@ export interface Durable {
    * time uses it). Survives disconnects and server restarts.
    */
   consume(stream: StreamName, name: string, handler: (m: StreamMessage) => void | Promise<void>, opts: ConsumeOptions): StreamReader
-  /** Reads `stream` in order without a durable position (a standby's index, a rebuild). */
+  /**
+   * Reads `stream` in order without a durable position (a standby's index, a rebuild). Without
+   * `follow`, a stream not made yet reads as empty; with it, the reader waits for the stream.
+   */
   read(stream: StreamName, handler: (m: StreamMessage) => void | Promise<void>, opts: ReadOptions): StreamReader
-  /** The stream's last sequence number (0 when empty). */
+  /** The stream's last sequence number (0 when empty or not made yet). */
   lastSeq(stream: StreamName): Promise<number>
+  /** A lease on `key`; its calls reject with `unavailable` until `ensure` made the bucket, or while the server is away. */
   lease(key: string, holder: string): Lease
 }
 
 /** The stream names as the server knows them. */
 export const STREAMS = { events: 'APIARY_EVENTS', log: 'APIARY_LOG' } as const satisfies Record<StreamName, string>
 export const LEASE_BUCKET = 'APIARY_LEASES'
+
+/** JSON text of a body; `undefined` (which has none) travels as `null`, as over NATS. */
+export function toJson(data: unknown): string {
+  return JSON.stringify(data) ?? 'null'
+}
 
 /** The subjects each stream stores. */
 export const STREAM_SUBJECTS = { events: subjects.eventsStream, log: [subjects.log] } as const satisfies Record<StreamName, readonly string[]>
@@ -196,6 +215,21 @@ export function startReader(what: string, handler: (m: StreamMessage) => void | 
 }
 
 /**
+ * A signal that aborts when any of `signals` does, and `dispose()` to unhook it. Unlike
+ * `AbortSignal.any`, nothing stays attached to a long-lived signal once the caller is done.
+ */
+export function linkedSignal(...signals: Array<AbortSignal | undefined>): { signal: AbortSignal; dispose(): void } {
+  const ac = new AbortController()
+  const on = signals.filter((s): s is AbortSignal => s !== undefined)
+  const abort = () => ac.abort()
+  for (const s of on) {
+    if (s.aborted) ac.abort()
+    else s.addEventListener('abort', abort, { once: true })
+  }
+  return { signal: ac.signal, dispose: () => on.forEach((s) => s.removeEventListener('abort', abort)) }
+}
+
+/**
  * Resolves after `ms` (never, when infinite), at once when `signal` aborts, or when something
  * calls the wakers in `wakeUp`; the timer never holds the process open.
  */
@@ -215,10 +249,3 @@ export function pause(ms: number, signal?: AbortSignal, wakeUp?: Set<() => void>
   })
 }
 
-/** Placeholder until a bus implements streams: every call rejects. */
-export function noDurable(kind: string): Durable {
-  const no = (): never => {
-    throw new Error(`the ${kind} bus has no streams yet`)
-  }
-  return { ensure: async () => no(), publish: async () => no(), consume: no, read: no, lastSeq: async () => no(), lease: no }
-}

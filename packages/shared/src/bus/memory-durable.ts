@@ -5,6 +5,7 @@ import {
   type Durable,
   type DurableConfig,
   type Lease,
+  linkedSignal,
   MAX_ACK_PENDING,
   pause,
   type PublishReceipt,
@@ -13,12 +14,8 @@ import {
   type StreamMessage,
   type StreamName,
   streamOf,
+  toJson,
 } from './durable.ts'
-
-/** JSON text of a body; `undefined` (which has none) travels as `null`, as over NATS. */
-export function toJson(data: unknown): string {
-  return JSON.stringify(data) ?? 'null'
-}
 
 /** The process's monotonic clock: ages, windows and lease TTLs do not jump with the wall clock. */
 const now = () => performance.now()
@@ -243,13 +240,15 @@ export function createMemoryDurable(log: Logger, deliver: (subject: string, text
         }
         const left = opts.deadline - Date.now()
         if (left <= 0) throw new ApiaryError('timeout', `no stream stored ${subject} before its deadline`)
-        await pause(left, AbortSignal.any([closing.signal, ...(opts.signal ? [opts.signal] : [])]), waiting)
+        const linked = linkedSignal(closing.signal, opts.signal)
+        await pause(left, linked.signal, waiting)
+        linked.dispose()
       }
     },
 
     consume(stream, name, handler, opts) {
       return startReader(`consumer ${name}`, handler, log, async (r: ReaderLoop) => {
-        const signal = AbortSignal.any([r.signal, closing.signal])
+        const { signal } = linkedSignal(r.signal, closing.signal)
         const s = await made(stream, signal)
         if (!s) return
         let c = s.consumers.get(name)
@@ -280,7 +279,7 @@ export function createMemoryDurable(log: Logger, deliver: (subject: string, text
 
     read(stream, handler, opts) {
       return startReader(`reader of ${stream}`, handler, log, async (r: ReaderLoop) => {
-        const signal = AbortSignal.any([r.signal, closing.signal])
+        const { signal } = linkedSignal(r.signal, closing.signal)
         // A stream not made yet reads as empty.
         const s = opts.follow ? await made(stream, signal) : streams.get(stream)
         if (!s) return

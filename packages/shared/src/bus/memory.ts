@@ -1,7 +1,8 @@
 import { ApiaryError } from '../errors.ts'
 import type { Logger } from '../runtime/log.ts'
 import { type Bus, type BusHandler, type BusMessage, type BusSubscription, MAX_BODY_BYTES, MAX_REPLY_BYTES, readBody, type RequestOptions, runHandler, subjectMatches } from './bus.ts'
-import { createMemoryDurable, toJson } from './memory-durable.ts'
+import { toJson } from './durable.ts'
+import { createMemoryDurable } from './memory-durable.ts'
 
 interface Sub {
   pattern: string

@@ -15,13 +15,13 @@ import {
   usernamePasswordAuthenticator,
 } from '@nats-io/transport-node'
 import { ApiaryError, errorMessage } from '../errors.ts'
-import { noDurable } from './durable.ts'
 import { checkNatsConnectFlags, type NatsConnectFlags } from '../runtime/cli.ts'
 import { readSecretFile } from '../runtime/config.ts'
 import type { Logger } from '../runtime/log.ts'
 import { subjects } from '../subjects.ts'
 import type { Identity } from '../trust/identity.ts'
 import { type Bus, type BusMessage, MAX_BODY_BYTES, MAX_REPLY_BYTES, readBytes, runHandler } from './bus.ts'
+import { createNatsDurable } from './nats-durable.ts'
 
 export interface NatsBusOptions extends NatsConnectFlags {
   /** One server or several, comma-separated (a cluster); `tls://` turns TLS on. Never a credential. */
@@ -134,9 +134,12 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<Bus> {
     }
   }
 
+  // Streams and leases share this connection: its inbox prefix, so its permissions, apply to them too.
+  const durable = createNatsDurable(nc, log)
+
   return {
     kind: 'nats',
-    durable: noDurable('nats'),
+    durable,
     publish(subject, data) {
       try {
         nc.publish(subject, enc.encode(JSON.stringify(data)))
@@ -208,6 +211,7 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<Bus> {
     },
     async close() {
       closing = true
+      durable.close()
       for (const p of [...inflight.values()]) p.fail(new ApiaryError('closed', 'the bus closed before the reply came'))
       if (nc.isClosed()) return
       try {

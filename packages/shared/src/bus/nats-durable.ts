@@ -1,0 +1,403 @@
+import {
+  AckPolicy,
+  type ConsumerConfig,
+  type ConsumerInfo,
+  DeliverPolicy,
+  DiscardPolicy,
+  type JetStreamClient,
+  JetStreamApiError,
+  JetStreamApiCodes,
+  type JetStreamManager,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  type StreamConfig,
+} from '@nats-io/jetstream'
+import { type KV, Kvm } from '@nats-io/kv'
+import { type NatsConnection, nanos } from '@nats-io/transport-node'
+import { ApiaryError, errorMessage } from '../errors.ts'
+import type { Logger } from '../runtime/log.ts'
+import { abortable } from '../runtime/abort.ts'
+import { warnRateLimited } from '../runtime/rate-limit.ts'
+import { readBytes } from './bus.ts'
+import {
+  type Durable,
+  type DurableConfig,
+  LEASE_BUCKET,
+  type Lease,
+  linkedSignal,
+  MAX_ACK_PENDING,
+  pause,
+  type PublishReceipt,
+  type ReaderLoop,
+  STREAM_SUBJECTS,
+  startReader,
+  type StreamName,
+  STREAMS,
+  toJson,
+} from './durable.ts'
+
+/** The streams and leases of a NATS bus, and the hook its `close()` calls first. */
+export interface NatsDurable extends Durable {
+  /** Stops every reader and consumer and every publish still retrying. */
+  close(): void
+}
+
+const enc = new TextEncoder()
+const dec = new TextDecoder()
+
+/**
+ * How many messages one pull asks for (they wait in the client, handed out one at a time, so
+ * their ack wait runs meanwhile), and how long a pull lasts: a server that dies under a reader
+ * is noticed after two missed heartbeats, half that each.
+ */
+const PULL = { max_messages: 256, expires: 10_000 }
+/** One publish attempt waits this long for the stream's acknowledgement before it tries again. */
+const ATTEMPT_MS = 2000
+/** How long `ensure` retries while JetStream is not ready (a cluster still electing its leader). */
+const ENSURE_PATIENCE_MS = 30_000
+
+/** Milliseconds before retry `n` (0-based): 100 ms doubling to 2 s, with jitter so retries spread. */
+function backoff(n: number): number {
+  const base = Math.min(2000, 100 * 2 ** Math.min(n, 5))
+  return base / 2 + Math.random() * (base / 2)
+}
+
+const apiCode = (err: unknown): number | undefined => (err instanceof JetStreamApiError ? err.code : undefined)
+const isNotFound = (err: unknown) => apiCode(err) === JetStreamApiCodes.StreamNotFound || apiCode(err) === JetStreamApiCodes.ConsumerNotFound
+const isWrongLastSeq = (err: unknown) => apiCode(err) === JetStreamApiCodes.StreamWrongLastSequence || apiCode(err) === JetStreamApiCodes.StreamWrongLastSequenceUnknown
+/** No responders on the JetStream API, or JetStream off for the account. */
+const isNoJetStream = (err: unknown) => (err as { name?: unknown } | null)?.name === 'JetStreamNotEnabled' || apiCode(err) === JetStreamApiCodes.JetStreamNotEnabledForAccount
+/** A refusal that retrying cannot change (a bad request), as opposed to a server that is not ready. */
+const isRefusal = (err: unknown) => err instanceof JetStreamApiError && err.status < 500 && !isNotFound(err)
+
+/** The first part of a stream's config: what apiary relies on, the same on every `ensure`. */
+function streamConfig(name: string, subjects: readonly string[], maxAgeMs: number, maxBytes: number, cfg: DurableConfig): Partial<StreamConfig> & { name: string } {
+  return {
+    name,
+    subjects: [...subjects],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    discard: DiscardPolicy.Old,
+    max_age: nanos(maxAgeMs),
+    max_bytes: maxBytes,
+    // The server refuses a dedupe window longer than the stream keeps messages.
+    duplicate_window: nanos(Math.min(cfg.dedupeWindowMs, maxAgeMs)),
+    num_replicas: cfg.replicas,
+  }
+}
+
+/**
+ * Streams, durable consumers and leases over JetStream, on the bus's own connection (so its
+ * reply inbox prefix, and with it its permissions, apply). Publishes retry until their deadline
+ * through disconnects and restarts; consumers and readers re-pull after them.
+ *
+ * A durable consumer acknowledges with AckAll (nats-server accepts it for pull consumers): an
+ * ack covers every earlier message. It holds at most `MAX_ACK_PENDING` unacknowledged.
+ *
+ * What an acknowledged write survives: nats-server 2.9 cannot be told to fsync each write (it
+ * refuses `sync_interval`, which 2.10 brought, with `always` among its values): a stored message
+ * is in the OS page cache, so it outlives the server's crash (kill -9, tested) but not the
+ * machine's power loss unless other replicas (R3) hold it.
+ */
+export function createNatsDurable(nc: NatsConnection, log: Logger): NatsDurable {
+  // No API call at creation: a worker that only publishes needs no rights beyond its subjects.
+  const js: JetStreamClient = jetstream(nc)
+  let jsmP: Promise<JetStreamManager> | undefined
+  const jsm = () => (jsmP ??= jetstreamManager(nc, { checkAPI: false }))
+  let kvP: Promise<KV> | undefined
+  // Bound without an API call, and read from the stream leader (no direct get from a replica
+  // that may lag), so a lease's revision is always the latest.
+  const leases = () => (kvP ??= new Kvm(js).open(LEASE_BUCKET, { allow_direct: false }))
+  const closing = new AbortController()
+  const gone = () => closing.signal.aborted || nc.isClosed()
+  // The first sequence a consumer restarted in this process must start from, should its
+  // re-creation fail between the delete and the create.
+  const restartAt = new Map<string, number>()
+
+  async function ensureOnce(cfg: DurableConfig): Promise<void> {
+    const m = await jsm()
+    const wanted = [
+      streamConfig(STREAMS.events, STREAM_SUBJECTS.events, cfg.eventsMaxAgeMs, cfg.eventsMaxBytes, cfg),
+      streamConfig(STREAMS.log, STREAM_SUBJECTS.log, cfg.logMaxAgeMs, cfg.logMaxBytes, cfg),
+      {
+        // The lease bucket as @nats-io/kv makes one, with one revision per key kept and the TTL as max age.
+        ...streamConfig(`KV_${LEASE_BUCKET}`, [`$KV.${LEASE_BUCKET}.>`], cfg.leaseTtlMs, -1, cfg),
+        max_msgs_per_subject: 1,
+        discard: DiscardPolicy.New,
+        allow_rollup_hdrs: true,
+        deny_delete: true,
+        deny_purge: false,
+        allow_direct: false,
+      },
+    ]
+    for (const sc of wanted) {
+      try {
+        await m.streams.info(sc.name)
+        await m.streams.update(sc.name, sc)
+      } catch (err) {
+        if (!isNotFound(err)) throw err
+        await m.streams.add(sc)
+      }
+    }
+  }
+
+  async function streamInfo(stream: StreamName) {
+    try {
+      return await (await jsm()).streams.info(STREAMS[stream])
+    } catch (err) {
+      if (isNotFound(err)) return undefined
+      throw err
+    }
+  }
+
+  /**
+   * The durable consumer `name`, made when absent. When an earlier instance was handed messages
+   * it did not acknowledge, it is made again from the first of them: JetStream would otherwise
+   * hand out newer ones first and those only after their ack wait.
+   */
+  async function prepare(stream: StreamName, name: string, ackWaitMs: number): Promise<{ info: ConsumerInfo; seenThrough: number }> {
+    const m = await jsm()
+    const sname = STREAMS[stream]
+    const key = `${sname}/${name}`
+    const base: Partial<ConsumerConfig> = {
+      durable_name: name,
+      ack_policy: AckPolicy.All,
+      ack_wait: nanos(ackWaitMs),
+      max_ack_pending: MAX_ACK_PENDING,
+      max_deliver: -1,
+    }
+    const create = (startSeq: number | undefined) =>
+      m.consumers.add(sname, startSeq === undefined ? { ...base, deliver_policy: DeliverPolicy.All } : { ...base, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq })
+    let info: ConsumerInfo
+    try {
+      info = await m.consumers.info(sname, name)
+    } catch (err) {
+      if (apiCode(err) !== JetStreamApiCodes.ConsumerNotFound) throw err
+      info = await create(restartAt.get(key))
+      restartAt.delete(key)
+      return { info, seenThrough: 0 }
+    }
+    const floor = info.ack_floor.stream_seq
+    const seenThrough = info.delivered.stream_seq
+    if (seenThrough <= floor) {
+      if (info.config.ack_wait !== base.ack_wait) info = await m.consumers.update(sname, name, { ack_wait: base.ack_wait })
+      return { info, seenThrough: 0 }
+    }
+    restartAt.set(key, floor + 1)
+    await m.consumers.delete(sname, name)
+    info = await create(floor + 1)
+    restartAt.delete(key)
+    return { info, seenThrough }
+  }
+
+  /** Logs a failure of a reader's loop once per interval (the loop retries). */
+  function retrying(what: string, err: unknown) {
+    if (isNotFound(err)) return // the queen has not made the stream yet: quietly wait for it
+    warnRateLimited(log, `${what}: JetStream failed, retrying`, { err: errorMessage(err) })
+  }
+
+  function lease(key: string, holder: string): Lease {
+    const fail = (err: unknown, what: string) => new ApiaryError('unavailable', `lease ${key}: cannot ${what}: ${errorMessage(err)}`, undefined, { cause: err })
+    const current = async (kv: KV) => {
+      const e = await kv.get(key)
+      return e && e.operation === 'PUT' ? { holder: dec.decode(e.value), revision: e.revision } : undefined
+    }
+    return {
+      async acquire() {
+        try {
+          const kv = await leases()
+          const e = await current(kv)
+          if (e && e.holder !== holder) return false
+          try {
+            // A revision check either way: two standbys racing for a free lease, one wins.
+            if (e) await kv.update(key, enc.encode(holder), e.revision)
+            else await kv.create(key, enc.encode(holder))
+            return true
+          } catch (err) {
+            if (isWrongLastSeq(err)) return false
+            throw err
+          }
+        } catch (err) {
+          throw fail(err, 'acquire it')
+        }
+      },
+      async release() {
+        try {
+          const kv = await leases()
+          const e = await current(kv)
+          if (e?.holder === holder) await kv.delete(key, { previousSeq: e.revision })
+        } catch (err) {
+          if (!isWrongLastSeq(err)) throw fail(err, 'release it')
+        }
+      },
+      async holder() {
+        try {
+          return (await current(await leases()))?.holder ?? null
+        } catch (err) {
+          throw fail(err, 'read it')
+        }
+      },
+    }
+  }
+
+  return {
+    async ensure(cfg) {
+      const until = Date.now() + ENSURE_PATIENCE_MS
+      for (let n = 0; ; n++) {
+        try {
+          // The one call that asks whether the account has JetStream at all ($JS.API.INFO).
+          await jetstreamManager(nc)
+          return await ensureOnce(cfg)
+        } catch (err) {
+          if (gone()) throw new ApiaryError('closed', 'the bus is closed', undefined, { cause: err })
+          if (isNoJetStream(err)) {
+            throw new ApiaryError(
+              'unavailable',
+              `NATS has no JetStream for this account (${errorMessage(err)}): streams and leases need it; enable jetstream on the server (and, in operator mode, for the account)`,
+              undefined,
+              { cause: err },
+            )
+          }
+          if (isRefusal(err)) throw new ApiaryError('invalid_input', `JetStream refused the streams' configuration: ${errorMessage(err)}`, undefined, { cause: err })
+          if (Date.now() > until) throw new ApiaryError('unavailable', `JetStream did not make the streams within ${ENSURE_PATIENCE_MS} ms: ${errorMessage(err)}`, undefined, { cause: err })
+          // A cluster still electing its leader, a server restarting: again.
+          await pause(backoff(n), closing.signal)
+        }
+      }
+    },
+
+    async publish(subject, data, opts): Promise<PublishReceipt> {
+      const payload = enc.encode(toJson(data))
+      const { signal, dispose } = linkedSignal(opts.signal, closing.signal)
+      const aborted = () =>
+        gone()
+          ? new ApiaryError('closed', `the bus closed before ${subject} was stored`)
+          : new ApiaryError('timeout', `publish to ${subject} was aborted`, undefined, { cause: opts.signal?.reason })
+      let last: unknown
+      try {
+        for (let n = 0; ; n++) {
+          if (signal.aborted) throw aborted()
+          const left = opts.deadline - Date.now()
+          if (left <= 0) {
+            throw new ApiaryError('timeout', `${subject} was not stored before its deadline${last === undefined ? '' : `: ${errorMessage(last)}`}`, undefined, { cause: last })
+          }
+          try {
+            // An attempt cut off by the signal may still land: its dedupe id makes that harmless.
+            const ack = await abortable(
+              js.publish(subject, payload, {
+                msgID: opts.id,
+                timeout: Math.max(1, Math.min(left, ATTEMPT_MS)),
+                ...(opts.expectLastSeq !== undefined ? { expect: { lastSequence: opts.expectLastSeq } } : {}),
+              }),
+              signal,
+            )
+            return { seq: ack.seq, duplicate: ack.duplicate }
+          } catch (err) {
+            if (signal.aborted || gone()) throw aborted()
+            // The server checks the dedupe id first: a retry of a stored message is a duplicate, never a conflict.
+            if (isWrongLastSeq(err)) throw new ApiaryError('conflict', `${subject}: ${errorMessage(err)}, not ${opts.expectLastSeq} (another writer took over)`, undefined, { cause: err })
+            if (isRefusal(err)) throw new ApiaryError('invalid_input', `JetStream refused ${subject}: ${errorMessage(err)}`, undefined, { cause: err })
+            // A timeout, no responders (no stream yet, a server restarting), a disconnect: again.
+            last = err
+          }
+          await pause(Math.min(backoff(n), opts.deadline - Date.now()), signal)
+        }
+      } finally {
+        dispose()
+      }
+    },
+
+    consume(stream, name, handler, opts) {
+      return startReader(`consumer ${name}`, handler, log, async (r: ReaderLoop) => {
+        const { signal } = linkedSignal(r.signal, closing.signal)
+        for (let n = 0; !signal.aborted && !gone(); n++) {
+          try {
+            const { info, seenThrough } = await prepare(stream, name, opts.ackWaitMs)
+            const messages = await js.consumers.getConsumerFromInfo(info).consume(PULL)
+            const stop = () => void messages.stop()
+            signal.addEventListener('abort', stop, { once: true })
+            try {
+              for await (const m of messages) {
+                n = 0
+                if (signal.aborted) break
+                const body = readBytes(m.data, m.subject, opts.maxBytes, log)
+                if (!body) {
+                  m.ack()
+                  continue
+                }
+                // Handed out before the consumer was made again: at least once more than it counts.
+                const deliveries = m.info.deliveryCount + (m.seq <= seenThrough ? 1 : 0)
+                await r.hand({ subject: m.subject, data: body.data, seq: m.seq, deliveries, ack: () => m.ack() })
+              }
+            } finally {
+              signal.removeEventListener('abort', stop)
+              await messages.close().catch(() => undefined)
+            }
+          } catch (err) {
+            if (signal.aborted || gone()) return
+            retrying(`consumer ${name} of ${STREAMS[stream]}`, err)
+          }
+          await pause(backoff(n), signal)
+        }
+      })
+    },
+
+    read(stream, handler, opts) {
+      return startReader(`reader of ${stream}`, handler, log, async (r: ReaderLoop) => {
+        const { signal } = linkedSignal(r.signal, closing.signal)
+        let next = opts.afterSeq + 1
+        let until = Infinity
+        if (!opts.follow) {
+          // Caught up means: up to the last sequence when the read started. A stream not made yet reads as empty.
+          const info = await streamInfo(stream)
+          if (!info || info.state.last_seq < next || info.state.first_seq > info.state.last_seq) return
+          until = info.state.last_seq
+        }
+        for (let n = 0; !signal.aborted && !gone(); n++) {
+          try {
+            // An ordered consumer: ephemeral, in memory, made again from where it got to after a gap or a restart.
+            const c = await js.consumers.get(STREAMS[stream], { opt_start_seq: next })
+            const messages = await c.consume(PULL)
+            const stop = () => void messages.stop()
+            signal.addEventListener('abort', stop, { once: true })
+            try {
+              for await (const m of messages) {
+                n = 0
+                if (signal.aborted || m.seq < next) continue
+                next = m.seq + 1
+                const body = readBytes(m.data, m.subject, opts.maxBytes, log)
+                if (body) await r.hand({ subject: m.subject, data: body.data, seq: m.seq, deliveries: 1, ack: () => undefined })
+                if (!opts.follow && m.seq >= until) return
+                // Nothing more here yet (a replica catching up), or the rest aged out (from the front).
+                if (!opts.follow && m.info.pending === 0 && ((await streamInfo(stream))?.state.first_seq ?? Infinity) > until) return
+              }
+            } finally {
+              signal.removeEventListener('abort', stop)
+              await messages.close().catch(() => undefined)
+            }
+          } catch (err) {
+            if (signal.aborted || gone()) return
+            retrying(`reader of ${STREAMS[stream]}`, err)
+          }
+          await pause(backoff(n), signal)
+        }
+      })
+    },
+
+    async lastSeq(stream) {
+      try {
+        return (await streamInfo(stream))?.state.last_seq ?? 0
+      } catch (err) {
+        throw new ApiaryError(gone() ? 'closed' : 'unavailable', `cannot read the last sequence of ${STREAMS[stream]}: ${errorMessage(err)}`, undefined, { cause: err })
+      }
+    },
+
+    lease,
+
+    close() {
+      closing.abort()
+    },
+  }
+}
