@@ -23,6 +23,7 @@ export {
   type DurablePublishOptions,
   LEASE_BUCKET,
   type Lease,
+  MAX_ACK_PENDING,
   type PublishReceipt,
   type ReadOptions,
   STREAMS,

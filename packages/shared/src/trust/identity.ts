@@ -1,3 +1,4 @@
+import { LEASE_BUCKET, STREAMS } from '../bus/durable.ts'
 import { subjects, subjectToken, type Role } from '../subjects.ts'
 
 /**
@@ -27,15 +28,51 @@ export interface BusPermissions {
 const PAYLOAD = { node: 512 * 1024, sshWorker: 4 * 1024 * 1024, operation: 8 * 1024 * 1024 }
 
 /**
+ * What the queen may ask of JetStream, on apiary's streams and lease bucket only. These are
+ * nats-server's API subjects (2.9: server/jetstream_api.go), as nats.js 3.3 sends them:
+ *
+ * - the streams and the bucket's stream (`KV_<bucket>`): create, update, info (`ensure`,
+ *   `lastSeq`, and an ordered reader asks for its stream's info first); never delete, purge,
+ *   list, or another stream.
+ * - consumers of the two streams: create (nats.js names every consumer, so on 2.9 it always
+ *   sends `CONSUMER.CREATE.<stream>.<name>[.<filter>]`, never the older `DURABLE.CREATE`), info,
+ *   delete (a durable consumer made again from its ack floor, an ordered reader replacing its
+ *   consumer after a gap), pull (`MSG.NEXT`) and acknowledge (`$JS.ACK.<stream>.<consumer>.…`).
+ * - the lease bucket's keys: put, create, update and delete are publishes to
+ *   `$KV.<bucket>.<key>`; a read is `STREAM.MSG.GET.KV_<bucket>` (the bucket is read without
+ *   direct gets, from the stream's leader, so a revision is never stale).
+ * - `$JS.API.INFO`, the account's JetStream limits and usage, which `ensure` asks first.
+ *
+ * Deliveries, API answers and publish acknowledgements come to its own inbox.
+ */
+function queenJetStream(): string[] {
+  const api = '$JS.API'
+  const kv = `KV_${LEASE_BUCKET}`
+  const streams = [STREAMS.events, STREAMS.log]
+  return [
+    `${api}.INFO`,
+    ...[...streams, kv].flatMap((s) => [`${api}.STREAM.CREATE.${s}`, `${api}.STREAM.UPDATE.${s}`, `${api}.STREAM.INFO.${s}`]),
+    ...streams.flatMap((s) => [`${api}.CONSUMER.CREATE.${s}.>`, `${api}.CONSUMER.INFO.${s}.*`, `${api}.CONSUMER.DELETE.${s}.*`, `${api}.CONSUMER.MSG.NEXT.${s}.*`, `$JS.ACK.${s}.>`]),
+    `$KV.${LEASE_BUCKET}.>`,
+    `${api}.STREAM.MSG.GET.${kv}`,
+  ]
+}
+
+/**
  * Least privilege per role (DESIGN.md, "Trust"): the subjects of its own node or region, its
  * own heartbeat, replies through its own inbox prefix.
+ *
+ * JetStream: only the queen uses its API (`queenJetStream`), and only the queen writes the job
+ * log. A hive or worker stores its events with a plain publish on the subjects it already may
+ * publish, asking for a reply: the stream's acknowledgement comes to its inbox. It cannot
+ * make, change, read, purge or delete a stream, nor touch a lease.
  */
 export function permissionsFor(who: Identity): BusPermissions {
   const p = subjects.prefix
   const inbox = `${subjects.inboxPrefix(who.role, who.id, who.region)}.>`
   if (who.role === 'queen') {
     return {
-      pub: [`${p}.hive.*.jobs`, `${p}.hive.*.chunk.*`, subjects.controlAll],
+      pub: [`${p}.hive.*.jobs`, `${p}.hive.*.chunk.*`, subjects.controlAll, subjects.log, ...queenJetStream()],
       sub: [subjects.nodeEventsAll, subjects.sshEventsAll, subjects.hiveEventsAll, subjects.heartbeatAll, inbox],
       respond: false,
       maxPayload: PAYLOAD.operation,
