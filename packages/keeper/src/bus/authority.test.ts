@@ -10,8 +10,12 @@ describe('the bus authority', () => {
     expect(op).toMatchObject({ iss: a.operator.getPublicKey(), sub: a.operator.getPublicKey(), nats: { system_account: a.system.getPublicKey(), type: 'operator' } })
     const sys = decode<Account>(await signSystemAccount(a))
     expect(sys).toMatchObject({ iss: a.operator.getPublicKey(), sub: a.system.getPublicKey() })
-    const acc = decode<Account>(await signAccount(a, { UREVOKED: 5 }))
-    expect(acc).toMatchObject({ iss: a.operator.getPublicKey(), sub: a.account.getPublicKey(), nats: { signing_keys: [a.signing.getPublicKey()], revocations: { UREVOKED: 5 } } })
+    const acc = decode<Account>(await signAccount(a, { UREVOKED: 5 }, 2 ** 30))
+    expect(acc).toMatchObject({
+      iss: a.operator.getPublicKey(),
+      sub: a.account.getPublicKey(),
+      nats: { signing_keys: [a.signing.getPublicKey()], revocations: { UREVOKED: 5 }, limits: { disk_storage: 2 ** 30, mem_storage: 0 } },
+    })
 
     const who = { role: 'hive', region: 'eu', id: 'hive-1' } as const
     const u = await issueUser(a.signing, a.account.getPublicKey(), who)

@@ -43,9 +43,9 @@ export function signSystemAccount(a: Pick<Authority, 'operator' | 'system'>): Pr
   return encodeAccount(SYSTEM_ACCOUNT_NAME, a.system.getPublicKey(), systemAccountClaims(), { signer: a.operator })
 }
 
-/** The apiary account's JWT, signed by the operator, with the revoked user keys. */
-export function signAccount(a: Pick<Authority, 'operator' | 'account' | 'signing'>, revocations: Readonly<Record<string, number>>): Promise<string> {
-  return encodeAccount(ACCOUNT_NAME, a.account.getPublicKey(), accountClaims(a.signing.getPublicKey(), revocations), { signer: a.operator })
+/** The apiary account's JWT, signed by the operator, with the revoked user keys and JetStream storage of `diskBytes` in all. */
+export function signAccount(a: Pick<Authority, 'operator' | 'account' | 'signing'>, revocations: Readonly<Record<string, number>>, diskBytes: number): Promise<string> {
+  return encodeAccount(ACCOUNT_NAME, a.account.getPublicKey(), accountClaims(a.signing.getPublicKey(), revocations, diskBytes), { signer: a.operator })
 }
 
 export interface IssuedUser {

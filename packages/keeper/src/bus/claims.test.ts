@@ -1,6 +1,8 @@
 import { permissionsFor } from '@apiary/shared'
 import { describe, expect, it } from 'vitest'
-import { accountClaims, claimsUpdateSubject, RESPONSE_TTL_NS, systemUserClaims, userClaims } from './claims.ts'
+import { accountClaims, claimsUpdateSubject, JETSTREAM_STREAMS, RESPONSE_TTL_NS, systemUserClaims, userClaims } from './claims.ts'
+
+const GIB = 1024 ** 3
 
 describe('bus claims', () => {
   it("gives a worker exactly its role's allow lists and one reply per request it received", () => {
@@ -32,8 +34,13 @@ describe('bus claims', () => {
   })
 
   it('puts the signing key and, only when there are some, the revocations in the account', () => {
-    expect(accountClaims('AKEY', {})).not.toHaveProperty('revocations')
-    expect(accountClaims('AKEY', { UX: 17 })).toMatchObject({ signing_keys: ['AKEY'], revocations: { UX: 17 }, limits: { conn: -1, payload: -1, disallow_bearer: true } })
+    expect(accountClaims('AKEY', {}, GIB)).not.toHaveProperty('revocations')
+    expect(accountClaims('AKEY', { UX: 17 }, GIB)).toMatchObject({ signing_keys: ['AKEY'], revocations: { UX: 17 }, limits: { conn: -1, payload: -1, disallow_bearer: true } })
+  })
+
+  it("gives the account JetStream on disk only, for apiary's three streams", () => {
+    expect(accountClaims('AKEY', {}, 48 * GIB).limits).toMatchObject({ disk_storage: 48 * GIB, mem_storage: 0, streams: 3, consumer: 128, max_ack_pending: 4096 })
+    expect(JETSTREAM_STREAMS).toEqual(['APIARY_EVENTS', 'APIARY_LOG', 'KV_APIARY_LEASES'])
   })
 
   it("gives keeper's system user the apiary account's claims update and its own inbox, nothing else", () => {

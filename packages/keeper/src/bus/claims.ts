@@ -1,4 +1,4 @@
-import type { BusPermissions } from '@apiary/shared'
+import { type BusPermissions, LEASE_BUCKET, MAX_ACK_PENDING, STREAMS } from '@apiary/shared'
 import type { Account, Operator, OperatorLimits, Permission, User } from '@nats-io/jwt'
 
 /**
@@ -40,15 +40,45 @@ export function userClaims(p: BusPermissions): Partial<User> {
   }
 }
 
+/** apiary's streams: the events, the job log and the lease bucket's (`KV_<bucket>`). */
+export const JETSTREAM_STREAMS = [STREAMS.events, STREAMS.log, `KV_${LEASE_BUCKET}`] as const
+
+/**
+ * The most consumers one stream may have (nats-server counts them per stream): the leader's
+ * durable one, and an ordered reader per queen, per rebuild and per lease watch, each replaced
+ * after a gap while the old one's deletion may still be on its way.
+ */
+export const JETSTREAM_CONSUMERS_PER_STREAM = 128
+
+/**
+ * JetStream for the apiary account (nats-server enables it for an account whose JWT gives it
+ * storage). On disk only: no memory storage, so every stream survives a restart. As many streams
+ * as apiary keeps, so nothing else is made in the account. `diskBytes` bounds what all streams
+ * may hold together, counting every replica (an R3 stream of 1 GiB takes 3 GiB): a stream whose
+ * max_bytes (times its replicas) does not fit is refused when it is made.
+ */
+export function jetStreamLimits(diskBytes: number): OperatorLimits {
+  return {
+    disk_storage: diskBytes,
+    mem_storage: 0,
+    streams: JETSTREAM_STREAMS.length,
+    consumer: JETSTREAM_CONSUMERS_PER_STREAM,
+    // What a durable consumer asks for, and no more: nats-server refuses a consumer that asks
+    // for more than the account allows.
+    max_ack_pending: MAX_ACK_PENDING,
+  }
+}
+
 /**
  * The apiary account: users are signed by its signing key (so the account's own key can stay
  * offline), and `revocations` maps a user public key to the second from which its JWTs no
- * longer count (nats-server refuses a user whose JWT was issued at or before it).
+ * longer count (nats-server refuses a user whose JWT was issued at or before it). JetStream
+ * as `jetStreamLimits(diskBytes)` says.
  */
-export function accountClaims(signingKey: string, revocations: Readonly<Record<string, number>>): Partial<Account> {
+export function accountClaims(signingKey: string, revocations: Readonly<Record<string, number>>, diskBytes: number): Partial<Account> {
   return {
     signing_keys: [signingKey],
-    limits: { ...UNLIMITED },
+    limits: { ...UNLIMITED, ...jetStreamLimits(diskBytes) },
     ...(Object.keys(revocations).length > 0 ? { revocations: { ...revocations } } : {}),
   }
 }

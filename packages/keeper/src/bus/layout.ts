@@ -20,8 +20,10 @@ export const BUS_FILES = {
   /** keeper's user of the system account (a secret): pushes a re-signed account JWT to nats-server. */
   systemCreds: 'sys.creds',
   serverConfig: 'nats-server.conf',
-  /** Where the server config goes and what it listens on, so a revoke rewrites the same file. */
+  /** Where each server's config goes and what it listens on, so a revoke rewrites the same files. */
   serverSettings: 'server.json',
+  /** The password a cluster's routes present to each other (a secret): written into every server's config. */
+  routeSecret: 'cluster-route.secret',
   registry: 'identities.json',
   creds: 'creds',
   lock: '.lock',

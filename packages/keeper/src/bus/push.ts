@@ -10,6 +10,12 @@ export interface PushTarget {
   creds: Uint8Array
   /** TLS: the CA of the server's certificate (else the system's CAs) and, for mTLS, keeper's client certificate. */
   tls?: { ca?: string; cert?: string; key?: string }
+  /**
+   * The server names of its cluster, every one of which must take the JWT: the update, sent to
+   * one server, reaches all of them through the system account, and each answers. Empty for a
+   * server alone (its one answer counts).
+   */
+  cluster: string[]
 }
 
 /**
@@ -23,8 +29,8 @@ export type PushOutcome = { ok: true; server: string; message: string } | { ok: 
 export interface AccountUpdate {
   accountPublicKey: string
   accountJwt: string
-  /** What `server.json` says the server listens on. */
-  settings: ServerSettings
+  /** The servers `server.json` records: the first is pushed to unless the flags say otherwise. */
+  servers: readonly ServerSettings[]
   /** keeper's system user; `issued` when it was made now, the directory having none. */
   system: { path: string; creds: Uint8Array; issued: boolean }
 }
@@ -50,14 +56,23 @@ export function connectHost(host: string): string {
   return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host
 }
 
+function addressOf(s: ServerSettings): string {
+  return `nats://${connectHost(s.host)}:${s.port}`
+}
+
 /**
- * Where and how to push: `flags.server`, else the address `server.json` records; over TLS when
- * it records TLS (verifying the server with `--tls-ca`, else its recorded CA, else the system's
- * CAs), or when TLS flags or a `tls://` address are given. An mTLS server asks every client for a certificate, keeper's
+ * Where and how to push: `flags.server`, else the address `server.json` records (its first
+ * server's); over TLS when that server's settings record TLS (verifying the server with
+ * `--tls-ca`, else its recorded CA, else the system's CAs), or when TLS flags or a `tls://`
+ * address are given. An mTLS server asks every client for a certificate, keeper's
  * system user too: without `--tls-cert` that is known to fail, so it is said before connecting.
+ * For a server of a cluster, every server of it must answer.
  */
-export function targetFor(settings: ServerSettings, flags: PushFlags, creds: Uint8Array): { target: PushTarget } | { refused: PushOutcome } {
-  const server = flags.server ?? `nats://${connectHost(settings.host)}:${settings.port}`
+export function targetFor(servers: readonly ServerSettings[], flags: PushFlags, creds: Uint8Array): { target: PushTarget } | { refused: PushOutcome } {
+  const first = servers[0]
+  if (first === undefined) throw new Error('server.json records no server')
+  const settings = servers.find((s) => flags.server !== undefined && addressOf(s) === flags.server.replace(/^tls:/, 'nats:')) ?? first
+  const server = flags.server ?? addressOf(settings)
   const recorded = settings.tls
   if (recorded?.ca !== undefined && flags.cert === undefined) {
     const reason = `nats-server asks every client for a certificate of ${recorded.ca} (mTLS, as server.json records): give keeper's with --tls-cert and --tls-key`
@@ -66,13 +81,14 @@ export function targetFor(settings: ServerSettings, flags: PushFlags, creds: Uin
   const tlsWanted = recorded !== undefined || flags.ca !== undefined || flags.cert !== undefined || server.startsWith('tls://')
   const ca = flags.ca ?? recorded?.ca
   const tls = tlsWanted ? { ...(ca !== undefined ? { ca } : {}), ...(flags.cert !== undefined && flags.key !== undefined ? { cert: flags.cert, key: flags.key } : {}) } : undefined
-  return { target: { server, creds, ...(tls ? { tls } : {}) } }
+  const cluster = settings.cluster ? servers.flatMap((s) => (s.cluster?.name === settings.cluster?.name && s.name !== undefined ? [s.name] : [])) : []
+  return { target: { server, creds, ...(tls ? { tls } : {}), cluster } }
 }
 
 /** A `Pusher` for these flags: `targetFor`, then `pushAccountClaims`. */
 export function pusher(flags: PushFlags, opts: { signal?: AbortSignal } = {}): Pusher {
   return async (u) => {
-    const t = targetFor(u.settings, flags, u.system.creds)
+    const t = targetFor(u.servers, flags, u.system.creds)
     if ('refused' in t) return t.refused
     return pushAccountClaims(t.target, u.accountPublicKey, u.accountJwt, opts)
   }
@@ -84,6 +100,7 @@ const REPLY_TIMEOUT_MS = 5000
 
 /** nats-server's answer to a claims update (2.9: `respondToUpdate`). */
 const UpdateReply = z.object({
+  server: z.object({ name: z.string() }).partial().optional(),
   data: z.object({ code: z.number(), message: z.string() }).optional(),
   error: z.object({ code: z.number(), description: z.string() }).optional(),
 })
@@ -125,6 +142,41 @@ export function readUpdateReply(server: string, body: string): PushOutcome {
   return { ok: true, server, message: data.message }
 }
 
+/** The name of the server that sent an answer, if it says. */
+function answeredBy(body: string): string | undefined {
+  try {
+    return UpdateReply.safeParse(JSON.parse(body)).data?.server?.name
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Reads the answers of a cluster's servers: the push counts only when every one of `cluster`
+ * took the JWT. A server that skipped it (no client of the account since it started) or did
+ * not answer (down, or cut off) would still admit a revoked key; one that is down reads the
+ * config when it starts, if it is the config keeper rewrote.
+ */
+export function readClusterReplies(server: string, cluster: readonly string[], bodies: readonly string[]): PushOutcome {
+  const byName = new Map<string, PushOutcome>()
+  for (const body of bodies) {
+    const name = answeredBy(body)
+    if (name !== undefined && cluster.includes(name)) byName.set(name, readUpdateReply(server, body))
+  }
+  // Servers that failed alike are named together, their reason said once.
+  const failures = new Map<string, string[]>()
+  for (const name of cluster) {
+    const r = byName.get(name)
+    const why = r === undefined ? 'did not answer (a server that is down reads its config when it starts)' : r.ok ? undefined : r.reason
+    if (why !== undefined) failures.set(why, [...(failures.get(why) ?? []), name])
+  }
+  if (failures.size > 0) {
+    const said = [...failures].map(([why, names]) => `${names.join(', ')}${why.startsWith('did not') ? ' ' : ': '}${why}`)
+    return { ok: false, server, failed: 'update', reason: `not every server of the cluster took it: ${said.join('; ')}` }
+  }
+  return { ok: true, server, message: `jwt updated on ${cluster.join(', ')}` }
+}
+
 /**
  * Hands the account's new JWT to a running nats-server (2.9) as the system user: the server
  * applies it at once, closing only the connections of newly revoked users. (A reload, the
@@ -152,6 +204,13 @@ export async function pushAccountClaims(target: PushTarget, accountPublicKey: st
   const abort = () => void nc.close()
   opts.signal?.addEventListener('abort', abort, { once: true })
   try {
+    if (target.cluster.length > 1) {
+      // Every server answers the one request; those that have not within the time are named.
+      const replies = await nc.requestMany(claimsUpdateSubject(accountPublicKey), accountJwt, { strategy: 'count', maxMessages: target.cluster.length, maxWait: REPLY_TIMEOUT_MS })
+      const bodies: string[] = []
+      for await (const m of replies) bodies.push(m.string())
+      return readClusterReplies(server, target.cluster, bodies)
+    }
     const reply = await nc.request(claimsUpdateSubject(accountPublicKey), accountJwt, { timeout: REPLY_TIMEOUT_MS })
     return readUpdateReply(server, reply.string())
   } catch (err) {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { chmod, mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ApiaryError, type Identity, isApiaryError, parseOrThrow } from '@apiary/shared'
@@ -6,7 +7,7 @@ import { type Authority, ACCOUNT_NAME, issueSystemUser, issueUser, keyFromSeed, 
 import { BUS_FILES, defaultCredsPath, describeIdentity } from './layout.ts'
 import type { Pusher, PushOutcome } from './push.ts'
 import { emptyRegistry, parseRegistry, recordIssue, recordRevoke, type Registry, type RegistryEntry, revocationsOf } from './registry.ts'
-import { DEFAULT_HOST, DEFAULT_PORT, serverConfig, ServerSettings } from './server-config.ts'
+import { DEFAULT_HOST, DEFAULT_PORT, defaultStoreDir, type JetStreamSettings, serverConfig, ServerFile, serversOf, ServerSettings, withJetStream } from './server-config.ts'
 
 /**
  * A bus directory on disk: the operator, the apiary account and the system account (keys and
@@ -109,15 +110,31 @@ async function readRegistry(dir: string): Promise<Registry> {
   return parseRegistry(await readBusFile(dir, BUS_FILES.registry), join(dir, BUS_FILES.registry))
 }
 
-async function readSettings(dir: string): Promise<ServerSettings> {
+/** The servers `server.json` records (one, or the servers of one cluster), each with its JetStream store. */
+async function readServers(dir: string): Promise<ServerSettings[]> {
   const file = join(dir, BUS_FILES.serverSettings)
   const text = await readBusFile(dir, BUS_FILES.serverSettings)
+  let json: unknown
   try {
-    return parseOrThrow(ServerSettings, JSON.parse(text), file)
+    json = JSON.parse(text)
   } catch (err) {
-    if (isApiaryError(err)) throw err
     throw new ApiaryError('invalid_input', `${file} is not valid JSON`, file, { cause: err })
   }
+  return serversOf(parseOrThrow(ServerFile, json, file)).map(withJetStream)
+}
+
+/** The password routes present to each other (`<dir>/cluster-route.secret`), made once, when the first cluster config is written. */
+async function routeSecret(dir: string): Promise<string> {
+  const path = join(dir, BUS_FILES.routeSecret)
+  try {
+    return await readSecretFile(path, BUS_FILES.routeSecret)
+  } catch (err) {
+    if (!isApiaryError(err, 'not_found')) throw err
+  }
+  // Hex: nothing a route URL would need to escape.
+  const secret = randomBytes(32).toString('hex')
+  await writePrivate(path, `${secret}\n`)
+  return secret
 }
 
 async function readAuthority(dir: string): Promise<Authority> {
@@ -130,24 +147,28 @@ async function readAuthority(dir: string): Promise<Authority> {
 }
 
 /**
- * Re-signs the account JWT with the registry's revocations and rewrites the server config as
- * `settings` say, or else as `server.json` does; new `settings` are kept there. Returns those
- * used and the new JWT.
+ * Re-signs the account JWT with the registry's revocations, its JetStream storage the sum of
+ * the servers' (`maxStore`), and rewrites every server's config as `servers` say, or else as
+ * `server.json` does; new `servers` are kept there. Returns those used and the new JWT.
  */
-async function writeAccountAndConfig(dir: string, a: Authority, registry: Registry, settings?: ServerSettings): Promise<{ settings: ServerSettings; accountJwt: string }> {
-  const s = settings ?? (await readSettings(dir))
-  const accountJwt = await signAccount(a, revocationsOf(registry))
+async function writeAccountAndConfig(dir: string, a: Authority, registry: Registry, servers?: ServerSettings[]): Promise<{ servers: ServerSettings[]; accountJwt: string }> {
+  const all = (servers ?? (await readServers(dir))).map(withJetStream)
+  const accountJwt = await signAccount(
+    a,
+    revocationsOf(registry),
+    all.reduce((n, s) => n + s.jetstream.maxStore, 0),
+  )
   await writePrivate(join(dir, BUS_FILES.accountJwt), `${accountJwt}\n`)
-  const { path, ...listen } = s
-  const text = serverConfig({
-    settings: listen,
-    operatorJwt: await readBusFile(dir, BUS_FILES.operatorJwt),
-    system: { name: SYSTEM_ACCOUNT_NAME, publicKey: a.system.getPublicKey(), jwt: await readBusFile(dir, BUS_FILES.systemJwt) },
-    accounts: [{ name: ACCOUNT_NAME, publicKey: a.account.getPublicKey(), jwt: accountJwt }],
-  })
-  await writePrivate(path, text)
-  if (settings) await writePrivate(join(dir, BUS_FILES.serverSettings), `${JSON.stringify(s, null, 1)}\n`)
-  return { settings: s, accountJwt }
+  const operatorJwt = await readBusFile(dir, BUS_FILES.operatorJwt)
+  const system = { name: SYSTEM_ACCOUNT_NAME, publicKey: a.system.getPublicKey(), jwt: await readBusFile(dir, BUS_FILES.systemJwt) }
+  const secret = all.some((s) => s.cluster) ? await routeSecret(dir) : undefined
+  for (const { path, ...settings } of all) {
+    const text = serverConfig({ settings, operatorJwt, system, accounts: [{ name: ACCOUNT_NAME, publicKey: a.account.getPublicKey(), jwt: accountJwt }], ...(secret ? { routeSecret: secret } : {}) })
+    await writePrivate(path, text)
+  }
+  // Parsed for the schema's key order: each server reads alike in the file.
+  if (servers) await writePrivate(join(dir, BUS_FILES.serverSettings), `${JSON.stringify({ servers: all.map((x) => ServerSettings.parse(x)) }, null, 1)}\n`)
+  return { servers: all, accountJwt }
 }
 
 /** `<dir>/sys.creds`, keeper's system user, written (0600) with a new key. */
@@ -215,7 +236,9 @@ export async function initBus(dir: string, opts: { force: boolean }): Promise<In
     await writePrivate(join(dir, BUS_FILES.accountSeed), `${seedText(a.account)}\n`)
     await writePrivate(join(dir, BUS_FILES.signingSeed), `${seedText(a.signing)}\n`)
     await writePrivate(join(dir, BUS_FILES.systemSeed), `${seedText(a.system)}\n`)
-    const { settings: config } = await writeAccountAndConfig(dir, a, registry, { host: DEFAULT_HOST, port: DEFAULT_PORT, path: join(dir, BUS_FILES.serverConfig) })
+    const {
+      servers: [config],
+    } = await writeAccountAndConfig(dir, a, registry, [{ host: DEFAULT_HOST, port: DEFAULT_PORT, path: join(dir, BUS_FILES.serverConfig) }])
     const sys = await writeSystemCreds(dir, a)
     return {
       dir,
@@ -224,7 +247,7 @@ export async function initBus(dir: string, opts: { force: boolean }): Promise<In
       signingKey: a.signing.getPublicKey(),
       systemAccount: a.system.getPublicKey(),
       systemCreds: sys.path,
-      config,
+      config: config!,
       replaced,
     }
   })
@@ -236,8 +259,8 @@ export interface IssueResult {
   publicKey: string
   /** The identity's earlier keys, now revoked. */
   revoked: string[]
-  /** The server config rewritten with those revocations: nats-server must reload it. */
-  config?: string
+  /** The server configs rewritten with those revocations: nats-server must reload them (or take a push). */
+  configs?: string[]
 }
 
 /**
@@ -258,15 +281,15 @@ export async function issueCredential(dir: string, who: Identity, opts: { out?: 
     await writePrivate(join(dir, BUS_FILES.registry), `${JSON.stringify(registry, null, 1)}\n`)
     const result: IssueResult = { identity: who, creds, publicKey: user.publicKey, revoked: revoked.map((e) => e.publicKey) }
     if (revoked.length === 0) return result
-    const { settings: s } = await writeAccountAndConfig(dir, await readAuthority(dir), registry)
-    return { ...result, config: s.path }
+    const { servers } = await writeAccountAndConfig(dir, await readAuthority(dir), registry)
+    return { ...result, configs: servers.map((s) => s.path) }
   })
 }
 
 export interface RevokeResult {
   identity: Identity
   revoked: string[]
-  config: string
+  configs: string[]
   /** The identity's `.creds` file in `<dir>/creds`, removed. */
   removed?: string
   /** What came of handing the new JWT to the running server. */
@@ -289,18 +312,18 @@ export async function revokeCredential(dir: string, who: Identity, opts: { push:
     }
     const a = await readAuthority(dir)
     await writePrivate(join(dir, BUS_FILES.registry), `${JSON.stringify(registry, null, 1)}\n`)
-    const { settings: s, accountJwt } = await writeAccountAndConfig(dir, a, registry)
+    const { servers, accountJwt } = await writeAccountAndConfig(dir, a, registry)
     const creds = defaultCredsPath(dir, who)
     const removed = await rm(creds).then(
       () => creds,
       () => undefined,
     )
     const system = await systemCreds(dir, a)
-    const push = await opts.push({ accountPublicKey: a.account.getPublicKey(), accountJwt, settings: s, system })
+    const push = await opts.push({ accountPublicKey: a.account.getPublicKey(), accountJwt, servers, system })
     return {
       identity: who,
       revoked: revoked.map((e) => e.publicKey),
-      config: s.path,
+      configs: servers.map((s) => s.path),
       ...(removed ? { removed } : {}),
       push,
       ...(system.issued ? { systemIssued: system.path } : {}),
@@ -309,36 +332,72 @@ export async function revokeCredential(dir: string, who: Identity, opts: { push:
 }
 
 export interface PushResult {
-  /** The server config, which holds the same account JWT. */
-  config: string
+  /** The server configs, which hold the same account JWT. */
+  configs: string[]
   push: PushOutcome
   systemIssued?: string
 }
 
 /**
- * Hands the account JWT as it is (with every revocation so far) to the running server: after
- * a re-issue, or when a revoke's push failed.
+ * Hands the account JWT (with every revocation so far) to the running servers: after a
+ * re-issue, when a revoke's push failed, or when this keeper signs the account differently
+ * (a directory made before the account had JetStream gets it so). The JWT is signed again and
+ * every config rewritten first, so a server that restarts reads what the running ones took.
  */
 export async function pushAccount(dir: string, push: Pusher): Promise<PushResult> {
   return withLock(dir, async () => {
-    const a = { account: await readSeed(dir, BUS_FILES.accountSeed, 'SA'), system: await readSeed(dir, BUS_FILES.systemSeed, 'SA') }
-    const settings = await readSettings(dir)
-    const accountJwt = await readBusFile(dir, BUS_FILES.accountJwt)
+    const a = await readAuthority(dir)
+    const { servers, accountJwt } = await writeAccountAndConfig(dir, a, await readRegistry(dir))
     const system = await systemCreds(dir, a)
-    const outcome = await push({ accountPublicKey: a.account.getPublicKey(), accountJwt, settings, system })
-    return { config: settings.path, push: outcome, ...(system.issued ? { systemIssued: system.path } : {}) }
+    const outcome = await push({ accountPublicKey: a.account.getPublicKey(), accountJwt, servers, system })
+    return { configs: servers.map((s) => s.path), push: outcome, ...(system.issued ? { systemIssued: system.path } : {}) }
   })
 }
 
-/** Rewrites the server config with new settings (and where it goes), remembered for later rewrites. */
-export async function writeServerConfig(dir: string, settings: Omit<ServerSettings, 'path'> & { path?: string }): Promise<ServerSettings> {
+/** What `writeServerConfig` takes: one server's settings, its config's path and its store defaulted (`defaultStoreDir`). */
+export type ServerConfigRequest = Omit<ServerSettings, 'path' | 'jetstream'> & {
+  path?: string
+  jetstream: Omit<JetStreamSettings, 'storeDir'> & { storeDir?: string }
+}
+
+/**
+ * The servers `server.json` records once `next` is written: `next` alone, or, for a server of
+ * the cluster already recorded, that cluster with `next` in place of the server of its name.
+ * Two servers of a cluster cannot share a config file or a store.
+ */
+export function nextServers(recorded: readonly ServerSettings[], next: ServerSettings): ServerSettings[] {
+  const cluster = next.cluster?.name
+  if (cluster === undefined || !recorded.every((s) => s.cluster?.name === cluster)) return [next]
+  const others = recorded.filter((s) => s.name !== next.name)
+  const n = withJetStream(next)
+  for (const o of others.map(withJetStream)) {
+    if (o.path === n.path) throw new ApiaryError('conflict', `--out: server ${o.name ?? '?'} of cluster ${cluster} has its config at ${o.path}: give each server its own`, '--out')
+    if (o.jetstream.storeDir === n.jetstream.storeDir) throw new ApiaryError('conflict', `--store-dir: server ${o.name ?? '?'} of cluster ${cluster} keeps its streams in ${o.jetstream.storeDir}: give each server its own`, '--store-dir')
+  }
+  const at = recorded.findIndex((s) => s.name === next.name)
+  return at < 0 ? [...recorded, next] : recorded.map((s, i) => (i === at ? next : s))
+}
+
+/**
+ * Writes a server's config with new settings (and where it goes), remembered for later
+ * rewrites: a server alone, or one server of a cluster (run once per server: each keeps the
+ * others in `server.json`, and every revoke rewrites all their configs). Returns the servers
+ * recorded now, this one first.
+ */
+export async function writeServerConfig(dir: string, settings: ServerConfigRequest): Promise<ServerSettings[]> {
   return withLock(dir, async () => {
     const a = await readAuthority(dir)
-    const { settings: s } = await writeAccountAndConfig(dir, a, await readRegistry(dir), { ...settings, path: settings.path ?? join(dir, BUS_FILES.serverConfig) })
-    return s
+    const name = settings.name
+    const path = settings.path ?? join(dir, name === undefined ? BUS_FILES.serverConfig : `nats-server-${name}.conf`)
+    const next: ServerSettings = { ...settings, path, jetstream: { ...settings.jetstream, storeDir: settings.jetstream.storeDir ?? defaultStoreDir(path, name) } }
+    const recorded = await readServers(dir).catch((err: unknown) => {
+      if (isApiaryError(err, 'not_found')) return []
+      throw err
+    })
+    const { servers } = await writeAccountAndConfig(dir, a, await readRegistry(dir), nextServers(recorded, next))
+    return [...servers.filter((s) => s.path === path), ...servers.filter((s) => s.path !== path)]
   })
 }
-
 /** Every credential issued from `dir`, in the order issued. */
 export async function listCredentials(dir: string): Promise<RegistryEntry[]> {
   return (await readRegistry(dir)).identities

@@ -29,7 +29,8 @@ export const busInit = defineCommand({
     await io.out.line(`  signing key     ${r.signingKey}  ${BUS_FILES.signingSeed} (signs every user)`)
     await io.out.line(`  system account  ${r.systemAccount}  ${BUS_FILES.systemSeed}, ${BUS_FILES.systemJwt}`)
     await io.out.line(`  system user     ${r.systemCreds} (keeper's: pushes a revocation to the running nats-server)`)
-    await io.out.line(`  server config   ${r.config.path} (listens on ${r.config.host}:${r.config.port}; keeper bus server-config changes it)`)
+    const store = r.config.jetstream ? `, JetStream in ${r.config.jetstream.storeDir}` : ''
+    await io.out.line(`  server config   ${r.config.path} (listens on ${r.config.host}:${r.config.port}${store}; keeper bus server-config changes it, or makes a cluster)`)
     await io.out.line(`  registry        ${f(BUS_FILES.registry)}`)
     const d = v.dir === undefined ? '' : ` --dir ${dir}`
     await io.out.line('next:')

@@ -28,9 +28,9 @@ export const busIssue = defineCommand({
       return EXIT.ok
     }
     await io.out.line(`${describeIdentity(who)}: ${r.creds} (user ${r.publicKey})`)
-    if (r.config !== undefined) {
-      await io.out.line(`revoked its previous key${r.revoked.length === 1 ? '' : 's'} ${r.revoked.join(', ')}; rewrote ${r.config}`)
-      await io.out.line(applyHint(r.config, v.dir === undefined ? '' : ` --dir ${dir}`))
+    if (r.configs !== undefined) {
+      await io.out.line(`revoked its previous key${r.revoked.length === 1 ? '' : 's'} ${r.revoked.join(', ')}; rewrote ${r.configs.join(', ')}`)
+      await io.out.line(applyHint(r.configs, v.dir === undefined ? '' : ` --dir ${dir}`))
     }
     return EXIT.ok
   },

@@ -48,10 +48,10 @@ export function identityFromFlags(v: OptionValues<typeof IDENTITY_OPTIONS>): Ide
 }
 
 /** How a revoke (or re-issue) reaches the running server: `keeper bus push`, or a reload. */
-export function applyHint(config: string, dirFlag: string): string {
+export function applyHint(configs: readonly string[], dirFlag: string): string {
   return (
     `apply it to a running nats-server with keeper bus push${dirFlag} (it closes only the revoked connections), ` +
-    `or reload ${config}: kill -HUP <nats-server pid> (on 2.9 a reload drops every JWT-authenticated connection for a moment)`
+    `or reload ${configs.join(', ')}: kill -HUP <nats-server pid> (on 2.9 a reload drops every JWT-authenticated connection for a moment)`
   )
 }
 

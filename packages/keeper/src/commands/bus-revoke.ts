@@ -30,7 +30,7 @@ export const busRevoke = defineCommand({
       return pushExitCode(push)
     }
     await io.out.line(`revoked ${describeIdentity(who)}: ${r.revoked.join(', ')}`)
-    await io.out.line(`re-signed the account JWT and rewrote ${r.config}${r.removed ? `; removed ${r.removed}` : ''}`)
-    return reportPush(io, push, r.config, v.dir === undefined ? '' : ` --dir ${dir}`, r.systemIssued)
+    await io.out.line(`re-signed the account JWT and rewrote ${r.configs.join(', ')}${r.removed ? `; removed ${r.removed}` : ''}`)
+    return reportPush(io, push, r.configs, v.dir === undefined ? '' : ` --dir ${dir}`, r.systemIssued)
   },
 })
