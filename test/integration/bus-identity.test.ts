@@ -1,9 +1,11 @@
-import { readFile, rm, stat } from 'node:fs/promises'
+import { readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { newJobId, subjects } from '@apiary/shared'
-import { connect, type ConnectionOptions, credsAuthenticator, type Msg, type NatsConnection } from '@nats-io/transport-node'
+import { type Identity, newJobId, subjects } from '@apiary/shared'
+import { connect, type ConnectionOptions, credsAuthenticator, headers, type Msg, type NatsConnection } from '@nats-io/transport-node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { freePort, runBin, type TempDir, tempDir } from '../harness/index.ts'
+import { freePort, runBin, type SecureBus, startSecureBus, type TempDir, tempDir, waitUntil } from '../harness/index.ts'
+import { spawnNats } from '../harness/nats.ts'
+import { waitForLine } from '../harness/process.ts'
 import { makeCerts } from '../harness/nats-auth.ts'
 import { type ConfiguredNats, startNatsWithConfig } from '../harness/nats-secure.ts'
 
@@ -137,7 +139,7 @@ beforeAll(async () => {
     keeperOk('issue', '--role', 'worker', '--region', 'eu', '--node-id', 'web-4'),
     ...['web-5', 'web-6', 'web-7'].map((n) => keeperOk('issue', '--role', 'worker', '--region', 'eu', '--node-id', n)),
   ])
-  server = await startNatsWithConfig(join(dir, 'nats-server.conf'))
+  server = await startNatsWithConfig(join(dir, 'nats-server.conf'), { storeDir: join(tmp.path, 'jetstream-1') })
 })
 
 afterAll(async () => {
@@ -323,7 +325,7 @@ describe('keeper bus credentials on nats-server 2.9', () => {
   })
 
   it('a restarted nats-server refuses every revoked key (the config is the durable record); one no client has reached yet skips a push, and revoke says so', async () => {
-    const fresh = await startNatsWithConfig(join(dir, 'nats-server.conf'))
+    const fresh = await startNatsWithConfig(join(dir, 'nats-server.conf'), { storeDir: join(tmp.path, 'jetstream-2') })
     try {
       const conn = (c: Uint8Array) => connect({ servers: fresh.url, reconnect: false, authenticator: credsAuthenticator(c) })
       const web7 = await creds('worker.eu.web-7')
@@ -428,7 +430,7 @@ describe('keeper bus server-config with TLS', () => {
     expect(await run('server-config', '--tls-cert', c.serverCert, '--tls-key', c.serverKey, '--tls-ca', c.ca, '--out', conf)).toContain('TLS with client certificates (mTLS)')
     expect(await readFile(conf, 'utf8')).toMatch(/tls \{\n.*\n.*\n {2}ca_file: .*\n {2}verify: true\n\}/)
     // A revoke rewrites the config where server-config put it, TLS and all.
-    expect(JSON.parse(await readFile(join(bus, 'server.json'), 'utf8'))).toMatchObject({ path: conf, tls: { ca: c.ca } })
+    expect(JSON.parse(await readFile(join(bus, 'server.json'), 'utf8'))).toMatchObject({ servers: [{ path: conf, tls: { ca: c.ca } }] })
 
     tlsServer = await startNatsWithConfig(conf)
     const workerCreds = await readFile(join(bus, 'creds', 'worker.eu.web-1.creds'))
@@ -450,5 +452,336 @@ describe('keeper bus server-config with TLS', () => {
     expect(await run('push', '--server', tlsServer.url, '--tls-cert', c.clientCert, '--tls-key', c.clientKey)).toContain('took the account JWT (jwt updated)')
     expect(await within(nc.closed(), 'close of the revoked connection')).toMatchObject({ message: 'User Authentication Revoked' })
     await expect(connect({ ...base, tls: { caFile: c.ca, certFile: c.clientCert, keyFile: c.clientKey } })).rejects.toThrow(/Authorization Violation/)
+  })
+})
+
+// JetStream under the same credentials: what apiary's roles may do with streams, on one
+// server and on a cluster of three. The requests are those nats.js 3.3 sends (see
+// `permissionsFor`), made by hand so that each refusal is the broker's, not a client's choice.
+
+const QUEEN: Identity = { role: 'queen', id: 'queen' }
+const HIVE: Identity = { role: 'hive', region: 'eu', id: 'hive-1' }
+const WORKER: Identity = { role: 'worker', region: 'eu', id: 'web-1' }
+const SSH: Identity = { role: 'ssh-worker', region: 'eu', id: 'ssh-1' }
+const MIB = 1024 * 1024
+
+interface JsAnswer {
+  error?: { code: number; description: string }
+  [k: string]: unknown
+}
+
+/** Connects as `who` to `servers`, replies coming to its own inbox prefix, as apiary's daemons connect. */
+async function connectIdentity(bus: SecureBus, who: Identity, servers: string = bus.url, opts: Partial<ConnectionOptions> = {}): Promise<NatsConnection> {
+  const nc = await connect({
+    servers,
+    reconnect: false,
+    authenticator: credsAuthenticator(await readFile(bus.creds(who))),
+    inboxPrefix: subjects.inboxPrefix(who.role, who.id, who.region),
+    ...opts,
+  })
+  open.push(nc)
+  return nc
+}
+
+/** The apiary account's public key, from its JWT. */
+async function accountKey(busDir: string): Promise<string> {
+  const jwt = (await readFile(join(busDir, 'account.jwt'), 'utf8')).trim()
+  return (JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as { sub: string }).sub
+}
+
+/** A JetStream API request and its answer (an `error` in it, when JetStream refused). */
+async function js(nc: NatsConnection, subject: string, body?: unknown): Promise<JsAnswer> {
+  const reply = await nc.request(subject, body === undefined ? '' : JSON.stringify(body), { timeout: 5000 })
+  return reply.json<JsAnswer>()
+}
+
+/** A request the broker refuses to carry: nats.js rejects it at once with the violation, naming the subject. */
+async function refusedRequest(nc: NatsConnection, subject: string): Promise<void> {
+  await expect(nc.request(subject, '{}', { timeout: 5000 }), subject).rejects.toThrow(`Permissions Violation for Publish to "${subject}"`)
+}
+
+/** A stream publish (a request: the stream's acknowledgement is the reply), with a dedupe id. */
+async function store(nc: NatsConnection, subject: string, data: unknown, id: string, more: Record<string, string> = {}): Promise<JsAnswer> {
+  const h = headers()
+  h.set('Nats-Msg-Id', id)
+  for (const [k, v] of Object.entries(more)) h.set(k, v)
+  const reply = await nc.request(subject, JSON.stringify(data), { timeout: 5000, headers: h })
+  return reply.json<JsAnswer>()
+}
+
+/** apiary's streams as `ensure` makes them: on disk, events and log bounded, the lease bucket a KV stream. */
+function streamConfigs(replicas: number) {
+  return [
+    { name: 'APIARY_EVENTS', subjects: subjects.eventsStream, storage: 'file', discard: 'old', max_bytes: 64 * MIB, num_replicas: replicas },
+    { name: 'APIARY_LOG', subjects: [subjects.log], storage: 'file', discard: 'old', max_bytes: 64 * MIB, num_replicas: replicas },
+    {
+      name: 'KV_APIARY_LEASES',
+      subjects: ['$KV.APIARY_LEASES.>'],
+      storage: 'file',
+      max_msgs_per_subject: 1,
+      discard: 'new',
+      allow_rollup_hdrs: true,
+      deny_delete: true,
+      allow_direct: false,
+      max_age: 10e9,
+      num_replicas: replicas,
+    },
+  ]
+}
+
+/** Makes apiary's streams as the queen, each created or, when there, updated. */
+async function ensureStreams(queen: NatsConnection, replicas: number): Promise<void> {
+  for (const sc of streamConfigs(replicas)) {
+    const made = await js(queen, `$JS.API.STREAM.CREATE.${sc.name}`, sc)
+    expect(made.error, sc.name).toBeUndefined()
+    expect(await js(queen, `$JS.API.STREAM.UPDATE.${sc.name}`, sc)).not.toHaveProperty('error')
+  }
+}
+
+/** Pulls up to `batch` messages of a consumer into the queen's inbox, as a pull consumer does. */
+async function pull(nc: NatsConnection, stream: string, consumer: string, batch: number): Promise<Msg[]> {
+  const inbox = `${subjects.inboxPrefix('queen', 'queen')}.pull.${stream}.${consumer}`
+  const sub = nc.subscribe(inbox)
+  const got: Msg[] = []
+  const done = (async () => {
+    for await (const m of sub) {
+      // A 404/408 status ends the pull: nothing more is waiting.
+      if (m.headers?.code && m.headers.code >= 400) return
+      got.push(m)
+      if (got.length === batch) return
+    }
+  })()
+  nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${stream}.${consumer}`, JSON.stringify({ batch, expires: 2e9 }), { reply: inbox })
+  await within(done, `${batch} messages of ${stream}/${consumer}`)
+  sub.unsubscribe()
+  return got
+}
+
+describe('JetStream on the secure bus', () => {
+  let root: TempDir
+  let bus: SecureBus
+
+  beforeAll(async () => {
+    root = await tempDir('bus-jetstream')
+    bus = await startSecureBus(root.path, [QUEEN, HIVE, WORKER, SSH])
+  })
+  afterAll(async () => {
+    await bus?.stop()
+    await root?.remove()
+  })
+
+  it('gives the account JetStream on disk only, for three streams, within the store the server config gives', async () => {
+    const queen = await connectIdentity(bus, QUEEN)
+    expect(await js(queen, '$JS.API.INFO')).toMatchObject({ limits: { max_memory: 0, max_storage: 16 * 1024 * MIB, max_streams: 3, max_consumers: 128, max_ack_pending: 4096 } })
+    // Nothing in memory: a stream kept there would not survive a restart.
+    expect(await js(queen, '$JS.API.STREAM.CREATE.APIARY_LOG', { ...streamConfigs(1)[1], storage: 'memory' })).toMatchObject({ error: { description: 'insufficient memory resources available' } })
+    // What the streams may hold together is what the account may store.
+    expect(await js(queen, '$JS.API.STREAM.CREATE.APIARY_LOG', { ...streamConfigs(1)[1], max_bytes: 17 * 1024 * MIB })).toMatchObject({ error: { description: 'insufficient storage resources available' } })
+  })
+
+  it("lets the queen make apiary's streams and lease bucket, and no others; never delete or purge them", async () => {
+    const queen = await connectIdentity(bus, QUEEN)
+    await ensureStreams(queen, 1)
+    for (const name of ['APIARY_EVENTS', 'APIARY_LOG', 'KV_APIARY_LEASES']) expect(await js(queen, `$JS.API.STREAM.INFO.${name}`), name).toMatchObject({ config: { name } })
+    for (const subject of [
+      '$JS.API.STREAM.CREATE.OTHER',
+      '$JS.API.STREAM.DELETE.APIARY_EVENTS',
+      '$JS.API.STREAM.DELETE.KV_APIARY_LEASES',
+      '$JS.API.STREAM.PURGE.APIARY_LOG',
+      '$JS.API.STREAM.MSG.DELETE.APIARY_LOG',
+      '$JS.API.STREAM.LIST',
+      '$JS.API.STREAM.NAMES',
+      '$JS.API.CONSUMER.CREATE.KV_APIARY_LEASES.watch',
+      `$JS.API.ACCOUNT.PURGE.${await accountKey(bus.dir)}`,
+    ]) {
+      await refusedRequest(queen, subject)
+    }
+  })
+
+  it("stores a worker's, an SSH worker's and a hive's own events in APIARY_EVENTS, acknowledged in their own inboxes, once per dedupe id", async () => {
+    const [worker, ssh, hive] = await Promise.all([connectIdentity(bus, WORKER), connectIdentity(bus, SSH), connectIdentity(bus, HIVE)])
+    const job = newJobId()
+    const ev = await store(worker, subjects.nodeEvents('eu', 'web-1', job), { type: 'node.finished' }, `${job}/web-1/finished`)
+    expect(ev).toMatchObject({ stream: 'APIARY_EVENTS', seq: expect.any(Number) })
+    expect(await store(worker, subjects.nodeEvents('eu', 'web-1', job), { type: 'node.finished' }, `${job}/web-1/finished`)).toMatchObject({ seq: ev.seq, duplicate: true })
+    expect(await store(ssh, subjects.sshEvents('eu', 'db-1', job), { type: 'node.finished' }, `${job}/db-1/finished`)).toMatchObject({ stream: 'APIARY_EVENTS' })
+    expect(await store(hive, subjects.hiveEvents('eu', job), { type: 'node.lost' }, `${job}/web-2/lost/1`)).toMatchObject({ stream: 'APIARY_EVENTS' })
+    // The stream takes no rollup from a producer: it cannot wipe what others stored.
+    expect(await store(worker, subjects.nodeEvents('eu', 'web-1', job), {}, `${job}/web-1/rollup`, { 'Nats-Rollup': 'all' })).toMatchObject({ error: { description: 'rollup not permitted' } })
+  })
+
+  it('lets the queen consume the events, write the job log, read it back and hold a lease', async () => {
+    const queen = await connectIdentity(bus, QUEEN)
+    const worker = await connectIdentity(bus, WORKER)
+    const job = newJobId()
+    for (const kind of ['started', 'finished']) await store(worker, subjects.nodeEvents('eu', 'web-1', job), { kind }, `${job}/web-1/${kind}`)
+
+    // The leader's durable consumer: every event so far, acknowledged at once with AckAll.
+    expect(await js(queen, '$JS.API.CONSUMER.CREATE.APIARY_EVENTS.queen', { stream_name: 'APIARY_EVENTS', config: { durable_name: 'queen', ack_policy: 'all', max_ack_pending: 4096 } })).not.toHaveProperty('error')
+    const last = (await js(queen, '$JS.API.STREAM.INFO.APIARY_EVENTS')) as { state: { last_seq: number } }
+    const events = await pull(queen, 'APIARY_EVENTS', 'queen', last.state.last_seq)
+    expect(events.at(-1)?.json()).toEqual({ kind: 'finished' })
+    events.at(-1)!.respond('+ACK')
+    await waitUntil(async () => ((await js(queen, '$JS.API.CONSUMER.INFO.APIARY_EVENTS.queen')) as { ack_floor?: { stream_seq: number } }).ack_floor?.stream_seq === last.state.last_seq, 'the ack floor')
+
+    // The job log, fenced: a record stored only while the log's last sequence is the one expected.
+    const first = await store(queen, subjects.log, { records: 1 }, `log/${job}/1`)
+    expect(first).toMatchObject({ stream: 'APIARY_LOG' })
+    expect(await store(queen, subjects.log, { records: 2 }, `log/${job}/2`, { 'Nats-Expected-Last-Sequence': String(first.seq) })).not.toHaveProperty('error')
+    expect(await store(queen, subjects.log, { records: 3 }, `log/${job}/3`, { 'Nats-Expected-Last-Sequence': String(first.seq) })).toMatchObject({ error: { code: 400 } })
+
+    // A standby's ordered reader: an ephemeral consumer in memory, deleted when done.
+    const reader = `reader_${job.slice(-8)}`
+    expect(
+      await js(queen, `$JS.API.CONSUMER.CREATE.APIARY_LOG.${reader}`, { stream_name: 'APIARY_LOG', config: { name: reader, ack_policy: 'none', mem_storage: true, num_replicas: 1, inactive_threshold: 60e9 } }),
+    ).not.toHaveProperty('error')
+    expect((await pull(queen, 'APIARY_LOG', reader, 2)).map((m) => m.json())).toEqual([{ records: 1 }, { records: 2 }])
+    expect(await js(queen, `$JS.API.CONSUMER.DELETE.APIARY_LOG.${reader}`)).toMatchObject({ success: true })
+
+    // The lease: created only when absent, read back from the stream's leader.
+    expect(await store(queen, '$KV.APIARY_LEASES.leader', 'queen-1', `lease/${job}`, { 'Nats-Expected-Last-Subject-Sequence': '0' })).toMatchObject({ stream: 'KV_APIARY_LEASES' })
+    const got = (await js(queen, '$JS.API.STREAM.MSG.GET.KV_APIARY_LEASES', { last_by_subj: '$KV.APIARY_LEASES.leader' })) as { message?: { data: string } }
+    expect(JSON.parse(Buffer.from(got.message?.data ?? '', 'base64').toString())).toBe('queen-1')
+  })
+
+  it('refuses hives, workers and SSH workers every JetStream call: no stream made, changed, read, purged or deleted, no log, no lease', async () => {
+    const job = newJobId()
+    for (const who of [HIVE, WORKER, SSH]) {
+      const nc = await connectIdentity(bus, who)
+      for (const subject of [
+        '$JS.API.INFO',
+        '$JS.API.STREAM.CREATE.APIARY_EVENTS',
+        '$JS.API.STREAM.CREATE.MINE',
+        '$JS.API.STREAM.UPDATE.APIARY_EVENTS',
+        '$JS.API.STREAM.DELETE.APIARY_EVENTS',
+        '$JS.API.STREAM.PURGE.APIARY_EVENTS',
+        '$JS.API.STREAM.INFO.APIARY_LOG',
+        '$JS.API.STREAM.MSG.GET.APIARY_LOG',
+        '$JS.API.STREAM.MSG.DELETE.APIARY_EVENTS',
+        '$JS.API.DIRECT.GET.APIARY_EVENTS',
+        '$JS.API.CONSUMER.CREATE.APIARY_EVENTS.spy',
+        '$JS.API.CONSUMER.DURABLE.CREATE.APIARY_EVENTS.spy',
+        '$JS.API.CONSUMER.CREATE.APIARY_LOG.spy',
+        '$JS.API.CONSUMER.MSG.NEXT.APIARY_EVENTS.queen',
+        '$JS.API.CONSUMER.DELETE.APIARY_EVENTS.queen',
+        '$JS.API.STREAM.MSG.GET.KV_APIARY_LEASES',
+        subjects.log,
+      ]) {
+        await refusedRequest(nc, subject)
+      }
+      // Taking the lease, acknowledging the leader's deliveries away.
+      await refusedPublish(nc, '$KV.APIARY_LEASES.leader')
+      await refusedPublish(nc, '$JS.ACK.APIARY_EVENTS.queen.1.1.1.0.0')
+      await refusedSubscribe(nc, '$JS.EVENT.>')
+      await refusedSubscribe(nc, '$KV.APIARY_LEASES.>')
+      await refusedSubscribe(nc, subjects.log)
+      // And still stores its own events.
+      const own = who.role === 'hive' ? subjects.hiveEvents('eu', job) : who.role === 'worker' ? subjects.nodeEvents('eu', who.id, job) : subjects.sshEvents('eu', 'db-1', job)
+      expect(await store(nc, own, {}, `${job}/${who.id}`), who.role).toMatchObject({ stream: 'APIARY_EVENTS' })
+    }
+  })
+})
+
+describe('a bus directory made before JetStream', () => {
+  let old: TempDir
+  let upgraded: ConfiguredNats | undefined
+  afterAll(async () => {
+    await upgraded?.stop()
+    await old?.remove()
+  })
+
+  it('gets JetStream from keeper bus push: the account JWT signed again and the config rewritten, a store beside it', async () => {
+    old = await tempDir('bus-upgrade')
+    const bus = join(old.path, 'bus')
+    const run = (...args: string[]) => runBin('keeper', ['bus', ...args, '--dir', bus])
+    expect((await run('init')).code).toBe(0)
+    expect((await run('issue', '--role', 'queen')).code).toBe(0)
+    // What keeper wrote before: one server's settings at the top of server.json, no store.
+    const conf = join(bus, 'nats-server.conf')
+    const port = await freePort()
+    await writeFile(join(bus, 'server.json'), `${JSON.stringify({ host: '127.0.0.1', port, path: conf })}\n`, { mode: 0o600 })
+    // No server runs yet: the push fails (exit 4), and the rewritten config is what the server reads when it starts.
+    const pushed = await run('push')
+    expect(pushed.code, pushed.stderr).toBe(4)
+    expect(await readFile(conf, 'utf8')).toContain(`store_dir: ${JSON.stringify(join(bus, 'jetstream'))}`)
+    upgraded = await startNatsWithConfig(conf, { port })
+    const queen = await connect({ servers: upgraded.url, reconnect: false, authenticator: credsAuthenticator(await readFile(join(bus, 'creds', 'queen.queen.creds'))), inboxPrefix: subjects.inboxPrefix('queen', 'queen') })
+    open.push(queen)
+    expect(await js(queen, '$JS.API.INFO')).toMatchObject({ limits: { max_streams: 3, max_memory: 0 } })
+    // And a push to the running server goes through.
+    expect((await run('push')).stdout).toContain('took the account JWT (jwt updated)')
+  })
+})
+
+describe('a JetStream cluster of three on the secure bus', () => {
+  let root: TempDir
+  let bus: SecureBus
+  const REVOKED: Identity = { role: 'worker', region: 'eu', id: 'web-9' }
+
+  beforeAll(async () => {
+    root = await tempDir('bus-cluster')
+    bus = await startSecureBus(root.path, [QUEEN, HIVE, WORKER, REVOKED], { cluster: true })
+  })
+  afterAll(async () => {
+    await bus?.stop()
+    await root?.remove()
+  })
+
+  it('keeps three copies of each stream: an event stored while one server is killed is on it once it restarted on its store', async () => {
+    const [n1, n2, n3] = bus.servers
+    const queen = await connectIdentity(bus, QUEEN, n1!.url)
+    await ensureStreams(queen, 3)
+    const info = (await js(queen, '$JS.API.STREAM.INFO.APIARY_EVENTS')) as { cluster: { leader: string; replicas: { name: string }[] } }
+    expect([info.cluster.leader, ...info.cluster.replicas.map((r) => r.name)].sort()).toEqual(['n1', 'n2', 'n3'])
+
+    // A follower of the stream that the worker is not connected to dies; two of three still acknowledge.
+    const follower = [n2!, n3!].find((s) => s.name !== info.cluster.leader)!
+    const via = bus.servers.find((s) => s !== follower)!
+    const worker = await connectIdentity(bus, WORKER, via.url)
+    await follower.kill()
+    expect(follower.running).toBe(false)
+    const job = newJobId()
+    const stored = await store(worker, subjects.nodeEvents('eu', 'web-1', job), { type: 'node.finished' }, `${job}/web-1/finished`)
+    expect(stored).toMatchObject({ stream: 'APIARY_EVENTS', seq: expect.any(Number) })
+
+    await follower.restart()
+    const back = await connectIdentity(bus, QUEEN, follower.url)
+    await waitUntil(
+      async () => {
+        const i = (await js(back, '$JS.API.STREAM.INFO.APIARY_EVENTS').catch(() => ({}))) as { state?: { last_seq: number }; cluster?: { replicas?: { name: string; current: boolean }[] } }
+        return i.state?.last_seq === stored.seq && (i.cluster?.replicas ?? []).every((r) => r.current)
+      },
+      `${follower.name} caught up`,
+      20_000,
+      100,
+    )
+  })
+
+  it('revokes through one server on all three: every server answers, the revoked worker is cut off where it is, the others stay', async () => {
+    const [n1, n2, n3] = bus.servers
+    const revokedCreds = await readFile(bus.creds(REVOKED))
+    const revoked = await connectIdentity(bus, REVOKED, n3!.url)
+    const hive = await connectIdentity(bus, HIVE, n2!.url)
+    const r = await runBin('keeper', ['bus', 'revoke', '--role', 'worker', '--region', 'eu', '--node-id', 'web-9', '--server', n1!.url, '--dir', bus.dir])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain(`nats-server at ${n1!.url} took the account JWT (jwt updated on n1, n2, n3)`)
+    expect(await within(revoked.closed(), 'close of the revoked connection')).toMatchObject({ message: expect.stringMatching(/Revoked|Authorization Violation/) })
+    // Revoked on every server, and written into every server's config.
+    for (const s of bus.servers) await expect(connect({ servers: s.url, reconnect: false, authenticator: credsAuthenticator(revokedCreds) }), s.name).rejects.toThrow(/Authorization Violation/)
+    for (const s of bus.servers) expect(await readFile(s.config, 'utf8')).toContain((await readFile(join(bus.dir, 'account.jwt'), 'utf8')).trim())
+    await hive.flush()
+    expect(hive.isClosed()).toBe(false)
+  })
+
+  it('refuses a server that tries to join without the route password', async () => {
+    const n1 = bus.servers[0]!
+    const rogue = await spawnNats(async (port) => ['-a', '127.0.0.1', '-p', String(port), '-m', '0', '--cluster_name', 'apiary', '--cluster', `nats://127.0.0.1:${await freePort()}`, '--routes', `nats-route://127.0.0.1:${n1.routePort}`])
+    try {
+      const refused = /Route Error 'Authorization Violation'/
+      if (!refused.test(rogue.output())) await waitForLine(rogue.child, refused, 10_000)
+      expect(await n1.waitForLog(/Router connection closed: Authentication Failure/)).toBeTruthy()
+    } finally {
+      await rogue.stop()
+    }
   })
 })
