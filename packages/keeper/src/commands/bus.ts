@@ -30,6 +30,10 @@ enrol a fleet, one command per node:
   nats-server -c ~/.local/state/apiary/bus/nats-server.conf
   while read -r n; do keeper bus issue --role worker --region eu --node-id "$n"; done < nodes.txt
 
+a JetStream cluster of three, one command per server (then keeper rewrites all three configs):
+  keeper bus server-config --server-name n1 --host 10.0.0.1 --cluster-name apiary \\
+    --cluster-listen 10.0.0.1:6222 --routes 10.0.0.1:6222,10.0.0.2:6222,10.0.0.3:6222
+
 'keeper bus COMMAND --help' shows a command's flags.
 `}
 
