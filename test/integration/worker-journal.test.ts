@@ -1,13 +1,14 @@
-import { readFile, writeFile } from 'node:fs/promises'
+import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { type Ack, type Bus, type Durable, type StreamMessage, subjects, type Task, type WireEvent } from '@apiary/shared'
+import { type Ack, type Bus, type Durable, type Identity, type StreamMessage, subjects, type Task, type WireEvent } from '@apiary/shared'
 import { silentLogger } from '@apiary/shared/runtime'
 import { createMemoryBus } from '@apiary/shared/memory-bus'
+import { createNatsBus } from '@apiary/shared/nats'
 import { type InventoryNode } from '@apiary/shared/inventory'
 import { createSshPool, journalDir, LOST_ON_RESTART, openJournal, startSshWorker, startWorker, type Worker } from '@apiary/worker'
 import { TEST_CONFIG } from '../conformance/durable-suite.ts'
-import { type Sshd, startSshd, type TempDir, tempDir, testQueenKey, waitUntil } from '../harness/index.ts'
+import { type Proc, type SecureBus, type Sshd, startBin, startSecureBus, startSshd, type TempDir, tempDir, testQueenKey, testSigner, waitUntil } from '../harness/index.ts'
 import { signedTask } from './signed-task.ts'
 
 /** The bus as a worker sees it, with every durable publish's dedupe id noted, in order. */
@@ -174,5 +175,129 @@ describe('a worker runs a task at most once (in process)', () => {
     expect(reply).toEqual({ accepted: false, by: nodeId, reason: "the worker's journal could not record the task: the journal is closed" })
     expect(worker.running()).toBe(0)
     await expect(readFile(marker)).rejects.toThrow()
+  })
+})
+
+const QUEEN: Identity = { role: 'queen', id: 'queen' }
+const HIVE: Identity = { role: 'hive', region: 'eu', id: 'hive-eu-1' }
+const NODE = 'wj-1'
+const WORKER: Identity = { role: 'worker', region: 'eu', id: NODE }
+
+/**
+ * A real worker process on an authenticated nats-server with JetStream, killed with SIGKILL and
+ * started again on the same state directory. The test plays the queen (it makes the streams)
+ * and the hive (it sends the tasks and listens to the node's events).
+ */
+describe('a worker process runs a task at most once across its own restart', () => {
+  let dir: TempDir
+  let nats: SecureBus
+  let queen: Bus
+  let hive: Bus
+  let worker: Proc | undefined
+  const heard: WireEvent[] = []
+  const orphans: number[] = []
+
+  const startWorkerProc = async () => {
+    worker = startBin('apiary-worker', ['--nats', nats.url, '--nats-creds', nats.creds(WORKER), '--queen-key', testSigner.publicKey, '--region', 'eu', '--node-id', NODE, '--state-dir', dir.path, '--heartbeat', '200ms'])
+    await worker.waitFor(/worker ready/)
+  }
+  const kill = async () => {
+    const w = worker!
+    worker = undefined
+    w.child.kill('SIGKILL')
+    await w.exited
+  }
+  const ask = (t: Task) => hive.request(subjects.task('eu', NODE), t, { timeoutMs: 10_000 }) as Promise<Ack>
+  const finishes = (jobId: string) => heard.filter((e) => e.jobId === jobId && e.kind === 'node.finished')
+  /** Hears the job's events as its hive does, live. */
+  const listen = async (jobId: string) => {
+    for (const s of subjects.regionJobEvents('eu', jobId)) hive.subscribe(s, (m) => void heard.push(m.data as WireEvent))
+    await hive.flush()
+  }
+
+  beforeAll(async () => {
+    dir = await tempDir('worker-journal')
+    nats = await startSecureBus(dir.path, [QUEEN, HIVE, WORKER])
+    queen = await createNatsBus({ url: nats.url, name: 'test-queen', log: silentLogger(), identity: QUEEN, credsFile: nats.creds(QUEEN) })
+    await queen.durable.ensure(TEST_CONFIG)
+    hive = await createNatsBus({ url: nats.url, name: 'test-hive', log: silentLogger(), identity: HIVE, credsFile: nats.creds(HIVE) })
+    await startWorkerProc()
+  })
+  afterAll(async () => {
+    await worker?.stop()
+    for (const pid of orphans) {
+      try {
+        process.kill(-pid, 'SIGKILL')
+      } catch {
+        // Gone already.
+      }
+    }
+    await hive?.close()
+    await queen?.close()
+    await nats?.stop()
+    await dir?.remove()
+  })
+
+  it('killed mid-task and restarted, it answers the re-offer "lost" and runs nothing again', async () => {
+    const out = join(dir.path, 'ran-mid')
+    const pidFile = join(dir.path, 'pid-mid')
+    // The command outlives the worker (its own process group): the test ends it.
+    const task = signedTask('jkill00001', NODE, { type: 'exec', shell: true, command: `echo $$ > ${pidFile}; echo ran >> ${out}; exec sleep 60` }, { timeoutMs: 120_000 })
+    await listen(task.jobId)
+    await expect(ask(task)).resolves.toEqual({ accepted: true, by: NODE })
+    await waitUntil(async () => (await lines(out)).length === 1 && (await lines(pidFile)).length === 1, 'the command to run')
+    orphans.push(Number((await lines(pidFile))[0]))
+    await expect(ask(task)).resolves.toEqual({ accepted: true, by: NODE, already: 'running' })
+    await kill()
+
+    await startWorkerProc()
+    await waitUntil(() => finishes('jkill00001').length === 1, 'the lost end to be published at start')
+    expect(finishes('jkill00001')[0]).toMatchObject({ state: 'lost', cause: LOST_ON_RESTART })
+    // The re-offer of a new attempt, as a standby hive sends it.
+    await expect(ask(signedTask('jkill00001', NODE, task.operation, { timeoutMs: 120_000, attempt: 1 }))).resolves.toEqual({ accepted: true, by: NODE, already: 'lost' })
+    expect(await lines(out)).toEqual(['ran'])
+    const stored = await storedEvents(queen, 'jkill00001')
+    expect(stored.map((e) => e.kind)).toEqual(['node.started', 'node.finished'])
+    expect(stored[1]).toMatchObject({ state: 'lost' })
+  })
+
+  it('finished before it was killed, it answers the re-offer with the state and publishes the end again', async () => {
+    const out = join(dir.path, 'ran-done')
+    const task = signedTask('jdone00002', NODE, { type: 'exec', shell: true, command: `echo ran >> ${out}; echo done` })
+    await listen(task.jobId)
+    await expect(ask(task)).resolves.toEqual({ accepted: true, by: NODE })
+    await waitUntil(() => finishes('jdone00002').length === 1, 'the task to end')
+    await kill()
+    await startWorkerProc()
+    await expect(ask(task)).resolves.toEqual({ accepted: true, by: NODE, already: 'ok' })
+    // Heard again live; stored once (the same dedupe id).
+    await waitUntil(() => finishes('jdone00002').length === 2, 'the end to be published again')
+    expect(finishes('jdone00002')[1]).toEqual(finishes('jdone00002')[0])
+    expect((await storedEvents(queen, 'jdone00002')).map((e) => e.kind)).toEqual(['node.started', 'node.output', 'node.finished'])
+    expect(await lines(out)).toEqual(['ran'])
+  })
+
+  it('loses none of a task’s events to a NATS restart while it runs: each is stored once, in order', async () => {
+    const gate = join(dir.path, 'go-nats')
+    const task = signedTask('jnats00001', NODE, { type: 'exec', shell: true, command: `echo one; while [ ! -e ${gate} ]; do sleep 0.02; done; echo two` })
+    await listen(task.jobId)
+    await expect(ask(task)).resolves.toEqual({ accepted: true, by: NODE })
+    await waitUntil(async () => (await storedEvents(queen, task.jobId)).some((e) => e.kind === 'node.output'), 'the first output to be stored')
+    // The rest of the task happens while the server is down.
+    await nats.nats.kill()
+    await writeFile(gate, '')
+    await nats.nats.restart()
+    await waitUntil(async () => (await storedEvents(queen, task.jobId)).some((e) => e.kind === 'node.finished'), 'the end to be stored', 30_000)
+    const stored = await storedEvents(queen, task.jobId)
+    expect(stored.at(0)?.kind).toBe('node.started')
+    expect(stored.at(-1)).toMatchObject({ kind: 'node.finished', state: 'ok' })
+    expect(stored.filter((e) => e.kind === 'node.output').map((e) => (e as { data: string }).data).join('')).toBe('one\ntwo\n')
+    expect(stored.filter((e) => e.kind === 'node.finished')).toHaveLength(1)
+  })
+
+  it('keeps its journal to itself: the directory 0700, the file 0600', async () => {
+    const d = journalDir(dir.path, 'worker', NODE)
+    expect((await stat(d)).mode & 0o777).toBe(0o700)
+    expect((await stat(join(d, 'journal.jsonl'))).mode & 0o777).toBe(0o600)
   })
 })
