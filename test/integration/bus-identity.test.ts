@@ -4,6 +4,9 @@ import { type Identity, newJobId, subjects } from '@apiary/shared'
 import { connect, type ConnectionOptions, credsAuthenticator, headers, type Msg, type NatsConnection } from '@nats-io/transport-node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort, runBin, type SecureBus, startSecureBus, type TempDir, tempDir, waitUntil } from '../harness/index.ts'
+import { createNatsBus } from '@apiary/shared/nats'
+import { silentLogger } from '@apiary/shared/runtime'
+import { nOf, rejectsWithCode, streamCollector, TEST_CONFIG } from '../conformance/durable-suite.ts'
 import { spawnNats } from '../harness/nats.ts'
 import { waitForLine } from '../harness/process.ts'
 import { makeCerts } from '../harness/nats-auth.ts'
@@ -16,6 +19,8 @@ let tmp: TempDir
 let dir: string
 let server: ConfiguredNats
 const open: NatsConnection[] = []
+/** apiary's buses the JetStream tests open, closed after them. */
+const buses: { close(): Promise<void> }[] = []
 /** The credentials revoked by the tests so far, by node, kept before revoke removed their files. */
 const revokedEarlier = new Map<string, Uint8Array>()
 
@@ -566,6 +571,7 @@ describe('JetStream on the secure bus', () => {
     bus = await startSecureBus(root.path, [QUEEN, HIVE, WORKER, SSH])
   })
   afterAll(async () => {
+    await Promise.all(buses.map((b) => b.close()))
     await bus?.stop()
     await root?.remove()
   })
@@ -679,6 +685,41 @@ describe('JetStream on the secure bus', () => {
       const own = who.role === 'hive' ? subjects.hiveEvents('eu', job) : who.role === 'worker' ? subjects.nodeEvents('eu', who.id, job) : subjects.sshEvents('eu', 'db-1', job)
       expect(await store(nc, own, {}, `${job}/${who.id}`), who.role).toMatchObject({ stream: 'APIARY_EVENTS' })
     }
+  })
+
+  it("runs apiary's own streams, consumers and leases on these credentials: the queen's, and a worker's and a hive's publishes", async () => {
+    const busOf = (who: Identity) => createNatsBus({ url: bus.url, name: `apiary-${who.role}:${who.id}`, log: silentLogger(), credsFile: bus.creds(who), identity: who })
+    const [queen, worker, hive] = await Promise.all([busOf(QUEEN), busOf(WORKER), busOf(HIVE)])
+    buses.push(queen, worker, hive)
+    // A lease that outlives the test, so that nothing but the refusals below could change its holder.
+    await queen.durable.ensure({ ...TEST_CONFIG, leaseTtlMs: 60_000 })
+    const job = newJobId()
+    const soon = () => Date.now() + 10_000
+    const stored = await worker.durable.publish(subjects.nodeEvents('eu', 'web-1', job), { n: 1 }, { id: `${job}/web-1/finished`, deadline: soon() })
+    expect(await hive.durable.publish(subjects.hiveEvents('eu', job), { n: 2 }, { id: `${job}/web-2/lost/1`, deadline: soon() })).toMatchObject({ duplicate: false })
+
+    const events = streamCollector((m) => m.ack())
+    const consumer = queen.durable.consume('events', 'queen', events.handler, { ackWaitMs: 60_000, maxBytes: 1024 })
+    await within(events.until((m) => m.seq === stored.seq + 1), "the leader's consumer reaching the hive's verdict", 10_000)
+    await consumer.stop()
+    const last = await queen.durable.lastSeq('log')
+    expect(await queen.durable.publish(subjects.log, { n: 3 }, { id: `${job}/log`, deadline: soon(), expectLastSeq: last })).toEqual({ seq: last + 1, duplicate: false })
+    const log = streamCollector()
+    await queen.durable.read('log', log.handler, { afterSeq: last, follow: false, maxBytes: 1024 }).done
+    expect(log.seen.map(nOf)).toEqual([3])
+    // Another key than the hand-made lease above holds.
+    const lease = queen.durable.lease('leader-2', 'queen-a')
+    expect(await lease.acquire()).toBe(true)
+    expect(await lease.holder()).toBe('queen-a')
+
+    // What the worker's and the hive's connections are refused, through the same API.
+    for (const b of [worker, hive]) {
+      await rejectsWithCode(b.durable.lease('leader-2', 'mallory').acquire(), 'unavailable')
+      await rejectsWithCode(b.durable.lastSeq('log'), 'unavailable')
+      await rejectsWithCode(b.durable.publish(subjects.log, { n: 9 }, { id: `${job}/forged`, deadline: Date.now() + 500 }), 'timeout')
+    }
+    expect(await lease.holder()).toBe('queen-a')
+    await lease.release()
   })
 })
 
