@@ -318,6 +318,8 @@ export function createNatsDurable(nc: NatsConnection, log: Logger): NatsDurable 
             const messages = await js.consumers.getConsumerFromInfo(info).consume(PULL)
             const stop = () => void messages.stop()
             signal.addEventListener('abort', stop, { once: true })
+            // Stopped while the consumer was being made: the listener came too late to hear it.
+            if (signal.aborted) stop()
             try {
               for await (const m of messages) {
                 n = 0
@@ -362,6 +364,8 @@ export function createNatsDurable(nc: NatsConnection, log: Logger): NatsDurable 
             const messages = await c.consume(PULL)
             const stop = () => void messages.stop()
             signal.addEventListener('abort', stop, { once: true })
+            // Stopped while the consumer was being made: the listener came too late to hear it.
+            if (signal.aborted) stop()
             try {
               for await (const m of messages) {
                 n = 0
