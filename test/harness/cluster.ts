@@ -54,6 +54,9 @@ export class TestCluster {
           hiveAckTimeoutMs: 2000,
           cancelGraceMs: opts.cancelGraceMs ?? 5000,
           sweepMs: 100,
+          // Heartbeats are 200 ms here: a second is five of them.
+          settleMs: 1000,
+          reofferRetryMs: 300,
           ...(opts.shareChunkNodes ? { shareChunkNodes: opts.shareChunkNodes } : {}),
           ...(opts.inventoryFile ? { inventoryFile: opts.inventoryFile, inventoryPollMs: 100 } : {}),
         },

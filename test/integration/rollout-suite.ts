@@ -137,7 +137,7 @@ export function defineRolloutSuite(kind: BusKind) {
       if (kind === 'nats') await bus.close()
     })
 
-    it('skips what a hive took but never dispatched when that hive stops heartbeating', async () => {
+    it('offers again what a hive took when that hive stops heartbeating, and skips it when no live hive takes it', async () => {
       await c.addWorker('z-1', 'zz')
       const bus = await c.bus('dying-hive')
       // A hive that takes the share, heartbeats once, and is never heard from again.
@@ -148,7 +148,9 @@ export function defineRolloutSuite(kind: BusKind) {
       const { jobId } = await c.client.submit({ operation: { type: 'exec', argv: ['true'] }, targets: 'z-1' })
       const events = await c.events(jobId)
       expectAccounted(events, ['z-1'])
-      expect(ends(events).get('z-1')).toMatchObject({ state: 'skipped', cause: 'not dispatched: hive hive-zz stopped heartbeating' })
+      // The silent hive answers every re-offer; a hive that does not heartbeat is not given the share.
+      expect(ends(events).get('z-1')).toMatchObject({ state: 'skipped', cause: 'not dispatched: no hive of region zz took the share over (hive hive-zz took the share but does not heartbeat)' })
+      expect(events.filter((e) => e.kind === 'job.region')).toHaveLength(1)
       if (kind === 'nats') await bus.close()
     })
 

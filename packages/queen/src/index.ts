@@ -47,6 +47,8 @@ export interface QueenConfig {
   settleMs?: number
   /** An event the last leader took but never acknowledged goes to the next after this long. */
   ackWaitMs?: number
+  /** How long after a failed re-offer of a share (its hive gone, no other took it) the next is tried; default 5 s. */
+  reofferRetryMs?: number
   /** Signs shares and control messages; hives and workers pin its public key. */
   signer: Signer
   stateDir: string
@@ -129,6 +131,7 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
     events,
     dispatch: createHiveDispatch({ bus: cfg.bus, log, ackTimeoutMs: cfg.hiveAckTimeoutMs ?? 5000, signer: cfg.signer, ...(cfg.shareChunkNodes ? { chunkNodes: cfg.shareChunkNodes } : {}) }),
     cancelGraceMs: cfg.cancelGraceMs ?? 15_000,
+    ...(cfg.reofferRetryMs !== undefined ? { reofferRetryMs: cfg.reofferRetryMs } : {}),
   })
   leadership = new Leadership({ durable: cfg.bus.durable, publicKey: cfg.signer.publicKey, store, events, coordinator, log, queenId: cfg.queenId ?? 'queen', leaseTtlMs: durableCfg.leaseTtlMs })
   try {

@@ -36,6 +36,8 @@ export interface CoordinatorOptions {
   dispatch: HiveDispatch
   /** After a cancel or the job deadline, how long to wait for confirmations before closing anyway. */
   cancelGraceMs: number
+  /** How long after a failed re-offer of a share the next is tried. */
+  reofferRetryMs?: number
 }
 
 /** What a hive may say about a node of its region: never dispatched, undelivered or refused, lost. */
@@ -107,7 +109,7 @@ export class Coordinator {
         }
         this.#o.events.source(m.seq, () => m.ack())
       },
-      { ackWaitMs: this.#o.ackWaitMs ?? 5000, maxBytes: BODY_LIMITS.event },
+      { ackWaitMs: this.#o.ackWaitMs ?? 30_000, maxBytes: BODY_LIMITS.event },
     )
   }
 
@@ -172,7 +174,7 @@ export class Coordinator {
       const request: JobRequest = state.request
       const nodes = state.nodes.map((n) => ({ ...n, agentless: presence.isAgentless(n.node) }))
       this.#o.events.open(id, s.lastSeq)
-      const cfg = { id, request, createdAt: s.createdAt, cancelGraceMs: this.#o.cancelGraceMs }
+      const cfg = { id, request, createdAt: s.createdAt, ...this.#runConfig() }
       const snapshot = state.run as RunSnapshot | null
       const { run, effects } = snapshot?.v === 1 ? JobRun.restore(cfg, snapshot, nodes, Date.now()) : JobRun.resume(cfg, nodes, Date.now())
       this.#runs.set(id, { run })
@@ -203,7 +205,7 @@ export class Coordinator {
     this.#o.log.child({ jobId }).info({ nodes: targets.length, targets: request.targets, op: request.operation.type, risk: plan.risk.class, rerunOf: opts.rerunOf }, 'job submitted')
     this.#o.events.open(jobId, 0)
     const { run, effects } = JobRun.submit(
-      { id: jobId, request, createdAt: now, cancelGraceMs: this.#o.cancelGraceMs },
+      { id: jobId, request, createdAt: now, ...this.#runConfig() },
       targets.map((t) => ({ id: t.id, region: t.region, online: t.online, agentless: t.executor === 'ssh' })),
       opts.rerunOf ? { rerunOf: opts.rerunOf } : {},
       now,
@@ -212,6 +214,10 @@ export class Coordinator {
     this.#carryOut(run, effects)
     await this.#o.events.stored()
     return { jobId, nodes: targets.map((t) => t.id) }
+  }
+
+  #runConfig() {
+    return { cancelGraceMs: this.#o.cancelGraceMs, ...(this.#o.reofferRetryMs !== undefined ? { reofferRetryMs: this.#o.reofferRetryMs } : {}) }
   }
 
   #checkLeader() {
@@ -274,7 +280,11 @@ export class Coordinator {
           void afterStored(() =>
             this.#o.dispatch
               .offer(share)
-              .then((outcome) => this.#runs.get(run.id)?.run === run && this.#carryOut(run, run.onShare(share, outcome, Date.now())))
+              .then((answer) => {
+                // A hive that takes a share but does not heartbeat would take every re-offer and run none.
+                const outcome = answer.accepted && this.#o.presence.hiveGone(answer.by) ? { accepted: false as const, cause: `hive ${answer.by} took the share but does not heartbeat` } : answer
+                if (this.#runs.get(run.id)?.run === run) this.#carryOut(run, run.onShare(share, outcome, Date.now()))
+              })
               .catch((err: unknown) => log.error({ err, jobId: run.id, region: share.region }, 'dispatch to region failed')),
           )
           break

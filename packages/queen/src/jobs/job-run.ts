@@ -115,6 +115,8 @@ export interface JobRunConfig {
   createdAt: number
   /** After a cancel or the job deadline, how long to wait for confirmations before closing anyway. */
   cancelGraceMs: number
+  /** How long after a failed re-offer of a share the next is tried (default `REOFFER_RETRY_MS`). */
+  reofferRetryMs?: number
 }
 
 /** What the queen has kept of one node's output, while the node runs. */
@@ -170,6 +172,7 @@ export class JobRun {
   readonly request: JobRequest
   readonly createdAt: number
   readonly #cancelGraceMs: number
+  readonly #reofferRetryMs: number
   readonly #nodes = new Map<string, NodeEntry>()
   /** Output kept so far, of the nodes that sent some and have not ended. */
   readonly #output = new Map<string, OutputKept>()
@@ -195,6 +198,7 @@ export class JobRun {
     this.request = cfg.request
     this.createdAt = cfg.createdAt
     this.#cancelGraceMs = cfg.cancelGraceMs
+    this.#reofferRetryMs = cfg.reofferRetryMs ?? REOFFER_RETRY_MS
   }
 
   /** A new job: announces it, ends offline targets, and hands the first phase to the hives. */
@@ -348,7 +352,7 @@ export class JobRun {
     }
     held.failures++
     if (held.failures < MAX_REOFFER_FAILURES) {
-      held.retryAt = now + REOFFER_RETRY_MS
+      held.retryAt = now + this.#reofferRetryMs
       return this.#take()
     }
     // No hive of the region takes it: what was never started will not be; what runs still

@@ -169,10 +169,22 @@ export class Leadership {
     void durable.lastSeq('log').then(
       (last) => {
         end = last
+        // An index at or past the log's end has caught up (past it: the log began anew; see `#rewound`).
         if (store.position().logSeq >= last) this.#caughtUp = true
       },
       (err: unknown) => log.warn({ err }, 'cannot read where the job log ends'),
     )
+  }
+
+  /** The log's last sequence, with the index moved back to it when the log holds less than the index applied. */
+  #rewound(last: number): number {
+    const { store, log } = this.#o
+    const at = store.position().logSeq
+    if (last < at) {
+      log.warn({ index: at, log: last }, 'the job log holds less than this index (it began anew): the index keeps its jobs and goes on from the log\'s end')
+      store.rewindLog(last)
+    }
+    return last
   }
 
   /** Every queen must sign with the same key: hives and workers pin one. */
@@ -195,6 +207,7 @@ export class Leadership {
     await this.#replica?.stop()
     this.#replica = undefined
     try {
+      this.#rewound(await durable.lastSeq('log'))
       // Everything the last leader wrote, then lead from the log's end.
       const catchUp = durable.read(
         'log',

@@ -293,6 +293,7 @@ export function openSqliteStore(path: string): JobStore {
       return (nodesOf.all(jobId) as NodeRow[]).map(toNode)
     },
     position: () => ({ logSeq: metaValue('log_seq'), eventsSeq: metaValue('events_seq') }),
+    rewindLog: (logSeq) => void setMeta.run('log_seq', logSeq),
     runState(jobId) {
       const job = getJob.get(jobId) as (JobRow & { run: string | null }) | undefined
       if (!job) return undefined

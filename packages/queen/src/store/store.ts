@@ -99,6 +99,12 @@ export interface JobStore {
    */
   commit(batch: Batch, logSeq?: number): boolean
   position(): Position
+  /**
+   * Moves the log position back to `logSeq`: the job log holds less than this index has
+   * applied (an in-process log that began with this process, or a stream made anew), and new
+   * records are numbered from there. The jobs stay; the event position is kept.
+   */
+  rewindLog(logSeq: number): void
   /** A running job's stored state, for the queen that leads next; undefined for an unknown job. */
   runState(jobId: string): RunState | undefined
   /**
