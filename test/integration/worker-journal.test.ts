@@ -11,6 +11,9 @@ import { TEST_CONFIG } from '../conformance/durable-suite.ts'
 import { type Proc, type SecureBus, type Sshd, startBin, startSecureBus, startSshd, type TempDir, tempDir, testQueenKey, testSigner, waitUntil } from '../harness/index.ts'
 import { signedTask } from './signed-task.ts'
 
+/** An id without the worker's tag. */
+const untag = (id: string) => id.replace(/\/[A-Za-z0-9_-]{22}\//, '/')
+
 /** The bus as a worker sees it, with every durable publish's dedupe id noted, in order. */
 function noting(bus: Bus): { bus: Bus; ids: string[] } {
   const ids: string[] = []
@@ -81,11 +84,13 @@ describe('a worker runs a task at most once (in process)', () => {
     await writeFile(gate, '')
     expect(await ended).toMatchObject({ state: 'ok', exitCode: 0 })
     const finishedId = 'jonce00001/web-1/finished'
-    await waitUntil(() => ids.includes(finishedId), 'the end to be published')
-    expect(ids.filter((id) => id.startsWith('jonce00001/'))).toEqual(['jonce00001/web-1/started', 'jonce00001/web-1/output/1', finishedId])
+    await waitUntil(() => ids.map(untag).includes(finishedId), 'the end to be published')
+    expect(ids.filter((id) => id.startsWith('jonce00001/')).map(untag)).toEqual(['jonce00001/web-1/started', 'jonce00001/web-1/output/1', finishedId])
+    // The ids carry a tag keyed by the worker's secret: nobody else can guess them.
+    expect(ids.find((id) => id.startsWith('jonce00001/'))).toMatch(/^jonce00001\/web-1\/[A-Za-z0-9_-]{22}\/started$/)
     // Finished: the answer says how it ended, and the end is published again (the stream keeps one).
     await expect(ask(task)).resolves.toEqual({ accepted: true, by: 'web-1', already: 'ok' })
-    await waitUntil(() => ids.filter((id) => id === finishedId).length === 2, 'the end to be published again')
+    await waitUntil(() => ids.map(untag).filter((id) => id === finishedId).length === 2, 'the end to be published again')
     expect(await lines(out)).toEqual(['ran'])
     expect((await storedEvents(base, 'jonce00001')).map((e) => e.kind)).toEqual(['node.started', 'node.output', 'node.finished'])
   })
@@ -112,7 +117,9 @@ describe('a worker runs a task at most once (in process)', () => {
     expect(await lost).toMatchObject({ state: 'lost', cause: LOST_ON_RESTART })
     await expect(ask(died)).resolves.toEqual({ accepted: true, by: nodeId, already: 'lost' })
     await expect(ask(done)).resolves.toEqual({ accepted: true, by: nodeId, already: 'ok' })
-    await waitUntil(() => ids.filter((id) => id === 'jdone00001/web-2/finished').length === 2, 'the end of the finished task to be published again')
+    await waitUntil(() => ids.map(untag).filter((id) => id === 'jdone00001/web-2/finished').length === 2, 'the end of the finished task to be published again')
+    // Under the same ids as before the restart (the secret is kept beside the journal): stored once.
+    expect(new Set(ids.filter((id) => id.startsWith('jdone00001/') && id.endsWith('/finished'))).size).toBe(1)
     await expect(readFile(marker)).rejects.toThrow()
     expect((await storedEvents(base, 'jdied00001')).map((e) => e.kind)).toEqual(['node.finished'])
   })

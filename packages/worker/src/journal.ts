@@ -1,4 +1,5 @@
-import { chmod, type FileHandle, mkdir, open, readFile, rename } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { chmod, type FileHandle, mkdir, open, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { z } from 'zod'
 import { ApiaryError, JobId, type Logger, NodeId, WireEvent, type WireEventOf } from '@apiary/shared'
@@ -220,6 +221,13 @@ export interface JournalOptions extends JournalBounds {
  * write and one fsync, so an SSH worker taking 4,096 tasks at once does not fsync 4,096 times.
  */
 export interface Journal {
+  /**
+   * This worker's secret for the dedupe ids of the events it stores (kept beside the journal,
+   * 0600, so a restarted worker stores a task's events under the same ids). The event stream
+   * dedupes by id alone, whatever the subject: an id another node could guess would let it
+   * have this node's events dropped as duplicates.
+   */
+  readonly secret: Buffer
   get(jobId: string, node: string): JournalEntry | undefined
   /** Records that this worker took a task; resolves once the record is fsynced. */
   take(jobId: string, node: string, expiresAt: number): { entry: JournalEntry; written: Promise<void> }
@@ -285,8 +293,9 @@ export async function openJournal(o: JournalOptions): Promise<Journal> {
   if (report.dropped > 0) log.warn({ dropped: report.dropped, maxEntries: o.maxEntries ?? DEFAULT_JOURNAL_ENTRIES }, 'the journal holds more tasks than its bound: forgot the oldest')
   const expired = index.prune(now())
   const unfinished = [...index.entries()].filter((e) => e.final === null)
+  const secret = await readOrMakeSecret(join(dir, SECRET_FILE))
   const file = await JournalFile.open(dir, path)
-  const journal = new LiveJournal(index, file, unfinished, log, now)
+  const journal = new LiveJournal(index, file, unfinished, log, now, secret)
   // A torn or corrupt line must not sit before new records: a rewrite drops it.
   if (report.torn || report.corrupt > 0 || report.dropped > 0 || expired > 0 || index.compactionDue(report.records)) await file.compact(index.lines())
   else file.records = report.records
@@ -298,7 +307,26 @@ export async function openJournal(o: JournalOptions): Promise<Journal> {
  * restart forgets it all (a worker embedded without a state directory, a benchmark's fleet).
  */
 export function memoryJournal(o: JournalBounds & { log: Logger; now?: () => number }): Journal {
-  return new LiveJournal(new JournalIndex(o), null, [], o.log, o.now ?? Date.now)
+  return new LiveJournal(new JournalIndex(o), null, [], o.log, o.now ?? Date.now, randomBytes(32))
+}
+
+/** The file beside the journal that holds the worker's dedupe secret. */
+export const SECRET_FILE = 'dedupe.key'
+
+/** Reads the worker's 32-byte secret, or makes one (0600) the first time. */
+async function readOrMakeSecret(path: string): Promise<Buffer> {
+  try {
+    const held = await readFile(path)
+    if (held.length === 32) return held
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new ApiaryError('internal', `cannot read the worker's dedupe key ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'stateDir', { cause: err })
+    }
+  }
+  const secret = randomBytes(32)
+  await writeFile(path, secret, { mode: 0o600 })
+  await chmod(path, 0o600)
+  return secret
 }
 
 class LiveJournal implements Journal {
@@ -309,7 +337,14 @@ class LiveJournal implements Journal {
   readonly #full: { note(fields: Record<string, unknown>): void }
   #lastPrune: number
 
-  constructor(index: JournalIndex, file: JournalFile | null, unfinished: readonly JournalEntry[], log: Logger, now: () => number) {
+  constructor(
+    index: JournalIndex,
+    file: JournalFile | null,
+    unfinished: readonly JournalEntry[],
+    log: Logger,
+    now: () => number,
+    readonly secret: Buffer,
+  ) {
     this.#index = index
     this.#file = file
     this.#unfinished = unfinished

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto'
 import {
   type Ack,
   BODY_LIMITS,
@@ -128,13 +129,18 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
       notStored.note({ jobId: ev.jobId, kind: ev.kind, id: dedupe, problem: errorMessage(err) })
     }
   }
-  /** One task's events, stored in order (each after the one before), with their dedupe ids. */
+  /**
+   * One task's events, stored in order (each after the one before), with their dedupe ids:
+   * `<job>/<node>/<tag>/<kind>`, the tag keyed by this worker's secret so no other node can
+   * forge an id that would have one of these dropped as a duplicate.
+   */
   const eventsOf = (jobId: string, node: string, deadline: number) => {
     const subject = cfg.eventSubject(node, jobId)
+    const tag = createHmac('sha256', journal.secret).update(`${jobId}/${node}`).digest('base64url').slice(0, 22)
     let tail = Promise.resolve()
     let chunks = 0
     const send = (ev: WireEvent, kind: string) => {
-      const next = tail.then(() => store(subject, ev, `${jobId}/${node}/${kind}`, deadline))
+      const next = tail.then(() => store(subject, ev, `${jobId}/${node}/${tag}/${kind}`, deadline))
       tail = next
       track(next)
     }
