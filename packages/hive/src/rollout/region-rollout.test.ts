@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { FinalState } from '@apiary/shared'
-import { type Delivery, type Effect, RegionRollout, type RolloutShare } from './region-rollout.ts'
+import { type Delivery, type Effect, MAX_REASKS, RegionRollout, type RolloutShare } from './region-rollout.ts'
 
 const TIMEOUT = 10_000
 const GRACE = 1_000
@@ -31,6 +31,8 @@ class Driver {
   readonly effects: Effect[] = []
   readonly ends = new Map<string, { state: FinalState; cause: string | null }>()
   readonly inFlight = new Set<string>()
+  /** Re-asks sent and not yet answered. */
+  readonly asking = new Set<string>()
   peak = 0
 
   constructor(s: RolloutShare = share()) {
@@ -44,6 +46,11 @@ class Driver {
         this.inFlight.add(e.node)
         this.peak = Math.max(this.peak, this.inFlight.size)
       }
+      if (e.type === 'reask') {
+        expect(this.inFlight.has(e.node), `${e.node} asked again while not in flight`).toBe(true)
+        expect(this.asking.has(e.node), `${e.node} asked again twice at once`).toBe(false)
+        this.asking.add(e.node)
+      }
       if (e.type === 'publish') this.#end(e.node, e.state, e.cause)
     }
     this.effects.push(...effects)
@@ -53,7 +60,12 @@ class Driver {
     return this.feed(this.r.start())
   }
   deliver(node: string, outcome: Delivery = accepted) {
-    return this.feed(this.r.delivered(node, outcome, this.now))
+    return this.#republished(node, outcome, this.feed(this.r.delivered(node, outcome, this.now)))
+  }
+  /** The worker's answer to a re-ask. */
+  answer(node: string, outcome: Delivery) {
+    this.asking.delete(node)
+    return this.#republished(node, outcome, this.feed(this.r.reasked(node, outcome, this.now)))
   }
   /** A worker reports; a report on a node that already ended is one the queen would drop too. */
   finish(node: string, state: FinalState) {
@@ -71,14 +83,25 @@ class Driver {
     return this.effects.filter((e) => e.type === 'done').length
   }
 
+  /**
+   * A worker that says a task ended publishes its final event again: it comes after the
+   * answer, as on the bus (and settles the node if the answer was not taken).
+   */
+  #republished(node: string, outcome: Delivery, effects: Effect[]): Effect[] {
+    if (outcome.kind === 'already' && outcome.state !== 'running') this.finish(node, outcome.state)
+    return effects
+  }
+
   #end(node: string, state: FinalState, cause: string | null) {
     expect(this.ends.has(node), `${node} ended twice`).toBe(false)
     this.ends.set(node, { state, cause })
     this.inFlight.delete(node)
+    this.asking.delete(node)
   }
 }
 
 const dispatches = (effects: Effect[]) => effects.flatMap((e) => (e.type === 'dispatch' ? [e.node] : []))
+const reasks = (effects: Effect[]) => effects.flatMap((e) => (e.type === 'reask' ? [e.node] : []))
 const publishes = (effects: Effect[]) => effects.flatMap((e) => (e.type === 'publish' ? [{ node: e.node, state: e.state, cause: e.cause }] : []))
 
 describe('RegionRollout', () => {
@@ -171,7 +194,7 @@ describe('RegionRollout', () => {
     }
   })
 
-  it('ends a silent accepted node lost at timeoutMs + resultGraceMs after acceptance, and not before', () => {
+  it('asks the worker of a silent accepted node again at timeoutMs + resultGraceMs after acceptance, and not before', () => {
     const d = new Driver()
     d.start()
     d.now = 500
@@ -181,16 +204,155 @@ describe('RegionRollout', () => {
     const due = 500 + TIMEOUT + GRACE
     expect(d.r.nextWake()).toBe(due)
     expect(d.at(due - 1)).toEqual([])
-    const out = d.at(due)
-    expect(publishes(out)).toEqual([{ node: 'n1', state: 'lost', cause: 'no result 11 s after dispatch' }])
-    expect(dispatches(out)).toEqual(['n3'])
+    // Not lost: the same task goes to the worker again, and the node keeps its slot meanwhile.
+    expect(d.at(due)).toEqual([{ type: 'reask', node: 'n1', agentless: false }])
     expect(d.r.nextWake()).toBe(700 + TIMEOUT + GRACE)
-    // A result in time clears the deadline; the worker's late report of a lost node changes nothing.
+    // The worker ran it: its finish went missing. It settles as the worker says, and frees the slot.
+    const out = d.answer('n1', { kind: 'already', state: 'ok' })
+    expect(publishes(out)).toEqual([])
+    expect(dispatches(out)).toEqual(['n3'])
+    expect(d.ends.get('n1')).toEqual({ state: 'ok', cause: null })
+    // The finish it publishes again changes nothing.
+    expect(d.feed(d.r.finished('n1', 'ok'))).toEqual([])
+    // A result in time clears the deadline.
     d.finish('n2', 'ok')
     expect(d.r.nextWake()).toBeNull()
     expect(d.at(100_000)).toEqual([])
-    expect(d.feed(d.r.finished('n1', 'ok'))).toEqual([])
-    expect(d.ends.get('n1')?.state).toBe('lost')
+  })
+
+  it('asks an agentless node’s SSH workers again on their subject', () => {
+    const d = new Driver(share({ agentless: ['n1'] }))
+    d.start()
+    d.deliver('n1')
+    expect(d.at(TIMEOUT + GRACE)).toEqual([{ type: 'reask', node: 'n1', agentless: true }])
+  })
+
+  it('takes a worker’s answer that it ran the task before: running arms the deadline, a final state settles at once and counts once', () => {
+    // A re-offer: its nodes' workers may have taken them from the hive that died.
+    const d = new Driver(share({ nodes: ids(4), concurrency: 2, maxErrors: 2 }))
+    d.start()
+    d.now = 100
+    expect(d.deliver('n1', { kind: 'already', state: 'running' })).toEqual([])
+    expect(d.r.nextWake()).toBe(100 + TIMEOUT + GRACE)
+    // Ended failed: no end of the hive's own, the slot goes on, one error spent.
+    const out = d.deliver('n2', { kind: 'already', state: 'failed' })
+    expect(publishes(out)).toEqual([])
+    expect(dispatches(out)).toEqual(['n3'])
+    // Its final event, published again, is not a second error: the budget of two is not reached.
+    expect(d.feed(d.r.finished('n2', 'failed'))).toEqual([])
+    expect(d.r.state).toEqual({ kind: 'running' })
+    // A second acknowledgement of a node that already ended changes nothing either.
+    expect(d.deliver('n2', { kind: 'already', state: 'failed' })).toEqual([])
+    const halted = d.finish('n1', 'timeout')
+    expect(halted[0]).toEqual({ type: 'halted', reason: 'max errors reached (2 of 2 allowed)', skipped: 1 })
+  })
+
+  it('waits a grace more for a worker that says it is still running, at most MAX_REASKS times, then ends it lost and says why', () => {
+    const d = new Driver()
+    d.start()
+    d.deliver('n1')
+    let at = TIMEOUT + GRACE
+    for (let ask = 1; ask <= MAX_REASKS; ask++) {
+      expect(reasks(d.at(at)), `ask ${ask}`).toEqual(['n1'])
+      expect(d.r.nextWake()).toBeNull()
+      expect(d.answer('n1', { kind: 'already', state: 'running' })).toEqual([])
+      at += GRACE
+      expect(d.r.nextWake()).toBe(at)
+      expect(d.at(at - 1)).toEqual([])
+    }
+    const out = d.at(at)
+    expect(reasks(out)).toEqual([])
+    expect(publishes(out)).toEqual([{ node: 'n1', state: 'lost', cause: `no result 11 s after dispatch: asked again ${MAX_REASKS} times, the worker still says it is running` }])
+    expect(dispatches(out)).toEqual(['n3'])
+  })
+
+  it('ends a node lost when its worker does not answer twice in a row: a blink or a worker not yet subscribed again is not gone', () => {
+    for (const silence of [{ kind: 'no-responders' }, { kind: 'timeout' }] as Delivery[]) {
+      const d = new Driver()
+      d.start()
+      d.deliver('n1')
+      d.at(TIMEOUT + GRACE)
+      expect(d.answer('n1', silence)).toEqual([])
+      expect(d.r.nextWake()).toBe(TIMEOUT + 2 * GRACE)
+      expect(reasks(d.at(TIMEOUT + 2 * GRACE))).toEqual(['n1'])
+      const out = d.answer('n1', silence)
+      expect(publishes(out)).toEqual([{ node: 'n1', state: 'lost', cause: 'worker gone: no answer when asked again' }])
+      expect(dispatches(out)).toEqual(['n3'])
+    }
+  })
+
+  it('counts only answers missing in a row: one between two silences resets it', () => {
+    const d = new Driver()
+    d.start()
+    d.deliver('n1')
+    d.at(TIMEOUT + GRACE)
+    d.answer('n1', { kind: 'no-responders' })
+    d.at(TIMEOUT + 2 * GRACE)
+    d.answer('n1', { kind: 'already', state: 'running' })
+    d.at(TIMEOUT + 3 * GRACE)
+    expect(d.answer('n1', { kind: 'timeout' })).toEqual([])
+    // The asks are spent: the silence after them ends it.
+    expect(publishes(d.at(TIMEOUT + 4 * GRACE))).toEqual([{ node: 'n1', state: 'lost', cause: 'worker gone: no answer when asked again' }])
+  })
+
+  it('ends a node error when its worker refuses the task asked again, or answers nonsense', () => {
+    const cases: Array<[Delivery, string]> = [
+      [{ kind: 'refused', reason: 'the grant expired at 2030-01-01T00:00:00.000Z' }, 'worker refused the task when asked again: the grant expired at 2030-01-01T00:00:00.000Z'],
+      [{ kind: 'refused', reason: undefined }, 'worker refused the task when asked again: no reason'],
+      [{ kind: 'malformed' }, 'worker sent a malformed acknowledgement when asked again'],
+    ]
+    for (const [outcome, cause] of cases) {
+      const d = new Driver()
+      d.start()
+      d.deliver('n1')
+      d.at(TIMEOUT + GRACE)
+      expect(publishes(d.answer('n1', outcome))).toEqual([{ node: 'n1', state: 'error', cause }])
+    }
+  })
+
+  it('gives a plain acceptance when asked again a whole limit: the task started only then', () => {
+    const d = new Driver()
+    d.start()
+    d.deliver('n1')
+    d.at(TIMEOUT + GRACE)
+    d.now = TIMEOUT + GRACE + 50
+    d.answer('n1', accepted)
+    expect(d.r.nextWake()).toBe(TIMEOUT + GRACE + 50 + TIMEOUT + GRACE)
+  })
+
+  it('asks again a grace later when the hive could not ask, and says so if the asks run out', () => {
+    const d = new Driver()
+    d.start()
+    d.deliver('n1')
+    let at = TIMEOUT + GRACE
+    for (let ask = 1; ask <= MAX_REASKS; ask++) {
+      expect(reasks(d.at(at))).toEqual(['n1'])
+      expect(d.answer('n1', { kind: 'failed', message: 'the bus is closed' })).toEqual([])
+      at += GRACE
+    }
+    expect(publishes(d.at(at))).toEqual([{ node: 'n1', state: 'lost', cause: `no result 11 s after dispatch: asked again ${MAX_REASKS} times, the last ask failed: the bus is closed` }])
+  })
+
+  it('takes a result that comes while the worker is being asked again; the answer then changes nothing', () => {
+    const d = new Driver()
+    d.start()
+    d.deliver('n1')
+    d.at(TIMEOUT + GRACE)
+    expect(dispatches(d.finish('n1', 'failed'))).toEqual(['n3'])
+    expect(d.feed(d.r.reasked('n1', { kind: 'no-responders' }, d.now))).toEqual([])
+    expect(d.feed(d.r.reasked('n1', { kind: 'already', state: 'ok' }, d.now))).toEqual([])
+    expect(d.ends.get('n1')?.state).toBe('failed')
+    // An answer nobody asked for is ignored too.
+    d.deliver('n2')
+    expect(d.feed(d.r.reasked('n2', { kind: 'already', state: 'ok' }, d.now))).toEqual([])
+    expect(d.ends.has('n2')).toBe(false)
+  })
+
+  it('ends a silent node lost at once without asking when told to ask no more (maxReasks 0)', () => {
+    const r = new RegionRollout(share(), { resultGraceMs: GRACE, maxReasks: 0 })
+    r.start()
+    r.delivered('n1', accepted, 0)
+    expect(publishes(r.tick(TIMEOUT + GRACE))).toEqual([{ node: 'n1', state: 'lost', cause: 'no result 11 s after dispatch' }])
   })
 
   it('arms no deadline for a node whose result came before its acknowledgement', () => {
@@ -249,7 +411,18 @@ describe('RegionRollout', () => {
   })
 
   it('gives every node exactly one final state, whatever the order of inputs', () => {
-    const outcomes: Delivery[] = [accepted, accepted, accepted, { kind: 'refused', reason: 'no' }, { kind: 'no-responders' }, { kind: 'timeout' }]
+    const outcomes: Delivery[] = [
+      accepted,
+      accepted,
+      accepted,
+      { kind: 'already', state: 'running' },
+      { kind: 'already', state: 'ok' },
+      { kind: 'already', state: 'failed' },
+      { kind: 'refused', reason: 'no' },
+      { kind: 'no-responders' },
+      { kind: 'timeout' },
+      { kind: 'failed', message: 'closed' },
+    ]
     const states: FinalState[] = ['ok', 'ok', 'failed', 'timeout', 'cancelled']
     for (let seed = 1; seed <= 200; seed++) {
       let x = seed
@@ -267,9 +440,13 @@ describe('RegionRollout', () => {
         const node = open[rand(Math.max(open.length, 1))]
         switch (rand(6)) {
           case 0:
-          case 1:
-            if (node) d.deliver(node, outcomes[rand(outcomes.length)]!)
+          case 1: {
+            // The answer to a re-ask on its way, or to the dispatch.
+            const asked = [...d.asking][rand(Math.max(d.asking.size, 1))]
+            if (asked && rand(2) === 0) d.answer(asked, outcomes[rand(outcomes.length)]!)
+            else if (node) d.deliver(node, outcomes[rand(outcomes.length)]!)
             break
+          }
           case 2:
           case 3:
             // Sometimes a second report of a node that already ended.
