@@ -1,6 +1,8 @@
 import { type Ack, assembleShare, BODY_LIMITS, type Bus, type BusMessage, decode, type Logger, ShareChunk, ShareOffer, subjects, type Verifier, VERSION } from '@apiary/shared'
 import { Heartbeater, warnRateLimited } from '@apiary/shared/runtime'
+import { ShareAttempts } from './rollout/attempts.ts'
 import { RegionJob } from './rollout/region-job.ts'
+import { VerdictOutbox } from './rollout/verdicts.ts'
 
 export interface HiveConfig {
   bus: Bus
@@ -14,6 +16,8 @@ export interface HiveConfig {
   queenKey: Verifier
   /** How long the further chunks of a share may take to arrive after its offer. */
   chunkTimeoutMs?: number
+  /** How long `close` waits for the hive's own node ends still on their way to the stream (default 5 s). */
+  drainMs?: number
 }
 
 /** Shares whose further chunks are still on their way, at most. */
@@ -26,13 +30,18 @@ export interface Hive {
 
 /**
  * A region's hive: takes the region's share of each job from the queue group (one replica
- * gets each share) and rolls it out to the nodes.
+ * gets each share) and rolls it out to the nodes. A re-offer of a share (a newer attempt,
+ * after the hive that had it died) is taken by whichever hive gets it; the hive that runs
+ * the share already goes on as it is, and an attempt older than one seen is refused (see
+ * `ShareAttempts`).
  *
  * @example const hive = startHive({ bus, log, hiveId: 'hive-eu-1', region: 'eu', heartbeatMs: 5000 })
  */
 export function startHive(cfg: HiveConfig): Hive {
   const log = cfg.log.child({ hive: cfg.hiveId, region: cfg.region })
   const jobs = new Map<string, RegionJob>()
+  const attempts = new ShareAttempts()
+  const verdicts = new VerdictOutbox(cfg.bus, log)
   let closing = false
 
   const heart = new Heartbeater(cfg.bus, log, () => ({
@@ -54,18 +63,22 @@ export function startHive(cfg: HiveConfig): Hive {
   const pending = new Map<string, { offer: ShareOffer; chunks: Map<number, ShareChunk>; timer: NodeJS.Timeout }>()
 
   function begin(msg: BusMessage, key: string, offer: ShareOffer, chunks: ShareChunk[]) {
+    const { attempt } = offer.grant
     const checked = assembleShare(offer, chunks, cfg.queenKey, cfg.region, Date.now())
     if (typeof checked === 'string') {
-      warnRateLimited(log, 'refused a share', { jobId: offer.grant.jobId, phase: offer.grant.phase, reason: checked })
+      attempts.dropped(key, attempt)
+      warnRateLimited(log, 'refused a share', { jobId: offer.grant.jobId, phase: offer.grant.phase, attempt, reason: checked })
       return refuse(msg, `refused: ${checked}`)
     }
     const { share } = checked
-    const job = new RegionJob(checked, { bus: cfg.bus, log, resultGraceMs: cfg.resultGraceMs ?? 15_000, queenKey: cfg.queenKey })
+    const job = new RegionJob(checked, { bus: cfg.bus, log, resultGraceMs: cfg.resultGraceMs ?? 15_000, queenKey: cfg.queenKey, verdicts })
     jobs.set(key, job)
-    log.info({ jobId: share.jobId, phase: share.phase, nodes: share.nodes.length, concurrency: share.concurrency }, 'rollout started')
+    attempts.running(key, attempt)
+    log.info({ jobId: share.jobId, phase: share.phase, attempt, nodes: share.nodes.length, concurrency: share.concurrency }, 'rollout started')
     void job.done.then(() => {
       jobs.delete(key)
-      log.info({ jobId: share.jobId, phase: share.phase }, 'rollout done')
+      attempts.over(key, attempt)
+      log.info({ jobId: share.jobId, phase: share.phase, attempt }, 'rollout done')
     })
     accept(msg)
     job.start()
@@ -79,22 +92,34 @@ export function startHive(cfg: HiveConfig): Hive {
       const { grant } = offer
       if (grant.region !== cfg.region) return refuse(msg, `this hive serves region ${cfg.region}`)
       if (closing) return refuse(msg, 'hive is shutting down')
-      const key = `${grant.jobId}/${grant.phase}`
-      if (jobs.has(key)) return accept(msg)
-      if (grant.chunks === 1) return begin(msg, key, offer, [])
-      // The rest comes chunk by chunk to this hive alone; check what can be checked now.
+      // Before anything is remembered of it: a forged attempt number must not make the real one stale.
       if (!cfg.queenKey.verify(grant)) {
         warnRateLimited(log, 'refused a share: not signed by the queen', { jobId: grant.jobId, phase: grant.phase })
         return refuse(msg, 'refused: the grant is not signed by the pinned queen key')
       }
-      if (pending.has(key)) return accept(msg)
-      if (pending.size >= MAX_PENDING_SHARES) return refuse(msg, `too many shares arriving at once (${pending.size})`)
+      const key = `${grant.jobId}/${grant.phase}`
+      const decision = attempts.offer(key, grant.attempt)
+      if (decision.kind === 'stale') {
+        warnRateLimited(log, 'refused a stale attempt of a share', { jobId: grant.jobId, phase: grant.phase, attempt: grant.attempt, newest: decision.newest })
+        return refuse(msg, `refused: attempt ${grant.attempt} of this share is older than attempt ${decision.newest}`)
+      }
+      if (decision.kind === 'have') {
+        if (decision.attempt !== grant.attempt) log.info({ jobId: grant.jobId, phase: grant.phase, attempt: grant.attempt, runs: decision.attempt }, 'share re-offered to the hive that runs it; it goes on as it is')
+        return accept(msg)
+      }
+      if (grant.chunks === 1) return begin(msg, key, offer, [])
+      // The rest comes chunk by chunk to this hive alone. A newer attempt replaces an older one still waiting.
+      const older = pending.get(key)
+      if (older) clearTimeout(older.timer)
+      else if (pending.size >= MAX_PENDING_SHARES) return refuse(msg, `too many shares arriving at once (${pending.size})`)
       const timer = setTimeout(() => {
         pending.delete(key)
-        warnRateLimited(log, 'dropped a share whose chunks did not all arrive', { jobId: grant.jobId, phase: grant.phase })
+        attempts.dropped(key, grant.attempt)
+        warnRateLimited(log, 'dropped a share whose chunks did not all arrive', { jobId: grant.jobId, phase: grant.phase, attempt: grant.attempt })
       }, cfg.chunkTimeoutMs ?? 30_000)
       timer.unref()
       pending.set(key, { offer, chunks: new Map(), timer })
+      attempts.pending(key, grant.attempt)
       accept(msg)
     },
     { queue: subjects.hiveQueue(cfg.region) },
@@ -104,9 +129,11 @@ export function startHive(cfg: HiveConfig): Hive {
     const chunk = decode(ShareChunk, msg, log)
     if (!chunk) return refuse(msg, 'malformed share chunk')
     const key = `${chunk.jobId}/${chunk.phase}`
-    if (jobs.has(key)) return accept(msg)
     const p = pending.get(key)
+    // A chunk sent again after the share was assembled.
+    if (!p && jobs.get(key)?.attempt === chunk.attempt) return accept(msg)
     if (!p) return refuse(msg, 'no offer of this share is waiting for chunks')
+    if (chunk.attempt !== p.offer.grant.attempt) return refuse(msg, `chunk of attempt ${chunk.attempt}; the offer waiting is attempt ${p.offer.grant.attempt}`)
     if (chunk.index >= p.offer.grant.chunks) return refuse(msg, `chunk ${chunk.index} of a share of ${p.offer.grant.chunks}`)
     p.chunks.set(chunk.index, chunk)
     if (p.chunks.size < p.offer.grant.chunks - 1) return accept(msg)
@@ -130,6 +157,8 @@ export function startHive(cfg: HiveConfig): Hive {
         job.halt(`hive ${cfg.hiveId} shutting down`)
         job.abandon()
       }
+      // The skipped ends just decided, and any still on their way, reach the stream first.
+      await verdicts.drain(cfg.drainMs ?? 5000)
       await cfg.bus.flush()
     },
   }

@@ -12,7 +12,6 @@ import {
   type HiveJob,
   isApiaryError,
   type Logger,
-  notRunEvent,
   parseSubject,
   subjects,
   type Task,
@@ -21,21 +20,32 @@ import {
 } from '@apiary/shared'
 import { warnRateLimited } from '@apiary/shared/runtime'
 import { type Delivery, type Effect, RegionRollout } from './region-rollout.ts'
+import type { VerdictOutbox } from './verdicts.ts'
 
 export interface RegionJobOptions {
   bus: Bus
   log: Logger
-  /** Slack past the execution timeout before a silent node counts as lost. */
+  /** Slack past the execution timeout before the worker of a silent node is asked again. */
   resultGraceMs: number
   /** The queen's public key: control messages it did not sign are ignored. */
   queenKey: Verifier
+  /** Where the hive's own node ends go (the events stream). */
+  verdicts: VerdictOutbox
 }
+
+/** How long the subscriptions may take to reach a server that is away, between tries. */
+const START_RETRY_MS = { first: 250, max: 5000 }
 
 /**
  * One region's share of one phase of a job on the bus. The policy (window, error budget,
- * halt, who ends how, result deadlines) is `RegionRollout`'s; this only carries its effects
- * out: task requests to workers, the hive's own node events, the job's event and control
- * subscriptions, and one timer for the nearest result deadline.
+ * halt, who ends how, result deadlines, asking a silent node's worker again) is
+ * `RegionRollout`'s; this only carries its effects out: task requests to workers, the hive's
+ * own node ends, the job's event and control subscriptions, and one timer for the nearest
+ * result deadline.
+ *
+ * Nothing here waits for the queen. The subscriptions are core ones that the NATS client
+ * makes again after a reconnect; a finish published while NATS was away is missed here (the
+ * queen still gets it from the stream), and the worker, asked again, tells the hive.
  */
 export class RegionJob {
   readonly #rollout: RegionRollout
@@ -43,6 +53,8 @@ export class RegionJob {
   readonly #log: Logger
   #timer: NodeJS.Timeout | undefined
   #wakeAt: number | null = null
+  /** Done or abandoned: nothing more is carried out. */
+  #stopped = false
   #resolveDone!: () => void
   /** Resolves when every node of the share has a final state, or the share is abandoned. */
   readonly done = new Promise<void>((resolve) => (this.#resolveDone = resolve))
@@ -84,14 +96,34 @@ export class RegionJob {
         this.#carryOut(this.#rollout.control(c))
       }, { maxBytes: BODY_LIMITS.control }),
     )
-    // Subscriptions must be in place before the first task can finish.
-    void bus.flush().then(
-      () => this.#carryOut(this.#rollout.start()),
-      (err: unknown) => {
-        this.#log.error({ err }, 'cannot start the rollout')
-        this.#carryOut(this.#rollout.cannotStart('hive lost its bus connection'))
-      },
-    )
+    void this.#begin()
+  }
+
+  /** The share's attempt (0, or a re-offer's number). */
+  get attempt(): number {
+    return this.job.attempt
+  }
+
+  /**
+   * Subscriptions must be in place before the first task can finish. A flush fails while NATS
+   * is away (the client rejects what waits for a server that left): try again until the grant
+   * expires, rather than end a share for a blink.
+   */
+  async #begin(): Promise<void> {
+    for (let wait = START_RETRY_MS.first; ; wait = Math.min(wait * 2, START_RETRY_MS.max)) {
+      const failed = await this.o.bus.flush().then(
+        () => null,
+        (err: unknown) => err,
+      )
+      if (this.#stopped) return
+      if (failed === null) return this.#carryOut(this.#rollout.start())
+      if (isApiaryError(failed, 'closed') || Date.now() + wait > this.checked.grant.expiresAt) {
+        this.#log.error({ err: failed }, 'cannot start the rollout')
+        return this.#carryOut(this.#rollout.cannotStart('hive lost its bus connection'))
+      }
+      warnRateLimited(this.#log, 'the bus is away; the rollout starts once it is back', { err: errorMessage(failed) })
+      await new Promise((resolve) => setTimeout(resolve, wait).unref())
+    }
   }
 
   /** Dispatches nothing more; what never started ends `skipped` with the reason. */
@@ -112,17 +144,30 @@ export class RegionJob {
             .then((outcome) => this.#carryOut(this.#rollout.delivered(e.node, outcome, Date.now())))
             .catch((err: unknown) => this.#log.error({ err, node: e.node }, 'dispatch failed'))
           break
+        case 'reask':
+          // The same task again, on the same subject: a worker that took it says what became of it.
+          this.#log.info({ node: e.node }, 'no result in time; asking the worker again')
+          this.#deliver(e.node, e.agentless)
+            .then((outcome) => this.#carryOut(this.#rollout.reasked(e.node, outcome, Date.now())))
+            .catch((err: unknown) => this.#log.error({ err, node: e.node }, 'asking again failed'))
+          break
         case 'publish':
-          try {
-            this.o.bus.publish(subjects.hiveEvents(this.job.region, this.job.jobId), notRunEvent(this.job.jobId, e.node, e.state, e.cause))
-          } catch (err) {
-            this.#log.error({ err, node: e.node, state: e.state }, 'cannot report a node’s end')
-          }
+          if (e.state === 'lost') this.#log.warn({ node: e.node, cause: e.cause }, 'node lost')
+          this.o.verdicts.send({
+            jobId: this.job.jobId,
+            region: this.job.region,
+            node: e.node,
+            attempt: this.job.attempt,
+            state: e.state,
+            cause: e.cause,
+            deadline: this.checked.grant.expiresAt,
+          })
           break
         case 'halted':
           this.#log.info({ reason: e.reason, skipped: e.skipped }, 'rollout stopped')
           break
         case 'done':
+          this.#stopped = true
           for (const s of this.#subs) s.unsubscribe()
           this.#resolveDone()
           break
@@ -146,6 +191,8 @@ export class RegionJob {
     try {
       const reply = Ack.safeParse(await this.o.bus.request(subject, task, { timeoutMs: this.job.deliveryTimeoutMs }))
       if (!reply.success) return { kind: 'malformed' }
+      // What the worker did with it before stands, whatever it says of taking it now.
+      if (reply.data.already !== undefined) return { kind: 'already', state: reply.data.already }
       return reply.data.accepted ? { kind: 'accepted' } : { kind: 'refused', reason: reply.data.reason }
     } catch (err) {
       if (isApiaryError(err, 'no_responders')) return { kind: 'no-responders' }
