@@ -1,0 +1,4 @@
+import { defineRecoverySuite } from './recovery-suite.ts'
+
+defineRecoverySuite('memory')
+defineRecoverySuite('nats')
