@@ -1,3 +1,4 @@
+import { createHmac, randomBytes } from 'node:crypto'
 import { type Bus, type FinalState, type Logger, notRunEvent, subjects } from '@apiary/shared'
 import { warnRateLimited } from '@apiary/shared/runtime'
 
@@ -18,12 +19,18 @@ export interface Verdict {
  * The hive's own node ends, stored in the events stream (`bus.durable.publish`) rather than
  * published on core NATS: the queen may be away or NATS restarting when the hive decides, and
  * a verdict is the only report that node will ever get. Each is retried by the stream client
- * until stored or its deadline, deduplicated by `<jobId>/<node>/verdict/<attempt>`. The hive
- * waits for those still on their way when it stops (`drain`).
+ * until stored or its deadline, deduplicated by `<jobId>/<node>/<tag>/verdict/<attempt>`. The
+ * hive waits for those still on their way when it stops (`drain`).
+ *
+ * The stream dedupes by id alone, whatever the subject: an id a worker could guess would let it
+ * have the hive's verdict on another node dropped. The tag is keyed by a secret of this
+ * process; the ids need only hold across one hive's retries (a restarted hive's share is a
+ * re-offer, a new attempt).
  */
 export class VerdictOutbox {
   readonly #inflight = new Set<Promise<void>>()
   readonly #stop = new AbortController()
+  readonly #secret = randomBytes(32)
 
   constructor(
     private readonly bus: Bus,
@@ -45,11 +52,15 @@ export class VerdictOutbox {
     await Promise.all([...this.#inflight])
   }
 
+  #tag(v: Verdict): string {
+    return createHmac('sha256', this.#secret).update(`${v.jobId}/${v.node}/${v.attempt}`).digest('base64url').slice(0, 22)
+  }
+
   async #store(v: Verdict): Promise<void> {
     const ev = notRunEvent(v.jobId, v.node, v.state, v.cause)
     try {
       await this.bus.durable.publish(subjects.hiveEvents(v.region, v.jobId), ev, {
-        id: `${v.jobId}/${v.node}/verdict/${v.attempt}`,
+        id: `${v.jobId}/${v.node}/${this.#tag(v)}/verdict/${v.attempt}`,
         deadline: v.deadline,
         signal: this.#stop.signal,
       })
