@@ -256,6 +256,18 @@ describe('JobRun', () => {
     })
   })
 
+  it('offers nothing again for a stopped job whose hive is gone: what never started ends skipped, what runs has until its deadline', () => {
+    const h = new Harness(request({ timeoutMs: 2000 }), targets(3, { region: 'eu' }))
+    h.acceptShares('hive-a')
+    h.event(started('n1'))
+    h.feed(h.run.cancel('by request', 5))
+    const before = h.shares().length
+    h.feed(h.run.sweep({ workerOffline: () => false, hiveGone: (hive) => hive === 'hive-a' }, 10))
+    expect(h.shares().length).toBe(before)
+    expect(h.ends().get('n2')).toEqual({ state: 'skipped', cause: 'not dispatched: by request' })
+    expect(h.ends().has('n1')).toBe(false)
+  })
+
   describe('restored from its snapshot by another queen', () => {
     const restoreFrom = (h: Harness, now: number) => {
       const nodes = [...h.ends().keys()]

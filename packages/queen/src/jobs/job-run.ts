@@ -387,6 +387,16 @@ export class JobRun {
         return e !== undefined && e.region === sh.region && !isFinal(e.state)
       })
       if (!open || open.length === 0) continue
+      if (this.#stop.kind !== 'dispatching') {
+        // Stopped: nothing more may start, so nothing is offered again. What never started ends
+        // now; what runs reports straight to the stream until its deadline.
+        const reason = this.#stop.reason
+        sh.hive = null
+        sh.retryAt = null
+        for (const n of open) if (this.#nodes.get(n)?.state === 'pending') this.#finishNode(n, 'skipped', `not dispatched: ${reason}`, now)
+        this.#graces.push({ at: now + this.request.rollout.timeoutMs + this.#cancelGraceMs, skipped: `not dispatched: ${reason}`, lost: `no result: its hive stopped after: ${reason}`, share: { region: sh.region, phase: sh.phase } })
+        continue
+      }
       if (gone) this.#note('warn', 'a hive holding a share stopped heartbeating: offering its open nodes again', { region: sh.region, phase: sh.phase, hive: sh.hive, open: open.length })
       sh.attempt++
       sh.hive = null
