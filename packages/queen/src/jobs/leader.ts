@@ -176,15 +176,18 @@ export class Leadership {
     )
   }
 
-  /** The log's last sequence, with the index moved back to it when the log holds less than the index applied. */
-  #rewound(last: number): number {
-    const { store, log } = this.#o
-    const at = store.position().logSeq
-    if (last < at) {
-      log.warn({ index: at, log: last }, 'the job log holds less than this index (it began anew): the index keeps its jobs and goes on from the log\'s end')
-      store.rewindLog(last)
+  /**
+   * Where the streams end, with the index's positions moved back to them when a stream holds
+   * less than the index applied (it began anew: the in-process streams of a new `keeper dev`).
+   */
+  async #rewind(): Promise<void> {
+    const { store, log, durable } = this.#o
+    const [logEnd, eventsEnd] = await Promise.all([durable.lastSeq('log'), durable.lastSeq('events')])
+    const at = store.position()
+    if (logEnd < at.logSeq || eventsEnd < at.eventsSeq) {
+      log.warn({ index: at, log: logEnd, events: eventsEnd }, 'the streams hold less than this index applied (they began anew): the index keeps its jobs and goes on from where they end')
+      store.rewind({ ...(logEnd < at.logSeq ? { logSeq: logEnd } : {}), ...(eventsEnd < at.eventsSeq ? { eventsSeq: eventsEnd } : {}) })
     }
-    return last
   }
 
   /** Every queen must sign with the same key: hives and workers pin one. */
@@ -207,7 +210,7 @@ export class Leadership {
     await this.#replica?.stop()
     this.#replica = undefined
     try {
-      this.#rewound(await durable.lastSeq('log'))
+      await this.#rewind()
       // Everything the last leader wrote, then lead from the log's end.
       const catchUp = durable.read(
         'log',

@@ -293,7 +293,10 @@ export function openSqliteStore(path: string): JobStore {
       return (nodesOf.all(jobId) as NodeRow[]).map(toNode)
     },
     position: () => ({ logSeq: metaValue('log_seq'), eventsSeq: metaValue('events_seq') }),
-    rewindLog: (logSeq) => void setMeta.run('log_seq', logSeq),
+    rewind(to) {
+      if (to.logSeq !== undefined) setMeta.run('log_seq', to.logSeq)
+      if (to.eventsSeq !== undefined) setMeta.run('events_seq', to.eventsSeq)
+    },
     runState(jobId) {
       const job = getJob.get(jobId) as (JobRow & { run: string | null }) | undefined
       if (!job) return undefined

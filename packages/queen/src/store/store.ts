@@ -100,11 +100,11 @@ export interface JobStore {
   commit(batch: Batch, logSeq?: number): boolean
   position(): Position
   /**
-   * Moves the log position back to `logSeq`: the job log holds less than this index has
-   * applied (an in-process log that began with this process, or a stream made anew), and new
-   * records are numbered from there. The jobs stay; the event position is kept.
+   * Moves a position back: the job log (or the event stream) holds less than this index has
+   * applied — an in-process stream that began with this process, or a stream made anew — and
+   * what comes is numbered from there. The jobs stay.
    */
-  rewindLog(logSeq: number): void
+  rewind(to: Partial<Position>): void
   /** A running job's stored state, for the queen that leads next; undefined for an unknown job. */
   runState(jobId: string): RunState | undefined
   /**
