@@ -98,6 +98,8 @@ export class RegionRollout {
   readonly #graceMs: number
   readonly #maxReasks: number
   readonly #dispatched = new Set<string>()
+  /** Nodes whose delivery timed out once and were sent again. */
+  readonly #redelivered = new Set<string>()
   readonly #final = new Set<string>()
   /** Accepted nodes without a result yet. */
   readonly #awaited = new Map<string, Awaited>()
@@ -167,7 +169,12 @@ export class RegionRollout {
         )
         break
       case 'timeout':
-        this.#end(node, 'error', 'undelivered: no worker took the task in time')
+        // The answer may only be late (a slow fsync, a lost reply) while the worker took the
+        // task: it is sent once more, and a worker that took it says so (`already`).
+        if (!this.#redelivered.has(node)) {
+          this.#redelivered.add(node)
+          this.#out.push({ type: 'dispatch', node, agentless: this.#agentless.has(node) })
+        } else this.#end(node, 'error', 'undelivered: no worker took the task in time')
         break
       case 'failed':
         this.#end(node, 'error', `dispatch failed: ${outcome.message}`)

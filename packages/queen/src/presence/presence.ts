@@ -33,15 +33,12 @@ function boundedInterval(ms: number): number {
 /** Three of the default 5 s heartbeat intervals. */
 export const DEFAULT_SETTLE_MS = 15_000
 
-/** However quiet the bus, past this many of its intervals a silent node is offline. */
-export const BLIND_BEATS = 10
-
 /**
  * Who can be reached, from heartbeats and the inventory. An agent node is online until three
  * of its own intervals pass without a heartbeat. It is *gone* (what ends its running tasks
  * `lost`) only when it went quiet while others' heartbeats still came: when nobody is heard
- * (the queen's own bus is down, NATS restarts) nobody is judged, for up to `BLIND_BEATS`
- * intervals. An inventory (agentless) node is online while
+ * (the queen's own bus is down, NATS restarts) nobody is judged, and when heartbeats come
+ * again after such a silence the queen settles again before it judges anyone. An inventory (agentless) node is online while
  * an SSH worker of its region is; its last contact and breaker come from those workers'
  * reports. Time comes from `now()` so tests of the logic need no clock.
  */
@@ -58,7 +55,7 @@ export class Presence {
   #lastHeard = 0
   readonly #limits: Readonly<PresenceLimits>
 
-  readonly #since: number
+  #since: number
   readonly #settleMs: number
 
   /**
@@ -141,6 +138,10 @@ export class Presence {
     const { hosts, ...kept } = hb
     kept.intervalMs = boundedInterval(hb.intervalMs)
     map.set(hb.id, { hb: kept, lastSeen: this.now() })
+    // The first heartbeat after nobody was heard for two of its intervals: the bus (or this
+    // queen's link to it) was down, and the others will be back within their own intervals.
+    // (A silence shorter than that cannot make anyone gone: that takes three.)
+    if (this.#lastHeard > 0 && this.now() - this.#lastHeard > kept.intervalMs * 2) this.#since = this.now()
     this.#lastHeard = this.now()
     if (hb.role === 'worker') this.#awaiting.delete(hb.id)
     if (hb.role === 'ssh-worker') {
@@ -170,10 +171,10 @@ export class Presence {
     return this.now() - e.lastSeen <= e.hb.intervalMs * MISSED_BEATS
   }
 
-  /** Offline, and others were heard well after it went quiet (it is quiet, not the bus), or quiet for very long. */
+  /** Offline, and others were heard well after it went quiet: it is quiet, not the bus. */
   #gone(e: Entry): boolean {
     if (this.#online(e)) return false
-    return this.#lastHeard - e.lastSeen > e.hb.intervalMs * MISSED_BEATS || this.now() - e.lastSeen > e.hb.intervalMs * BLIND_BEATS
+    return this.#lastHeard - e.lastSeen > e.hb.intervalMs * MISSED_BEATS
   }
 
   /**
