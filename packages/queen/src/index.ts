@@ -10,7 +10,7 @@ import { createApp } from './http/app.ts'
 import { Coordinator } from './jobs/coordinator.ts'
 import { EventLog, type LogWriter } from './jobs/event-log.ts'
 import { createHiveDispatch } from './jobs/hive-dispatch.ts'
-import { applyRecord, Leadership, LOG_RECORD_MAX } from './jobs/leader.ts'
+import { Leadership, LOG_RECORD_MAX, RecordApplier } from './jobs/leader.ts'
 import { Presence } from './presence/presence.ts'
 import { openSqliteStore } from './store/sqlite.ts'
 import type { JobStore } from './store/store.ts'
@@ -291,8 +291,9 @@ export async function rebuildIndex(o: { bus: Bus; log: Logger; stateDir: string;
         old.close()
       }
     }
+    const applier = new RecordApplier(store, o.log)
     const reader = o.bus.durable.read('log', (m) => {
-      applyRecord(store, m, o.log)
+      applier.apply(m)
       records++
     }, { afterSeq: 0, follow: false, maxBytes: LOG_RECORD_MAX })
     await reader.done

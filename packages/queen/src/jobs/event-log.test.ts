@@ -323,6 +323,18 @@ describe('EventLog', () => {
       await log.close()
     })
 
+    it('writes a large group as several records, then commits it to the index once, whole', async () => {
+      const writer = fakeWriter()
+      const commits: Array<{ events: number; seq: number | undefined }> = []
+      const log = new EventLog({ commit: (b, seq) => commits.push({ events: b.events.length, seq }) > 0 }, silentLogger(), { writer })
+      log.open('a', 0)
+      for (let i = 0; i < 12; i++) log.append({ jobId: 'a', ts: 0, kind: 'node.output', node: 'n1', stream: 'stdout', data: 'x'.repeat(200_000), human: '' })
+      await log.stored()
+      expect(writer.written.length).toBeGreaterThan(1)
+      expect(commits).toEqual([{ events: 12, seq: writer.written.length }])
+      await log.close()
+    })
+
     it('acknowledges a stream message that changed nothing without writing a record', async () => {
       const writer = fakeWriter()
       const acks: number[] = []
@@ -345,5 +357,6 @@ describe('EventLog', () => {
     expect(records[0]!.jobs).toHaveLength(1)
     expect(records.at(-1)).toMatchObject({ src: 4, runs: [] })
     expect(records.slice(0, -1).every((r) => r.src === undefined)).toBe(true)
+    expect(records.map((r) => r.part)).toEqual(records.map((_, i) => ({ n: i + 1, of: records.length })))
   })
 })

@@ -163,24 +163,31 @@ export class EventLog implements EventFeed {
           this.#waiters = []
         }
         const group = this.#inflight
-        // A record the log took is not written there again when only the index must retry.
-        while (group.records.length > 0) {
-          const r = group.records[0]!
-          if (r.logSeq === undefined && this.o.writer) {
-            try {
-              r.logSeq = await this.o.writer.write(r.batch)
-            } catch (err) {
-              if (isApiaryError(err, 'conflict') || isApiaryError(err, 'not_leader')) {
-                this.log.warn({ err }, 'another queen wrote the job log: this one no longer leads')
-                this.#fenced = true
-                this.o.onFenced?.(err)
-              } else this.#retry(err, r.batch)
-              return
-            }
+        // Every record of the group into the log first (one the log took is not written again
+        // when only the index must retry), then the whole group into the index at once: a
+        // group is applied whole or not at all, by this queen and by every reader of the log.
+        for (const r of group.records) {
+          if (r.logSeq !== undefined || !this.o.writer) continue
+          try {
+            r.logSeq = await this.o.writer.write(r.batch)
+          } catch (err) {
+            if (isApiaryError(err, 'conflict') || isApiaryError(err, 'not_leader')) {
+              this.log.warn({ err }, 'another queen wrote the job log: this one no longer leads')
+              this.#fenced = true
+              this.o.onFenced?.(err)
+            } else this.#retry(err, r.batch)
+            return
           }
-          const stored = this.#commit(r.batch, r.logSeq)
-          if (!stored) return
-          group.records.shift()
+        }
+        if (group.records.length > 0) {
+          const whole = group.records.length === 1 ? group.records[0]!.batch : merge(group.records.map((r) => r.batch))
+          const stored = this.#commit(whole, group.records.at(-1)!.logSeq)
+          if (!stored) {
+            // What the store took of it stays taken: only the rest is tried again.
+            group.records = [{ batch: whole, ...(group.records.at(-1)!.logSeq !== undefined ? { logSeq: group.records.at(-1)!.logSeq } : {}) }]
+            return
+          }
+          group.records = []
           this.notify(stored)
         }
         group.source?.ack()
@@ -292,7 +299,23 @@ function weight(e: Batch['events'][number]): number {
   return 512 + (ev.data?.length ?? 0) * 2 + (ev.human?.length ?? 0) * 2 + (ev.result === undefined ? 0 : 8192)
 }
 
-/** A group as records of at most about `RECORD_BYTES`; jobs first, runs and the source with the last. */
+/** The records of one group as one batch again (runs and source are the last record's). */
+export function merge(parts: readonly Batch[]): Batch {
+  const last = parts.at(-1)!
+  return {
+    jobs: parts.flatMap((p) => p.jobs ?? []),
+    events: parts.flatMap((p) => p.events),
+    ends: parts.flatMap((p) => p.ends),
+    ...(last.runs ? { runs: last.runs } : {}),
+    ...(last.src !== undefined ? { src: last.src } : {}),
+  }
+}
+
+/**
+ * A group as records of at most about `RECORD_BYTES`; jobs first, runs and the source with the
+ * last. Records of a group of several say which part they are (`part`): a reader applies the
+ * group only once it has every part, so a leader that dies between parts leaves nothing half applied.
+ */
 export function split(batch: Batch): Batch[] {
   const out: Batch[] = []
   let cur: Batch = { jobs: batch.jobs ?? [], events: [], ends: [] }
@@ -311,5 +334,6 @@ export function split(batch: Batch): Batch[] {
   if (batch.runs) cur.runs = batch.runs
   if (batch.src !== undefined) cur.src = batch.src
   out.push(cur)
+  if (out.length > 1) out.forEach((r, i) => (r.part = { n: i + 1, of: out.length }))
   return out
 }

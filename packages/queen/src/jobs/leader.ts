@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { ApiaryError, type Durable, isApiaryError, type JobEvent, type Logger, type StreamMessage, type StreamReader, subjects } from '@apiary/shared'
 import type { Batch, JobStore } from '../store/store.ts'
 import type { Coordinator } from './coordinator.ts'
-import type { EventLog, LogWriter } from './event-log.ts'
+import { type EventLog, type LogWriter, merge } from './event-log.ts'
 
 /** The lease key the leading queen holds in the lease bucket. */
 export const LEADER_KEY = 'leader'
@@ -37,7 +37,61 @@ function asRecord(data: unknown): Batch | undefined {
   if (r.jobs !== undefined && !Array.isArray(r.jobs)) return undefined
   if (r.runs !== undefined && !Array.isArray(r.runs)) return undefined
   if (r.src !== undefined && typeof r.src !== 'number') return undefined
-  return { events: r.events, ends: r.ends, ...(r.jobs ? { jobs: r.jobs } : {}), ...(r.runs ? { runs: r.runs } : {}), ...(r.src !== undefined ? { src: r.src } : {}) }
+  const part = r.part as { n?: unknown; of?: unknown } | undefined
+  if (part !== undefined && !(Number.isInteger(part.n) && Number.isInteger(part.of) && (part.n as number) >= 1 && (part.n as number) <= (part.of as number))) return undefined
+  return {
+    events: r.events,
+    ends: r.ends,
+    ...(r.jobs ? { jobs: r.jobs } : {}),
+    ...(r.runs ? { runs: r.runs } : {}),
+    ...(r.src !== undefined ? { src: r.src } : {}),
+    ...(part ? { part: { n: part.n as number, of: part.of as number } } : {}),
+  }
+}
+
+/**
+ * Applies the job log to an index, record by record, a group of several parts only once all
+ * its parts are read (in order, one after another): the parts of a group whose writer died
+ * before its last part are dropped, and the index's position stays before them. One per reader.
+ */
+export class RecordApplier {
+  #parts: Batch[] = []
+
+  constructor(
+    private readonly store: JobStore,
+    private readonly log: Logger,
+  ) {}
+
+  /** The events the index took from this record (none while a group is still incomplete). */
+  apply(m: StreamMessage): JobEvent[] {
+    const record = asRecord(m.data)
+    if (record?.part && record.part.of > 1) {
+      if (record.part.n === 1 || this.#parts.length !== record.part.n - 1) {
+        if (this.#parts.length > 0) this.#dropParts(m.seq)
+        if (record.part.n !== 1) {
+          this.log.error({ seq: m.seq, part: record.part }, 'skipped a part of a job-log group whose first parts are missing')
+          return []
+        }
+      }
+      this.#parts.push(record)
+      if (record.part.n < record.part.of) return []
+      const whole = merge(this.#parts)
+      this.#parts = []
+      return applyRecord(this.store, { ...m, data: { v: 1, ...whole } }, this.log)
+    }
+    if (this.#parts.length > 0) this.#dropParts(m.seq)
+    return applyRecord(this.store, m, this.log)
+  }
+
+  /** Whether parts of a group wait for the rest (the log ends inside a group). */
+  get pending(): boolean {
+    return this.#parts.length > 0
+  }
+
+  #dropParts(seq: number) {
+    this.log.warn({ seq, parts: this.#parts.length }, 'dropped the first parts of a job-log group its writer never finished')
+    this.#parts = []
+  }
 }
 
 /**
@@ -157,11 +211,12 @@ export class Leadership {
     this.#caughtUp = false
     let end: number | undefined
     const afterSeq = store.position().logSeq
+    const applier = new RecordApplier(store, log)
     this.#replica = durable.read(
       'log',
       (m) => {
         this.#checkKey(m.data)
-        events.notify(applyRecord(store, m, log))
+        events.notify(applier.apply(m))
         if (end !== undefined && m.seq >= end) this.#caughtUp = true
       },
       { afterSeq, follow: true, maxBytes: LOG_RECORD_MAX },
@@ -212,18 +267,23 @@ export class Leadership {
     try {
       await this.#rewind()
       // Everything the last leader wrote, then lead from the log's end.
+      const applier = new RecordApplier(store, log)
+      let readTo = store.position().logSeq
       const catchUp = durable.read(
         'log',
         (m) => {
           this.#checkKey(m.data)
-          events.notify(applyRecord(store, m, log))
+          events.notify(applier.apply(m))
+          readTo = m.seq
         },
-        { afterSeq: store.position().logSeq, follow: false, maxBytes: LOG_RECORD_MAX },
+        { afterSeq: readTo, follow: false, maxBytes: LOG_RECORD_MAX },
       )
       await catchUp.done
       if (this.#otherKey !== undefined) throw new ApiaryError('conflict', 'the job log was written by a queen that signs with another key')
+      // A group the last leader never finished is dropped: its events come again from the stream.
+      if (applier.pending) log.warn('the job log ends inside a group its writer never finished: dropped it')
       writer.lastSeq = await durable.lastSeq('log')
-      if (writer.lastSeq !== store.position().logSeq) throw new ApiaryError('conflict', `the job log moved on while catching up (${writer.lastSeq} vs ${store.position().logSeq})`)
+      if (writer.lastSeq !== readTo) throw new ApiaryError('conflict', `the job log moved on while catching up (${writer.lastSeq} vs ${readTo})`)
     } catch (err) {
       log.warn({ err }, 'cannot take over: following again')
       this.#state = 'following'

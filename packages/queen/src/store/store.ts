@@ -30,6 +30,8 @@ export interface Batch {
   runs?: Array<{ jobId: string; run: unknown }>
   /** The last event-stream sequence whose effects this batch holds: a new leader skips what is applied. */
   src?: number
+  /** Which part of its group this record of the job log is, when the group took several. */
+  part?: { n: number; of: number }
 }
 
 /** Where the index stands against the streams. */
