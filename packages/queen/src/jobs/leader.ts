@@ -148,6 +148,8 @@ export class Leadership {
   #replica: StreamReader | undefined
   #timer: NodeJS.Timeout | undefined
   #lastRenewed = 0
+  /** Steps a leader down half a TTL after its last renewal, even while a renewal hangs. */
+  #deadman: NodeJS.Timeout | undefined
   #state: 'following' | 'taking-over' | 'leading' | 'closed' = 'following'
   /** Serialises takeovers and step-downs. */
   #turn: Promise<void> = Promise.resolve()
@@ -197,7 +199,16 @@ export class Leadership {
       this.#o.log.warn({ err }, 'cannot renew the leader lease')
     }
     const now = performance.now()
-    if (held) this.#lastRenewed = now
+    if (held) {
+      this.#lastRenewed = now
+      clearTimeout(this.#deadman)
+      this.#deadman = setTimeout(() => {
+        if (this.#state === 'leading' && performance.now() - this.#lastRenewed >= this.#o.leaseTtlMs / 2) {
+          this.#turn = this.#turn.then(() => this.#stepDown('the lease could not be renewed in time'))
+        }
+      }, this.#o.leaseTtlMs / 2)
+      this.#deadman.unref()
+    }
     if (held && this.#state === 'following') this.#turn = this.#turn.then(() => this.#takeOver())
     else if (this.#state === 'leading' && (held === false || now - this.#lastRenewed > this.#o.leaseTtlMs / 2)) {
       this.#turn = this.#turn.then(() => this.#stepDown(held === false ? 'another queen holds the lease' : 'the lease could not be renewed in time'))
@@ -311,6 +322,7 @@ export class Leadership {
     const was = this.#state
     this.#state = 'closed'
     clearTimeout(this.#timer)
+    clearTimeout(this.#deadman)
     await this.#turn
     await this.#replica?.stop()
     if (was === 'leading') {
