@@ -20,8 +20,8 @@ export interface Host {
  * Forks one worker host (worker-host.ts) and starts its share of the fleet. `ready` rejects
  * if the host fails, exits or the signal aborts.
  */
-export function startHost(index: number, cfg: Omit<StartHost, 'type'>, env: NodeJS.ProcessEnv, signal: AbortSignal): Host {
-  const host = forkHost<StartHost, FromHost>(`worker host ${index}`, HOST_SCRIPT, { type: 'start', ...cfg }, env, signal)
+export function startHost(index: number, cfg: Omit<StartHost, 'type'>, env: NodeJS.ProcessEnv, signal: AbortSignal, nodeFlags: string[] = []): Host {
+  const host = forkHost<StartHost, FromHost>(`worker host ${index}`, HOST_SCRIPT, { type: 'start', ...cfg }, env, signal, undefined, nodeFlags)
   let opened = 0
   let maxRssKb: number | null = null
   host.onMessage((m) => {

@@ -41,7 +41,8 @@ export interface ChildHost<To extends Message, From extends Message> {
 
 /**
  * Forks `script` as a child Node process (through tsx, as the packages' bin scripts run from
- * src/) and sends it `start`. `name` names it in errors.
+ * src/) and sends it `start`. `name` names it in errors; `nodeFlags` go to node itself (e.g.
+ * `--cpu-prof`).
  *
  * @example const h = forkHost<ToFleet, FromFleet>('fleet host 0', SCRIPT, { type: 'start', … }, {}, signal, 120_000); await h.ready
  */
@@ -52,10 +53,11 @@ export function forkHost<To extends Message, From extends Message>(
   env: NodeJS.ProcessEnv,
   signal: AbortSignal,
   readyTimeoutMs?: number,
+  nodeFlags: string[] = [],
 ): ChildHost<To, From> {
   const child: ChildProcess = fork(script, [], {
     cwd: ROOT,
-    execArgv: ['--import', 'tsx'],
+    execArgv: [...nodeFlags, '--import', 'tsx'],
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     serialization: 'json',

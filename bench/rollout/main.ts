@@ -2,6 +2,7 @@
  * Rollout benchmark: apiary at ten thousand agent nodes, driven by the real keeper CLI.
  *
  *   pnpm bench:rollout [--nodes N] [--procs P] [--duration MS] [--many-lines L] [--rounds R] [--profile DIR] …  (--help)
+ *   pnpm bench:rollout --before DIR [--pairs K] …   the same in an older commit's worktree and here, compared
  *
  * Topology, every part its own OS process: one nats-server, one queen, one hive (region
  * `bench`), N simulated agent nodes (test/fleet/agents.ts: the real wire contract, a few NATS
@@ -30,6 +31,7 @@ import { tempDir } from '../../test/harness/temp.ts'
 import { type FleetHost, startFleetHost } from './fleets.ts'
 import { type KeeperResult, type RssSample, rssSlope, runKeeper } from './keeper.ts'
 import { benchArgs, optionsOrExit, wholeNumber } from '../lib/args.ts'
+import { byPair, cell, readTable, runBeforeAndNow, times, type Tree, type TreeRun } from '../lib/compare.ts'
 import { cpuProfFlags, startQueenAndHive } from '../lib/daemons.ts'
 import { cpuMs, findPid, type MemStatus, memStatus } from '../lib/procfs.ts'
 import { ROOT } from '../lib/roles.ts'
@@ -57,7 +59,7 @@ const USAGE = `bench:rollout — apiary rolling a command out to N simulated age
 
 usage: pnpm bench:rollout [--nodes N] [--procs P] [--duration MS] [--many-lines L] [--rounds R]
                           [--heartbeat MS] [--job-limit S] [--time-limit S] [--profile DIR]
-                          [--keeper-flags F] [--keeper-entry F]
+                          [--keeper-flags F] [--keeper-entry F] [--before DIR [--pairs K]]
 
   --nodes N        simulated agent nodes, default 10000
   --procs P        fleet-host processes, default 2
@@ -70,6 +72,10 @@ usage: pnpm bench:rollout [--nodes N] [--procs P] [--duration MS] [--many-lines 
   --profile DIR    run queen, hive and keeper with --cpu-prof, writing .cpuprofile files to DIR
   --keeper-flags F extra node flags for keeper, space-separated (diagnosis: --keeper-flags=--max-semi-space-size=1)
   --keeper-entry F the script to run as keeper instead of packages/keeper/bin/keeper.mjs (a build of it)
+  --before DIR     also run this benchmark in DIR (a worktree of an older commit, after pnpm install
+                   there), in turn with this checkout, and compare jobs A and B: wall time, the
+                   queen's CPU and peak RSS, nats-server's CPU (--keeper-* are not passed on)
+  --pairs K        with --before: K runs in each checkout, alternating which goes first, default 1
   -h, --help       show this help
 
 Four jobs, each 'keeper run --concurrency ${CONCURRENCY} --max-errors ${MAX_ERRORS} -- true' on all N nodes:
@@ -92,6 +98,8 @@ interface Opts {
   jobLimitS: number
   timeLimitS: number
   profileDir: string | undefined
+  before: string | undefined
+  pairs: number
 }
 
 function parseOpts(argv: string[]): Opts | 'help' {
@@ -109,6 +117,8 @@ function parseOpts(argv: string[]): Opts | 'help' {
       'job-limit': { type: 'string', default: '300' },
       'time-limit': { type: 'string', default: '900' },
       profile: { type: 'string' },
+      before: { type: 'string' },
+      pairs: { type: 'string', default: '1' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -127,6 +137,8 @@ function parseOpts(argv: string[]): Opts | 'help' {
     jobLimitS: wholeNumber(values['job-limit'], '--job-limit', 10, 24 * 3600),
     timeLimitS: wholeNumber(values['time-limit'], '--time-limit', 30, 24 * 3600),
     profileDir: values.profile === undefined ? undefined : resolve(values.profile),
+    before: values.before === undefined ? undefined : resolve(values.before),
+    pairs: wholeNumber(values.pairs, '--pairs', 1, 20),
   }
 }
 
@@ -596,9 +608,86 @@ function report(r: Partial<Results>, opts: Opts): string {
   return lines.join('\n')
 }
 
+/** This benchmark's flags for a child run: all but --before, --pairs and --keeper-*; profiles apart per run. */
+function childArgs(o: Opts, tree: Tree, pair: number): string[] {
+  const args = ['--nodes', o.nodes, '--procs', o.procs, '--duration', o.durationMs, '--many-lines', o.manyLines, '--rounds', o.rounds, '--heartbeat', o.heartbeatMs, '--job-limit', o.jobLimitS, '--time-limit', o.timeLimitS].map(String)
+  if (o.profileDir) args.push('--profile', join(o.profileDir, `${tree}-${pair}`))
+  return args
+}
+
+/** What the comparison reads from one run's report, for one job. */
+interface JobFigures {
+  wallS: number
+  queenCpuS: number
+  hiveCpuS: number
+  natsCpuS: number
+  queenPeakMb: number
+}
+
+const COMPARED_JOBS = ['A', 'B']
+
+function jobFigures(report: string, job: string): JobFigures {
+  const jobs = readTable(report, 'job', 'submit→finished s')
+  const sse = readTable(report, 'job', 'SSE events')
+  const cpu = readTable(report, 'CPU s per job')
+  return {
+    wallS: cell(jobs, job, 'submit→finished s'),
+    queenCpuS: cell(cpu, job, 'queen'),
+    hiveCpuS: cell(cpu, job, 'hive'),
+    natsCpuS: cell(cpu, job, 'nats-server'),
+    queenPeakMb: cell(sse, job, 'queen peak MB'),
+  }
+}
+
+function queenMemory(report: string): { peakMb: number; rssMb: number } {
+  const mem = readTable(report, 'memory (MB')
+  return { peakMb: cell(mem, 'queen (after the last job)', 'peak (VmHWM)'), rssMb: cell(mem, 'queen (after the last job)', 'now (VmRSS)') }
+}
+
+function compareReport(o: Opts, runs: TreeRun[]): string {
+  const lines: string[] = ['', `before/now: bench:rollout at ${o.nodes} nodes, ${o.pairs} run(s) in each checkout, alternating; before = ${o.before}`, '']
+  for (const r of runs) lines.push(`--- ${r.tree} ${r.pair} ---`, r.stdout.trim(), '')
+  lines.push(
+    table([
+      ['run', 'job', 'submit→finished s', 'queen CPU s', 'hive CPU s', 'nats-server CPU s', 'queen peak MB'],
+      ...runs.flatMap((r) =>
+        COMPARED_JOBS.map((job) => {
+          const f = jobFigures(r.stdout, job)
+          return [`${r.tree} ${r.pair}`, job, fmt(f.wallS, 2), fmt(f.queenCpuS), fmt(f.hiveCpuS), fmt(f.natsCpuS), fmt(f.queenPeakMb)]
+        }),
+      ),
+    ]),
+  )
+  lines.push('')
+  const rows: string[][] = [['pair', 'job', 'wall now/before', 'queen CPU now/before', 'nats-server CPU now/before', 'queen peak now/before']]
+  for (const job of COMPARED_JOBS) {
+    for (const { pair, before, now } of byPair(runs, (report) => jobFigures(report, job))) {
+      rows.push([String(pair), job, times(now.wallS, before.wallS), times(now.queenCpuS, before.queenCpuS), times(now.natsCpuS, before.natsCpuS), times(now.queenPeakMb, before.queenPeakMb)])
+    }
+  }
+  lines.push(table(rows))
+  lines.push('')
+  lines.push(
+    table([
+      ['queen after the last job (MB)', 'peak (VmHWM)', 'now (VmRSS)'],
+      ...runs.map((r) => {
+        const m = queenMemory(r.stdout)
+        return [`${r.tree} ${r.pair}`, fmt(m.peakMb), fmt(m.rssMb)]
+      }),
+    ]),
+  )
+  return lines.join('\n')
+}
+
 async function main(): Promise<number> {
   const o = optionsOrExit('bench:rollout', USAGE, parseOpts)
   if (typeof o === 'number') return o
+  if (o.before !== undefined) {
+    const before = o.before
+    const { result: runs } = await runBench('bench:rollout --before', o.timeLimitS * 2 * o.pairs, (ctx) => runBeforeAndNow('bench:rollout', (tree, pair) => childArgs(o, tree, pair), before, o.pairs, ctx))
+    if (runs) process.stdout.write(`${compareReport(o, runs)}\n`)
+    return runs ? 0 : 1
+  }
   const results: Partial<Results> = { opts: o }
   const { failed } = await runBench('bench:rollout', o.timeLimitS, (ctx) => run(o, ctx, results))
   const code = failed || (results.jobs ?? []).some((j) => j.problems.length > 0) ? 1 : 0
