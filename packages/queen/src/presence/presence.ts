@@ -72,8 +72,13 @@ export class Presence {
     this.#settleMs = settleMs
   }
 
+  /** The longest heartbeat interval heard since it started settling. */
+  #longestHeard = 0
+
+  /** Three of the longest interval heard (everyone alive has beaten by then), at most `settleMs`. */
   #settling(): boolean {
-    return this.now() - this.#since < this.#settleMs
+    const window = this.#longestHeard > 0 ? Math.min(this.#settleMs, this.#longestHeard * MISSED_BEATS) : this.#settleMs
+    return this.now() - this.#since < window
   }
 
   /**
@@ -141,7 +146,11 @@ export class Presence {
     // The first heartbeat after nobody was heard for two of its intervals: the bus (or this
     // queen's link to it) was down, and the others will be back within their own intervals.
     // (A silence shorter than that cannot make anyone gone: that takes three.)
-    if (this.#lastHeard > 0 && this.now() - this.#lastHeard > kept.intervalMs * 2) this.#since = this.now()
+    if (this.#lastHeard > 0 && this.now() - this.#lastHeard > kept.intervalMs * 2) {
+      this.#since = this.now()
+      this.#longestHeard = 0
+    }
+    this.#longestHeard = Math.max(this.#longestHeard, kept.intervalMs)
     this.#lastHeard = this.now()
     if (hb.role === 'worker') this.#awaiting.delete(hb.id)
     if (hb.role === 'ssh-worker') {
@@ -187,16 +196,23 @@ export class Presence {
     if (a) return this.#awaiting.has(id) ? this.#warmUntil <= this.now() : this.#gone(a)
     const inv = this.#inventory.get(id)
     if (!inv) return false
-    // An agentless node is reached while any SSH worker of its region is.
-    for (const e of this.#sshWorkers.values()) if (e.hb.region === inv.region && !this.#gone(e)) return false
-    return true
+    // An agentless node is reached while any SSH worker of its region is; with none heard of
+    // yet, only once the full settle is over (theirs may be a longer interval than any heard).
+    let known = false
+    for (const e of this.#sshWorkers.values()) {
+      if (e.hb.region !== inv.region) continue
+      known = true
+      if (!this.#gone(e)) return false
+    }
+    return known || this.now() - this.#since >= this.#settleMs
   }
 
   /** A hive known to have gone (see `workerGone`), or never heard of since this queen started and settled. */
   hiveGone(id: string): boolean {
     if (this.#settling()) return false
     const e = this.#hives.get(id)
-    return e ? this.#gone(e) : true
+    // One never heard of may beat less often than any heard so far: it has the full settle.
+    return e ? this.#gone(e) : this.now() - this.#since >= this.#settleMs
   }
 
   /** Whether a hive still heartbeats; undefined for one never heard of (e.g. before a restart). */
