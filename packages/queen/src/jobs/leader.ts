@@ -201,19 +201,25 @@ export class Leadership {
     const now = performance.now()
     if (held) {
       this.#lastRenewed = now
-      clearTimeout(this.#deadman)
-      this.#deadman = setTimeout(() => {
-        if (this.#state === 'leading' && performance.now() - this.#lastRenewed >= this.#o.leaseTtlMs / 2) {
-          this.#turn = this.#turn.then(() => this.#stepDown('the lease could not be renewed in time'))
-        }
-      }, this.#o.leaseTtlMs / 2)
-      this.#deadman.unref()
+      this.#armDeadman(this.#o.leaseTtlMs / 2)
     }
     if (held && this.#state === 'following') this.#turn = this.#turn.then(() => this.#takeOver())
     else if (this.#state === 'leading' && (held === false || now - this.#lastRenewed > this.#o.leaseTtlMs / 2)) {
       this.#turn = this.#turn.then(() => this.#stepDown(held === false ? 'another queen holds the lease' : 'the lease could not be renewed in time'))
     }
     await this.#turn
+  }
+
+  /** Steps down once half a TTL has passed since the last renewal; a timer that fires early waits the rest. */
+  #armDeadman(ms: number) {
+    clearTimeout(this.#deadman)
+    this.#deadman = setTimeout(() => {
+      if (this.#state !== 'leading') return
+      const left = this.#o.leaseTtlMs / 2 - (performance.now() - this.#lastRenewed)
+      if (left > 0) return this.#armDeadman(left)
+      this.#turn = this.#turn.then(() => this.#stepDown('the lease could not be renewed in time'))
+    }, Math.max(1, ms))
+    this.#deadman.unref()
   }
 
   /** Follows the job log into the index (a standby). */
