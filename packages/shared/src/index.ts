@@ -41,6 +41,16 @@ export {
   Operation,
   PingOperation,
 } from './schema/operation.ts'
+export {
+  ExecOperationView,
+  hasSecrets,
+  joinSecrets,
+  type OperationSecrets,
+  OperationView,
+  REDACTED,
+  redactOperation,
+  splitSecrets,
+} from './schema/secrets.ts'
 export { Glob, matchesSelector, parseSelector, type SelectableNode, type Selector, type SelectorTerm, SelectorText } from './schema/targets.ts'
 export {
   BreakerState,
