@@ -374,6 +374,26 @@ export function defineDurableSuite(name: string, make: () => Promise<DurableFixt
       expect(await a.acquire()).toBe(false)
     })
 
+    it('keeps a secret by key until it is deleted, for every handle, and refuses before the bucket is made', async () => {
+      // No bucket before the queen makes it.
+      await rejectsWithCode(bus.durable.secrets.get('jsecret1'), 'unavailable')
+      await bus.durable.ensure(TEST_CONFIG)
+      const other = await fx.other()
+      expect(await bus.durable.secrets.get('jsecret1')).toBeUndefined()
+      await bus.durable.secrets.put('jsecret1', 'wrapped-1')
+      expect(await other.durable.secrets.get('jsecret1')).toBe('wrapped-1')
+      await bus.durable.secrets.put('jsecret2', 'wrapped-2')
+      await other.durable.secrets.delete('jsecret1')
+      expect(await bus.durable.secrets.get('jsecret1')).toBeUndefined()
+      expect(await bus.durable.secrets.get('jsecret2')).toBe('wrapped-2')
+      // Forgetting what is not there is no error; a key that cannot be a bucket key is refused, naming it.
+      await bus.durable.secrets.delete('jnever-put')
+      const err = await rejectsWithCode(bus.durable.secrets.put('no spaces/or slashes', 'v'), 'invalid_input')
+      expect((err as { field?: string }).field).toBe('key')
+      // A new handle after the deletion sees it gone too.
+      expect(await (await fx.other()).durable.secrets.get('jsecret1')).toBeUndefined()
+    })
+
     it('stops its readers and consumers when the bus closes', async () => {
       await bus.durable.ensure(TEST_CONFIG)
       const other = await fx.other()

@@ -176,6 +176,13 @@ describe('durable: nats only', { timeout: 30_000 }, () => {
     expect(await lease.holder()).toBe('q1')
     await lease.release()
     expect(await lease.holder()).toBeNull()
+    await q.durable.secrets.put('jconf0001', 'wrapped')
+    expect(await q.durable.secrets.get('jconf0001')).toBe('wrapped')
+    await q.durable.secrets.delete('jconf0001')
+    expect(await q.durable.secrets.get('jconf0001')).toBeUndefined()
+    // A worker may not touch the bucket: its reads and writes are refused (no permission) and fail.
+    await rejectsWithCode(w.durable.secrets.get('jconf0001'), 'unavailable')
+    await rejectsWithCode(w.durable.secrets.put('jconf0001', 'forged'), 'unavailable')
   })
 })
 
@@ -187,14 +194,17 @@ describe('durable: nats only', { timeout: 30_000 }, () => {
 const QUEEN_JETSTREAM = (() => {
   const api = '$JS.API'
   const kv = 'KV_APIARY_LEASES'
+  const secrets = 'KV_APIARY_SECRETS'
   const streams = ['APIARY_EVENTS', 'APIARY_LOG']
   return [
     `${api}.INFO`,
-    ...[...streams, kv].flatMap((s) => [`${api}.STREAM.CREATE.${s}`, `${api}.STREAM.UPDATE.${s}`, `${api}.STREAM.INFO.${s}`]),
+    ...[...streams, kv, secrets].flatMap((s) => [`${api}.STREAM.CREATE.${s}`, `${api}.STREAM.UPDATE.${s}`, `${api}.STREAM.INFO.${s}`]),
     ...streams.flatMap((s) => [`${api}.CONSUMER.CREATE.${s}.>`, `${api}.CONSUMER.INFO.${s}.*`, `${api}.CONSUMER.DELETE.${s}.*`, `${api}.CONSUMER.MSG.NEXT.${s}.*`]),
     ...streams.map((s) => `$JS.ACK.${s}.>`),
     `${api}.STREAM.MSG.GET.${kv}`,
     '$KV.APIARY_LEASES.>',
+    `${api}.STREAM.MSG.GET.${secrets}`,
+    '$KV.APIARY_SECRETS.>',
   ]
 })()
 
@@ -252,6 +262,21 @@ describe('durable: nats cluster (R3)', { timeout: 45_000 }, () => {
     const stored = streamCollector()
     await bus.durable.read('events', stored.handler, { afterSeq: base, follow: false, maxBytes: 1024 }).done
     expect(stored.seen.map(nOf)).toEqual(Array.from({ length: total }, (_, i) => i + 1))
+  })
+
+  it('keeps secrets on three servers: a value stored survives its bucket leader killed, and a deletion holds', async () => {
+    const other = await buses.open('cluster-secrets')
+    await bus.durable.secrets.put('jcluster01', 'wrapped-r3')
+    const down = await cluster.leaderOf('KV_APIARY_SECRETS')
+    await down.kill()
+    try {
+      await waitUntil(async () => (await other.durable.secrets.get('jcluster01').catch(() => undefined)) === 'wrapped-r3', 'the value read under a new bucket leader', 20_000, 200)
+      await waitUntil(() => bus.durable.secrets.delete('jcluster01').then(() => true, () => false), 'the deletion under a new bucket leader', 20_000, 200)
+      expect(await other.durable.secrets.get('jcluster01')).toBeUndefined()
+    } finally {
+      await down.restart()
+    }
+    expect(await bus.durable.secrets.get('jcluster01')).toBeUndefined()
   })
 
   it('keeps leases working while the bucket leader is down', async () => {

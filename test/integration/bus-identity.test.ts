@@ -531,6 +531,19 @@ function streamConfigs(replicas: number) {
       max_age: 10e9,
       num_replicas: replicas,
     },
+    {
+      name: 'KV_APIARY_SECRETS',
+      subjects: ['$KV.APIARY_SECRETS.>'],
+      storage: 'file',
+      max_msgs_per_subject: 1,
+      max_bytes: 16 * MIB,
+      discard: 'new',
+      allow_rollup_hdrs: true,
+      deny_delete: true,
+      allow_direct: false,
+      max_age: 60e9,
+      num_replicas: replicas,
+    },
   ]
 }
 
@@ -576,23 +589,27 @@ describe('JetStream on the secure bus', () => {
     await root?.remove()
   })
 
-  it('gives the account JetStream on disk only, for three streams, within the store the server config gives', async () => {
+  it('gives the account JetStream on disk only, for four streams, within the store the server config gives', async () => {
     const queen = await connectIdentity(bus, QUEEN)
-    expect(await js(queen, '$JS.API.INFO')).toMatchObject({ limits: { max_memory: 0, max_storage: 16 * 1024 * MIB, max_streams: 3, max_consumers: 128, max_ack_pending: 4096 } })
+    expect(await js(queen, '$JS.API.INFO')).toMatchObject({ limits: { max_memory: 0, max_storage: 16 * 1024 * MIB, max_streams: 4, max_consumers: 128, max_ack_pending: 4096 } })
     // Nothing in memory: a stream kept there would not survive a restart.
     expect(await js(queen, '$JS.API.STREAM.CREATE.APIARY_LOG', { ...streamConfigs(1)[1], storage: 'memory' })).toMatchObject({ error: { description: 'insufficient memory resources available' } })
     // What the streams may hold together is what the account may store.
     expect(await js(queen, '$JS.API.STREAM.CREATE.APIARY_LOG', { ...streamConfigs(1)[1], max_bytes: 17 * 1024 * MIB })).toMatchObject({ error: { description: 'insufficient storage resources available' } })
   })
 
-  it("lets the queen make apiary's streams and lease bucket, and no others; never delete or purge them", async () => {
+  it("lets the queen make apiary's streams, lease and secrets buckets, and no others; never delete or purge them", async () => {
     const queen = await connectIdentity(bus, QUEEN)
     await ensureStreams(queen, 1)
-    for (const name of ['APIARY_EVENTS', 'APIARY_LOG', 'KV_APIARY_LEASES']) expect(await js(queen, `$JS.API.STREAM.INFO.${name}`), name).toMatchObject({ config: { name } })
+    for (const name of ['APIARY_EVENTS', 'APIARY_LOG', 'KV_APIARY_LEASES', 'KV_APIARY_SECRETS']) expect(await js(queen, `$JS.API.STREAM.INFO.${name}`), name).toMatchObject({ config: { name } })
     for (const subject of [
       '$JS.API.STREAM.CREATE.OTHER',
       '$JS.API.STREAM.DELETE.APIARY_EVENTS',
       '$JS.API.STREAM.DELETE.KV_APIARY_LEASES',
+      '$JS.API.STREAM.DELETE.KV_APIARY_SECRETS',
+      '$JS.API.STREAM.PURGE.KV_APIARY_SECRETS',
+      '$JS.API.CONSUMER.CREATE.KV_APIARY_SECRETS.watch',
+      '$JS.API.DIRECT.GET.KV_APIARY_SECRETS',
       '$JS.API.STREAM.PURGE.APIARY_LOG',
       '$JS.API.STREAM.MSG.DELETE.APIARY_LOG',
       '$JS.API.STREAM.LIST',
@@ -650,7 +667,7 @@ describe('JetStream on the secure bus', () => {
     expect(JSON.parse(Buffer.from(got.message?.data ?? '', 'base64').toString())).toBe('queen-1')
   })
 
-  it('refuses hives, workers and SSH workers every JetStream call: no stream made, changed, read, purged or deleted, no log, no lease', async () => {
+  it('refuses hives, workers and SSH workers every JetStream call: no stream made, changed, read, purged or deleted, no log, no lease, no secret', async () => {
     const job = newJobId()
     for (const who of [HIVE, WORKER, SSH]) {
       const nc = await connectIdentity(bus, who)
@@ -671,6 +688,9 @@ describe('JetStream on the secure bus', () => {
         '$JS.API.CONSUMER.MSG.NEXT.APIARY_EVENTS.queen',
         '$JS.API.CONSUMER.DELETE.APIARY_EVENTS.queen',
         '$JS.API.STREAM.MSG.GET.KV_APIARY_LEASES',
+        '$JS.API.STREAM.MSG.GET.KV_APIARY_SECRETS',
+        '$JS.API.DIRECT.GET.KV_APIARY_SECRETS',
+        '$JS.API.STREAM.INFO.KV_APIARY_SECRETS',
         subjects.log,
       ]) {
         await refusedRequest(nc, subject)
@@ -680,6 +700,9 @@ describe('JetStream on the secure bus', () => {
       await refusedPublish(nc, '$JS.ACK.APIARY_EVENTS.queen.1.1.1.0.0')
       await refusedSubscribe(nc, '$JS.EVENT.>')
       await refusedSubscribe(nc, '$KV.APIARY_LEASES.>')
+      // A job's wrapped data key: neither read nor replaced nor purged by anyone but the queen.
+      await refusedPublish(nc, `$KV.APIARY_SECRETS.${job}`)
+      await refusedSubscribe(nc, '$KV.APIARY_SECRETS.>')
       await refusedSubscribe(nc, subjects.log)
       // And still stores its own events.
       const own = who.role === 'hive' ? subjects.hiveEvents('eu', job) : who.role === 'worker' ? subjects.nodeEvents('eu', who.id, job) : subjects.sshEvents('eu', 'db-1', job)
@@ -713,12 +736,18 @@ describe('JetStream on the secure bus', () => {
     expect(await lease.holder()).toBe('queen-a')
 
     // What the worker's and the hive's connections are refused, through the same API.
+    await queen.durable.secrets.put(job, 'wrapped')
     for (const b of [worker, hive]) {
+      await rejectsWithCode(b.durable.secrets.get(job), 'unavailable')
+      await rejectsWithCode(b.durable.secrets.put(job, 'forged'), 'unavailable')
+      await rejectsWithCode(b.durable.secrets.delete(job), 'unavailable')
       await rejectsWithCode(b.durable.lease('leader-2', 'mallory').acquire(), 'unavailable')
       await rejectsWithCode(b.durable.lastSeq('log'), 'unavailable')
       await rejectsWithCode(b.durable.publish(subjects.log, { n: 9 }, { id: `${job}/forged`, deadline: Date.now() + 500 }), 'timeout')
     }
     expect(await lease.holder()).toBe('queen-a')
+    expect(await queen.durable.secrets.get(job)).toBe('wrapped')
+    await queen.durable.secrets.delete(job)
     await lease.release()
   })
 })
@@ -748,7 +777,7 @@ describe('a bus directory made before JetStream', () => {
     upgraded = await startNatsWithConfig(conf, { port })
     const queen = await connect({ servers: upgraded.url, reconnect: false, authenticator: credsAuthenticator(await readFile(join(bus, 'creds', 'queen.queen.creds'))), inboxPrefix: subjects.inboxPrefix('queen', 'queen') })
     open.push(queen)
-    expect(await js(queen, '$JS.API.INFO')).toMatchObject({ limits: { max_streams: 3, max_memory: 0 } })
+    expect(await js(queen, '$JS.API.INFO')).toMatchObject({ limits: { max_streams: 4, max_memory: 0 } })
     // And a push to the running server goes through.
     expect((await run('push')).stdout).toContain('took the account JWT (jwt updated)')
   })

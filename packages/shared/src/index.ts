@@ -22,6 +22,8 @@ export {
   type DurableConfig,
   type DurablePublishOptions,
   LEASE_BUCKET,
+  SECRETS_BUCKET,
+  type SecretStore,
   type Lease,
   MAX_ACK_PENDING,
   type PublishReceipt,

@@ -39,8 +39,8 @@ describe('bus claims', () => {
   })
 
   it("gives the account JetStream on disk only, for apiary's three streams", () => {
-    expect(accountClaims('AKEY', {}, 48 * GIB).limits).toMatchObject({ disk_storage: 48 * GIB, mem_storage: 0, streams: 3, consumer: 128, max_ack_pending: 4096 })
-    expect(JETSTREAM_STREAMS).toEqual(['APIARY_EVENTS', 'APIARY_LOG', 'KV_APIARY_LEASES'])
+    expect(accountClaims('AKEY', {}, 48 * GIB).limits).toMatchObject({ disk_storage: 48 * GIB, mem_storage: 0, streams: 4, consumer: 128, max_ack_pending: 4096 })
+    expect(JETSTREAM_STREAMS).toEqual(['APIARY_EVENTS', 'APIARY_LOG', 'KV_APIARY_LEASES', 'KV_APIARY_SECRETS'])
   })
 
   it("gives keeper's system user the apiary account's claims update and its own inbox, nothing else", () => {

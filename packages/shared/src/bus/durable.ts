@@ -1,3 +1,4 @@
+import { ApiaryError } from '../errors.ts'
 import type { Logger } from '../runtime/log.ts'
 import { subjects } from '../subjects.ts'
 import { subjectMatches } from './bus.ts'
@@ -14,6 +15,8 @@ import { subjectMatches } from './bus.ts'
  * - `log` (APIARY_LOG) holds the leader queen's numbered job log (`apiary.log`), from which
  *   every queen builds its local index and any index can be rebuilt.
  * - leases (a KV bucket, APIARY_LEASES) say who leads.
+ * - secrets (a KV bucket, APIARY_SECRETS) hold the queen's wrapped data key of each running job
+ *   whose operation has env values or stdin; the job log holds only what that key seals.
  */
 
 /** The streams apiary keeps. */
@@ -118,6 +121,20 @@ export interface DurableConfig {
   dedupeWindowMs: number
 }
 
+/**
+ * Small values by key, kept until deleted or until the bucket's max age (the job log's) passes:
+ * the queen's wrapped per-job data keys (`APIARY_SECRETS`). Only the queen's identity may use it.
+ * Its calls reject with `unavailable` until `ensure` made the bucket, or while the server is away;
+ * no message ever holds a value.
+ */
+export interface SecretStore {
+  put(key: string, value: string): Promise<void>
+  /** The value, or undefined when there is none (never put, deleted, or aged out). */
+  get(key: string): Promise<string | undefined>
+  /** Forgets the key and every earlier value of it; forgetting an absent key is no error. */
+  delete(key: string): Promise<void>
+}
+
 export interface Durable {
   /**
    * Makes (or updates) the streams and the lease bucket. Only the queen may; idempotent. Rejects
@@ -146,11 +163,19 @@ export interface Durable {
   lastSeq(stream: StreamName): Promise<number>
   /** A lease on `key`; its calls reject with `unavailable` until `ensure` made the bucket, or while the server is away. */
   lease(key: string, holder: string): Lease
+  /** The secrets bucket (`SECRETS_BUCKET`). */
+  readonly secrets: SecretStore
 }
 
 /** The stream names as the server knows them. */
 export const STREAMS = { events: 'APIARY_EVENTS', log: 'APIARY_LOG' } as const satisfies Record<StreamName, string>
 export const LEASE_BUCKET = 'APIARY_LEASES'
+export const SECRETS_BUCKET = 'APIARY_SECRETS'
+
+/** A key of a bucket: NATS KV takes letters, digits and `-_=.` (a job id is one). */
+export function checkBucketKey(key: string): void {
+  if (!/^[-\w=]+(\.[-\w=]+)*$/.test(key) || key.length > 256) throw new ApiaryError('invalid_input', `key "${key.slice(0, 64)}" is not a bucket key (letters, digits, -_= and dots)`, 'key')
+}
 
 /** JSON text of a body; `undefined` (which has none) travels as `null`, as over NATS. */
 export function toJson(data: unknown): string {

@@ -2,6 +2,7 @@ import { ApiaryError } from '../errors.ts'
 import type { Logger } from '../runtime/log.ts'
 import { readBody } from './bus.ts'
 import {
+  checkBucketKey,
   type Durable,
   type DurableConfig,
   type Lease,
@@ -10,6 +11,7 @@ import {
   pause,
   type PublishReceipt,
   type ReaderLoop,
+  type SecretStore,
   startReader,
   type StreamMessage,
   type StreamName,
@@ -83,6 +85,7 @@ export function createMemoryDurable(log: Logger, deliver: (subject: string, text
   const streams = new Map<StreamName, MemStream>()
   const leases = new Map<string, LeaseEntry>()
   let leaseTtlMs: number | undefined
+  const secrets = memorySecrets(() => closed)
   let closed = false
   const closing = new AbortController()
   // Everything waiting for a change (a message stored, an ack, a stream made) parks here.
@@ -217,6 +220,7 @@ export function createMemoryDurable(log: Logger, deliver: (subject: string, text
         }
       }
       leaseTtlMs = cfg.leaseTtlMs
+      secrets.made(cfg.logMaxAgeMs)
       changed()
     },
 
@@ -307,6 +311,8 @@ export function createMemoryDurable(log: Logger, deliver: (subject: string, text
 
     lease,
 
+    secrets: secrets.store,
+
     capture(subject, text) {
       const stream = streamOf(subject)
       const s = stream && streams.get(stream)
@@ -317,6 +323,39 @@ export function createMemoryDurable(log: Logger, deliver: (subject: string, text
     close() {
       closed = true
       closing.abort()
+    },
+  }
+}
+
+/** The secrets bucket in the process: values by key, each kept at most `maxAgeMs` (the bucket's max age). */
+function memorySecrets(isClosed: () => boolean): { store: SecretStore; made(maxAgeMs: number): void } {
+  const values = new Map<string, { value: string; at: number }>()
+  let maxAgeMs: number | undefined
+  const ready = (key: string): number => {
+    if (isClosed()) throw new ApiaryError('closed', 'the bus is closed')
+    if (maxAgeMs === undefined) throw new ApiaryError('unavailable', 'the secrets bucket is not made yet (the queen makes it with ensure)')
+    checkBucketKey(key)
+    return maxAgeMs
+  }
+  return {
+    made(ms) {
+      maxAgeMs = ms
+    },
+    store: {
+      async put(key, value) {
+        ready(key)
+        values.set(key, { value, at: now() })
+      },
+      async get(key) {
+        const age = ready(key)
+        const e = values.get(key)
+        if (e && e.at < now() - age) values.delete(key)
+        return values.get(key)?.value
+      },
+      async delete(key) {
+        ready(key)
+        values.delete(key)
+      },
     },
   }
 }

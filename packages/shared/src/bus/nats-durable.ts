@@ -22,6 +22,7 @@ import { abortable } from '../runtime/abort.ts'
 import { warnRateLimited } from '../runtime/rate-limit.ts'
 import { readBytes } from './bus.ts'
 import {
+  checkBucketKey,
   type Durable,
   type DurableConfig,
   LEASE_BUCKET,
@@ -31,6 +32,8 @@ import {
   pause,
   type PublishReceipt,
   type ReaderLoop,
+  SECRETS_BUCKET,
+  type SecretStore,
   STREAM_SUBJECTS,
   startReader,
   type StreamName,
@@ -131,6 +134,7 @@ export function createNatsDurable(nc: NatsConnection, log: Logger): NatsDurable 
         deny_purge: false,
         allow_direct: false,
       },
+      secretsBucketConfig(cfg),
     ]
     for (const sc of wanted) {
       try {
@@ -321,9 +325,21 @@ export function createNatsDurable(nc: NatsConnection, log: Logger): NatsDurable 
             // Stopped while the consumer was being made: the listener came too late to hear it.
             if (signal.aborted) stop()
             try {
+              // The consumer's delivery sequence of the last message handed out in this pull.
+              let handed = 0
               for await (const m of messages) {
                 n = 0
                 if (signal.aborted) break
+                // A delivery that never came (lost with the server that routed it, or numbered
+                // again by a new consumer leader): acknowledging a later one would acknowledge it
+                // unread (AckAll), and a handler that skips what is below its last would skip it.
+                // The consumer is made again from its ack floor, so every message comes in order.
+                const dseq = m.info.deliverySequence
+                if (handed !== 0 && dseq !== handed + 1) {
+                  warnRateLimited(log, `consumer ${name} of ${STREAMS[stream]}: a delivery went missing; starting again from the last acknowledged`, { after: handed, got: dseq })
+                  break
+                }
+                handed = dseq
                 const body = readBytes(m.data, m.subject, opts.maxBytes, log)
                 if (!body) {
                   m.ack()
@@ -400,8 +416,65 @@ export function createNatsDurable(nc: NatsConnection, log: Logger): NatsDurable 
 
     lease,
 
+    secrets: natsSecrets(js),
+
     close() {
       closing.abort()
+    },
+  }
+}
+
+/** The most bytes the secrets bucket holds: a wrapped data key is about 100 bytes, so some 100,000 running jobs with secrets. */
+const SECRETS_MAX_BYTES = 16 * 1024 * 1024
+
+/**
+ * The secrets bucket as @nats-io/kv makes one: one revision per key, kept as long as the job
+ * log (a job runs no longer than the log keeps it). Full, it refuses a new key rather than drop
+ * a running job's (discard new); a purge (rollup) takes every earlier revision of a key with it.
+ */
+function secretsBucketConfig(cfg: DurableConfig): Partial<StreamConfig> & { name: string } {
+  return {
+    ...streamConfig(`KV_${SECRETS_BUCKET}`, [`$KV.${SECRETS_BUCKET}.>`], cfg.logMaxAgeMs, SECRETS_MAX_BYTES, cfg),
+    max_msgs_per_subject: 1,
+    discard: DiscardPolicy.New,
+    allow_rollup_hdrs: true,
+    deny_delete: true,
+    deny_purge: false,
+    allow_direct: false,
+  }
+}
+
+/** The secrets bucket over JetStream KV, read from the stream leader (no direct get from a replica that lags). */
+function natsSecrets(js: JetStreamClient): SecretStore {
+  let kvP: Promise<KV> | undefined
+  const bucket = () => (kvP ??= new Kvm(js).open(SECRETS_BUCKET, { allow_direct: false }))
+  // The value is never in the message: only the key, the call and the server's reason.
+  const fail = (err: unknown, what: string, key: string) => new ApiaryError('unavailable', `secrets bucket: cannot ${what} ${key}: ${errorMessage(err)}`, undefined, { cause: err })
+  return {
+    async put(key, value) {
+      checkBucketKey(key)
+      try {
+        await (await bucket()).put(key, enc.encode(value))
+      } catch (err) {
+        throw fail(err, 'store', key)
+      }
+    },
+    async get(key) {
+      checkBucketKey(key)
+      try {
+        const e = await (await bucket()).get(key)
+        return e && e.operation === 'PUT' ? dec.decode(e.value) : undefined
+      } catch (err) {
+        throw fail(err, 'read', key)
+      }
+    },
+    async delete(key) {
+      checkBucketKey(key)
+      try {
+        await (await bucket()).purge(key)
+      } catch (err) {
+        throw fail(err, 'purge', key)
+      }
     },
   }
 }

@@ -11,11 +11,11 @@ const OTHERS: Identity[] = [
 const jetStreamSubjects = (list: readonly string[]) => list.filter((s) => s.startsWith('$'))
 
 describe('JetStream permissions', () => {
-  it("lets the queen use apiary's two streams and its lease bucket, and no other stream", () => {
+  it("lets the queen use apiary's two streams, its lease bucket and its secrets bucket, and no other stream", () => {
     expect(jetStreamSubjects(permissionsFor(QUEEN).pub).sort()).toEqual(
       [
         '$JS.API.INFO',
-        ...['APIARY_EVENTS', 'APIARY_LOG', 'KV_APIARY_LEASES'].flatMap((s) => [`$JS.API.STREAM.CREATE.${s}`, `$JS.API.STREAM.UPDATE.${s}`, `$JS.API.STREAM.INFO.${s}`]),
+        ...['APIARY_EVENTS', 'APIARY_LOG', 'KV_APIARY_LEASES', 'KV_APIARY_SECRETS'].flatMap((s) => [`$JS.API.STREAM.CREATE.${s}`, `$JS.API.STREAM.UPDATE.${s}`, `$JS.API.STREAM.INFO.${s}`]),
         ...['APIARY_EVENTS', 'APIARY_LOG'].flatMap((s) => [
           `$JS.API.CONSUMER.CREATE.${s}.>`,
           `$JS.API.CONSUMER.INFO.${s}.*`,
@@ -25,14 +25,16 @@ describe('JetStream permissions', () => {
         ]),
         '$KV.APIARY_LEASES.>',
         '$JS.API.STREAM.MSG.GET.KV_APIARY_LEASES',
+        '$KV.APIARY_SECRETS.>',
+        '$JS.API.STREAM.MSG.GET.KV_APIARY_SECRETS',
       ].sort(),
     )
   })
 
   it('never gives the queen a wildcard in the place of a stream, nor deletion or purging of one', () => {
-    const names = ['APIARY_EVENTS', 'APIARY_LOG', 'KV_APIARY_LEASES']
+    const names = ['APIARY_EVENTS', 'APIARY_LOG', 'KV_APIARY_LEASES', 'KV_APIARY_SECRETS']
     for (const s of jetStreamSubjects(permissionsFor(QUEEN).pub)) {
-      if (s === '$JS.API.INFO' || s === '$KV.APIARY_LEASES.>') continue
+      if (s === '$JS.API.INFO' || s === '$KV.APIARY_LEASES.>' || s === '$KV.APIARY_SECRETS.>') continue
       const toks = s.split('.')
       const at = toks.findIndex((t) => names.includes(t))
       expect(at, s).toBeGreaterThan(1)

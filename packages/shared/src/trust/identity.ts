@@ -1,4 +1,4 @@
-import { LEASE_BUCKET, STREAMS } from '../bus/durable.ts'
+import { LEASE_BUCKET, SECRETS_BUCKET, STREAMS } from '../bus/durable.ts'
 import { subjects, subjectToken, type Role } from '../subjects.ts'
 
 /**
@@ -41,6 +41,9 @@ const PAYLOAD = { node: 512 * 1024, sshWorker: 4 * 1024 * 1024, operation: 8 * 1
  * - the lease bucket's keys: put, create, update and delete are publishes to
  *   `$KV.<bucket>.<key>`; a read is `STREAM.MSG.GET.KV_<bucket>` (the bucket is read without
  *   direct gets, from the stream's leader, so a revision is never stale).
+ * - the secrets bucket (`KV_APIARY_SECRETS`, the wrapped data keys of running jobs) as the lease
+ *   bucket: its keys' subjects and `STREAM.MSG.GET` of its stream. No other identity may, so a
+ *   hive or worker never holds even a wrapped key.
  * - `$JS.API.INFO`, the account's JetStream limits and usage, which `ensure` asks first.
  *
  * Deliveries, API answers and publish acknowledgements come to its own inbox.
@@ -48,13 +51,16 @@ const PAYLOAD = { node: 512 * 1024, sshWorker: 4 * 1024 * 1024, operation: 8 * 1
 function queenJetStream(): string[] {
   const api = '$JS.API'
   const kv = `KV_${LEASE_BUCKET}`
+  const secrets = `KV_${SECRETS_BUCKET}`
   const streams = [STREAMS.events, STREAMS.log]
   return [
     `${api}.INFO`,
-    ...[...streams, kv].flatMap((s) => [`${api}.STREAM.CREATE.${s}`, `${api}.STREAM.UPDATE.${s}`, `${api}.STREAM.INFO.${s}`]),
+    ...[...streams, kv, secrets].flatMap((s) => [`${api}.STREAM.CREATE.${s}`, `${api}.STREAM.UPDATE.${s}`, `${api}.STREAM.INFO.${s}`]),
     ...streams.flatMap((s) => [`${api}.CONSUMER.CREATE.${s}.>`, `${api}.CONSUMER.INFO.${s}.*`, `${api}.CONSUMER.DELETE.${s}.*`, `${api}.CONSUMER.MSG.NEXT.${s}.*`, `$JS.ACK.${s}.>`]),
     `$KV.${LEASE_BUCKET}.>`,
     `${api}.STREAM.MSG.GET.${kv}`,
+    `$KV.${SECRETS_BUCKET}.>`,
+    `${api}.STREAM.MSG.GET.${secrets}`,
   ]
 }
 
