@@ -1,12 +1,11 @@
-import type { AddressInfo } from 'node:net'
 import { existsSync, rmSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
-import { serve } from '@hono/node-server'
 import type { Hono } from 'hono'
 import { BODY_LIMITS, type Bus, decode, type DurableConfig, Heartbeat, type Logger, parseSubject, type Signer, subjects } from '@apiary/shared'
 import { watchInventory } from '@apiary/shared/inventory'
-import { rateLimitedWarning } from '@apiary/shared/runtime'
+import { ensureStateDir, rateLimitedWarning } from '@apiary/shared/runtime'
 import { createApp } from './http/app.ts'
+import { type Served, serveApp, type TlsFiles } from './http/serve.ts'
 import { Coordinator } from './jobs/coordinator.ts'
 import { EventLog, type LogWriter } from './jobs/event-log.ts'
 import { createHiveDispatch } from './jobs/hive-dispatch.ts'
@@ -55,6 +54,8 @@ export interface QueenConfig {
   host: string
   /** 0 picks a free port. */
   port: number
+  /** Serve HTTPS with this certificate and key (reloaded when they change); plain HTTP without. */
+  tls?: TlsFiles
   tokenFile: string
   keepaliveMs?: number
   hiveAckTimeoutMs?: number
@@ -232,19 +233,16 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
  * @example const queen = await startQueen({ bus, log, stateDir, host: '127.0.0.1', port: 0, tokenFile })
  */
 export async function startQueen(cfg: QueenConfig): Promise<Queen> {
+  await ensureStateDir(cfg.stateDir, '--state-dir')
   const core = await createQueen(cfg)
-  let server: ReturnType<typeof serve>
+  let served: Served
   try {
-    server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
-      const s = serve({ fetch: core.app.fetch, hostname: cfg.host, port: cfg.port }, () => resolve(s))
-      s.once('error', reject)
-    })
+    served = await serveApp({ fetch: core.app.fetch, host: cfg.host, port: cfg.port, log: cfg.log, ...(cfg.tls ? { tls: cfg.tls } : {}) })
   } catch (err) {
     await core.close()
     throw err
   }
-  const port = (server.address() as AddressInfo).port
-  const url = `http://${cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host}:${port}`
+  const { url, port } = served
   cfg.log.info({ url, stateDir: cfg.stateDir, bus: cfg.bus.kind }, 'queen listening')
   let closed: Promise<void> | undefined
   return {
@@ -253,15 +251,8 @@ export async function startQueen(cfg: QueenConfig): Promise<Queen> {
     token: core.token,
     reloadInventory: core.reloadInventory,
     close() {
-      closed ??= (async () => {
-        // Stop answering first, then the core: a request in flight never meets a closed store.
-        await new Promise<void>((resolve) => {
-          server.close(() => resolve())
-          // Open SSE streams would hold close() forever.
-          ;(server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
-        })
-        await core.close()
-      })()
+      // Stop answering first, then the core: a request in flight never meets a closed store.
+      closed ??= served.close().then(() => core.close())
       return closed
     },
   }

@@ -1,15 +1,30 @@
-import { loadOrCreateSigningKey, publicKeyPath, runProgram } from '@apiary/shared/runtime'
+import { ApiaryError } from '@apiary/shared'
+import { ensureStateDir, loadOrCreateSigningKey, type OptionTable, type OptionValues, publicKeyPath, runProgram } from '@apiary/shared/runtime'
 import { createNatsBus } from '@apiary/shared/nats'
 import { createMemoryBus } from '@apiary/shared/memory-bus'
 import { parseQueenConfig, QUEEN_OPTIONS } from './config.ts'
 import { rebuildIndex, startQueen } from './index.ts'
+
+/** HTTPS for the API: a certificate and its key, both or neither; reloaded when they change. */
+const TLS_OPTIONS = {
+  'tls-cert': { type: 'string', env: 'APIARY_TLS_CERT', value: 'FILE', help: 'serve HTTPS with this PEM certificate (chain); re-read when it changes, a bad new pair is refused' },
+  'tls-key': { type: 'string', env: 'APIARY_TLS_KEY', value: 'FILE', help: 'the certificate’s PEM private key, mode 0600' },
+} as const satisfies OptionTable
+
+function tlsFrom(v: OptionValues<typeof TLS_OPTIONS>) {
+  const [cert, key] = [v['tls-cert'], v['tls-key']]
+  if (cert === undefined && key === undefined) return {}
+  if (cert === undefined) throw new ApiaryError('invalid_input', '--tls-cert (or APIARY_TLS_CERT) is required with --tls-key', '--tls-cert')
+  if (key === undefined) throw new ApiaryError('invalid_input', '--tls-key (or APIARY_TLS_KEY) is required with --tls-cert', '--tls-key')
+  return { tls: { certFile: cert, keyFile: key } }
+}
 
 await runProgram({
   program: 'apiary-queen',
   component: 'queen',
   about: `apiary-queen: the HTTP API, job store and event log of an apiary cluster
 
-usage: apiary-queen [--nats URL --nats-creds FILE] [--host ADDR] [--port PORT] [--state-dir DIR]
+usage: apiary-queen [--nats URL --nats-creds FILE] [--host ADDR] [--port PORT] [--state-dir DIR] [--tls-cert FILE --tls-key FILE]
 
 Node events reach it through a JetStream stream and every job it runs is written to the job
 log before its own index: run two or more queens (each its own --queen-id and --state-dir) on
@@ -20,10 +35,15 @@ queen's index from the job log.
 On NATS it authenticates with one credential file (--nats-creds, --nats-user-file or
 --nats-token-file), over TLS with --nats-ca or a tls:// URL; it refuses an unauthenticated bus
 unless given --insecure-bus. It signs the work it sends: hives and workers pin the public key it
-logs at start (--queen-key on them; the file <signing key>.pub).`,
-  options: QUEEN_OPTIONS,
-  config: parseQueenConfig,
+logs at start (--queen-key on them; the file <signing key>.pub).
+
+With --tls-cert and --tls-key it serves HTTPS (keeper then needs --ca for a private CA); the
+pair is re-read when either file changes. Its state directory must be mode 0700 and its own.`,
+  options: { ...QUEEN_OPTIONS, ...TLS_OPTIONS },
+  config: (v, env) => ({ ...parseQueenConfig(v, env), ...tlsFrom(v) }),
   async start(c, log) {
+    // Before the key is made in it: a directory others may enter holds no secret of ours.
+    await ensureStateDir(c.stateDir, '--state-dir')
     // The key first: a queen that cannot sign must not meet the bus.
     const { signer, created } = await loadOrCreateSigningKey(c.signingKeyFile)
     log.info(
@@ -52,6 +72,7 @@ logs at start (--queen-key on them; the file <signing key>.pub).`,
       host: c.host,
       port: c.port,
       tokenFile: c.tokenFile,
+      ...(c.tls ? { tls: c.tls } : {}),
       ...(c.inventoryFile ? { inventoryFile: c.inventoryFile } : {}),
     }).catch(async (err: unknown) => {
       // An open NATS connection would keep the failed process alive.

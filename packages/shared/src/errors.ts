@@ -4,6 +4,8 @@ import type { z } from 'zod'
 export type ErrorCode =
   | 'invalid_input'
   | 'unauthorized'
+  /** Authenticated, but no role of the user allows it; the message names the role and rule. */
+  | 'forbidden'
   | 'not_found'
   | 'conflict'
   | 'confirmation_required'

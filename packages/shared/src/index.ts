@@ -119,3 +119,29 @@ export { assembleShare, type CheckedShare, CONTROL_TTL_MS, controlRefusal, signC
 export { VERSION } from './version.ts'
 export { clip, finishedLine, notRunEvent, prefixLines } from './schema/narration.ts'
 export { outputDigest } from './schema/digest.ts'
+export {
+  AccessVerdict,
+  AddUserRequest,
+  AUDIT_GENESIS,
+  AUDIT_KINDS,
+  AuditHead,
+  AuditKind,
+  AuditPage,
+  AuditRecord,
+  BUILTIN_ROLES,
+  IssuedToken,
+  MAX_AUDIT_PAGE,
+  MAX_ROLES,
+  MAX_USER_ROLES,
+  MAX_USERS,
+  OPERATION_TYPES,
+  OperationType,
+  RoleName,
+  RoleSpec,
+  TokenHash,
+  UserInfo,
+  UserName,
+  UsersFile,
+  UserSpec,
+} from './schema/access.ts'
+export { auditHash, type ChainBreak, type ChainVerdict, ChainVerifier, describeVerdict } from './trust/audit-chain.ts'

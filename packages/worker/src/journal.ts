@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto'
 import { chmod, type FileHandle, mkdir, open, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { z } from 'zod'
-import { ApiaryError, JobId, type Logger, NodeId, WireEvent, type WireEventOf } from '@apiary/shared'
-import { rateLimitedWarning } from '@apiary/shared/runtime'
+import { ApiaryError, errorMessage, isApiaryError, JobId, type Logger, NodeId, WireEvent, type WireEventOf } from '@apiary/shared'
+import { rateLimitedWarning, readSecretBytes } from '@apiary/shared/runtime'
 
 /**
  * What a worker took and how each task ended, kept so that it runs a (job, node) at most once
@@ -316,12 +316,10 @@ export const SECRET_FILE = 'dedupe.key'
 /** Reads the worker's 32-byte secret, or makes one (0600) the first time. */
 async function readOrMakeSecret(path: string): Promise<Buffer> {
   try {
-    const held = await readFile(path)
+    const held = await readSecretBytes(path, 'dedupe key')
     if (held.length === 32) return held
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw new ApiaryError('internal', `cannot read the worker's dedupe key ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'stateDir', { cause: err })
-    }
+    if (!isApiaryError(err, 'not_found')) throw new ApiaryError('internal', `cannot read the worker's dedupe key: ${errorMessage(err)}`, 'stateDir', { cause: err })
   }
   const secret = randomBytes(32)
   await writeFile(path, secret, { mode: 0o600 })

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { chmod, mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ApiaryError, type Identity, isApiaryError, parseOrThrow } from '@apiary/shared'
-import { readSecretFile } from '@apiary/shared/runtime'
+import { readSecretBytes, readSecretFile } from '@apiary/shared/runtime'
 import { type Authority, ACCOUNT_NAME, issueSystemUser, issueUser, keyFromSeed, newAuthority, seedText, signAccount, signOperator, signSystemAccount, SYSTEM_ACCOUNT_NAME } from './authority.ts'
 import { BUS_FILES, defaultCredsPath, describeIdentity } from './layout.ts'
 import type { Pusher, PushOutcome } from './push.ts'
@@ -187,9 +187,9 @@ async function writeSystemCreds(dir: string, a: Pick<Authority, 'system' | 'acco
 async function systemCreds(dir: string, a: Pick<Authority, 'system' | 'account'>): Promise<{ path: string; creds: Uint8Array; issued: boolean }> {
   const path = join(dir, BUS_FILES.systemCreds)
   try {
-    return { path, creds: await readFile(path), issued: false }
+    return { path, creds: await readSecretBytes(path, BUS_FILES.systemCreds), issued: false }
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    if (!isApiaryError(err, 'not_found')) throw err
   }
   return { ...(await writeSystemCreds(dir, a)), issued: true }
 }

@@ -71,6 +71,8 @@ export function defineCommand<const T extends OptionTable>(def: CommandDefinitio
       const globals: GlobalValues = {
         queen: inherited?.queen ?? g.queen,
         'token-file': inherited?.['token-file'] ?? g['token-file'],
+        ca: inherited?.ca ?? g.ca,
+        insecure: inherited?.insecure === true || g.insecure,
         'state-dir': g['state-dir'] ?? inherited?.['state-dir'],
       }
       const ctx: CommandContext<T> = { values, globals, io: cio, client: () => connectClient(globals, cio.env), keeper }

@@ -1,3 +1,4 @@
+import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ApiaryError, type ErrorCode, isApiaryError } from '@apiary/shared'
 import { defaultStateDir, readSecretFile } from '@apiary/shared/runtime'
@@ -31,6 +32,10 @@ export interface GlobalValues {
   queen: string
   'token-file': string | undefined
   'state-dir': string | undefined
+  /** CA certificates (PEM file) an https:// queen's certificate must chain to; else the system's. */
+  ca: string | undefined
+  /** Plain http:// to a queen on another machine is allowed. */
+  insecure: boolean
 }
 
 export function stateDirOf(g: GlobalValues, env: NodeJS.ProcessEnv): string {
@@ -50,7 +55,8 @@ export async function connectClient(g: GlobalValues, env: NodeJS.ProcessEnv): Pr
   // Loaded here, not at start: the HTTP client (undici) is a fifth of keeper's start-up, and
   // keeper bus, run once per node when enrolling a fleet, never talks to the queen.
   const { createJobClient, parseQueenUrls } = await import('@apiary/shared/client')
-  const queens = parseQueenUrls(g.queen, '--queen')
+  const queens = parseQueenUrls(g.queen, '--queen', { insecure: g.insecure })
+  const ca = g.ca === undefined ? undefined : await readCaFile(g.ca)
   const file = tokenFileOf(g, env)
   let token: string
   try {
@@ -66,11 +72,31 @@ export async function connectClient(g: GlobalValues, env: NodeJS.ProcessEnv): Pr
     }
     throw err
   }
-  return createJobClient({ url: queens, token })
+  return createJobClient({ url: queens, token, insecure: g.insecure, ...(ca === undefined ? {} : { ca }) })
+}
+
+/** A CA bundle is a few certificates; a file past this is not one. */
+const CA_FILE_MAX_BYTES = 1024 * 1024
+
+/** The PEM certificates of `--ca`; an error names the flag and never quotes the file. */
+async function readCaFile(path: string): Promise<string> {
+  const fail = (message: string, cause?: unknown) => new ApiaryError('invalid_input', `--ca file ${path} ${message}`, '--ca', cause === undefined ? undefined : { cause })
+  let text: string
+  try {
+    const st = await stat(path)
+    if (!st.isFile() || st.size > CA_FILE_MAX_BYTES) throw fail(`is not a certificate file (a regular file of at most ${CA_FILE_MAX_BYTES} bytes)`)
+    text = await readFile(path, 'utf8')
+  } catch (err) {
+    if (isApiaryError(err)) throw err
+    const code = (err as NodeJS.ErrnoException).code
+    throw fail(code === 'ENOENT' ? 'does not exist' : `cannot be read: ${code ?? 'error'}`, err)
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) throw fail('holds no PEM certificate (-----BEGIN CERTIFICATE-----)')
+  return text
 }
 
 /** Errors that are the caller's to fix: exit 2. */
-const USAGE_ERRORS: readonly ErrorCode[] = ['invalid_input', 'not_found', 'conflict', 'unauthorized', 'confirmation_required']
+const USAGE_ERRORS: readonly ErrorCode[] = ['invalid_input', 'not_found', 'conflict', 'unauthorized', 'forbidden', 'confirmation_required']
 
 /** Maps an error to keeper's exit code and prints it (as JSON too, when the output is JSON). */
 export async function reportError(io: Io, err: unknown): Promise<number> {

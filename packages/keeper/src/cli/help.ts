@@ -31,7 +31,7 @@ examples:
   keeper run --shell -- 'df -h / | tail -1'
   keeper facts --targets 'web-*'
   keeper logs JOB --node web-1
-  keeper --queen http://q1:7070,http://q2:7070 watch JOB
+  keeper --queen https://q1:7070,https://q2:7070 watch JOB
                                                    a leader and its standby: followed across a failover
 
 'keeper COMMAND --help' shows a command's flags.

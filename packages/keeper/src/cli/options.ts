@@ -12,6 +12,9 @@ export const GLOBAL_OPTIONS = {
     help: 'the queen’s HTTP API; several (a leader and its standbys, at most 8), comma-separated: each call goes to one that serves it, a stream resumes on another',
   },
   'token-file': { type: 'string', env: 'APIARY_TOKEN_FILE', value: 'FILE', help: 'API token file, mode 0600 (default <state dir>/token)' },
+  ca: { type: 'string', env: 'APIARY_CA', value: 'FILE', help: 'trust the CA certificates (PEM) in FILE for an https:// queen, instead of the system’s' },
+  // No variable: what lets the token cross the network in clear text is typed each time.
+  insecure: { type: 'boolean', help: 'allow a plain http:// queen on another machine (the token travels in clear text); never skips https:// certificate checks' },
   'state-dir': { type: 'string', env: 'APIARY_STATE_DIR', value: 'DIR', help: 'apiary state directory (default $XDG_STATE_HOME/apiary)' },
   output: { type: 'string', short: 'o', value: 'FORMAT', default: 'text', choices: ['text', 'json', 'ndjson'], help: 'text, json (one document) or ndjson (one event per line)' },
   json: { type: 'boolean', help: 'same as -o ndjson' },

@@ -1,8 +1,9 @@
 import type { ErrorCode } from '@apiary/shared'
 
-export const STATUS: Record<ErrorCode, 400 | 401 | 404 | 409 | 428 | 500 | 502 | 503 | 504> = {
+export const STATUS: Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 428 | 500 | 502 | 503 | 504> = {
   invalid_input: 400,
   unauthorized: 401,
+  forbidden: 403,
   not_found: 404,
   conflict: 409,
   confirmation_required: 428,

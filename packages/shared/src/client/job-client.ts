@@ -33,6 +33,16 @@ export interface JobClientOptions {
   notFoundForMs?: number
   /** A queen that does not take a connection within this long is taken for down (default 5 s). */
   connectTimeoutMs?: number
+  /**
+   * The CA certificates (PEM) an https:// queen's certificate must chain to, instead of the
+   * system's: a private CA. Used for plain calls and streams alike.
+   */
+  ca?: string
+  /**
+   * Allow plain http:// to a queen that is not on this machine (the token then travels in
+   * clear text). Never turns off certificate checks for https://.
+   */
+  insecure?: boolean
 }
 
 export interface StreamOptions {
@@ -52,10 +62,24 @@ export interface StreamOptions {
   onReconnect?: (queen: string, why: string) => void | Promise<void>
 }
 
-const STATUS_CODES: Record<number, ErrorCode> = { 400: 'invalid_input', 401: 'unauthorized', 404: 'not_found', 409: 'conflict', 428: 'confirmation_required', 503: 'unavailable' }
+const STATUS_CODES: Record<number, ErrorCode> = { 400: 'invalid_input', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 409: 'conflict', 428: 'confirmation_required', 503: 'unavailable' }
+
+/** A queen's certificate that does not check out (node:tls's codes): the TLS handshake failed, before any request. */
+const UNTRUSTED_CERT = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_SIGNATURE_FAILURE',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+])
 
 /** Failures where the request never left: it is safe to send it elsewhere, even a submit. */
-const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT'])
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT', ...UNTRUSTED_CERT])
 
 const LogsPage = zod.object({
   chunks: zod.array(zod.object({ node: zod.string(), stream: zod.enum(['stdout', 'stderr']), data: zod.string(), seq: zod.number() })),
@@ -77,9 +101,10 @@ type StreamEnd = { type: 'finished' } | { type: 'aborted' } | { type: 'lost'; mi
  * for await (const ev of client.stream(jobId)) console.log(ev.human)
  */
 export function createJobClient(opts: JobClientOptions) {
-  const queens = new Queens(parseQueenUrls(opts.url, 'url'))
+  const queens = new Queens(parseQueenUrls(opts.url, 'url', { insecure: opts.insecure === true }))
   const timeoutMs = opts.timeoutMs ?? 30_000
-  const dispatcher = new Agent({ keepAliveTimeout: 10_000, connections: 8, connect: { timeout: opts.connectTimeoutMs ?? 5000 } })
+  // One agent for calls and streams: the CA that one trusts, the other does too.
+  const dispatcher = new Agent({ keepAliveTimeout: 10_000, connections: 8, connect: { timeout: opts.connectTimeoutMs ?? 5000, ...(opts.ca === undefined ? {} : { ca: opts.ca }) } })
   const auth = { authorization: `Bearer ${opts.token}` }
   const callLimits: FailoverLimits = { deadlineMs: opts.retryForMs ?? 30_000, notFoundForMs: opts.notFoundForMs ?? 5000, allDown: 'fail', maxWaitMs: 2000 }
 
@@ -296,6 +321,10 @@ function refusal(body: unknown): Miss {
 function downMiss(err: unknown): Miss {
   const code = (err as { code?: unknown } | null)?.code
   const message = errorMessage(err)
+  if (typeof code === 'string' && UNTRUSTED_CERT.has(code)) {
+    const fix = code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? 'use a URL with a name or address its certificate holds' : code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID' ? 'renew its certificate' : 'give the CA that signed it with --ca FILE (APIARY_CA)'
+    return { type: 'down', reason: `its TLS certificate is not trusted (${message}): ${fix}`, sent: false }
+  }
   const reason = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' ? `no answer in time (${code})` : typeof code === 'string' && !message.includes(code) ? `${message} (${code})` : message
   return { type: 'down', reason, sent: !(typeof code === 'string' && NOT_SENT.has(code)) }
 }

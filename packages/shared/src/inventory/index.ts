@@ -7,6 +7,9 @@ export {
   MAX_INVENTORY_BYTES,
   MAX_INVENTORY_NODES,
   parseInventory,
+  position as sourcePosition,
+  readSource,
+  type Source,
 } from './inventory.ts'
 export { expandHostList, type HostList, type HostPattern, parseHostList, type RangeItem } from './range.ts'
 export { type InventoryHandle, watchInventory } from './watch.ts'

@@ -158,12 +158,13 @@ function readError(path: string, err: unknown): ApiaryError {
 // ---- source text -------------------------------------------------------------------------
 
 /** The parsed value, and where a path of it was written (for error positions). */
-interface Source {
+export interface Source {
   data: unknown
   locate(path: JsonPath): number | undefined
 }
 
-function readSource(text: string, file: string): Source {
+/** Parses YAML or JSON text (JSON for a `.json` file), refusing a syntax error with its line and column. */
+export function readSource(text: string, file: string): Source {
   if (text.trim() === '') return { data: null, locate: () => undefined }
   return /\.json$/i.test(file) ? readJson(text, file) : readYaml(text, file)
 }
@@ -252,7 +253,7 @@ function lineCol(text: string, offset: number | undefined): { line: number; col:
 }
 
 /** `:line:col`, or nothing when the offset is unknown. */
-function position(text: string, offset: number | undefined): string {
+export function position(text: string, offset: number | undefined): string {
   const at = lineCol(text, offset)
   return at === undefined ? '' : `:${at.line}:${at.col}`
 }

@@ -1,7 +1,8 @@
-import { chmod, mkdir, open, readFile, stat } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { chmod, type FileHandle, mkdir, open, stat } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { ApiaryError } from '../errors.ts'
+import { ApiaryError, errorMessage } from '../errors.ts'
 
 /** How every duration flag reads, for help texts and errors. */
 export const DURATION_RULE = '500ms, 5s, 2m, 1h; a bare number is seconds'
@@ -36,33 +37,79 @@ export function defaultStateDir(env: NodeJS.ProcessEnv): string {
   return join(xdg && xdg.startsWith('/') ? xdg : join(env.HOME ?? homedir(), '.local', 'state'), 'apiary')
 }
 
+/** The largest secret file read: keys, tokens and credentials are a few KiB. */
+export const SECRET_FILE_MAX_BYTES = 64 * 1024
+
 /**
- * Reads a secret from a file that only its owner may read (mode 0600 or stricter). The
- * contents are never put in an error message.
+ * Reads a secret file's bytes: a regular file (not a symbolic link, which is refused rather than
+ * followed), owned by this process's user, that nobody else may read (mode 0600 or stricter), at
+ * most `SECRET_FILE_MAX_BYTES`. The checks are made on the open file, so the file checked is the
+ * file read (no swap between a stat and an open). The contents are never put in an error.
  */
-export async function readSecretFile(path: string, what: string): Promise<string> {
-  let st
+export async function readSecretBytes(path: string, what: string): Promise<Buffer> {
+  let fh: FileHandle
   try {
-    st = await stat(path)
+    // O_NONBLOCK: a FIFO put in a secret's place must not hang the open; it is refused below.
+    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
-    throw new ApiaryError(
-      code === 'ENOENT' ? 'not_found' : 'invalid_input',
-      code === 'ENOENT' ? `${what} file ${path} does not exist` : `cannot read ${what} file ${path}: ${code ?? 'error'}`,
-      what,
-      { cause: err },
-    )
+    const message =
+      code === 'ENOENT'
+        ? `${what} file ${path} does not exist`
+        : code === 'ELOOP'
+          ? `${what} file ${path} is a symbolic link, which is not followed for a secret: give the file itself`
+          : `cannot read ${what} file ${path}: ${code ?? 'error'}`
+    throw new ApiaryError(code === 'ENOENT' ? 'not_found' : 'invalid_input', message, what, { cause: err })
   }
-  if ((st.mode & 0o077) !== 0) {
-    throw new ApiaryError(
-      'invalid_input',
-      `${what} file ${path} is readable by others (mode ${(st.mode & 0o777).toString(8)}); run: chmod 600 ${path}`,
-      what,
-    )
+  try {
+    const st = await fh.stat()
+    const refuse = (message: string) => new ApiaryError('invalid_input', `${what} file ${path} ${message}`, what)
+    if (!st.isFile()) throw refuse('is not a regular file')
+    const me = process.geteuid?.()
+    if (me !== undefined && st.uid !== me) throw refuse(`is owned by uid ${st.uid}, not by this user (uid ${me}); run: chown ${me} ${path}, or run as its owner`)
+    if ((st.mode & 0o077) !== 0) throw refuse(`is readable by others (mode ${(st.mode & 0o777).toString(8)}); run: chmod 600 ${path}`)
+    if (st.size > SECRET_FILE_MAX_BYTES) throw refuse(`is ${st.size} bytes, more than a secret holds (at most ${SECRET_FILE_MAX_BYTES})`)
+    const bytes = await fh.readFile()
+    if (bytes.length > SECRET_FILE_MAX_BYTES) throw refuse(`grew past ${SECRET_FILE_MAX_BYTES} bytes while it was read`)
+    return bytes
+  } finally {
+    await fh.close()
   }
-  const text = (await readFile(path, 'utf8')).trim()
+}
+
+/**
+ * Reads a secret (a token, a key, a credential) from a file, trimmed, with the checks of
+ * `readSecretBytes`. The contents are never put in an error message.
+ * @example const token = await readSecretFile('/var/lib/apiary/token', 'token')
+ */
+export async function readSecretFile(path: string, what: string): Promise<string> {
+  const text = (await readSecretBytes(path, what)).toString('utf8').trim()
   if (text === '') throw new ApiaryError('invalid_input', `${what} file ${path} is empty`, what)
   return text
+}
+
+/**
+ * Makes a daemon's state directory (mode 0700) if it is missing, and refuses one that others
+ * may enter or that another user owns: it holds the job database, tokens, keys and journals,
+ * whose own 0600 is no help against a directory another user may rename them in. Follows a
+ * symbolic link (a state directory on another disk); what it points to is checked.
+ * @example await ensureStateDir('/var/lib/apiary', '--state-dir')
+ */
+export async function ensureStateDir(dir: string, field = 'stateDir'): Promise<void> {
+  const fail = (message: string, err?: unknown) => new ApiaryError('invalid_input', message, field, err === undefined ? undefined : { cause: err })
+  let st
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 })
+    st = await stat(dir)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EEXIST' || code === 'ENOTDIR') throw fail(`state directory ${dir} is not a directory`, err)
+    throw fail(`cannot make the state directory ${dir}: ${code ?? errorMessage(err)}`, err)
+  }
+  if (!st.isDirectory()) throw fail(`state directory ${dir} is not a directory`)
+  const me = process.geteuid?.()
+  if (me !== undefined && st.uid !== me) throw fail(`state directory ${dir} is owned by uid ${st.uid}, not by this user (uid ${me}): run as its owner, or run: chown ${me} ${dir}`)
+  if ((st.mode & 0o077) !== 0) throw fail(`state directory ${dir} is mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}, run: chmod 700 ${dir}`)
 }
 
 /** Writes a new secret file with mode 0600, failing if it already exists. */

@@ -1,0 +1,140 @@
+import { mkdtemp, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import Database from 'libsql'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { AUDIT_GENESIS, ChainVerifier, describeVerdict } from '@apiary/shared'
+import { createLogger } from '@apiary/shared/runtime'
+import { AuditLog } from './audit.ts'
+import { Auditor } from './auditor.ts'
+import { FAILURE_WINDOW_MS } from './tracker.ts'
+
+const verify = (audit: AuditLog) => {
+  const v = new ChainVerifier()
+  for (const r of audit.all(3)) if (!v.push(r)) break
+  return v.verdict()
+}
+
+describe('AuditLog', () => {
+  let dir: string
+  let path: string
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'apiary-audit-'))
+    path = join(dir, 'audit.db')
+  })
+  afterEach(() => rm(dir, { recursive: true, force: true }))
+
+  const fill = (audit: AuditLog, n: number) => {
+    for (let i = 1; i <= n; i++) audit.append({ kind: 'job.submitted', user: i % 2 ? 'alice' : 'bob', source: '127.0.0.1', detail: { jobId: `j${i}`, nodes: i } })
+  }
+
+  it('chains records in a 0600 file, survives a reopen, and verifies intact', async () => {
+    let audit = AuditLog.open(path, { queenId: 'q1' })
+    fill(audit, 5)
+    const first = audit.page(0, 1).records[0]!
+    expect(first).toMatchObject({ seq: 1, queen: 'q1', prev: AUDIT_GENESIS, kind: 'job.submitted', user: 'alice' })
+    audit.close()
+    expect((await stat(path)).mode & 0o777).toBe(0o600)
+    audit = AuditLog.open(path, { queenId: 'q1' })
+    audit.append({ kind: 'login', user: 'bob', source: '::1' })
+    const v = verify(audit)
+    expect(v).toMatchObject({ intact: true, records: 6, first: 1, head: audit.head() })
+    expect(describeVerdict(v)).toEqual([`intact: 6 records, head 6 ${audit.head().hash}`])
+    expect(audit.page(0, 10, { user: 'bob' }).records.map((r) => r.seq)).toEqual([2, 4, 6])
+    expect(audit.page(2, 2)).toMatchObject({ next: 4 })
+    audit.close()
+  })
+
+  it('names the record edited with sqlite (hash mismatch)', () => {
+    const audit = AuditLog.open(path, { queenId: 'q1' })
+    fill(audit, 6)
+    const db = new Database(path)
+    db.prepare(`UPDATE audit SET body = json_set(body, '$.detail.nodes', 1000) WHERE seq = 3`).run()
+    db.close()
+    const v = verify(audit)
+    expect(v).toMatchObject({ intact: false, broken: { seq: 3, kind: 'hash' }, head: { seq: 2 } })
+    expect(describeVerdict(v)[0]).toBe('broken: record 3: hash mismatch: its content is not what was hashed (the record was edited)')
+    audit.close()
+  })
+
+  it('sees a key added to a stored record', () => {
+    const audit = AuditLog.open(path, { queenId: 'q1' })
+    fill(audit, 3)
+    const db = new Database(path)
+    db.prepare(`UPDATE audit SET body = json_set(body, '$.note', 'nothing to see') WHERE seq = 2`).run()
+    db.close()
+    expect(verify(audit)).toMatchObject({ intact: false, broken: { seq: 2, kind: 'hash' } })
+    audit.close()
+  })
+
+  it('names the record after one deleted with sqlite (prev mismatch)', () => {
+    const audit = AuditLog.open(path, { queenId: 'q1' })
+    fill(audit, 6)
+    const db = new Database(path)
+    db.prepare('DELETE FROM audit WHERE seq = 4').run()
+    db.close()
+    const v = verify(audit)
+    expect(v).toMatchObject({ intact: false, broken: { seq: 5, kind: 'prev' } })
+    expect(v.broken?.message).toBe('record 5: prev mismatch: it does not follow record 3 (1 record before it removed)')
+    audit.close()
+  })
+
+  it('prunes whole records from the oldest, never the newest; the verifier starts at the oldest kept', () => {
+    let now = 0
+    const audit = AuditLog.open(path, { queenId: 'q1', now: () => now })
+    for (let i = 0; i < 5; i++) {
+      now = i * 1000
+      audit.append({ kind: 'login', user: 'alice', source: 'x' })
+    }
+    expect(audit.prune(2500)).toBe(3)
+    const v = verify(audit)
+    expect(v).toMatchObject({ intact: true, first: 4, records: 2 })
+    expect(describeVerdict(v)[0]).toBe('chain starts at record 4; earlier records pruned by retention')
+    expect(audit.prune(1e12)).toBe(1)
+    expect(audit.page(0, 10).records.map((r) => r.seq)).toEqual([5])
+    audit.append({ kind: 'login', user: 'bob', source: 'x' })
+    expect(verify(audit)).toMatchObject({ intact: true, first: 5, records: 2 })
+    audit.close()
+  })
+})
+
+describe('Auditor', () => {
+  let dir: string
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'apiary-auditor-'))
+  })
+  afterEach(() => rm(dir, { recursive: true, force: true }))
+
+  it('writes a flood of failed authentications as one record per address per minute, and logs the head at close', () => {
+    let now = 0
+    const lines: string[] = []
+    const log = createLogger({
+      component: 'test',
+      destination: new Writable({
+        write(chunk, _e, cb) {
+          lines.push(String(chunk))
+          cb()
+        },
+      }),
+    })
+    const audit = AuditLog.open(join(dir, 'audit.db'), { queenId: 'q', now: () => now })
+    const auditor = new Auditor({ audit, log, retentionMs: 30 * 86_400_000, now: () => now })
+    for (let i = 0; i < 10_000; i++) auditor.failed('10.0.0.9', 'unknown token')
+    auditor.flush()
+    expect(audit.head().seq).toBe(0)
+    now += FAILURE_WINDOW_MS
+    auditor.flush()
+    for (let i = 0; i < 10_000; i++) auditor.failed('10.0.0.9', 'unknown token')
+    auditor.flush()
+    expect(audit.page(0, 10).records).toEqual([expect.objectContaining({ kind: 'auth.failed', source: '10.0.0.9', detail: expect.objectContaining({ count: 10_000 }) })])
+    auditor.seen('alice', '10.0.0.1')
+    auditor.seen('alice', '10.0.0.1')
+    auditor.close()
+    const records = audit.page(0, 10).records
+    expect(records.map((r) => r.kind)).toEqual(['auth.failed', 'login', 'auth.failed'])
+    const head = lines.map((l) => JSON.parse(l) as { msg: string; auditSeq?: number; auditHash?: string }).filter((l) => l.msg === 'audit head')
+    expect(head.at(-1)).toMatchObject({ auditSeq: 3, auditHash: audit.head().hash })
+    audit.close()
+  })
+})
