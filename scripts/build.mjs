@@ -7,6 +7,9 @@
 // worker's SSH mode. dist/inputs.json lists the sources of each bundle, so the bin scripts
 // (packages/shared/entry/run.mjs) can tell a stale bundle from a fresh one: each source's
 // mtime must be the one it had when the build read it.
+// The web console (packages/console) is bundled for the browser into packages/console/dist/:
+// content-hashed assets and the index.html that names them, which the queen serves under /ui.
+// `node scripts/build.mjs console` builds the console alone.
 import { build } from 'esbuild'
 import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
@@ -19,9 +22,52 @@ const PROGRAMS = ['queen', 'hive', 'worker', 'keeper']
 const thirdParty = new Set()
 for (const pkg of [...PROGRAMS, 'shared']) for (const d of Object.keys(pkgJson(pkg).dependencies ?? {})) if (!d.startsWith('@apiary/')) thirdParty.add(d)
 const external = [...thirdParty].flatMap((d) => [d, `${d}/*`])
+const only = process.argv[2]
+if (only !== undefined && only !== 'console') throw new Error(`usage: build.mjs [console] (not ${only})`)
 
-await Promise.all(
-  PROGRAMS.map(async (pkg) => {
+/**
+ * The console: one minified ES module and one stylesheet, each named by its content's hash so
+ * the queen can serve them `immutable`; index.html (served `no-cache`) is the one file that
+ * changes name-free. No inline script or style: the queen's CSP allows only 'self'. Built with
+ * platform browser, so a `node:` import anywhere in its graph fails the build.
+ */
+async function buildConsole() {
+  const dir = `${root}packages/console`
+  const outdir = `${dir}/dist`
+  rmSync(outdir, { recursive: true, force: true })
+  const result = await build({
+    entryPoints: { main: `${dir}/src/main.tsx` },
+    outdir: `${outdir}/assets`,
+    entryNames: '[name]-[hash]',
+    assetNames: '[name]-[hash]',
+    chunkNames: 'chunk-[hash]',
+    bundle: true,
+    // What only one page needs (the selector parser and zod, for Nodes) loads with that page.
+    splitting: true,
+    minify: true,
+    platform: 'browser',
+    format: 'esm',
+    target: ['chrome111', 'firefox115', 'safari16.4'],
+    jsx: 'automatic',
+    jsxImportSource: 'preact',
+    sourcemap: 'linked',
+    metafile: true,
+    absWorkingDir: root,
+    logLevel: 'warning',
+    legalComments: 'none',
+  })
+  const [entry, out] = Object.entries(result.metafile.outputs).find(([, o]) => o.entryPoint !== undefined) ?? []
+  if (!entry || !out.cssBundle) throw new Error(`packages/console: the build made no ${entry ? 'stylesheet' : 'script'}`)
+  const script = relative(`${outdir}/assets`, `${root}${entry}`)
+  const style = relative(`${outdir}/assets`, `${root}${out.cssBundle}`)
+  const template = readFileSync(`${dir}/index.html`, 'utf8')
+  const html = template.replace('%STYLE%', `/ui/assets/${style}`).replace('%SCRIPT%', `/ui/assets/${script}`)
+  writeFileSync(`${outdir}/index.html`, html)
+}
+
+await Promise.all([
+  buildConsole(),
+  ...(only === 'console' ? [] : PROGRAMS).map(async (pkg) => {
     const outdir = `${root}packages/${pkg}/dist`
     rmSync(outdir, { recursive: true, force: true })
     // Each workspace source's mtime as it was when esbuild read it: a file saved during the
@@ -71,4 +117,4 @@ await Promise.all(
     // Written last: without it the bundle is never run.
     writeFileSync(`${outdir}/inputs.json`, JSON.stringify({ root: '../../', inputs: seen }, null, 1))
   }),
-)
+])
