@@ -2,6 +2,7 @@ import { type Bus, type Logger, subjects, type Verifier, VERSION } from '@apiary
 import { Heartbeater } from '@apiary/shared/runtime'
 import { collectFacts } from './executors/facts.ts'
 import { runLocal } from './executors/local.ts'
+import type { RunAs } from './executors/run-as.ts'
 import { type Journal, memoryJournal } from './journal.ts'
 import { okResult, startTaskRunner } from './runner.ts'
 
@@ -23,6 +24,8 @@ export interface WorkerConfig {
    * default one in memory: a task delivered twice runs once, but a restart forgets it all.
    */
   journal?: Journal
+  /** Commands run as this user (`resolveRunAs`), not as the worker's: they cannot read its credentials or journal. */
+  runAs?: RunAs
 }
 
 /** How many tasks an agent runs at once unless told otherwise. */
@@ -72,6 +75,7 @@ export function startWorker(cfg: WorkerConfig): Worker {
               signal,
               killGraceMs: cfg.killGraceMs ?? 2000,
               baseEnv: { APIARY_JOB_ID: task.jobId, APIARY_NODE_ID: nodeId },
+              ...(cfg.runAs ? { runAs: cfg.runAs } : {}),
             },
             hooks,
           )

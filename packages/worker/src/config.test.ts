@@ -26,13 +26,20 @@ describe('parseWorkerConfig', () => {
       queenKey: KEY,
       region: 'default',
       heartbeatMs: 5000,
+      stateDir: '/home/a/.local/state/apiary',
       journal: { dir: '/home/a/.local/state/apiary/worker-box.example.org', maxEntries: 100_000 },
       mode: 'agent',
       nodeId: 'box.example.org',
       labels: { role: 'web' },
+      runAs: undefined,
     })
     expect(Object.isFrozen(c)).toBe(true)
     expect(Object.isFrozen(c.journal)).toBe(true)
+  })
+
+  it('--run-as (or APIARY_RUN_AS) names the user commands run as, looked up at start', () => {
+    expect(config(['--nats', 'n', '--run-as', 'nobody', '--queen-key', KEY])).toMatchObject({ mode: 'agent', runAs: 'nobody' })
+    expect(config(['--nats', 'n', '--queen-key', KEY], { APIARY_RUN_AS: 'apiary-run' })).toMatchObject({ runAs: 'apiary-run' })
   })
 
   it('the journal: in --state-dir (or APIARY_STATE_DIR) under the worker’s id, its bound from --journal-entries', () => {
@@ -51,6 +58,7 @@ describe('parseWorkerConfig', () => {
       queenKey: KEY,
       region: 'eu',
       heartbeatMs: 2000,
+      stateDir: '/home/a/.local/state/apiary',
       journal: { dir: '/home/a/.local/state/apiary/ssh-worker-ssh-eu-box-42', maxEntries: 100_000 },
       mode: 'ssh',
       id: 'ssh-eu-box-42',
@@ -68,6 +76,8 @@ describe('parseWorkerConfig', () => {
     [['--nats', 'n', '--ssh', '--inventory', 'f', '--max-connections', '0'], '--max-connections'],
     [['--nats', 'n'], '--queen-key'],
     [['--nats', 'n', '--journal-entries', '0'], '--journal-entries'],
+    [['--nats', 'n', '--run-as', ' '], '--run-as'],
+    [['--nats', 'n', '--ssh', '--inventory', 'f', '--run-as', 'nobody'], '--run-as'],
   ])('%j is invalid_input naming %s', (argv, field) => {
     expect(problem(argv).field).toBe(field)
   })

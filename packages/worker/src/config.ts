@@ -41,6 +41,12 @@ export const WORKER_OPTIONS = {
   },
   'node-id': { type: 'string', env: 'APIARY_NODE_ID', value: 'ID', help: 'agent mode: this node’s id, as its NATS credential was issued (default: the host name)' },
   label: { type: 'string', multiple: true, env: 'APIARY_LABELS', value: 'K=V', help: 'agent mode: a label for targeting, repeatable (env: comma-separated)' },
+  'run-as': {
+    type: 'string',
+    env: 'APIARY_RUN_AS',
+    value: 'USER',
+    help: 'agent mode: run commands as this user (its uid and primary group, HOME, USER, LOGNAME), not as the worker, so that they cannot read its credentials or journal; the worker must run as root or hold CAP_SETUID and CAP_SETGID',
+  },
   ssh: { type: 'boolean', help: 'SSH mode: reach the region’s inventory nodes over SSH instead of running tasks here' },
   inventory: { type: 'string', env: 'APIARY_INVENTORY', value: 'FILE', help: 'SSH mode: the inventory (YAML or JSON); re-read on change and on SIGHUP' },
   id: {
@@ -64,6 +70,8 @@ export type WorkerDaemonConfig = Readonly<
     queenKey: string
     region: string
     heartbeatMs: number
+    /** `--state-dir`: 0700 and the worker's own, checked at start. */
+    stateDir: string
     /** This worker's journal: its directory (`journalDir` of `--state-dir` and its id) and bound. */
     journal: Readonly<{ dir: string; maxEntries: number }>
   } & WorkerMode
@@ -71,7 +79,8 @@ export type WorkerDaemonConfig = Readonly<
 
 /** An agent for this node, or an SSH worker with its pool. */
 type WorkerMode =
-  | { mode: 'agent'; nodeId: string; labels: Readonly<Record<string, string>> }
+  /** `runAs`: the user of `--run-as`, looked up at start (`resolveRunAs`). */
+  | { mode: 'agent'; nodeId: string; labels: Readonly<Record<string, string>>; runAs: string | undefined }
   | { mode: 'ssh'; id: string; inventoryFile: string; pool: Readonly<SshPoolFlags> }
 
 /**
@@ -87,8 +96,12 @@ export function parseWorkerConfig(
   const region = parseOrThrow(Region, v.region, '--region')
   let mode: WorkerMode
   if (!v.ssh) {
-    mode = { mode: 'agent', nodeId: parseOrThrow(NodeId, v['node-id'] ?? self.host, '--node-id'), labels: Object.freeze(parseLabels(v.label, '--label')) }
+    const runAs = v['run-as']?.trim()
+    if (runAs === '') throw new ApiaryError('invalid_input', '--run-as: give a user name or uid', '--run-as')
+    mode = { mode: 'agent', nodeId: parseOrThrow(NodeId, v['node-id'] ?? self.host, '--node-id'), labels: Object.freeze(parseLabels(v.label, '--label')), runAs }
   } else {
+    // An SSH worker's commands run on other machines, as the inventory's users.
+    if (v['run-as'] !== undefined) throw new ApiaryError('invalid_input', '--run-as is for agent mode; with --ssh commands run as the inventory’s users', '--run-as')
     if (!v.inventory) throw new ApiaryError('invalid_input', '--inventory (or APIARY_INVENTORY) is required with --ssh', '--inventory')
     mode = {
       mode: 'ssh',
@@ -104,5 +117,5 @@ export function parseWorkerConfig(
     maxEntries: v['journal-entries'],
   })
   // Last, so that a mistake in any other flag is named first.
-  return Object.freeze({ natsUrl, nats, queenKey: requiredQueenKey(v['queen-key']), region, heartbeatMs: v.heartbeat, journal, ...mode })
+  return Object.freeze({ natsUrl, nats, queenKey: requiredQueenKey(v['queen-key']), region, heartbeatMs: v.heartbeat, stateDir, journal, ...mode })
 }

@@ -1,7 +1,8 @@
-import { readQueenKey, runProgram } from '@apiary/shared/runtime'
+import { ensureStateDir, readQueenKey, runProgram } from '@apiary/shared/runtime'
 import { createNatsBus } from '@apiary/shared/nats'
 import { startWorker } from './agent.ts'
 import { parseWorkerConfig, WORKER_OPTIONS } from './config.ts'
+import { resolveRunAs } from './executors/run-as.ts'
 import { openJournal } from './journal.ts'
 
 await runProgram({
@@ -14,15 +15,19 @@ usage: apiary-worker --nats URL --nats-creds FILE --queen-key KEY|FILE [--node-i
 
 It authenticates to NATS with one credential file (or runs without, told --insecure-bus) and
 runs only work signed by the queen whose public key --queen-key pins. The commands it runs get
-its environment without the APIARY_* variables. It runs each task at most once, across
-re-offers and its own restarts: a journal in --state-dir says what it took and how each ended.`,
+its environment without the APIARY_* variables, as the worker's user or, with --run-as USER,
+as that user (then they cannot read the worker's credentials or journal). It runs each task at
+most once, across re-offers and its own restarts: a journal in --state-dir (mode 0700, its
+own) says what it took and how each ended.`,
   options: WORKER_OPTIONS,
   config: parseWorkerConfig,
   async start(c, log) {
     const { region, heartbeatMs } = c
+    await ensureStateDir(c.stateDir, '--state-dir')
     const queenKey = await readQueenKey(c.queenKey)
     if (c.mode === 'agent') {
       const { nodeId, labels } = c
+      const runAs = c.runAs === undefined ? undefined : await resolveRunAs(c.runAs)
       const journal = await openJournal({ ...c.journal, log })
       let bus
       try {
@@ -31,8 +36,8 @@ re-offers and its own restarts: a journal in --state-dir says what it took and h
         await journal.close()
         throw err
       }
-      const worker = startWorker({ bus, log, nodeId, region, labels, heartbeatMs, queenKey, journal })
-      log.info({ node: nodeId, region, labels, journal: c.journal.dir }, 'worker ready')
+      const worker = startWorker({ bus, log, nodeId, region, labels, heartbeatMs, queenKey, journal, ...(runAs ? { runAs } : {}) })
+      log.info({ node: nodeId, region, labels, journal: c.journal.dir, ...(runAs ? { runAs: runAs.user, uid: runAs.uid } : {}) }, 'worker ready')
       return {
         async close() {
           await worker.close()

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs'
 import type { ExecOperation } from '@apiary/shared'
 import { OutputCap } from '../output-cap.ts'
 import { type ExecHooks, type ExecResult, stoppedResult } from './executor.ts'
+import { type RunAs, runAsEnv } from './run-as.ts'
 
 export interface LocalExecOptions {
   op: ExecOperation
@@ -15,6 +16,8 @@ export interface LocalExecOptions {
   drainMs?: number
   /** Set for every command, under the operation's own env: APIARY_JOB_ID, APIARY_NODE_ID. */
   baseEnv?: Record<string, string>
+  /** Run as this user (uid and primary gid; no supplementary groups), with its HOME, USER, LOGNAME and SHELL. */
+  runAs?: RunAs
 }
 
 /**
@@ -33,8 +36,10 @@ export function runLocal(opts: LocalExecOptions, hooks: ExecHooks): Promise<Exec
     const child = spawn(file, args, {
       detached: true,
       stdio: [op.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-      env: { ...childEnv(), ...opts.baseEnv, ...op.env },
-      ...(op.cwd ? { cwd: op.cwd } : {}),
+      env: { ...childEnv(), ...(opts.runAs ? runAsEnv(opts.runAs) : {}), ...opts.baseEnv, ...op.env },
+      // libuv drops every supplementary group when it switches: the command holds the user's uid and primary group only.
+      ...(opts.runAs ? { uid: opts.runAs.uid, gid: opts.runAs.gid } : {}),
+      ...(op.cwd ? { cwd: op.cwd } : opts.runAs ? { cwd: opts.runAs.cwd } : {}),
     })
     let started = false
     let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined
