@@ -92,7 +92,12 @@ describe('a worker runs a task at most once (in process)', () => {
     await expect(ask(task)).resolves.toEqual({ accepted: true, by: 'web-1', already: 'ok' })
     await waitUntil(() => ids.map(untag).filter((id) => id === finishedId).length === 2, 'the end to be published again')
     expect(await lines(out)).toEqual(['ran'])
-    expect((await storedEvents(base, 'jonce00001')).map((e) => e.kind)).toEqual(['node.started', 'node.output', 'node.finished'])
+    // Numbered in the task's order, the end as the journal keeps it (published again with its step).
+    expect((await storedEvents(base, 'jonce00001')).map((e) => [e.kind, 'step' in e ? e.step : undefined])).toEqual([
+      ['node.started', 1],
+      ['node.output', 2],
+      ['node.finished', 3],
+    ])
   })
 
   it('after a restart, a task it took and never finished ends lost and runs nothing; one it finished is answered and published again', async () => {

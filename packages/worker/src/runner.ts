@@ -22,6 +22,7 @@ import {
   taskRefusal,
   type Verifier,
   type WireEvent,
+  type WireEventOf,
 } from '@apiary/shared'
 import { classifyRisk } from '@apiary/shared/risk'
 import { rateLimitedWarning, warnRateLimited } from '@apiary/shared/runtime'
@@ -130,14 +131,17 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
     }
   }
   /**
-   * One task's events, stored in order (each after the one before), with their dedupe ids:
+   * One task's events, numbered (`step`: the queen applies them in that order whatever order
+   * the stream stores them in) and stored one after another, with their dedupe ids:
    * `<job>/<node>/<tag>/<kind>`, the tag keyed by this worker's secret so no other node can
-   * forge an id that would have one of these dropped as a duplicate.
+   * forge an id that would have one of these dropped as a duplicate. A final event comes
+   * numbered (`step()`, before the journal records it), or from the journal as first sent.
    */
   const eventsOf = (jobId: string, node: string, deadline: number) => {
     const subject = cfg.eventSubject(node, jobId)
     const tag = createHmac('sha256', journal.secret).update(`${jobId}/${node}`).digest('base64url').slice(0, 22)
     let tail = Promise.resolve()
+    let steps = 0
     let chunks = 0
     const send = (ev: WireEvent, kind: string) => {
       const next = tail.then(() => store(subject, ev, `${jobId}/${node}/${tag}/${kind}`, deadline))
@@ -145,8 +149,10 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
       track(next)
     }
     return {
-      started: (ev: WireEvent) => send(ev, 'started'),
-      output: (ev: WireEvent) => send(ev, `output/${++chunks}`),
+      started: (ev: WireEventOf<'node.started'>) => send({ ...ev, step: ++steps }, 'started'),
+      output: (ev: WireEventOf<'node.output'>) => send({ ...ev, step: ++steps }, `output/${++chunks}`),
+      /** The step of the task's final event: one past the last sent. */
+      step: () => ++steps,
       finished: (ev: FinalEvent) => send(ev, 'finished'),
     }
   }
@@ -160,7 +166,11 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
     }
     events.finished(ev)
   }
-  /** Ends a task taken before a restart that never ended: it is not run again. */
+  /**
+   * Ends a task taken before a restart that never ended: it is not run again. Its final event
+   * has no step (how many the dead process sent is unknown): the queen applies it at once, and
+   * drops whatever of the earlier ones comes after it, of a run whose outcome is unknown anyway.
+   */
   const endLost = (entry: JournalEntry, deadline: number): FinalEvent => {
     const ev = notRunEvent(entry.jobId, entry.node, 'lost', LOST_ON_RESTART)
     track(finish(entry, ev, eventsOf(entry.jobId, entry.node, deadline)))
@@ -288,6 +298,7 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
       ...base,
       ts: Date.now(),
       kind: 'node.finished',
+      step: events.step(),
       state: r.state,
       exitCode: r.exitCode,
       signal: r.signal,

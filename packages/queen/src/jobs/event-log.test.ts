@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
-import { ApiaryError, type JobEvent, JobRequest, type WireEvent } from '@apiary/shared'
+import { ApiaryError, type JobEvent, JobRequestView, type WireEvent } from '@apiary/shared'
 import { createLogger, silentLogger } from '@apiary/shared/runtime'
 import { openSqliteStore } from '../store/sqlite.ts'
 import type { Batch, JobStore } from '../store/store.ts'
@@ -34,7 +34,7 @@ function sqliteStore(...ids: string[]): JobStore {
   const dir = mkdtempSync(join(tmpdir(), 'apiary-event-log-'))
   dirs.push(dir)
   const store = openSqliteStore(join(dir, 'queen.db'))
-  const request = JobRequest.parse({ operation: { type: 'ping' }, targets: 'all' })
+  const request = JobRequestView.parse({ operation: { type: 'ping' }, targets: 'all' })
   for (const id of ids) store.createJob({ id, request, createdAt: 0, nodes: [{ node: 'n1', region: 'eu' }], rerunOf: null })
   return store
 }
@@ -277,6 +277,31 @@ describe('EventLog', () => {
       store.close()
     })
 
+    it('acknowledges a message that emitted nothing but changed a run (an event held) only once a record holds that run', async () => {
+      const store = sqliteStore('jlog0002')
+      const order: string[] = []
+      const writer = fakeWriter()
+      let dirty: NonNullable<Batch['runs']> = [{ jobId: 'jlog0002', run: { v: 1, order: { held: 1 } } }]
+      const log = new EventLog(store, silentLogger(), {
+        writer: { write: (b) => (order.push('log'), writer.write(b)) },
+        runs: () => dirty.splice(0),
+      })
+      log.open('jlog0002', 0)
+      log.source(3, () => order.push('ack 3'))
+      await log.stored()
+      expect(order).toEqual(['log', 'ack 3'])
+      expect(writer.written[0]).toMatchObject({ events: [], src: 3, runs: [{ jobId: 'jlog0002', run: { v: 1, order: { held: 1 } } }] })
+      expect(store.position()).toEqual({ logSeq: 1, eventsSeq: 3 })
+      // Nothing changed: acknowledged without a record.
+      dirty = []
+      log.source(4, () => order.push('ack 4'))
+      await log.stored()
+      expect(order).toEqual(['log', 'ack 3', 'ack 4'])
+      expect(writer.written).toHaveLength(1)
+      await log.close()
+      store.close()
+    })
+
     it('tries a group again when the log cannot take it, and writes no record twice when only the index failed', async () => {
       const writer = fakeWriter()
       writer.plan.push('fail')
@@ -350,7 +375,7 @@ describe('EventLog', () => {
   it('splits a large group into records under RECORD_BYTES, jobs in the first, runs and source in the last', () => {
     const big = 'x'.repeat(200_000)
     const events = Array.from({ length: 12 }, (_, i) => ({ event: { jobId: 'a', seq: i + 1, ts: 0, kind: 'node.output', node: 'n1', stream: 'stdout', data: big, human: '' } as JobEvent }))
-    const records = split({ jobs: [{ id: 'a', request: JobRequest.parse({ operation: { type: 'ping' }, targets: 'all' }), createdAt: 0, nodes: [], rerunOf: null }], events, ends: [], runs: [], src: 4 })
+    const records = split({ jobs: [{ id: 'a', request: JobRequestView.parse({ operation: { type: 'ping' }, targets: 'all' }), createdAt: 0, nodes: [], rerunOf: null }], events, ends: [], runs: [], src: 4 })
     expect(records.length).toBeGreaterThan(1)
     for (const r of records) expect(JSON.stringify(r).length).toBeLessThanOrEqual(RECORD_BYTES + 300_000)
     expect(records.flatMap((r) => r.events.map((e) => e.event.seq))).toEqual(events.map((e) => e.event.seq))

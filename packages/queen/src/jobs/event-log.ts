@@ -153,8 +153,10 @@ export class EventLog implements EventFeed {
           const batch = this.#batch
           this.#batch = { jobs: [], events: [], ends: [] }
           let records: Array<{ batch: Batch; logSeq?: number }> = []
-          if (!this.#empty(batch)) {
-            batch.runs = this.o.runs?.() ?? []
+          // A message that changed a run and emitted nothing (an event held for one before it)
+          // is acknowledged only once that run's state is stored with it.
+          batch.runs = this.o.runs?.() ?? []
+          if (!this.#empty(batch) || batch.runs.length > 0) {
             if (this.#source) batch.src = this.#source.seq
             records = split(batch).map((b) => ({ batch: b }))
           }

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest'
-import { type FinalState, JobRequest, type JobRequestInput, notRunEvent, WireEvent, type WireEventOf } from '@apiary/shared'
+import { type FinalState, JobRequestView, type JobRequestInput, notRunEvent, WireEvent, type WireEventOf } from '@apiary/shared'
 import { type Effect, JobRun, maxOutputEvents, type RunTarget } from './job-run.ts'
 
 const GRACE = 1000
 
-function request(rollout: JobRequestInput['rollout'] = {}, outputCapBytes?: number): JobRequest {
-  return JobRequest.parse({ operation: { type: 'exec', argv: ['true'] }, targets: 'all', rollout, outputCapBytes })
+function request(rollout: JobRequestInput['rollout'] = {}, outputCapBytes?: number): JobRequestView {
+  return JobRequestView.parse({ operation: { type: 'exec', argv: ['true'] }, targets: 'all', rollout, outputCapBytes })
 }
 
 const targets = (n: number, o: Partial<RunTarget> = {}): RunTarget[] =>
@@ -26,7 +26,7 @@ class Harness {
   readonly effects: Effect[] = []
   run!: JobRun
 
-  constructor(req: JobRequest, t: RunTarget[]) {
+  constructor(req: JobRequestView, t: RunTarget[]) {
     const { run, effects } = JobRun.submit({ id: 'j1', request: req, createdAt: 0, cancelGraceMs: GRACE }, t, {}, this.now)
     this.run = run
     this.effects.push(...effects)

@@ -5,7 +5,7 @@ import {
   type FinalState,
   type HiveJob,
   isFinal,
-  type JobRequest,
+  type JobRequestView,
   type JobState,
   MAX_HUMAN,
   type NodeState,
@@ -19,6 +19,7 @@ import {
 } from '@apiary/shared'
 import type { JobEnd, NodeUpdate } from '../store/store.ts'
 import { countsLine, durationText } from './human.ts'
+import { type Gap, type NodeEvent, NodeOrder, ORDER_LIMITS, type OrderSnapshot } from './node-order.ts'
 import { groupResults, type NodeOutcome } from './result-groups.ts'
 
 /** A resolved target as the run needs it. */
@@ -51,10 +52,16 @@ export type StopState =
   | { kind: 'timing-out'; reason: string }
   | { kind: 'cancelled'; reason: string }
 
+/**
+ * A region's share as the run hands it out: without the operation, which the run holds only as
+ * its view (no env values, no stdin). The caller joins the whole operation to it to dispatch.
+ */
+export type ShareOrder = Omit<HiveJob, 'operation'>
+
 /** What the run asks the world to do; the caller carries effects out in order. */
 export type Effect =
   | { type: 'emit'; event: WireEvent; node?: { node: string; update: NodeUpdate } }
-  | { type: 'dispatch'; share: HiveJob }
+  | { type: 'dispatch'; share: ShareOrder }
   | { type: 'control'; control: Control }
   | { type: 'finished'; end: JobEnd }
   | { type: 'note'; level: 'debug' | 'info' | 'warn'; msg: string; fields?: Record<string, unknown> }
@@ -102,6 +109,8 @@ export interface RunSnapshot {
   deadlineAt: number | null
   graces: Grace[]
   shares: ShareState[]
+  /** Where each running node's events stand in their task's order, and those held (absent before it was kept). */
+  order?: OrderSnapshot
 }
 
 /** How many re-offers of a share may fail in a row before its open nodes end. */
@@ -111,7 +120,8 @@ export const REOFFER_RETRY_MS = 5000
 
 export interface JobRunConfig {
   id: string
-  request: JobRequest
+  /** Its operation as a view: the run never holds env values or stdin, nor puts them in an event or a snapshot. */
+  request: JobRequestView
   createdAt: number
   /** After a cancel or the job deadline, how long to wait for confirmations before closing anyway. */
   cancelGraceMs: number
@@ -169,7 +179,7 @@ export interface RestoredNode extends ResumedNode {
  */
 export class JobRun {
   readonly id: string
-  readonly request: JobRequest
+  readonly request: JobRequestView
   readonly createdAt: number
   readonly #cancelGraceMs: number
   readonly #reofferRetryMs: number
@@ -192,13 +202,18 @@ export class JobRun {
   #shares: ShareState[] = []
   #finished = false
   #out: Effect[] = []
+  /** Each node's events in their task's order. */
+  #order: NodeOrder
 
-  private constructor(cfg: JobRunConfig) {
+  private constructor(cfg: JobRunConfig, order?: OrderSnapshot) {
     this.id = cfg.id
     this.request = cfg.request
     this.createdAt = cfg.createdAt
     this.#cancelGraceMs = cfg.cancelGraceMs
     this.#reofferRetryMs = cfg.reofferRetryMs ?? REOFFER_RETRY_MS
+    // An event missing from its task's order was published before the one held, and is retried
+    // through the outage that delayed it: it comes within the task's limit, or is given up.
+    this.#order = new NodeOrder({ ...ORDER_LIMITS, holdMs: cfg.request.rollout.timeoutMs + cfg.cancelGraceMs }, order)
   }
 
   /** A new job: announces it, ends offline targets, and hands the first phase to the hives. */
@@ -231,7 +246,7 @@ export class JobRun {
    * the nodes they already ran with what they did. `nodes` in target order.
    */
   static restore(cfg: JobRunConfig, snapshot: RunSnapshot, nodes: RestoredNode[], now: number): { run: JobRun; effects: Effect[] } {
-    const run = new JobRun(cfg)
+    const run = new JobRun(cfg, snapshot.order)
     const phaseOf = run.#planPhases(nodes.map((n) => n.node))
     nodes.forEach((n, i) => {
       run.#setNode(n.node, { region: n.region, state: n.state, phase: phaseOf(i), agentless: n.agentless, exitCode: n.exitCode, digest: n.digest, cause: n.cause })
@@ -262,6 +277,7 @@ export class JobRun {
       deadlineAt: this.#deadlineAt,
       graces: this.#graces.map((g) => ({ ...g })),
       shares: this.#shares.map((sh) => ({ ...sh })),
+      order: this.#order.snapshot(),
     }
   }
 
@@ -320,10 +336,25 @@ export class JobRun {
     return e && { region: e.region, agentless: e.agentless }
   }
 
-  /** A producer's event (worker, hive). Only node events are taken; the queen alone writes `job.*`. */
+  /**
+   * A producer's event (worker, hive). Only node events are taken; the queen alone writes
+   * `job.*`. A node's events are applied in their task's order (`NodeOrder`).
+   */
   onEvent(ev: WireEvent, now: number): Effect[] {
-    this.#ingest(ev, now)
+    const cur = isNodeEvent(ev) && !this.#finished ? this.#nodes.get(ev.node) : undefined
+    if (!cur || isFinal(cur.state) || !isNodeEvent(ev)) {
+      this.#ingest(ev, now)
+      return this.#take()
+    }
+    const { ready, gaps } = this.#order.accept(ev, cur.state === 'running', now)
+    this.#gaps(gaps)
+    for (const r of ready) this.#ingest(r, now)
     return this.#take()
+  }
+
+  /** Events applied without earlier ones of their task that never came. */
+  #gaps(gaps: Gap[]) {
+    for (const g of gaps) this.#note('warn', 'applied a node’s events without earlier ones that did not come', { node: g.node, missing: g.missing, why: g.why })
   }
 
   /** The answer of the hive offered a region's share (`share` as it was offered). */
@@ -362,6 +393,17 @@ export class JobRun {
     for (const n of nodes) if (this.#nodes.get(n)?.state === 'pending') this.#finishNode(n, 'skipped', `not dispatched: no hive of region ${region} took the share over (${outcome.cause})`, now)
     this.#graces.push({ at: now + this.request.rollout.timeoutMs + this.#cancelGraceMs, skipped: `not dispatched: no hive of region ${region}`, lost: `no result: its hive stopped and no other hive of region ${region} took over`, share: scope })
     return this.#take()
+  }
+
+  /**
+   * The share could not be dispatched because its whole operation cannot be had (its env
+   * values and stdin were forgotten, or cannot be opened): nothing more is dispatched, and the
+   * share ends as an offer no hive took (`cause` says why). Never run without its env.
+   */
+  undispatchable(share: Pick<HiveJob, 'region' | 'phase' | 'attempt' | 'nodes'>, cause: string, now: number): Effect[] {
+    this.#halt(cause, 'halt', now)
+    const halted = this.#take()
+    return [...halted, ...this.onShare(share, { accepted: false, cause }, now)]
   }
 
   /** Asks hives and workers to stop; the job ends when each node confirms (or the grace passes). */
@@ -411,11 +453,15 @@ export class JobRun {
     if (this.#finished) return null
     let at = this.#deadlineAt ?? Infinity
     for (const g of this.#graces) at = Math.min(at, g.at)
+    at = Math.min(at, this.#order.nextDue() ?? Infinity)
     return at === Infinity ? null : at
   }
 
-  /** The time passed: the job deadline, confirmation graces. */
+  /** The time passed: held events, the job deadline, confirmation graces. */
   tick(now: number): Effect[] {
+    const { ready, gaps } = this.#order.due(now)
+    this.#gaps(gaps)
+    for (const r of ready) this.#ingest(r, now)
     if (this.#deadlineAt !== null && now >= this.#deadlineAt) {
       this.#deadlineAt = null
       this.#halt('job deadline passed', 'timeout', now)
@@ -455,6 +501,7 @@ export class JobRun {
     this.#nodes.set(node, entry)
     this.#counts.set(entry.state, (this.#counts.get(entry.state) ?? 0) + 1)
     if (!isFinal(entry.state)) this.#open++
+    else this.#order.forget(node)
   }
 
   /** A node reaches a final state from the queen's side (offline, no hive, lost, not dispatched). */
@@ -464,12 +511,14 @@ export class JobRun {
     this.#ingest(notRunEvent(this.id, node, state, cause, now), now)
   }
 
-  #ingest(ev: WireEvent, now: number) {
+  #ingest(numbered: WireEvent, now: number) {
     if (this.#finished) return
-    if (ev.kind !== 'node.started' && ev.kind !== 'node.output' && ev.kind !== 'node.finished') {
-      this.#note('warn', 'dropped a job event only the queen may emit', { kind: ev.kind })
+    if (!isNodeEvent(numbered)) {
+      this.#note('warn', 'dropped a job event only the queen may emit', { kind: numbered.kind })
       return
     }
+    // The step is the producer's order, not part of the job's log.
+    const ev = unstep(numbered)
     const cur = this.#nodes.get(ev.node)
     if (!cur) {
       this.#note('warn', 'dropped an event for a node that is not a target', { node: ev.node, kind: ev.kind })
@@ -572,7 +621,6 @@ export class JobRun {
         region,
         nodes,
         agentless: nodes.filter((id) => this.#nodes.get(id)?.agentless),
-        operation: this.request.operation,
         concurrency: resolveCount(r.concurrency, nodes.length),
         maxErrors: this.#maxErrors,
         errorsSoFar: this.#errors,
@@ -650,4 +698,14 @@ export class JobRun {
     this.#note('info', 'job finished', { state, counts, durationMs, stopReason })
     this.#out.push({ type: 'finished', end: { jobId: this.id, state, finishedAt: now, counts, stopReason } })
   }
+}
+
+function isNodeEvent(ev: WireEvent): ev is NodeEvent {
+  return ev.kind === 'node.started' || ev.kind === 'node.output' || ev.kind === 'node.finished'
+}
+
+function unstep<E extends NodeEvent>(ev: E): E {
+  if (ev.step === undefined) return ev
+  const { step: _s, ...rest } = ev
+  return rest as E
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { JobId, NodeId, Region } from './ids.ts'
 import { Counts, FinalState, JobState, MAX_CAUSE, NODE_OUTCOME, ResultGroup, Rollout } from './job.ts'
-import { Operation } from './operation.ts'
+import { OperationView } from './secrets.ts'
 import { MAX_SELECTOR } from './targets.ts'
 
 /** The longest `human` line of an event, in characters (but `node.output`'s, below). */
@@ -28,9 +28,20 @@ const Envelope = {
 
 const Reason = z.string().max(MAX_CAUSE)
 
+/** The most events one task may number (`step`): far past what an output cap lets a worker send. */
+export const MAX_STEP = 2 ** 31
+/**
+ * The place of a node's event among its task's events, 1 for the first: the worker numbers
+ * them, and the queen applies a node's events in this order whatever order the stream stores
+ * or hands them in (a publish retried through a stream leader's failover can land after a
+ * later one). Absent from a hive's verdicts and from events of workers that predate it.
+ */
+const Step = z.number().int().min(1).max(MAX_STEP).optional()
+
 const kinds = {
   'job.submitted': {
-    operation: Operation,
+    /** Without env values or stdin (`redactOperation`). */
+    operation: OperationView,
     targets: z.string().max(MAX_SELECTOR),
     rollout: Rollout,
     nodes: z.number().int(),
@@ -52,14 +63,15 @@ const kinds = {
     durationMs: z.number(),
     stopReason: Reason.nullable(),
   },
-  'node.started': { node: NodeId },
+  'node.started': { node: NodeId, step: Step },
   'node.output': {
     node: NodeId,
+    step: Step,
     stream: z.enum(['stdout', 'stderr']),
     data: z.string().max(MAX_OUTPUT_DATA),
     human: z.string().max(MAX_OUTPUT_HUMAN),
   },
-  'node.finished': { node: NodeId, state: FinalState, ...NODE_OUTCOME },
+  'node.finished': { node: NodeId, step: Step, state: FinalState, ...NODE_OUTCOME },
 } as const
 
 export type EventKind = keyof typeof kinds
