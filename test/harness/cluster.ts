@@ -81,6 +81,11 @@ export class TestCluster {
     return this.#nats?.url
   }
 
+  /** The directories what this cluster stores lives in: the queen's state and, over NATS, JetStream's. */
+  get storeDirs(): string[] {
+    return [this.dir.path, ...(this.#nats ? [this.#nats.storeDir] : [])]
+  }
+
   /** A bus for a fake role: its own NATS connection, or the shared in-process bus. */
   bus(name: string): Promise<Bus> {
     return this.#cluster.buses.open(name)

@@ -20,6 +20,8 @@ export function freePort(): Promise<number> {
 export interface NatsServer {
   url: string
   port: number
+  /** Where JetStream keeps its files. */
+  storeDir: string
   stop(): Promise<void>
 }
 
@@ -93,6 +95,7 @@ export async function startNats(): Promise<NatsServer> {
   return {
     url: `nats://127.0.0.1:${s.port}`,
     port: s.port,
+    storeDir: store,
     async stop() {
       await s.stop()
       await rm(store, { recursive: true, force: true })

@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { type EventOf, Facts, type JobEvent, subjects } from '@apiary/shared'
@@ -51,6 +52,43 @@ export function defineClusterSuite(kind: BusKind) {
       const stored = await c.events(jobId, { output: false })
       expect(stored.some((e) => e.kind === 'node.output')).toBe(false)
       expect(stored.map((e) => e.seq)).toEqual(all.filter((e) => e.kind !== 'node.output').map((e) => e.seq))
+    })
+
+    it('keeps env values and stdin secret: the node gets them; no route, event or stored byte shows them; forgotten at the end; a re-run asks again', async () => {
+      const ENV = 'env-value-7f3a91c2e5'
+      const STDIN = 'stdin-value-b84d06e1aa\n'
+      const sha = (s: string) => createHash('sha256').update(s).digest('hex')
+      const operation = { type: 'exec' as const, argv: ['sh', '-c', 'printf %s "$K" | sha256sum; sha256sum'], env: { K: ENV }, stdin: STDIN }
+      const { jobId } = await c.client.submit({ operation, targets: 'web-1' })
+      const events = await c.events(jobId)
+      expect(finished(events).state).toBe('ok')
+      const out = (events.filter((e) => e.kind === 'node.output') as EventOf<'node.output'>[]).map((o) => o.data).join('')
+      expect(out).toBe(`${sha(ENV)}  -\n${sha(STDIN)}  -\n`)
+      const job = await c.client.get(jobId)
+      expect(job.operation).toEqual({ type: 'exec', shell: false, argv: operation.argv, env: { K: '[redacted]' }, stdinBytes: STDIN.length })
+      const list = await c.client.list({ limit: 10 })
+      const logs = await c.client.logsPage(jobId, {})
+      const shown = JSON.stringify([events, job, list, logs])
+      // The data key is purged once the job's end is stored: the sealed blob can never be opened again.
+      const probe = await c.bus('secrets-probe')
+      await waitUntil(async () => (await probe.durable.secrets.get(jobId)) === undefined, 'the job’s data key to be purged')
+      const stored: string[] = []
+      for (const dir of c.storeDirs) {
+        for (const f of await readdir(dir, { recursive: true, withFileTypes: true })) {
+          if (f.isFile()) stored.push((await readFile(join(f.parentPath, f.name))).toString('latin1'))
+        }
+      }
+      // The scan sees the job as stored (its argv is no secret).
+      expect(stored.some((bytes) => bytes.includes('sha256sum; sha256sum'))).toBe(true)
+      for (const secret of [ENV, STDIN.trim()]) {
+        expect(shown).not.toContain(secret)
+        expect(stored.some((bytes) => bytes.includes(secret)), `${secret} in a stored file`).toBe(false)
+      }
+      await expect(c.client.rerun(jobId, { only: ['ok'] })).rejects.toMatchObject({ code: 'invalid_input', field: 'env' })
+      await expect(c.client.rerun(jobId, { only: ['ok'], env: { K: ENV } })).rejects.toMatchObject({ code: 'invalid_input', field: 'stdin' })
+      const again = await c.client.rerun(jobId, { only: ['ok'], env: { K: ENV }, stdin: STDIN })
+      const rerun = await c.events(again.jobId)
+      expect((rerun.filter((e) => e.kind === 'node.output') as EventOf<'node.output'>[]).map((o) => o.data).join('')).toBe(out)
     })
 
     it('targets by glob, label and region, combined with AND', async () => {

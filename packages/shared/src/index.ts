@@ -72,6 +72,7 @@ export {
   JobPlan,
   JobRequest,
   type JobRequestInput,
+  JobRequestView,
   JobState,
   JobSummary,
   newJobId,

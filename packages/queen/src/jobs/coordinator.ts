@@ -2,12 +2,21 @@ import {
   ApiaryError,
   BODY_LIMITS,
   type BusMessage,
+  clip,
   decode,
   type Durable,
+  errorMessage,
   type FinalState,
+  hasSecrets,
+  joinSecrets,
   type JobPlan,
   type JobRequest,
+  type JobRequestView,
   type JobState,
+  type JobSummary,
+  MAX_CAUSE,
+  type Operation,
+  splitSecrets,
   type Logger,
   newJobId,
   parseSubject,
@@ -21,8 +30,9 @@ import type { Presence } from '../presence/presence.ts'
 import type { JobStore } from '../store/store.ts'
 import type { EventLog } from './event-log.ts'
 import type { HiveDispatch } from './hive-dispatch.ts'
+import type { SecretSealer } from './sealed-secrets.ts'
 import { type Effect, JobRun, type PresenceView, type RunSnapshot } from './job-run.ts'
-import { checkConfirmation, planJob, summarisePlan } from './plan.ts'
+import { checkConfirmation, type Plan, planJob, summarisePlan } from './plan.ts'
 
 export interface CoordinatorOptions {
   /** Where node events come from: the event stream, through the durable consumer `queen`. */
@@ -34,6 +44,8 @@ export interface CoordinatorOptions {
   log: Logger
   events: EventLog
   dispatch: HiveDispatch
+  /** Seals a new job's env values and stdin, opens them to dispatch, forgets them when the job ends. */
+  sealer: SecretSealer
   /** After a cancel or the job deadline, how long to wait for confirmations before closing anyway. */
   cancelGraceMs: number
   /** How long after a failed re-offer of a share the next is tried. */
@@ -57,6 +69,10 @@ export class Coordinator {
   readonly #runs = new Map<string, { run: JobRun; timer?: NodeJS.Timeout; wakeAt?: number | null }>()
   readonly #o: CoordinatorOptions
   readonly #presenceView: PresenceView
+  /** Each running job's whole operation, once this queen has it (a run holds only its view). */
+  readonly #operations = new Map<string, Promise<Operation>>()
+  /** The sealed env values and stdin of the jobs this queen resumed, opened when a share needs them. */
+  readonly #sealed = new Map<string, string>()
   /** Runs whose state changed since the last commit: their snapshots go with the next. */
   readonly #dirty = new Set<JobRun>()
   #leading = false
@@ -97,6 +113,9 @@ export class Coordinator {
     this.#recover()
     // Handed out again: after a leader died between storing an event's effects and acknowledging
     // it, or to this one while its write was slow (past the ack wait). Applied once either way.
+    // Everything at or below `applied` was applied: the consumer hands messages out without a
+    // gap (it starts again from its ack floor when one went missing). A node's events stored out
+    // of their task's order are put back in it by its run (`NodeOrder`), not here.
     let applied = this.#o.store.position().eventsSeq
     this.#consumer = this.#o.durable.consume(
       'events',
@@ -121,6 +140,8 @@ export class Coordinator {
     this.#consumer = undefined
     for (const { timer } of this.#runs.values()) clearTimeout(timer)
     this.#runs.clear()
+    this.#operations.clear()
+    this.#sealed.clear()
     this.#dirty.clear()
     await consumer?.stop()
   }
@@ -171,7 +192,8 @@ export class Coordinator {
       const s = store.getJob(id)
       const state = store.runState(id)
       if (!s || !state) continue
-      const request: JobRequest = state.request
+      const request: JobRequestView = state.request
+      if (state.sealed !== undefined) this.#sealed.set(id, state.sealed)
       const nodes = state.nodes.map((n) => ({ ...n, agentless: presence.isAgentless(n.node) }))
       this.#o.events.open(id, s.lastSeq)
       const cfg = { id, request, createdAt: s.createdAt, ...this.#runConfig() }
@@ -191,29 +213,88 @@ export class Coordinator {
   /**
    * Validated request in, stored job out (in the job log and the index: it survives this
    * queen); dispatch continues in the background. `nodes` restricts the targets to a snapshot
-   * (a re-run); `rerunOf` links the new job to the old.
+   * (a re-run); `rerunOf` links the new job to the old; `submittedBy` is recorded with the job.
+   * `authorize` sees the resolved plan before anything is stored and throws to refuse it: the
+   * targets it judges are the ones that run.
    */
-  async submit(request: JobRequest, opts: { nodes?: string[]; rerunOf?: string } = {}): Promise<{ jobId: string; nodes: string[] }> {
+  async submit(
+    request: JobRequest,
+    opts: { nodes?: string[]; rerunOf?: string; submittedBy?: string; authorize?: (plan: Plan) => void } = {},
+  ): Promise<{ jobId: string; nodes: string[] }> {
     this.#checkLeader()
     this.#checkWarm()
     const plan = planJob(request, this.#o.presence.nodes(), opts.nodes)
+    opts.authorize?.(plan)
     checkConfirmation(plan, request)
     const now = Date.now()
     const jobId = newJobId(now)
     const targets = plan.targets
-    this.#o.events.create({ id: jobId, request, createdAt: now, nodes: targets.map((t) => ({ node: t.id, region: t.region })), rerunOf: opts.rerunOf ?? null })
+    // What is stored and logged is the operation's view and its secrets sealed; the whole
+    // operation stays in this queen's memory while the job runs, to dispatch.
+    const { view, secrets } = splitSecrets(request.operation)
+    const stored: JobRequestView = { ...request, operation: view }
+    const sealed = secrets === undefined ? undefined : await this.#o.sealer.seal(jobId, secrets)
+    this.#checkLeader()
+    this.#o.events.create({ id: jobId, request: stored, ...(sealed !== undefined ? { sealed } : {}), createdAt: now, nodes: targets.map((t) => ({ node: t.id, region: t.region })), rerunOf: opts.rerunOf ?? null, ...(opts.submittedBy ? { submittedBy: opts.submittedBy } : {}) })
     this.#o.log.child({ jobId }).info({ nodes: targets.length, targets: request.targets, op: request.operation.type, risk: plan.risk.class, rerunOf: opts.rerunOf }, 'job submitted')
     this.#o.events.open(jobId, 0)
     const { run, effects } = JobRun.submit(
-      { id: jobId, request, createdAt: now, ...this.#runConfig() },
+      { id: jobId, request: stored, createdAt: now, ...this.#runConfig() },
       targets.map((t) => ({ id: t.id, region: t.region, online: t.online, agentless: t.executor === 'ssh' })),
       opts.rerunOf ? { rerunOf: opts.rerunOf } : {},
       now,
     )
     this.#runs.set(jobId, { run })
+    this.#operations.set(jobId, Promise.resolve(request.operation))
     this.#carryOut(run, effects)
     await this.#o.events.stored()
     return { jobId, nodes: targets.map((t) => t.id) }
+  }
+
+  /**
+   * The operation a re-run of `job` runs: the original's, with the env values and stdin of
+   * `given`. A job's are forgotten when it ends, so a re-run of one that had them must give
+   * them again (`invalid_input` naming the field); while it runs, the leader still has them.
+   * `given.env` replaces the whole environment.
+   */
+  async rerunOperation(job: JobSummary, given: { env?: Record<string, string> | undefined; stdin?: string | undefined }): Promise<Operation> {
+    const view = job.operation
+    if (view.type !== 'exec') {
+      const field = given.env !== undefined ? 'env' : given.stdin !== undefined ? 'stdin' : undefined
+      if (field) throw new ApiaryError('invalid_input', `${field}: a ${view.type} operation takes no ${field}`, field)
+      return view
+    }
+    const entry = this.#runs.get(job.id)
+    const kept = hasSecrets(view) && entry ? await this.#operationOf(entry.run).catch(() => undefined) : undefined
+    const original = kept?.type === 'exec' ? kept : undefined
+    const { env: envView, stdinBytes, ...rest } = view
+    const env = given.env ?? original?.env
+    if (env === undefined && envView !== undefined && Object.keys(envView).length > 0) {
+      throw new ApiaryError('invalid_input', `env: the original job's env values (${Object.keys(envView).join(', ')}) were forgotten when it ended; give them again`, 'env')
+    }
+    const stdin = given.stdin ?? original?.stdin
+    if (stdin === undefined && stdinBytes !== undefined) {
+      throw new ApiaryError('invalid_input', `stdin: the original job's stdin (${stdinBytes} bytes) was forgotten when it ended; give it again`, 'stdin')
+    }
+    return { ...rest, ...(env !== undefined ? { env } : envView !== undefined ? { env: {} } : {}), ...(stdin !== undefined ? { stdin } : {}) }
+  }
+
+  /** The run's whole operation: its view, with its secrets opened from where they are sealed when it has any. */
+  #operationOf(run: JobRun): Promise<Operation> {
+    let p = this.#operations.get(run.id)
+    if (p) return p
+    const view = run.request.operation
+    p = hasSecrets(view) ? this.#unseal(run.id, view) : Promise.resolve(joinSecrets(view, undefined))
+    this.#operations.set(run.id, p)
+    // A failure is not kept: what asks next tries again.
+    p.catch(() => this.#operations.get(run.id) === p && this.#operations.delete(run.id))
+    return p
+  }
+
+  async #unseal(jobId: string, view: JobRun['request']['operation']): Promise<Operation> {
+    const sealed = this.#sealed.get(jobId)
+    if (sealed === undefined) throw new ApiaryError('not_found', `job ${jobId} has no sealed env values or stdin (it was stored before they were sealed)`)
+    return joinSecrets(view, await this.#o.sealer.open(jobId, sealed))
   }
 
   #runConfig() {
@@ -277,10 +358,20 @@ export class Coordinator {
           break
         case 'dispatch': {
           const share = e.share
+          const mine = () => !this.#closed && this.#leading && this.#runs.get(run.id)?.run === run
           void afterStored(() =>
-            this.#o.dispatch
-              .offer(share)
+            this.#operationOf(run)
+              .then(
+                (operation) => (mine() ? this.#o.dispatch.offer({ ...share, operation }) : undefined),
+                (err: unknown) => {
+                  // Never run without its env: the job stops dispatching, and says why.
+                  log.error({ err, jobId: run.id, region: share.region }, 'cannot dispatch: the operation’s env values and stdin cannot be opened')
+                  if (mine()) this.#carryOut(run, run.undispatchable(share, clip(`the operation’s env values and stdin cannot be opened: ${errorMessage(err)}`, MAX_CAUSE), Date.now()))
+                  return undefined
+                },
+              )
               .then((answer) => {
+                if (answer === undefined) return
                 // A hive that takes a share but does not heartbeat would take every re-offer and run none.
                 const outcome = answer.accepted && this.#o.presence.hiveGone(answer.by) ? { accepted: false as const, cause: `hive ${answer.by} took the share but does not heartbeat` } : answer
                 if (this.#runs.get(run.id)?.run === run) this.#carryOut(run, run.onShare(share, outcome, Date.now()))
@@ -298,6 +389,14 @@ export class Coordinator {
           this.#o.events.end(e.end)
           clearTimeout(this.#runs.get(run.id)?.timer)
           this.#runs.delete(run.id)
+          this.#operations.delete(run.id)
+          this.#sealed.delete(run.id)
+          // Once its end is stored, the job's data key goes: its sealed secrets can never be opened again.
+          if (hasSecrets(run.request.operation)) {
+            void afterStored(() =>
+              this.#o.sealer.forget(run.id).catch((err: unknown) => log.warn({ err, jobId: run.id }, 'cannot purge the data key of an ended job: it stays in the secrets bucket until the bucket’s max age')),
+            )
+          }
           break
         case 'note':
           log[e.level]({ jobId: run.id, ...e.fields }, e.msg)

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type JobEvent, JobRequest, type StreamMessage } from '@apiary/shared'
+import { type JobEvent, JobRequestView, type StreamMessage } from '@apiary/shared'
 import { silentLogger } from '@apiary/shared/runtime'
 import { openSqliteStore } from '../store/sqlite.ts'
 import type { Batch, JobStore } from '../store/store.ts'
@@ -17,7 +17,7 @@ function store(): JobStore {
   const dir = mkdtempSync(join(tmpdir(), 'apiary-applier-'))
   dirs.push(dir)
   const s = openSqliteStore(join(dir, 'queen.db'))
-  s.createJob({ id: 'japply01', request: JobRequest.parse({ operation: { type: 'ping' }, targets: 'all' }), createdAt: 0, nodes: [{ node: 'n1', region: 'eu' }], rerunOf: null })
+  s.createJob({ id: 'japply01', request: JobRequestView.parse({ operation: { type: 'ping' }, targets: 'all' }), createdAt: 0, nodes: [{ node: 'n1', region: 'eu' }], rerunOf: null })
   return s
 }
 

@@ -2,7 +2,7 @@ import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { isApiaryError, type JobEvent, JobRequest } from '@apiary/shared'
+import { isApiaryError, type JobEvent, JobRequestView } from '@apiary/shared'
 import { openSqliteStore } from './sqlite.ts'
 import type { JobStore } from './store.ts'
 
@@ -11,7 +11,7 @@ let store: JobStore
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'apiary-store-'))
   store = openSqliteStore(join(dir, 'queen.db'))
-  store.createJob({ id: 'jstore01', request: JobRequest.parse({ operation: { type: 'ping' }, targets: 'all' }), createdAt: 0, nodes: [{ node: 'n1', region: 'eu' }], rerunOf: null })
+  store.createJob({ id: 'jstore01', request: JobRequestView.parse({ operation: { type: 'ping' }, targets: 'all' }), createdAt: 0, nodes: [{ node: 'n1', region: 'eu' }], rerunOf: null })
 })
 afterEach(() => {
   store.close()
@@ -61,7 +61,7 @@ describe('the SQLite job store', () => {
   })
 
   it('applies a job-log record once: at or before its position it is skipped; the position and the stream source are kept', () => {
-    const job = { id: 'jlog0001', request: JobRequest.parse({ operation: { type: 'ping' }, targets: 'all' }), createdAt: 5, nodes: [{ node: 'b', region: 'eu' }, { node: 'a', region: 'eu' }], rerunOf: null }
+    const job = { id: 'jlog0001', request: JobRequestView.parse({ operation: { type: 'ping' }, targets: 'all' }), createdAt: 5, nodes: [{ node: 'b', region: 'eu' }, { node: 'a', region: 'eu' }], rerunOf: null }
     const ev1: JobEvent = { jobId: 'jlog0001', seq: 1, ts: 0, kind: 'node.started', node: 'b', human: '' }
     expect(store.commit({ jobs: [job], events: [{ event: ev1, nodeUpdate: { node: 'b', update: { state: 'running' } } }], ends: [], runs: [{ jobId: 'jlog0001', run: { v: 1, nextPhase: 1 } }], src: 12 }, 3)).toBe(true)
     expect(store.commit({ jobs: [job], events: [{ event: ev1 }], ends: [] }, 3)).toBe(false)
@@ -83,7 +83,7 @@ describe('the SQLite job store', () => {
   })
 
   it('prunes finished jobs older than the cut, a few at a time, never a running one', () => {
-    const request = JobRequest.parse({ operation: { type: 'ping' }, targets: 'all' })
+    const request = JobRequestView.parse({ operation: { type: 'ping' }, targets: 'all' })
     for (const [i, id] of ['jold0001', 'jold0002', 'jnew0001'].entries()) store.createJob({ id, request, createdAt: i, nodes: [{ node: 'n1', region: 'eu' }], rerunOf: null })
     store.commit({ events: [{ event: { ...started(1), jobId: 'jold0001' } }], ends: [
       { jobId: 'jold0001', state: 'ok', finishedAt: 10, counts: {}, stopReason: null },

@@ -1,7 +1,7 @@
 import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'libsql'
-import { ApiaryError, type JobEvent, JobRequest, type JobState, type JobSummary, type NodeResult, type NodeState } from '@apiary/shared'
+import { ApiaryError, type JobEvent, JobRequest, JobRequestView, type JobState, type JobSummary, type NodeResult, type NodeState, Operation, OperationView, redactOperation } from '@apiary/shared'
 import type { Batch, JobStore, NewJob, NodeUpdate, OutputChunk, StoredEvent } from './store.ts'
 
 const SCHEMA = `
@@ -16,7 +16,8 @@ CREATE TABLE IF NOT EXISTS jobs (
   last_seq INTEGER NOT NULL DEFAULT 0,
   stop_reason TEXT,
   rerun_of TEXT,
-  run TEXT
+  run TEXT,
+  submitted_by TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(finished_at);
 CREATE TABLE IF NOT EXISTS meta (
@@ -57,6 +58,10 @@ CREATE TABLE IF NOT EXISTS events (
   body TEXT NOT NULL,
   PRIMARY KEY (job_id, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS job_secrets (
+  job_id TEXT PRIMARY KEY,
+  sealed TEXT NOT NULL
+) WITHOUT ROWID;
 `
 
 /** Columns added after the first release; added in place so no stored job is lost. */
@@ -65,6 +70,7 @@ const ADDED_COLUMNS: Array<[table: string, column: string, type: string]> = [
   ['jobs', 'rerun_of', 'TEXT'],
   ['jobs', 'run', 'TEXT'],
   ['job_nodes', 'pos', 'INTEGER NOT NULL DEFAULT 0'],
+  ['jobs', 'submitted_by', 'TEXT'],
 ]
 
 function migrate(db: InstanceType<typeof Database>) {
@@ -72,6 +78,47 @@ function migrate(db: InstanceType<typeof Database>) {
     const cols = db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>
     if (!cols.some((c) => c.name === column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`)
   }
+  redactStored(db)
+}
+
+/**
+ * A request as its view, whichever a record holds: a view, or (a record written before
+ * operations were sealed) the whole request, whose env values and stdin are then dropped.
+ */
+function requestView(raw: unknown): JobRequestView {
+  const view = JobRequestView.safeParse(raw)
+  if (view.success) return view.data
+  const full = JobRequest.parse(raw)
+  return { ...full, operation: redactOperation(full.operation) }
+}
+
+/** `job.submitted` with its operation's view (see `requestView`); every other event as it is. */
+function eventView(event: JobEvent): JobEvent {
+  if (event.kind !== 'job.submitted' || OperationView.safeParse(event.operation).success) return event
+  const full = Operation.safeParse(event.operation)
+  if (!full.success) throw new ApiaryError('invalid_input', `event ${event.seq} of job ${event.jobId}: job.submitted holds no operation`, 'event')
+  return { ...event, operation: redactOperation(full.data) }
+}
+
+/**
+ * Jobs stored before operations were sealed held env values and stdin in clear: only their
+ * view stays, and what SQLite freed is zeroed and the WAL emptied so no page keeps the old text.
+ */
+function redactStored(db: InstanceType<typeof Database>) {
+  const like = `(request LIKE '%"env"%' OR request LIKE '%"stdin"%')`
+  const jobs = db.prepare(`SELECT id, request FROM jobs WHERE ${like}`).all() as Array<{ id: string; request: string }>
+  const events = db.prepare(`SELECT job_id, seq, body FROM events WHERE kind = 'job.submitted' AND ${like.replaceAll('request', 'body')}`).all() as Array<{ job_id: string; seq: number; body: string }>
+  const jobUpdates = jobs.map((j) => ({ id: j.id, text: JSON.stringify(requestView(JSON.parse(j.request))) })).filter((u, i) => u.text !== jobs[i]!.request)
+  const eventUpdates = events.map((e) => ({ ...e, text: JSON.stringify(eventView(JSON.parse(e.body) as JobEvent)) })).filter((u) => u.text !== u.body)
+  if (jobUpdates.length === 0 && eventUpdates.length === 0) return
+  db.exec('PRAGMA secure_delete = ON')
+  const setRequest = db.prepare('UPDATE jobs SET request = ? WHERE id = ?')
+  const setBody = db.prepare('UPDATE events SET body = ? WHERE job_id = ? AND seq = ?')
+  db.transaction(() => {
+    for (const u of jobUpdates) setRequest.run(u.text, u.id)
+    for (const u of eventUpdates) setBody.run(u.text, u.job_id, u.seq)
+  })()
+  db.exec('PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA secure_delete = OFF')
 }
 
 /**
@@ -107,6 +154,7 @@ interface JobRow {
   last_seq: number
   stop_reason: string | null
   rerun_of: string | null
+  submitted_by: string | null
 }
 
 interface NodeRow {
@@ -131,8 +179,8 @@ export function openSqliteStore(path: string): JobStore {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
   let db: InstanceType<typeof Database>
   try {
-    // Jobs hold operations (their env, their stdin): the file is the owner's alone, and SQLite
-    // gives its WAL and shared-memory files the same mode.
+    // Jobs hold operations (their views; env values and stdin only sealed) and their output: the
+    // file is the owner's alone, and SQLite gives its WAL and shared-memory files the same mode.
     closeSync(openSync(path, 'a', 0o600))
     chmodSync(path, 0o600)
     db = new Database(path)
@@ -144,11 +192,14 @@ export function openSqliteStore(path: string): JobStore {
   }
 
   const insertJob = db.prepare(
-    'INSERT INTO jobs (id, state, request, created_at, finished_at, node_count, counts, last_seq, rerun_of) VALUES (?, ?, ?, ?, NULL, ?, ?, 0, ?)',
+    'INSERT INTO jobs (id, state, request, created_at, finished_at, node_count, counts, last_seq, rerun_of, submitted_by) VALUES (?, ?, ?, ?, NULL, ?, ?, 0, ?, ?)',
   )
   const insertNode = db.prepare("INSERT INTO job_nodes (job_id, node, region, state, pos) VALUES (?, ?, ?, 'pending', ?)")
   const hasJob = db.prepare('SELECT 1 FROM jobs WHERE id = ?')
   const setRun = db.prepare("UPDATE jobs SET run = ? WHERE id = ? AND state = 'running'")
+  const insertSealed = db.prepare('INSERT INTO job_secrets (job_id, sealed) VALUES (?, ?) ON CONFLICT(job_id) DO NOTHING')
+  const dropSealed = db.prepare('DELETE FROM job_secrets WHERE job_id = ?')
+  const getSealed = db.prepare("SELECT s.sealed FROM job_secrets s JOIN jobs j ON j.id = s.job_id WHERE s.job_id = ? AND j.state = 'running'")
   const getMeta = db.prepare('SELECT value FROM meta WHERE key = ?')
   const setMeta = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value')
   const nodesInOrder = db.prepare('SELECT * FROM job_nodes WHERE job_id = ? ORDER BY pos, node')
@@ -184,8 +235,9 @@ export function openSqliteStore(path: string): JobStore {
   const insertNewJob = (job: NewJob) => {
     // A record applied again (a rebuild over a partial index) finds its job there.
     if (hasJob.get(job.id)) return
-    insertJob.run(job.id, 'running', JSON.stringify(job.request), job.createdAt, job.nodes.length, '{}', job.rerunOf)
+    insertJob.run(job.id, 'running', JSON.stringify(requestView(job.request)), job.createdAt, job.nodes.length, '{}', job.rerunOf, typeof job.submittedBy === 'string' ? job.submittedBy : null)
     job.nodes.forEach((n, i) => insertNode.run(job.id, n.node, n.region, i))
+    if (job.sealed !== undefined) insertSealed.run(job.id, job.sealed)
   }
   const create = db.transaction((job: NewJob) => insertNewJob(job))
   const metaValue = (key: string) => (getMeta.get(key) as { value: number } | undefined)?.value ?? 0
@@ -195,7 +247,7 @@ export function openSqliteStore(path: string): JobStore {
     for (const job of batch.jobs ?? []) insertNewJob(job)
     const last = new Map<string, number>()
     for (const { event, nodeUpdate } of batch.events) {
-      const { body, result } = serialise(event, nodeUpdate?.update)
+      const { body, result } = serialise(eventView(event), nodeUpdate?.update)
       try {
         insertEvent.run(event.jobId, event.seq, event.kind, 'node' in event ? event.node : null, body)
         last.set(event.jobId, Math.max(last.get(event.jobId) ?? 0, event.seq))
@@ -220,7 +272,11 @@ export function openSqliteStore(path: string): JobStore {
     }
     for (const [jobId, seq] of last) setSeq.run(seq, jobId, seq)
     for (const r of batch.runs ?? []) setRun.run(JSON.stringify(r.run), r.jobId)
-    for (const e of batch.ends) finish.run(e.state, e.finishedAt, JSON.stringify(e.counts), e.stopReason, e.jobId)
+    for (const e of batch.ends) {
+      finish.run(e.state, e.finishedAt, JSON.stringify(e.counts), e.stopReason, e.jobId)
+      // The job ended: its data key is purged, so what sealed its secrets is of no use to keep.
+      dropSealed.run(e.jobId)
+    }
     if (logSeq !== undefined) setMeta.run('log_seq', logSeq)
     if (batch.src !== undefined && batch.src > metaValue('events_seq')) setMeta.run('events_seq', batch.src)
     return true
@@ -230,6 +286,7 @@ export function openSqliteStore(path: string): JobStore {
     for (const id of ids) {
       dropEvents.run(id)
       dropNodes.run(id)
+      dropSealed.run(id)
       dropJob.run(id)
     }
     return ids.length
@@ -253,7 +310,7 @@ export function openSqliteStore(path: string): JobStore {
   }
 
   function toSummary(r: JobRow): JobSummary {
-    const request = JobRequest.parse(JSON.parse(r.request))
+    const request = JobRequestView.parse(JSON.parse(r.request))
     return {
       id: r.id,
       state: r.state as JobState,
@@ -268,6 +325,7 @@ export function openSqliteStore(path: string): JobStore {
       lastSeq: r.last_seq,
       stopReason: r.stop_reason,
       rerunOf: r.rerun_of,
+      submittedBy: r.submitted_by ?? null,
     }
   }
 
@@ -301,8 +359,10 @@ export function openSqliteStore(path: string): JobStore {
       const job = getJob.get(jobId) as (JobRow & { run: string | null }) | undefined
       if (!job) return undefined
       const kept = new Map((keptOutput.all(jobId) as Array<{ node: string; events: number; bytes: number }>).map((k) => [k.node, { bytes: k.bytes, events: k.events }]))
+      const sealed = (getSealed.get(jobId) as { sealed: string } | undefined)?.sealed
       return {
-        request: JobRequest.parse(JSON.parse(job.request)),
+        request: JobRequestView.parse(JSON.parse(job.request)),
+        ...(sealed !== undefined ? { sealed } : {}),
         run: job.run === null ? null : (JSON.parse(job.run) as unknown),
         nodes: (nodesInOrder.all(jobId) as NodeRow[]).map((r) => ({ ...toNode(r), kept: kept.get(r.node) ?? { bytes: 0, events: 0 } })),
       }

@@ -1,11 +1,16 @@
-import type { JobEvent, JobRequest, JobState, JobSummary, NodeResult, NodeState } from '@apiary/shared'
+import type { JobEvent, JobRequestView, JobState, JobSummary, NodeResult, NodeState } from '@apiary/shared'
 
 export interface NewJob {
   id: string
-  request: JobRequest
+  /** The request with its operation's view: env values and stdin never go into the log or the index. */
+  request: JobRequestView
+  /** The operation's env values and stdin, sealed (see `SecretSealer`); absent when it has none. The index drops it when the job ends. */
+  sealed?: string
   createdAt: number
   nodes: Array<{ node: string; region: string }>
   rerunOf: string | null
+  /** The user who submitted it (absent in records written before users). */
+  submittedBy?: string
 }
 
 export interface JobEnd {
@@ -44,8 +49,10 @@ export interface Position {
 
 /** A running job as another queen needs it to go on: its state, its nodes in target order, the output kept so far. */
 export interface RunState {
-  /** The request as submitted (its confirmation too). */
-  request: JobRequest
+  /** The request as submitted (its confirmation too), its operation as a view. */
+  request: JobRequestView
+  /** The operation's sealed env values and stdin, while the job runs. */
+  sealed?: string
   run: unknown
   nodes: Array<NodeResult & { kept: { bytes: number; events: number } }>
 }

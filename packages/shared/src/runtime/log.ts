@@ -10,8 +10,32 @@ export interface LoggerOptions {
   [binding: string]: unknown
 }
 
-/** Paths pino blanks out wherever they appear: secrets never reach a log line. */
-export const REDACT = ['token', 'authorization', 'headers.authorization', 'req.headers.authorization', 'password', 'passphrase', 'privateKey', '*.token', '*.password']
+/**
+ * Paths pino blanks out wherever they appear: secrets never reach a log line. An operation's
+ * env and stdin are among them wherever an operation is logged (a task, a share, a request):
+ * no code logs them, and this is the second line of defence.
+ */
+export const REDACT = [
+  'token',
+  'authorization',
+  'headers.authorization',
+  'req.headers.authorization',
+  'password',
+  'passphrase',
+  'privateKey',
+  '*.token',
+  '*.password',
+  'env',
+  'stdin',
+  '*.env',
+  '*.stdin',
+  'operation.env',
+  'operation.stdin',
+  '*.operation.env',
+  '*.operation.stdin',
+  '*.*.operation.env',
+  '*.*.operation.stdin',
+]
 
 /**
  * Creates the process's logger: JSON lines on stderr, secrets redacted.

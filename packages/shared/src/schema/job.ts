@@ -1,6 +1,8 @@
 import { z } from 'zod'
+import { AccessVerdict } from './access.ts'
 import { JobId, NodeId, Region } from './ids.ts'
-import { Facts, Operation } from './operation.ts'
+import { ExecOperation, Facts, Operation } from './operation.ts'
+import { OperationView } from './secrets.ts'
 import { SelectorText } from './targets.ts'
 
 export const DEFAULT_OUTPUT_CAP = 1024 * 1024
@@ -87,6 +89,10 @@ export const JobRequest = z.strictObject({
 export type JobRequest = z.infer<typeof JobRequest>
 export type JobRequestInput = z.input<typeof JobRequest>
 
+/** A job request as the queen stores and shows it: its operation without env values or stdin (`redactOperation`). */
+export const JobRequestView = JobRequest.extend({ operation: OperationView })
+export type JobRequestView = z.infer<typeof JobRequestView>
+
 /** Nodes by state; a state no node is in may be absent. */
 export const Counts = z.partialRecord(NodeState, z.number().int().min(0))
 export type Counts = z.infer<typeof Counts>
@@ -149,7 +155,8 @@ export type NodeResult = z.infer<typeof NodeResult>
 export const JobSummary = z.object({
   id: JobId,
   state: JobState,
-  operation: Operation,
+  /** Env keys with `"[redacted]"` values, stdin as `stdinBytes`: the values are never returned. */
+  operation: OperationView,
   targets: z.string(),
   rollout: Rollout,
   outputCapBytes: z.number().int(),
@@ -162,6 +169,8 @@ export const JobSummary = z.object({
   stopReason: z.string().nullable(),
   /** The job this one re-runs, if any. */
   rerunOf: JobId.nullable(),
+  /** The user who submitted it; null for jobs from before users. */
+  submittedBy: z.string().nullable().optional(),
 })
 export type JobSummary = z.infer<typeof JobSummary>
 
@@ -212,12 +221,20 @@ export const JobPlan = z.object({
   sample: z.array(z.string()),
   canary: z.number().int(),
   risk: z.object({ class: z.enum(['safe', 'destructive']), reasons: z.array(z.string()) }),
+  /** Whether a role of the caller would allow submitting it, and which rule refuses it if not. */
+  access: AccessVerdict.optional(),
 })
 export type JobPlan = z.infer<typeof JobPlan>
 
-/** The body of `POST /v1/jobs/:id/rerun`. */
+/**
+ * The body of `POST /v1/jobs/:id/rerun`. The queen forgets an operation's env values and stdin
+ * when its job ends: a re-run of one that had them gives them again (`env` replaces the
+ * original's whole environment).
+ */
 export const RerunRequest = z.strictObject({
   only: z.array(FinalState).min(1).default([...NOT_OK_STATES]),
   confirm: Confirm.optional(),
+  env: ExecOperation.shape.env,
+  stdin: ExecOperation.shape.stdin,
 })
 export type RerunRequest = z.input<typeof RerunRequest>

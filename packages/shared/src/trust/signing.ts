@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, sign, verify } from 'node:crypto'
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, hkdfSync, type KeyObject, sign, verify } from 'node:crypto'
 import { ApiaryError } from '../errors.ts'
 
 /**
@@ -34,6 +34,11 @@ export interface Signer {
   readonly publicKey: string
   /** The message with `sig` set: the signature over everything else in it. */
   sign<T extends object>(body: T): T & { sig: string }
+  /**
+   * A 32-byte key for `purpose`, derived (HKDF-SHA256) from the private key: every queen holding
+   * the same signing key derives the same one, and it reveals nothing of the signing key.
+   */
+  deriveKey(purpose: string): Buffer
 }
 
 export interface Verifier {
@@ -73,6 +78,14 @@ export function createSigner(privatePem: string): Signer {
     sign(body) {
       const sig = sign(null, withoutSig(body as { sig?: unknown }), key).toString('base64url')
       return { ...body, sig }
+    },
+    deriveKey(purpose) {
+      const seed = Buffer.from(key.export({ format: 'jwk' }).d ?? '', 'base64url')
+      try {
+        return Buffer.from(hkdfSync('sha256', seed, 'apiary', purpose, 32))
+      } finally {
+        seed.fill(0)
+      }
     },
   }
 }
