@@ -50,6 +50,7 @@ export function NodeGrid({ model, handle, onOpen, maxHeight = 480 }: Props) {
   const [layout, setLayout] = useState<GridLayout>(() => gridLayout(model.size, 960, maxHeight))
   const [hover, setHover] = useState<{ i: number; x: number; y: number } | null>(null)
   const [focus, setFocus] = useState(-1)
+  const [focused, setFocused] = useState(false)
   const colours = useRef<ReturnType<typeof readColours> | null>(null)
   const focusRef = useRef(-1)
   const cellPainter = useRef<((i: number) => void) | null>(null)
@@ -152,7 +153,7 @@ export function NodeGrid({ model, handle, onOpen, maxHeight = 480 }: Props) {
     const r = canvas.current!.getBoundingClientRect()
     return { i: cellAt(layout, model.size, e.clientX - r.left, e.clientY - r.top), x: e.clientX - r.left, y: e.clientY - r.top }
   }
-  const shown = hover ?? (focus >= 0 ? { i: focus, ...cellOrigin(layout, focus) } : null)
+  const shown = hover ?? (focused && focus >= 0 ? { i: focus, ...cellOrigin(layout, focus) } : null)
 
   return (
     <div class="grid-wrap" ref={wrap}>
@@ -175,7 +176,9 @@ export function NodeGrid({ model, handle, onOpen, maxHeight = 480 }: Props) {
             onOpen(model.ids[p.i]!)
           }
         }}
+        onBlur={() => setFocused(false)}
         onFocus={() => {
+          setFocused(true)
           if (focusRef.current < 0 && model.size > 0) moveFocus(0)
         }}
         onKeyDown={(e) => {

@@ -39,6 +39,7 @@ describe('the console under /ui', () => {
   }
 
   it('serves the page no-cache and hashed assets immutable, each with a strict CSP', async () => {
+    expect((await req('/ui/')).status).toBe(200)
     const page = await req('/ui')
     expect(page.status).toBe(200)
     expect(page.headers.get('cache-control')).toBe('no-cache')

@@ -6,13 +6,17 @@ import { bodyLimit } from 'hono/body-limit'
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
 import { z } from 'zod'
 import { ApiaryError, isApiaryError, type Logger, parseOrThrow } from '@apiary/shared'
+import { sourceOf } from './auth.ts'
 import { errorBody, STATUS } from './errors.ts'
 import { SESSION_COOKIE, sessionCredential, type SessionStore, sameOrigin } from './session.ts'
 
 export interface UiDeps {
   sessions: SessionStore
-  /** Whether `token` is a valid API token (a user's): only then does a sign-in open a session. */
-  verify: (token: string) => boolean
+  /**
+   * Whether `token` is a valid API token (a user's): only then does a sign-in open a session.
+   * `source` is the request's peer address, for the audit log's record of the attempt.
+   */
+  verify: (token: string, source: string) => boolean
   log: Logger
   /** The console's built assets; by default `@apiary/console`'s `dist/`, wherever it is installed. */
   distDir?: string
@@ -120,7 +124,7 @@ export function createUi(deps: UiDeps): Hono {
         throw new ApiaryError('invalid_input', 'body is not valid JSON', 'body')
       }
       const { token } = parseOrThrow(SignIn, raw)
-      if (!deps.verify(token)) {
+      if (!deps.verify(token, sourceOf(c))) {
         log.warn({ path: c.req.path, reason: 'wrong token' }, 'console sign-in refused')
         return c.json(errorBody('unauthorized', 'the token is not valid', 'token'), 401)
       }
@@ -164,6 +168,8 @@ export function createUi(deps: UiDeps): Hono {
     return c.html(html, 200, { 'cache-control': 'no-cache' })
   }
   ui.get('/', page)
+  // `/ui/` too: a sub-app's '/' is the mount path itself, without its trailing slash.
+  ui.get('/*', (c) => (c.req.path.endsWith('/') ? page(c) : c.text('not found\n', 404)))
   ui.notFound((c) => c.text('not found\n', 404))
   return ui
 }
