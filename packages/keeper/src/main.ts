@@ -1,5 +1,6 @@
 import { dispatch } from './cli/dispatch.ts'
 import { EXIT, type Io, reportError } from './cli/context.ts'
+import { audit } from './commands/audit.ts'
 import { bus } from './commands/bus.ts'
 import { cancel } from './commands/cancel.ts'
 import { dev } from './commands/dev.ts'
@@ -10,11 +11,12 @@ import { logs } from './commands/logs.ts'
 import { nodes } from './commands/nodes.ts'
 import { rerun } from './commands/rerun.ts'
 import { run } from './commands/run.ts'
+import { users } from './commands/users.ts'
 import { watch } from './commands/watch.ts'
 import { LineWriter } from './render/output.ts'
 
 /** In the order `keeper --help` lists them. */
-const COMMANDS = [run, facts, rerun, watch, jobs, job, logs, nodes, cancel, bus, dev]
+const COMMANDS = [run, facts, rerun, watch, jobs, job, logs, nodes, cancel, users, audit, bus, dev]
 
 /** One question on the terminal, one line of answer. */
 async function ask(question: string): Promise<string> {

@@ -4,11 +4,16 @@ import type { Hono } from 'hono'
 import { BODY_LIMITS, type Bus, decode, type DurableConfig, Heartbeat, type Logger, parseSubject, type Signer, subjects } from '@apiary/shared'
 import { watchInventory } from '@apiary/shared/inventory'
 import { ensureStateDir, rateLimitedWarning } from '@apiary/shared/runtime'
+import { AuditLog } from './access/audit.ts'
+import { Auditor } from './access/auditor.ts'
+import { UserRegistry } from './access/users.ts'
 import { createApp } from './http/app.ts'
+import type { AppEnv } from './http/auth.ts'
 import { type Served, serveApp, type TlsFiles } from './http/serve.ts'
 import { Coordinator } from './jobs/coordinator.ts'
 import { EventLog, type LogWriter } from './jobs/event-log.ts'
 import { createHiveDispatch } from './jobs/hive-dispatch.ts'
+import { createSecretSealer } from './jobs/sealed-secrets.ts'
 import { Leadership, LOG_RECORD_MAX, RecordApplier } from './jobs/leader.ts'
 import { Presence } from './presence/presence.ts'
 import { openSqliteStore } from './store/sqlite.ts'
@@ -18,8 +23,11 @@ import { ensureToken } from './token.ts'
 /** How often finished jobs past retention are pruned from the index. */
 const PRUNE_EVERY_MS = 60_000
 
-/** The HTTP API alone, over dependencies the caller supplies. */
-export { type AppDeps, createApp } from './http/app.ts'
+/** The HTTP API alone, over dependencies the caller supplies; who may call each route. */
+export { type AppDeps, createApp, ROUTE_ACCESS } from './http/app.ts'
+/** Users and the audit log, as the queen keeps them (docs/access.md). */
+export { AuditLog } from './access/audit.ts'
+export { hashToken } from './access/users-file.ts'
 
 /** What the queen keeps, and for how long, unless told otherwise. */
 export const DURABLE_DEFAULTS: DurableConfig = {
@@ -74,11 +82,23 @@ export interface QueenConfig {
    * whose workers start with it, turns this off.
    */
   rememberNodes?: boolean
+  /**
+   * Users and roles (docs/access.md), re-read when the file changes; made (0600, one admin
+   * holding the token of `tokenFile`) when it does not exist. Without it the token is user admin.
+   */
+  usersFile?: string
+  /** How often the users file is checked for changes. */
+  usersPollMs?: number
+  /** How long audit records (`<stateDir>/audit.db`) are kept; default 365 days. */
+  auditRetentionMs?: number
 }
+
+/** How long the audit log keeps a record unless told otherwise. */
+export const AUDIT_RETENTION_MS = 365 * 24 * 3600_000
 
 export interface QueenCore {
   /** The HTTP API as a hono app, not yet listening: tests drive it with `app.request()`. */
-  app: Hono
+  app: Hono<AppEnv>
   token: string
   /** Re-reads the inventory; on a bad file keeps the last good one and says why. */
   reloadInventory(): Promise<{ ok: true; nodes: number } | { ok: false; error: string }>
@@ -100,6 +120,16 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
   const log = cfg.log
   const { token, created } = await ensureToken(cfg.tokenFile)
   if (created) log.info({ tokenFile: cfg.tokenFile }, 'generated a new API token')
+  // Made once the queen runs; a users file re-read before then is not recorded.
+  let auditor: Auditor | undefined
+  // A bad users file at start stops the queen, as a bad inventory does.
+  const users = await UserRegistry.open({
+    ...(cfg.usersFile ? { file: cfg.usersFile } : {}),
+    bootstrapToken: token,
+    log,
+    ...(cfg.usersPollMs ? { pollMs: cfg.usersPollMs } : {}),
+    onReload: (r) => auditor?.record({ kind: 'users.reloaded', detail: r.ok ? { ok: true, users: r.users } : { ok: false, problem: r.error } }),
+  })
   const presence = new Presence(Date.now, {}, cfg.settleMs)
   const durableCfg: DurableConfig = { ...DURABLE_DEFAULTS, ...cfg.durable }
   // A bad inventory at start stops the queen: nothing runs on a guess. Later bad versions are refused.
@@ -111,12 +141,14 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
     store = openSqliteStore(join(cfg.stateDir, 'queen.db'))
   } catch (err) {
     inventory?.close()
+    users.close()
     throw err
   }
   try {
     await cfg.bus.durable.ensure(durableCfg)
   } catch (err) {
     inventory?.close()
+    users.close()
     store.close()
     throw err
   }
@@ -131,6 +163,7 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
     log,
     events,
     dispatch: createHiveDispatch({ bus: cfg.bus, log, ackTimeoutMs: cfg.hiveAckTimeoutMs ?? 5000, signer: cfg.signer, ...(cfg.shareChunkNodes ? { chunkNodes: cfg.shareChunkNodes } : {}) }),
+    sealer: createSecretSealer(cfg.bus.durable.secrets, cfg.signer),
     cancelGraceMs: cfg.cancelGraceMs ?? 15_000,
     ...(cfg.reofferRetryMs !== undefined ? { reofferRetryMs: cfg.reofferRetryMs } : {}),
   })
@@ -149,6 +182,7 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
     await coordinator.close()
     await events.close()
     inventory?.close()
+    users.close()
     store.close()
     throw err
   }
@@ -197,6 +231,10 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
   }
   prune()
 
+  const audit = AuditLog.open(join(cfg.stateDir, 'audit.db'), { queenId: cfg.queenId ?? 'queen' })
+  auditor = new Auditor({ audit, log, retentionMs: cfg.auditRetentionMs ?? AUDIT_RETENTION_MS })
+  auditor.start()
+
   let closing = false
   const app = createApp({
     store,
@@ -204,7 +242,9 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
     events,
     presence,
     log,
-    token,
+    users,
+    auditor,
+    audit,
     ready: () => !closing && presence.warmingUp() === undefined && leadership.ready,
     role: () => (leadership.leading ? 'leader' : 'standby'),
     keepaliveMs: cfg.keepaliveMs ?? 15_000,
@@ -217,6 +257,7 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
       if (closing) return
       closing = true
       inventory?.close()
+      users.close()
       clearTimeout(sweepTimer)
       clearTimeout(pruneTimer)
       hbSub.unsubscribe()
@@ -224,6 +265,8 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
       await coordinator.close()
       await events.close()
       store.close()
+      auditor.close()
+      audit.close()
     },
   }
 }

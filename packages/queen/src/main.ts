@@ -3,6 +3,7 @@ import { ensureStateDir, loadOrCreateSigningKey, type OptionTable, type OptionVa
 import { createNatsBus } from '@apiary/shared/nats'
 import { createMemoryBus } from '@apiary/shared/memory-bus'
 import { parseQueenConfig, QUEEN_OPTIONS } from './config.ts'
+import { isOfflineCommand, OFFLINE_USAGE, runOffline } from './access/offline.ts'
 import { rebuildIndex, startQueen } from './index.ts'
 
 /** HTTPS for the API: a certificate and its key, both or neither; reloaded when they change. */
@@ -19,7 +20,18 @@ function tlsFrom(v: OptionValues<typeof TLS_OPTIONS>) {
   return { tls: { certFile: cert, keyFile: key } }
 }
 
-await runProgram({
+/** Users, roles and the audit log (docs/access.md). */
+const ACCESS_OPTIONS = {
+  'users-file': { type: 'string', env: 'APIARY_USERS_FILE', value: 'FILE', help: 'users and roles (YAML), re-read when it changes; made with one admin holding the token file’s token if missing (default: the token is the one user, admin)' },
+  'audit-retention': { type: 'duration', env: 'APIARY_AUDIT_RETENTION', default: '365d', min: '30d', max: '3650d', value: 'DURATION', help: 'how long <state dir>/audit.db keeps a record (at least 30d)' },
+} as const satisfies OptionTable
+
+const accessFrom = (v: OptionValues<typeof ACCESS_OPTIONS>) => ({ auditRetentionMs: v['audit-retention'], ...(v['users-file'] ? { usersFile: v['users-file'] } : {}) })
+
+// `apiary-queen users …` and `apiary-queen audit verify` work on the files, with no queen running.
+if (isOfflineCommand(process.argv.slice(2))) {
+  process.exitCode = await runOffline(process.argv.slice(2), process.env, { out: (l) => void process.stdout.write(`${l}\n`), err: (l) => void process.stderr.write(`${l}\n`) })
+} else await runProgram({
   program: 'apiary-queen',
   component: 'queen',
   about: `apiary-queen: the HTTP API, job store and event log of an apiary cluster
@@ -38,9 +50,14 @@ unless given --insecure-bus. It signs the work it sends: hives and workers pin t
 logs at start (--queen-key on them; the file <signing key>.pub).
 
 With --tls-cert and --tls-key it serves HTTPS (keeper then needs --ca for a private CA); the
-pair is re-read when either file changes. Its state directory must be mode 0700 and its own.`,
-  options: { ...QUEEN_OPTIONS, ...TLS_OPTIONS },
-  config: (v, env) => ({ ...parseQueenConfig(v, env), ...tlsFrom(v) }),
+pair is re-read when either file changes. Its state directory must be mode 0700 and its own.
+
+With --users-file every request is made as a user of that file, within their roles, and every
+decision goes to the hash-chained audit log <state dir>/audit.db (docs/access.md).
+
+${OFFLINE_USAGE}`,
+  options: { ...QUEEN_OPTIONS, ...TLS_OPTIONS, ...ACCESS_OPTIONS },
+  config: (v, env) => ({ ...parseQueenConfig(v, env), ...tlsFrom(v), ...accessFrom(v) }),
   async start(c, log) {
     // Before the key is made in it: a directory others may enter holds no secret of ours.
     await ensureStateDir(c.stateDir, '--state-dir')
@@ -73,6 +90,8 @@ pair is re-read when either file changes. Its state directory must be mode 0700 
       port: c.port,
       tokenFile: c.tokenFile,
       ...(c.tls ? { tls: c.tls } : {}),
+      auditRetentionMs: c.auditRetentionMs,
+      ...(c.usersFile ? { usersFile: c.usersFile } : {}),
       ...(c.inventoryFile ? { inventoryFile: c.inventoryFile } : {}),
     }).catch(async (err: unknown) => {
       // An open NATS connection would keep the failed process alive.

@@ -32,6 +32,7 @@ export const job = defineCommand({
       `output cap ${job.outputCapBytes} bytes`,
     ]
     await io.out.line(`rollout    ${policy.filter(Boolean).join(', ')}`)
+    if (job.submittedBy) await io.out.line(`by         ${escapeControls(job.submittedBy)}`)
     if (job.rerunOf) await io.out.line(`re-runs    ${job.rerunOf}`)
     if (job.stopReason) await io.out.line(`stopped    ${escapeControls(job.stopReason)}`)
     await io.out.line(`created    ${new Date(job.createdAt).toISOString()}${job.finishedAt ? `, finished after ${job.finishedAt - job.createdAt} ms` : ''}`)

@@ -20,8 +20,8 @@ export const jobs = defineCommand({
       await io.out.line('no jobs yet')
       return EXIT.ok
     }
-    const rows = jobs.map((j) => [j.id, j.state, String(j.nodeCount), counts(j.counts), ago(j.createdAt), describeOperation(j.operation)])
-    for (const l of table(['JOB', 'STATE', 'NODES', 'RESULTS', 'CREATED', 'OPERATION'], rows)) await io.out.line(l)
+    const rows = jobs.map((j) => [j.id, j.state, String(j.nodeCount), counts(j.counts), ago(j.createdAt), j.submittedBy ?? '', describeOperation(j.operation)])
+    for (const l of table(['JOB', 'STATE', 'NODES', 'RESULTS', 'CREATED', 'BY', 'OPERATION'], rows)) await io.out.line(l)
     return EXIT.ok
   },
 })

@@ -16,6 +16,8 @@ export interface UserRegistryOptions {
   bootstrapToken: string
   log: Logger
   pollMs?: number
+  /** Told of every re-read of the file after the first, good or refused (for the audit log). */
+  onReload?: (r: { ok: true; users: number } | { ok: false; error: string }) => void
 }
 
 /**
@@ -138,11 +140,15 @@ export class UserRegistry {
       const f = await loadUsersFile(this.o.file)
       if (this.#closed) return { ok: false, error: 'closed' }
       this.#install(f)
-      this.o.log.info({ usersFile: this.o.file, users: Object.keys(f.users).length }, 'users reloaded')
-      return { ok: true, users: Object.keys(f.users).length }
+      const r = { ok: true as const, users: Object.keys(f.users).length }
+      this.o.log.info({ usersFile: this.o.file, users: r.users }, 'users reloaded')
+      this.o.onReload?.(r)
+      return r
     } catch (err) {
-      this.o.log.error({ usersFile: this.o.file, problem: errorMessage(err) }, 'users file refused; keeping the last good one')
-      return { ok: false, error: errorMessage(err) }
+      const r = { ok: false as const, error: errorMessage(err) }
+      this.o.log.error({ usersFile: this.o.file, problem: r.error }, 'users file refused; keeping the last good one')
+      this.o.onReload?.(r)
+      return r
     }
   }
 

@@ -1,14 +1,35 @@
-import { type Context, Hono } from 'hono'
+import { type Context, Hono, type MiddlewareHandler } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { z } from 'zod'
-import { ApiaryError, isApiaryError, JobId, JobRequest, JobState, type Logger, parseOrThrow, RerunRequest } from '@apiary/shared'
+import {
+  AddUserRequest,
+  ApiaryError,
+  digestOf,
+  isApiaryError,
+  JobId,
+  JobRequest,
+  JobState,
+  type JobSummary,
+  type Logger,
+  MAX_AUDIT_PAGE,
+  parseOrThrow,
+  redactOperation,
+  RerunRequest,
+  UserName,
+} from '@apiary/shared'
+import type { Auditor } from '../access/auditor.ts'
+import type { AuditLog } from '../access/audit.ts'
+import type { UserRegistry } from '../access/users.ts'
 import type { Coordinator } from '../jobs/coordinator.ts'
 import type { EventFeed } from '../jobs/event-log.ts'
+import { type Plan, planJob } from '../jobs/plan.ts'
 import type { Presence } from '../presence/presence.ts'
 import type { JobStore } from '../store/store.ts'
-import { bearerAuth } from './auth.ts'
+import { type AppEnv, bearerAuth } from './auth.ts'
 import { errorBody, STATUS } from './errors.ts'
+import { SessionStore } from './session.ts'
 import { streamJob } from './sse.ts'
+import { createUi } from './ui.ts'
 
 export interface AppDeps {
   store: JobStore
@@ -16,7 +37,11 @@ export interface AppDeps {
   events: EventFeed
   presence: Presence
   log: Logger
-  token: string
+  /** Who may call: every request is made as one of them. */
+  users: UserRegistry
+  /** Where decisions are recorded. */
+  auditor: Auditor
+  audit: AuditLog
   /** Readiness beyond "the process answers": the bus is connected, the store open. */
   ready: () => boolean
   /** Whether this queen leads or stands by (reads only). */
@@ -25,6 +50,50 @@ export interface AppDeps {
 }
 
 const MAX_BODY = 2 * 1024 * 1024
+/** A users request is a name and a few roles. */
+const MAX_USERS_BODY = 16 * 1024
+
+/**
+ * Who may call each route. `public`: anyone; `read`: every user; `submit`: a role that allows
+ * the whole submission (checked against the resolved plan); `cancel`: the job's submitter or a
+ * role that may act on others' jobs; `admin`: a role that administers users and reads the audit
+ * log. A route registered without a rule here fails at start, so none can skip authorisation.
+ * The console's routes (`/ui`) are public: a page, hashed assets and the sign-in, which checks
+ * the token it is given; every call the console makes goes to /v1 as the signed-in user.
+ */
+export const ROUTE_ACCESS = {
+  'GET /healthz': 'public',
+  'GET /readyz': 'public',
+  'POST /v1/jobs': 'submit',
+  'POST /v1/plan': 'read',
+  'POST /v1/jobs/:id/rerun': 'submit',
+  'GET /v1/jobs': 'read',
+  'GET /v1/jobs/:id': 'read',
+  'GET /v1/jobs/:id/logs': 'read',
+  'GET /v1/jobs/:id/stream': 'read',
+  'POST /v1/jobs/:id/cancel': 'cancel',
+  'GET /v1/nodes': 'read',
+  'GET /v1/users': 'admin',
+  'POST /v1/users': 'admin',
+  'POST /v1/users/:name/rotate': 'admin',
+  'POST /v1/users/:name/revoke': 'admin',
+  'GET /v1/audit': 'admin',
+  'GET /ui': 'public',
+  'GET /ui/*': 'public',
+  'GET /ui/assets/:name': 'public',
+  'GET /ui/session': 'public',
+  'POST /ui/session': 'public',
+  'DELETE /ui/session': 'public',
+} as const satisfies Record<string, 'public' | 'read' | 'submit' | 'cancel' | 'admin'>
+export type RouteKey = keyof typeof ROUTE_ACCESS
+
+const AuditQuery = z.object({
+  after: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(MAX_AUDIT_PAGE).default(100),
+  /** Records from this time on (ms since the epoch). */
+  since: z.coerce.number().int().min(0).optional(),
+  user: UserName.optional(),
+})
 
 const ListQuery = z.object({
   state: JobState.optional(),
@@ -57,9 +126,9 @@ const tooLarge = (c: Context) => c.json(errorBody('invalid_input', `body is larg
  * The queen's HTTP API as a hono app; `main.ts` serves it, tests drive it with `app.request()`.
  * Every error is `{ error: { code, message, field? } }` with the status of its code.
  */
-export function createApp(deps: AppDeps): Hono {
-  const app = new Hono()
-  const { store, coordinator, presence, log } = deps
+export function createApp(deps: AppDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>()
+  const { store, coordinator, presence, log, users, auditor } = deps
 
   app.onError((err, c) => {
     if (isApiaryError(err)) return c.json(errorBody(err.code, err.message, err.field, err.details), STATUS[err.code])
@@ -68,29 +137,109 @@ export function createApp(deps: AppDeps): Hono {
   })
   app.notFound((c) => c.json(errorBody('not_found', `no route ${c.req.method} ${c.req.path}`), 404))
 
-  app.get('/healthz', (c) => c.json({ ok: true }))
-  app.get('/readyz', (c) => {
+  const principal = (c: Context<AppEnv>) => c.get('auth').user
+  const who = (c: Context<AppEnv>) => ({ user: principal(c).name, source: c.get('source') })
+
+  /** Refuses a request: recorded, logged, and answered 403 naming the rule. */
+  const refuse = (c: Context<AppEnv>, action: string, reason: string, detail: Record<string, unknown> = {}): never => {
+    auditor.record({ kind: 'refused', ...who(c), detail: { action, route: `${c.req.method} ${c.req.routePath}`, reason, ...detail } })
+    log.info({ user: principal(c).name, action, reason }, 'request refused')
+    throw new ApiaryError('forbidden', reason)
+  }
+
+  const adminOnly: MiddlewareHandler<AppEnv> = async (c, next) => {
+    const v = users.policy.admin(principal(c))
+    if (!v.allowed) refuse(c, 'admin', v.reason!)
+    await next()
+  }
+
+  /** Registers a route under its rule in `ROUTE_ACCESS`; an admin route gets the admin check before its handlers. */
+  const route = (key: RouteKey, ...handlers: MiddlewareHandler<AppEnv>[]) => {
+    const rule = ROUTE_ACCESS[key]
+    const [method, path] = key.split(' ') as [string, string]
+    if (rule !== 'public' && !path.startsWith('/v1/')) throw new Error(`route ${key}: only /v1/ routes are authenticated`)
+    app.on(method, [path], ...(rule === 'admin' ? [adminOnly, ...handlers] : handlers))
+  }
+
+  route('GET /healthz', async (c) => c.json({ ok: true }))
+  route('GET /readyz', async (c) => {
     const role = deps.role?.() ?? 'leader'
     return deps.ready() ? c.json({ ready: true, role }) : c.json({ ready: false, role }, 503)
   })
 
-  app.use('/v1/*', bearerAuth(deps.token, log))
+  // The console: its page, assets and sign-in are public (a sign-in checks the token itself,
+  // and is recorded as a login or a failed authentication); its calls go to /v1 as the user.
+  const sessions = new SessionStore()
+  const signIn = (token: string, source: string) => {
+    const auth = users.authenticate(token)
+    if (auth) auditor.seen(auth.user.name, source)
+    else auditor.failed(source, 'console sign-in with an unknown token')
+    return auth !== undefined
+  }
+  const ui = createUi({ sessions, verify: signIn, log })
+  for (const r of ui.routes) {
+    if (r.method === 'ALL') continue
+    const key = `${r.method} /ui${r.path === '/' ? '' : r.path}`
+    if (!(key in ROUTE_ACCESS)) throw new Error(`route ${key}: not in ROUTE_ACCESS`)
+  }
+  app.route('/ui', ui)
+  app.use('/v1/*', bearerAuth(users, auditor, log, sessions))
 
-  app.post(
-    '/v1/jobs',
-    bodyLimit({ maxSize: MAX_BODY, onError: tooLarge }),
-    async (c) => c.json(await coordinator.submit(parseOrThrow(JobRequest, await jsonBody(c.req.text()))), 201),
+  /** What the audit keeps of a submission: the operation without secrets, how many targets and a digest of which. */
+  const submission = (request: JobRequest, plan: Plan) => {
+    const ids = plan.targets.map((t) => t.id).sort()
+    return {
+      operation: redactOperation(request.operation),
+      targets: request.targets,
+      nodes: ids.length,
+      targetsDigest: digestOf(ids),
+      risk: plan.risk.class,
+      confirm: request.confirm?.nodes ?? null,
+    }
+  }
+
+  /** Submits as the caller: one of their roles must allow the resolved plan, else it is refused (and recorded). */
+  const submitAs = async (c: Context<AppEnv>, request: JobRequest, opts: { nodes?: string[]; rerunOf?: string } = {}) => {
+    const user = principal(c)
+    let seen: Plan | undefined
+    const created = await coordinator.submit(request, {
+      ...opts,
+      submittedBy: user.name,
+      authorize: (plan) => {
+        seen = plan
+        const v = users.policy.submission(user, { operation: request.operation.type, targets: plan.targets, risk: plan.risk.class })
+        if (!v.allowed) refuse(c, opts.rerunOf ? 'rerun' : 'submit', v.reason!, { ...submission(request, plan), ...(opts.rerunOf ? { rerunOf: opts.rerunOf } : {}) })
+      },
+    })
+    const detail = { jobId: created.jobId, ...(seen ? submission(request, seen) : {}), ...(opts.rerunOf ? { rerunOf: opts.rerunOf } : {}) }
+    auditor.record({ kind: opts.rerunOf ? 'job.rerun' : 'job.submitted', ...who(c), detail })
+    return created
+  }
+
+  /** The caller may act on (cancel, re-run) this job: theirs, or a role that acts on others'. */
+  const mayActOn = (c: Context<AppEnv>, job: JobSummary, action: string) => {
+    const v = users.policy.cancel(principal(c), job.submittedBy ?? null)
+    if (!v.allowed) refuse(c, action, v.reason!, { jobId: job.id, owner: job.submittedBy ?? null })
+  }
+
+  route('POST /v1/jobs', bodyLimit({ maxSize: MAX_BODY, onError: tooLarge }), async (c) =>
+    c.json(await submitAs(c, parseOrThrow(JobRequest, await jsonBody(c.req.text()))), 201),
   )
 
-  // Resolves targets and classifies risk; runs nothing.
-  app.post('/v1/plan', bodyLimit({ maxSize: MAX_BODY, onError: tooLarge }), async (c) =>
-    c.json(coordinator.plan(parseOrThrow(JobRequest, await jsonBody(c.req.text())))),
-  )
+  // Resolves targets and classifies risk; runs nothing. Says whether a role of the caller would allow it.
+  route('POST /v1/plan', bodyLimit({ maxSize: MAX_BODY, onError: tooLarge }), async (c) => {
+    const request = parseOrThrow(JobRequest, await jsonBody(c.req.text()))
+    const summary = coordinator.plan(request)
+    const plan = planJob(request, presence.nodes())
+    const access = users.policy.submission(principal(c), { operation: request.operation.type, targets: plan.targets, risk: plan.risk.class })
+    return c.json({ ...summary, access })
+  })
 
   // The same operation on the nodes of the original target snapshot that ended in `only`.
-  app.post('/v1/jobs/:id/rerun', bodyLimit({ maxSize: MAX_BODY, onError: tooLarge }), async (c) => {
-    const job = jobOr404(c.req.param('id'))
+  route('POST /v1/jobs/:id/rerun', bodyLimit({ maxSize: MAX_BODY, onError: tooLarge }), async (c) => {
+    const job = jobOr404(c.req.param('id')!)
     const body = parseOrThrow(RerunRequest, await jsonBody(c.req.text()))
+    mayActOn(c, job, 'rerun')
     const nodes = store
       .nodes(job.id)
       .filter((n) => (body.only as string[]).includes(n.state))
@@ -99,16 +248,16 @@ export function createApp(deps: AppDeps): Hono {
       throw new ApiaryError('invalid_input', `only: no node of job ${job.id} ended ${body.only.join(', ')}`, 'only')
     }
     const request = parseOrThrow(JobRequest, {
-      operation: job.operation,
+      operation: await coordinator.rerunOperation(job, body),
       targets: job.targets,
       rollout: job.rollout,
       outputCapBytes: job.outputCapBytes,
       ...(body.confirm ? { confirm: body.confirm } : {}),
     })
-    return c.json(await coordinator.submit(request, { nodes, rerunOf: job.id }), 201)
+    return c.json(await submitAs(c, request, { nodes, rerunOf: job.id }), 201)
   })
 
-  app.get('/v1/jobs', (c) => {
+  route('GET /v1/jobs', async (c) => {
     const q = parseOrThrow(ListQuery, c.req.query(), 'query')
     return c.json({ jobs: store.listJobs({ ...(q.state ? { state: q.state } : {}), limit: q.limit }) })
   })
@@ -120,13 +269,13 @@ export function createApp(deps: AppDeps): Hono {
     return job
   }
 
-  app.get('/v1/jobs/:id', (c) => {
-    const job = jobOr404(c.req.param('id'))
+  route('GET /v1/jobs/:id', async (c) => {
+    const job = jobOr404(c.req.param('id')!)
     return c.json({ ...job, nodes: store.nodes(job.id) })
   })
 
-  app.get('/v1/jobs/:id/logs', (c) => {
-    const job = jobOr404(c.req.param('id'))
+  route('GET /v1/jobs/:id/logs', async (c) => {
+    const job = jobOr404(c.req.param('id')!)
     const q = parseOrThrow(LogsQuery, c.req.query(), 'query')
     const page = store.output(job.id, q.node, q.after, q.limit)
     const next = page.length === q.limit ? page[page.length - 1]!.seq : null
@@ -144,8 +293,8 @@ export function createApp(deps: AppDeps): Hono {
     return c.json({ chunks, next })
   })
 
-  app.get('/v1/jobs/:id/stream', (c) => {
-    const job = jobOr404(c.req.param('id'))
+  route('GET /v1/jobs/:id/stream', async (c) => {
+    const job = jobOr404(c.req.param('id')!)
     const header = c.req.header('last-event-id') ?? c.req.query('after') ?? '0'
     const after = LastEventId.safeParse(header === '' ? '0' : header)
     if (!after.success) throw new ApiaryError('invalid_input', `Last-Event-ID: "${header}" is not a sequence number`, 'Last-Event-ID')
@@ -154,16 +303,48 @@ export function createApp(deps: AppDeps): Hono {
       throw new ApiaryError('invalid_input', `output: "${output}" must be "full" or "none"`, 'output')
     }
     // Output chunks run to 32 KiB each: smaller pages keep a page's memory bounded.
-    return streamJob(c, { store, events: deps.events, log }, job.id, after.data, output === 'full', { keepaliveMs: deps.keepaliveMs, pageSize: output === 'full' ? 64 : 500 })
+    return streamJob(c, { store, events: deps.events, log }, job.id, after.data, output === 'full', {
+      keepaliveMs: deps.keepaliveMs,
+      pageSize: output === 'full' ? 64 : 500,
+      // A rotated or revoked token ends the stream it opened.
+      signal: c.get('auth').signal,
+    })
   })
 
-  app.post('/v1/jobs/:id/cancel', (c) => {
-    const job = jobOr404(c.req.param('id'))
+  route('POST /v1/jobs/:id/cancel', async (c) => {
+    const job = jobOr404(c.req.param('id')!)
+    mayActOn(c, job, 'cancel')
     const r = coordinator.cancel(job.id, 'cancelled by request')
+    auditor.record({ kind: 'job.cancelled', ...who(c), detail: { jobId: job.id, owner: job.submittedBy ?? null, state: r.state } })
     return c.json({ jobId: job.id, state: r.state })
   })
 
-  app.get('/v1/nodes', (c) => c.json({ nodes: presence.nodes() }))
+  route('GET /v1/nodes', async (c) => c.json({ nodes: presence.nodes() }))
+
+  // Users: the token of an added or rotated user is in this one answer and nowhere else.
+  const nameParam = (c: Context<AppEnv>) => parseOrThrow(UserName, c.req.param('name'), 'name')
+  route('GET /v1/users', async (c) => c.json({ users: users.list(), managed: users.managed }))
+  route('POST /v1/users', bodyLimit({ maxSize: MAX_USERS_BODY, onError: tooLarge }), async (c) => {
+    const body = parseOrThrow(AddUserRequest, await jsonBody(c.req.text()))
+    const { token, user } = await users.add(body.name, body.roles)
+    auditor.record({ kind: 'user.added', ...who(c), detail: { name: user.name, roles: user.roles } })
+    return c.json({ ...user, token }, 201, { 'cache-control': 'no-store' })
+  })
+  route('POST /v1/users/:name/rotate', async (c) => {
+    const { token, user } = await users.rotate(nameParam(c))
+    auditor.record({ kind: 'user.rotated', ...who(c), detail: { name: user.name } })
+    return c.json({ ...user, token }, 200, { 'cache-control': 'no-store' })
+  })
+  route('POST /v1/users/:name/revoke', async (c) => {
+    const user = await users.revoke(nameParam(c))
+    auditor.record({ kind: 'user.revoked', ...who(c), detail: { name: user.name, roles: user.roles } })
+    return c.json({ name: user.name, revoked: true })
+  })
+
+  route('GET /v1/audit', async (c) => {
+    const q = parseOrThrow(AuditQuery, c.req.query(), 'query')
+    return c.json(deps.audit.page(q.after, q.limit, { ...(q.since !== undefined ? { since: q.since } : {}), ...(q.user ? { user: q.user } : {}) }))
+  })
 
   return app
 }

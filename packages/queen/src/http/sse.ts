@@ -8,13 +8,15 @@ export interface SseOptions {
   keepaliveMs: number
   /** Events read from the store per page. */
   pageSize: number
+  /** Ends the stream: the caller's token stopped being valid (rotated or revoked). */
+  signal?: AbortSignal
 }
 
 /**
  * Streams a job's events as SSE. The store is the source of truth: a live event only wakes the
  * reader, which then reads everything after the last id it sent. Replays, resumes and live
  * tails are one loop, nothing is held per client but a cursor, and a slow client slows only
- * itself (every write is awaited).
+ * itself (every write is awaited). `opts.signal` ends it, as a client that went away would.
  */
 export function streamJob(c: Context, deps: { store: JobStore; events: EventFeed; log: Logger }, jobId: string, after: number, output: boolean, opts: SseOptions) {
   c.header('content-type', 'text/event-stream; charset=utf-8')
@@ -29,13 +31,19 @@ export function streamJob(c: Context, deps: { store: JobStore; events: EventFeed
       wake?.()
     })
     s.onAbort(() => wake?.())
+    const revoked = () => {
+      wake?.()
+      // A writer blocked on a slow client is released too.
+      void s.close()
+    }
+    opts.signal?.addEventListener('abort', revoked, { once: true })
     const keepalive = setInterval(() => {
       void s.write(': keepalive\n\n')
     }, opts.keepaliveMs)
     try {
       await s.write(': apiary event stream\n\n')
       for (;;) {
-        if (s.aborted) return
+        if (s.aborted || opts.signal?.aborted) return
         if (!dirty) {
           await new Promise<void>((resolve) => (wake = resolve))
           wake = undefined
@@ -61,6 +69,7 @@ export function streamJob(c: Context, deps: { store: JobStore; events: EventFeed
       }
     } finally {
       clearInterval(keepalive)
+      opts.signal?.removeEventListener('abort', revoked)
       unlisten()
     }
   }, async (err) => {

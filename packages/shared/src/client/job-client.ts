@@ -12,6 +12,7 @@ import {
   NodeInfo,
   type RerunRequest,
 } from '../schema/job.ts'
+import { AuditPage, IssuedToken, UserInfo } from '../schema/access.ts'
 import { EventCursor } from './event-cursor.ts'
 import { type CallKind, type FailoverLimits, type Miss, Queens, type Tries } from './failover.ts'
 import { parseQueenUrls } from './queens.ts'
@@ -247,6 +248,15 @@ export function createJobClient(opts: JobClientOptions) {
     get: (jobId: string) => call('read', 'GET', `/v1/jobs/${encodeURIComponent(jobId)}`, JobDetail, undefined, jobId),
     cancel: (jobId: string) => call('write', 'POST', `/v1/jobs/${encodeURIComponent(jobId)}/cancel`, zod.object({ jobId: zod.string(), state: zod.string() }), undefined, jobId),
     nodes: () => call('read', 'GET', '/v1/nodes', zod.object({ nodes: zod.array(NodeInfo) })).then((r) => r.nodes),
+    /** Users of the queen called (admin only); add and rotate answer with the new token, shown this once. */
+    users: {
+      list: () => call('read', 'GET', '/v1/users', zod.object({ users: zod.array(UserInfo), managed: zod.boolean() })),
+      add: (name: string, roles: string[]) => call('create', 'POST', '/v1/users', IssuedToken, { name, roles }),
+      rotate: (name: string) => call('create', 'POST', `/v1/users/${encodeURIComponent(name)}/rotate`, IssuedToken),
+      revoke: (name: string) => call('create', 'POST', `/v1/users/${encodeURIComponent(name)}/revoke`, zod.object({ name: zod.string(), revoked: zod.boolean() })),
+    },
+    /** One page of the audit log of the queen called (admin only): records after `after`, oldest first. */
+    auditPage: (q: { after?: number; limit?: number; since?: number; user?: string } = {}) => call('read', 'GET', `/v1/audit${query(q)}`, AuditPage),
     /**
      * Node output as stored, in order, with the stream each chunk came from: one page (`next`
      * is where the following one starts, null at the end). `maxBytes` cuts the page short.
