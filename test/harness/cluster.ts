@@ -83,7 +83,7 @@ export class TestCluster {
 
   /** The directories what this cluster stores lives in: the queen's state and, over NATS, JetStream's. */
   get storeDirs(): string[] {
-    return [this.dir.path, ...(this.#nats ? [this.#nats.storeDir] : [])]
+    return [this.dir.path, ...(this.#nats?.storeDir ? [this.#nats.storeDir] : [])]
   }
 
   /** A bus for a fake role: its own NATS connection, or the shared in-process bus. */

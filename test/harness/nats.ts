@@ -20,8 +20,8 @@ export function freePort(): Promise<number> {
 export interface NatsServer {
   url: string
   port: number
-  /** Where JetStream keeps its files. */
-  storeDir: string
+  /** Where JetStream keeps its files, when it runs. */
+  storeDir?: string
   stop(): Promise<void>
 }
 
