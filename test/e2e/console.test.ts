@@ -172,6 +172,17 @@ describe('web console in chromium', () => {
     await page.screenshot({ path: join(SHOTS, 'nodes.png') })
   })
 
+  it('shows the API reference from the OpenAPI document: every route, who may call it, and its schemas', async () => {
+    await page.click('nav a[href="#/api"]')
+    const doc = (await (await fetch(`${base}/v1/openapi.json`, { headers: { authorization: `Bearer ${cluster.queen.token}` } })).json()) as { paths: Record<string, object> }
+    const routes = Object.values(doc.paths).reduce((n, ops) => n + Object.keys(ops).length, 0)
+    await expect.poll(() => page.locator('table.api tbody tr').count()).toBe(routes)
+    expect(await page.textContent('table.api')).toContain('POST /v1/jobs')
+    await page.click('table.api button:text-is("JobRequest")')
+    expect(await page.textContent('[role=dialog] pre')).toContain('"operation"')
+    await page.screenshot({ path: join(SHOTS, 'api.png'), fullPage: true })
+  })
+
   it('refuses the session cookie on a state-changing request from another origin', async () => {
     const cookie = (await context.cookies()).map((c) => `${c.name}=${c.value}`).join('; ')
     const plan = (origin?: string) =>

@@ -5,8 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type AuditRecord, ChainVerifier } from '@apiary/shared'
 import { createLogger } from '@apiary/shared/runtime'
 import { createMemoryBus } from '@apiary/shared/memory-bus'
-import { AuditLog, createQueen, hashToken, type QueenCore, ROUTE_ACCESS } from '@apiary/queen'
-import { type TempDir, tempDir, testSigner } from '../harness/index.ts'
+import { AuditLog, createQueen, hashToken, openApiPath, type QueenCore, ROUTE_ACCESS } from '@apiary/queen'
+import { apiChecker, type TempDir, tempDir, testSigner } from '../harness/index.ts'
 
 const TOKENS = { admin: 'admin-token-0123456789abcdef', op: 'op-token-0123456789abcdef', view: 'view-token-0123456789abcdef', narrow: 'narrow-token-0123456789abcdef' }
 type Who = keyof typeof TOKENS | 'nobody'
@@ -102,6 +102,7 @@ describe('access: users × routes', () => {
   type Row = [route: keyof typeof ROUTE_ACCESS, path: () => string, body: unknown, expected: Record<Who, number>]
   const read = { admin: 200, op: 200, view: 200, narrow: 200, nobody: 401 }
   const adminOnly = (ok: number) => ({ admin: ok, op: 403, view: 403, narrow: 403, nobody: 401 })
+  const api = apiChecker()
   const TABLE: Row[] = [
     ['GET /healthz', () => '/healthz', undefined, { admin: 200, op: 200, view: 200, narrow: 200, nobody: 200 }],
     ['GET /readyz', () => '/readyz', undefined, { admin: 200, op: 200, view: 200, narrow: 200, nobody: 200 }],
@@ -120,6 +121,7 @@ describe('access: users × routes', () => {
     ['POST /v1/users/:name/rotate', () => '/v1/users/temp/rotate', undefined, adminOnly(200)],
     ['POST /v1/users/:name/revoke', () => '/v1/users/temp/revoke', undefined, adminOnly(200)],
     ['GET /v1/audit', () => '/v1/audit', undefined, adminOnly(200)],
+    ['GET /v1/openapi.json', () => '/v1/openapi.json', undefined, read],
   ]
 
   // The console's routes: public, the same answer whoever calls; a sign-in checks its token.
@@ -133,6 +135,28 @@ describe('access: users × routes', () => {
     ['POST /ui/session', 'POST', '/ui/session', 403],
   ]
 
+  it('describes every route the app serves in its OpenAPI document, and the events of a stream match it', async () => {
+    const served = queen.app.routes.filter((r) => r.method !== 'ALL').map((r) => `${r.method.toLowerCase()} ${openApiPath(r.path.replace(/^\/ui\/$/, '/ui'))}`)
+    const r = await call('view', 'GET', '/v1/openapi.json')
+    expect(r.status).toBe(200)
+    const doc = r.body
+    expect(doc).toMatchObject({ openapi: '3.1.0', info: { title: 'apiary queen' } })
+    const described = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m} ${path}`))
+    expect(described.sort()).toEqual([...new Set(served)].sort())
+    expect(doc).toEqual(api.doc)
+    // Every operation lists its errors in the one error shape.
+    for (const ops of Object.values(doc.paths as Record<string, Record<string, { responses: Record<string, any> }>>)) {
+      for (const op of Object.values(ops)) expect(op.responses['500'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/ErrorBody' })
+    }
+    const res = await queen.app.request(`/v1/jobs/${jobs.ofAdmin}/stream?output=full`, { headers: { authorization: `Bearer ${TOKENS.view}` } })
+    const events = (await res.text()).split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice('data: '.length)))
+    expect(events.map((e) => e.kind)).toContain('job.finished')
+    for (const e of events) api.checkEvent(e)
+    // What does not match is caught.
+    expect(() => api.check('GET /v1/jobs', 200, { jobs: [{ id: 'not-a-job' }] })).toThrow(/does not match/)
+    expect(() => api.check('GET /v1/jobs', 418, {})).toThrow(/does not list/)
+  })
+
   it('has a row for every route the app serves, so none can skip authorisation', () => {
     const served = new Set(queen.app.routes.filter((r) => r.method !== 'ALL').map((r) => `${r.method} ${r.path.replace(/^\/ui\/$/, '/ui')}`))
     expect([...served].sort()).toEqual([...TABLE.map((r) => r[0]), ...UI.map((r) => r[0])].sort())
@@ -142,8 +166,10 @@ describe('access: users × routes', () => {
   it.each(UI)('%s is public: the same answer whoever calls (a change without the queen’s Origin refused)', async (_route, method, path, status) => {
     for (const who of ['nobody', 'view', 'admin'] as const) {
       const res = await queen.app.request(path, { method, headers: who === 'nobody' ? {} : { authorization: `Bearer ${TOKENS[who]}` } })
-      await res.body?.cancel()
+      const type = res.headers.get('content-type') ?? ''
+      const body = type.startsWith('application/json') ? await res.json() : await res.body?.cancel()
       expect(res.status, `${who} ${method} ${path}`).toBe(status)
+      api.check(_route, res.status, body)
     }
   })
 
@@ -153,6 +179,7 @@ describe('access: users × routes', () => {
     for (const who of ['nobody', 'view', 'narrow', 'op', 'admin'] as const) {
       const r = await call(who, method, path(), body)
       expect(r.status, `${who} ${route}: ${JSON.stringify(r.body)}`).toBe(expected[who])
+      api.check(route, r.status, r.body)
       if (r.status === 403) expect(r.body.error).toMatchObject({ code: 'forbidden', message: expect.stringMatching(/^roles? /) })
     }
   })

@@ -77,6 +77,8 @@ export const api = {
   cancel: (id: string) => call<{ jobId: string; state: string }>('POST', `${job(id)}/cancel`, {}),
   rerun: (id: string, body: RerunRequest) => call<JobCreated>('POST', `${job(id)}/rerun`, body),
   nodes: (signal?: AbortSignal) => call<{ nodes: NodeInfo[] }>('GET', '/v1/nodes', undefined, signal),
+  /** The API's OpenAPI 3.1 document. */
+  openapi: () => call<Record<string, unknown>>('GET', '/v1/openapi.json'),
   /** The job's events after `after`, live (output left out: the grid needs states, not bytes). */
   streamUrl: (id: string, after: number) => `${job(id)}/stream${q({ after })}`,
 }

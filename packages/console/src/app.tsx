@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks'
 import { api, onSignedOut } from './api.ts'
+import { ApiReferencePage } from './pages/api-reference.tsx'
 import { JobPage } from './pages/job.tsx'
 import { JobsPage } from './pages/jobs.tsx'
 import { NodesPage } from './pages/nodes.tsx'
@@ -25,9 +26,9 @@ export function App() {
       <header class="top">
         <strong class="brand">apiary</strong>
         <nav aria-label="pages">
-          {(['jobs', 'run', 'nodes'] as const).map((p) => (
+          {(['jobs', 'run', 'nodes', 'api'] as const).map((p) => (
             <a key={p} href={`#/${p}`} aria-current={here === p ? 'page' : undefined}>
-              {p === 'jobs' ? 'Jobs' : p === 'run' ? 'Run' : 'Nodes'}
+              {p === 'jobs' ? 'Jobs' : p === 'run' ? 'Run' : p === 'nodes' ? 'Nodes' : 'API'}
             </a>
           ))}
         </nav>
@@ -46,6 +47,7 @@ export function App() {
         {route.page === 'job' && <JobPage key={route.id} id={route.id} />}
         {route.page === 'run' && <RunPage />}
         {route.page === 'nodes' && <NodesPage />}
+        {route.page === 'api' && <ApiReferencePage />}
       </main>
     </>
   )

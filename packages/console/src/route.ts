@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks'
 
-export type Route = { page: 'jobs' } | { page: 'job'; id: string } | { page: 'run' } | { page: 'nodes' }
+export type Route = { page: 'jobs' } | { page: 'job'; id: string } | { page: 'run' } | { page: 'nodes' } | { page: 'api' }
 
 /**
  * Pages live in the URL's fragment (`/ui/#/jobs/j…`): the queen serves one page under /ui
@@ -12,6 +12,7 @@ export function parseRoute(hash: string): Route {
   if (job) return { page: 'job', id: job[1]! }
   if (path === '/run') return { page: 'run' }
   if (path === '/nodes') return { page: 'nodes' }
+  if (path === '/api') return { page: 'api' }
   return { page: 'jobs' }
 }
 

@@ -25,6 +25,7 @@ const PRUNE_EVERY_MS = 60_000
 
 /** The HTTP API alone, over dependencies the caller supplies; who may call each route. */
 export { type AppDeps, createApp, ROUTE_ACCESS } from './http/app.ts'
+export { openApiDocument, openApiPath } from './http/openapi.ts'
 /** Users and the audit log, as the queen keeps them (docs/access.md). */
 export { AuditLog } from './access/audit.ts'
 export { hashToken } from './access/users-file.ts'

@@ -1,22 +1,24 @@
 import type { z } from 'zod'
 
 /** Stable error codes: match on `code`, never on `instanceof` or message text. */
-export type ErrorCode =
-  | 'invalid_input'
-  | 'unauthorized'
+export const ERROR_CODES = [
+  'invalid_input',
+  'unauthorized',
   /** Authenticated, but no role of the user allows it; the message names the role and rule. */
-  | 'forbidden'
-  | 'not_found'
-  | 'conflict'
-  | 'confirmation_required'
-  | 'unavailable'
+  'forbidden',
+  'not_found',
+  'conflict',
+  'confirmation_required',
+  'unavailable',
   /** A standby queen: writes go to the leader (reads and streams are served here). */
-  | 'not_leader'
-  | 'no_responders'
-  | 'timeout'
-  | 'unreachable'
-  | 'closed'
-  | 'internal'
+  'not_leader',
+  'no_responders',
+  'timeout',
+  'unreachable',
+  'closed',
+  'internal',
+] as const
+export type ErrorCode = (typeof ERROR_CODES)[number]
 
 export class ApiaryError extends Error {
   /** Structured facts a client may act on (e.g. the node count a confirmation needs). */

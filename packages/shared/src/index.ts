@@ -12,7 +12,7 @@
  * import { JobRequest, subjects } from '@apiary/shared'
  * const req = JobRequest.parse({ operation: { type: 'ping' }, targets: 'role=web' })
  */
-export { ApiaryError, type ErrorCode, errorMessage, invalidInput, isApiaryError, issuePath, parseOrThrow } from './errors.ts'
+export { ApiaryError, ERROR_CODES, type ErrorCode, errorMessage, invalidInput, isApiaryError, issuePath, parseOrThrow } from './errors.ts'
 export { subjects } from './subjects.ts'
 export type { Logger } from './runtime/log.ts'
 export { type Bus, type BusHandler, type BusMessage, type BusSubscription, decode, type RequestOptions, subjectMatches } from './bus/bus.ts'
@@ -145,4 +145,30 @@ export {
   UsersFile,
   UserSpec,
 } from './schema/access.ts'
+export {
+  type Access,
+  type Answer,
+  API_INPUTS,
+  API_OUTPUTS,
+  API_ROUTES,
+  AuditQuery,
+  CancelAnswer,
+  ErrorBody,
+  Health,
+  JobList,
+  ListQuery,
+  LogsPage,
+  LogsQuery,
+  MAX_JOBS_PAGE,
+  NodeList,
+  OutputChunk,
+  Readiness,
+  Revoked,
+  type RouteKey,
+  type RouteSpec,
+  SignedIn,
+  SignIn,
+  StreamQuery,
+  UserList,
+} from './schema/api.ts'
 export { auditHash, type ChainBreak, type ChainVerdict, ChainVerifier, describeVerdict } from './trust/audit-chain.ts'

@@ -2,19 +2,23 @@ import { type Context, Hono, type MiddlewareHandler } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { z } from 'zod'
 import {
+  type Access,
   AddUserRequest,
+  API_ROUTES,
   ApiaryError,
+  AuditQuery,
   digestOf,
   isApiaryError,
   JobId,
   JobRequest,
-  JobState,
   type JobSummary,
+  ListQuery,
   type Logger,
-  MAX_AUDIT_PAGE,
+  LogsQuery,
   parseOrThrow,
   redactOperation,
   RerunRequest,
+  type RouteKey,
   UserName,
 } from '@apiary/shared'
 import type { Auditor } from '../access/auditor.ts'
@@ -29,6 +33,7 @@ import { type AppEnv, bearerAuth } from './auth.ts'
 import { errorBody, STATUS } from './errors.ts'
 import { SessionStore } from './session.ts'
 import { streamJob } from './sse.ts'
+import { openApiDocument } from './openapi.ts'
 import { createUi } from './ui.ts'
 
 export interface AppDeps {
@@ -54,60 +59,17 @@ const MAX_BODY = 2 * 1024 * 1024
 const MAX_USERS_BODY = 16 * 1024
 
 /**
- * Who may call each route. `public`: anyone; `read`: every user; `submit`: a role that allows
- * the whole submission (checked against the resolved plan); `cancel`: the job's submitter or a
+ * Who may call each route (`API_ROUTES` of `@apiary/shared`, where each route's inputs and
+ * answers are too). `public`: anyone; `read`: every user; `submit`: a role that allows the
+ * whole submission (checked against the resolved plan); `cancel`: the job's submitter or a
  * role that may act on others' jobs; `admin`: a role that administers users and reads the audit
- * log. A route registered without a rule here fails at start, so none can skip authorisation.
+ * log. A route registered without a rule there fails at start, so none can skip authorisation.
  * The console's routes (`/ui`) are public: a page, hashed assets and the sign-in, which checks
  * the token it is given; every call the console makes goes to /v1 as the signed-in user.
  */
-export const ROUTE_ACCESS = {
-  'GET /healthz': 'public',
-  'GET /readyz': 'public',
-  'POST /v1/jobs': 'submit',
-  'POST /v1/plan': 'read',
-  'POST /v1/jobs/:id/rerun': 'submit',
-  'GET /v1/jobs': 'read',
-  'GET /v1/jobs/:id': 'read',
-  'GET /v1/jobs/:id/logs': 'read',
-  'GET /v1/jobs/:id/stream': 'read',
-  'POST /v1/jobs/:id/cancel': 'cancel',
-  'GET /v1/nodes': 'read',
-  'GET /v1/users': 'admin',
-  'POST /v1/users': 'admin',
-  'POST /v1/users/:name/rotate': 'admin',
-  'POST /v1/users/:name/revoke': 'admin',
-  'GET /v1/audit': 'admin',
-  'GET /ui': 'public',
-  'GET /ui/*': 'public',
-  'GET /ui/assets/:name': 'public',
-  'GET /ui/session': 'public',
-  'POST /ui/session': 'public',
-  'DELETE /ui/session': 'public',
-} as const satisfies Record<string, 'public' | 'read' | 'submit' | 'cancel' | 'admin'>
-export type RouteKey = keyof typeof ROUTE_ACCESS
+export const ROUTE_ACCESS: { readonly [K in RouteKey]: Access } = Object.fromEntries(Object.entries(API_ROUTES).map(([k, v]) => [k, v.access])) as { [K in RouteKey]: Access }
 
-const AuditQuery = z.object({
-  after: z.coerce.number().int().min(0).default(0),
-  limit: z.coerce.number().int().min(1).max(MAX_AUDIT_PAGE).default(100),
-  /** Records from this time on (ms since the epoch). */
-  since: z.coerce.number().int().min(0).optional(),
-  user: UserName.optional(),
-})
-
-const ListQuery = z.object({
-  state: JobState.optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(50),
-})
 const LastEventId = z.coerce.number().int().min(0)
-const LogsQuery = z.object({
-  node: z.string().optional(),
-  /** A page: chunks after this sequence number, at most `limit` of them. */
-  after: z.coerce.number().int().min(0).default(0),
-  limit: z.coerce.number().int().min(1).max(10_000).default(1000),
-  /** Bytes of output at most (a sample); whole chunks, the last one cut. */
-  maxBytes: z.coerce.number().int().min(1).optional(),
-})
 
 async function jsonBody(text: Promise<string>): Promise<unknown> {
   const raw = await text
@@ -320,6 +282,10 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   })
 
   route('GET /v1/nodes', async (c) => c.json({ nodes: presence.nodes() }))
+
+  // Generated once: the schemas do not change while the queen runs.
+  let doc: Record<string, unknown> | undefined
+  route('GET /v1/openapi.json', async (c) => c.json((doc ??= openApiDocument())))
 
   // Users: the token of an added or rotated user is in this one answer and nowhere else.
   const nameParam = (c: Context<AppEnv>) => parseOrThrow(UserName, c.req.param('name'), 'name')

@@ -5,7 +5,7 @@ import { type Context, Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
 import { z } from 'zod'
-import { ApiaryError, isApiaryError, type Logger, parseOrThrow } from '@apiary/shared'
+import { ApiaryError, isApiaryError, type Logger, parseOrThrow, SignIn } from '@apiary/shared'
 import { sourceOf } from './auth.ts'
 import { errorBody, STATUS } from './errors.ts'
 import { SESSION_COOKIE, sessionCredential, type SessionStore, sameOrigin } from './session.ts'
@@ -61,7 +61,6 @@ const HASHED = /-[A-Z0-9]{8}\.[a-z]+$/
 const ASSET_NAME = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9]+)+$/
 /** A token is 43 to a few hundred characters; the body holds nothing else. */
 const MAX_SIGN_IN_BODY = 8 * 1024
-const SignIn = z.strictObject({ token: z.string().min(1, 'must not be empty').max(4096) })
 
 /** `@apiary/console`'s dist directory, found from where this module runs (sources or a bundle). */
 export function consoleDistDir(): string | undefined {

@@ -12,7 +12,8 @@ import {
   NodeInfo,
   type RerunRequest,
 } from '../schema/job.ts'
-import { AuditPage, IssuedToken, UserInfo } from '../schema/access.ts'
+import { AuditPage, IssuedToken } from '../schema/access.ts'
+import { CancelAnswer, JobList, LogsPage, NodeList, Revoked, UserList } from '../schema/api.ts'
 import { EventCursor } from './event-cursor.ts'
 import { type CallKind, type FailoverLimits, type Miss, Queens, type Tries } from './failover.ts'
 import { parseQueenUrls } from './queens.ts'
@@ -82,10 +83,6 @@ const UNTRUSTED_CERT = new Set([
 /** Failures where the request never left: it is safe to send it elsewhere, even a submit. */
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT', ...UNTRUSTED_CERT])
 
-const LogsPage = zod.object({
-  chunks: zod.array(zod.object({ node: zod.string(), stream: zod.enum(['stdout', 'stderr']), data: zod.string(), seq: zod.number() })),
-  next: zod.number().nullable(),
-})
 /** The longest gap a stream without output checks against the queen's stored output. */
 const GAP_CHECK_MAX = 1000
 
@@ -243,17 +240,17 @@ export function createJobClient(opts: JobClientOptions) {
       if (filter.state) qs.set('state', filter.state)
       if (filter.limit) qs.set('limit', String(filter.limit))
       const s = qs.toString()
-      return call('read', 'GET', `/v1/jobs${s ? `?${s}` : ''}`, zod.object({ jobs: zod.array(JobSummary) })).then((r) => r.jobs)
+      return call('read', 'GET', `/v1/jobs${s ? `?${s}` : ''}`, JobList).then((r) => r.jobs)
     },
     get: (jobId: string) => call('read', 'GET', `/v1/jobs/${encodeURIComponent(jobId)}`, JobDetail, undefined, jobId),
-    cancel: (jobId: string) => call('write', 'POST', `/v1/jobs/${encodeURIComponent(jobId)}/cancel`, zod.object({ jobId: zod.string(), state: zod.string() }), undefined, jobId),
-    nodes: () => call('read', 'GET', '/v1/nodes', zod.object({ nodes: zod.array(NodeInfo) })).then((r) => r.nodes),
+    cancel: (jobId: string) => call('write', 'POST', `/v1/jobs/${encodeURIComponent(jobId)}/cancel`, CancelAnswer, undefined, jobId),
+    nodes: () => call('read', 'GET', '/v1/nodes', NodeList).then((r) => r.nodes),
     /** Users of the queen called (admin only); add and rotate answer with the new token, shown this once. */
     users: {
-      list: () => call('read', 'GET', '/v1/users', zod.object({ users: zod.array(UserInfo), managed: zod.boolean() })),
+      list: () => call('read', 'GET', '/v1/users', UserList),
       add: (name: string, roles: string[]) => call('create', 'POST', '/v1/users', IssuedToken, { name, roles }),
       rotate: (name: string) => call('create', 'POST', `/v1/users/${encodeURIComponent(name)}/rotate`, IssuedToken),
-      revoke: (name: string) => call('create', 'POST', `/v1/users/${encodeURIComponent(name)}/revoke`, zod.object({ name: zod.string(), revoked: zod.boolean() })),
+      revoke: (name: string) => call('create', 'POST', `/v1/users/${encodeURIComponent(name)}/revoke`, Revoked),
     },
     /** One page of the audit log of the queen called (admin only): records after `after`, oldest first. */
     auditPage: (q: { after?: number; limit?: number; since?: number; user?: string } = {}) => call('read', 'GET', `/v1/audit${query(q)}`, AuditPage),
