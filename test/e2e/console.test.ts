@@ -134,6 +134,15 @@ describe('web console in chromium', () => {
     await page.screenshot({ path: join(SHOTS, 'node-output.png'), fullPage: true })
   })
 
+  it('shows an outlier group’s output as a diff against the most common result', async () => {
+    const command = 'echo version 1.24; echo ok; [ "$APIARY_NODE_ID" = local-2 ] && echo warning: old || true'
+    const { jobId } = await cluster.client.submit({ operation: { type: 'exec', shell: true, command }, targets: 'local-*' })
+    await page.goto(`${base}/ui/#/jobs/${jobId}`)
+    await expect.poll(() => page.textContent('[data-testid=groups-summary]')).toBe('2 identical, 1 differ (1 other result)')
+    await expect.poll(() => page.textContent('[data-testid=group-diff]')).toBe('  version 1.24\n  ok\n+ warning: old\n')
+    await page.screenshot({ path: join(SHOTS, 'job-diff.png'), fullPage: true })
+  })
+
   it('cancels a running job after asking, and every node ends cancelled', async () => {
     const { jobId } = await cluster.client.submit({ operation: { type: 'exec', argv: ['sleep', '30'] }, targets: 'local-*' })
     await page.goto(`${base}/ui/#/jobs/${jobId}`)

@@ -3,6 +3,7 @@ import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import { api, ApiError } from '../api.ts'
 import { ConfirmCount, ErrorNote } from '../confirm.tsx'
 import { ago, count, describeOperation, duration, NOT_OK, plural, STATES, SYMBOL } from '../format.ts'
+import { lineDiff } from '../job/diff.ts'
 import { type GridHandle, NodeGrid } from '../job/grid.tsx'
 import { type Group, JobModel } from '../job/model.ts'
 import { go } from '../route.ts'
@@ -302,7 +303,7 @@ function Groups({ jobId, groups, onOpen }: { jobId: string; groups: Group[]; onO
               ))}
               {g.count > g.sample.length && <span class="muted"> and {count(g.count - g.sample.length)} more</span>}
             </p>
-            <SampleOutput jobId={jobId} node={g.sample[0]!} />
+            <SampleOutput jobId={jobId} node={g.sample[0]!} majority={k === 0 ? undefined : first!.sample[0]} />
           </li>
         ))}
       </ol>
@@ -311,19 +312,35 @@ function Groups({ jobId, groups, onOpen }: { jobId: string; groups: Group[]; onO
   )
 }
 
-/** The first bytes a group's first node wrote: its output stands for the group's. */
-function SampleOutput({ jobId, node }: { jobId: string; node: string }) {
-  const [text, setText] = useState<string | null>(null)
+const sample = (jobId: string, node: string, signal: AbortSignal) =>
+  api.logs(jobId, { node, limit: 50, maxBytes: 2048 }, signal).then((p) => p.chunks.map((c) => c.data).join(''))
+
+/**
+ * The first bytes a group's first node wrote: its output stands for the group's. An outlier
+ * group's (given the majority's node) is shown as a line diff against the majority's.
+ */
+function SampleOutput({ jobId, node, majority }: { jobId: string; node: string; majority?: string | undefined }) {
+  const [text, setText] = useState<{ mine: string; theirs: string | undefined } | null>(null)
   useEffect(() => {
     const ac = new AbortController()
-    api
-      .logs(jobId, { node, limit: 50, maxBytes: 2048 }, ac.signal)
-      .then((p) => setText(p.chunks.map((c) => c.data).join('')))
+    Promise.all([sample(jobId, node, ac.signal), majority === undefined ? undefined : sample(jobId, majority, ac.signal)])
+      .then(([mine, theirs]) => setText({ mine, theirs }))
       .catch(() => setText(null))
     return () => ac.abort()
-  }, [jobId, node])
+  }, [jobId, node, majority])
   if (text === null) return null
-  return text === '' ? <p class="muted">(no output)</p> : <pre class="output sample">{text}</pre>
+  if (text.theirs === undefined || text.theirs === text.mine) return text.mine === '' ? <p class="muted">(no output)</p> : <pre class="output sample">{text.mine}</pre>
+  const diff = lineDiff(text.theirs, text.mine)
+  return (
+    <pre class="output sample diff" data-testid="group-diff" aria-label="output compared with the most common result: - only there, + only here">
+      {diff.map((l, i) => (
+        <span key={i} class={l.op === '-' ? 'del' : l.op === '+' ? 'add' : undefined}>
+          {l.op} {l.text}
+          {'\n'}
+        </span>
+      ))}
+    </pre>
+  )
 }
 
 function Durations({ histogram: h, onOpen }: { histogram: ReturnType<JobModel['histogram']>; onOpen: (node: string) => void }) {
