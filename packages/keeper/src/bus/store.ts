@@ -92,7 +92,10 @@ async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
       const holder = Number((await readFile(path, 'utf8').catch(() => '')).trim())
       if (Number.isSafeInteger(holder) && holder > 0 && !alive(holder)) {
-        await unlink(path).catch(() => undefined)
+        // A dead holder's lock is broken only while it still names that holder: the holder may
+        // have ended normally after removing it, and the lock now be another live command's.
+        const still = (await readFile(path, 'utf8').catch(() => '')).trim()
+        if (still === String(holder)) await unlink(path).catch(() => undefined)
         continue
       }
       if (Date.now() > end) throw new ApiaryError('conflict', `${path} is held by process ${holder || '?'} (another keeper bus command): try again once it ends`, '--dir')
