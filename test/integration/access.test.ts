@@ -196,6 +196,11 @@ describe('access: users × routes', () => {
   it('refuses a destructive operation to an operator, naming the rule, even confirmed; an admin may run it', async () => {
     const wipe = { operation: { type: 'exec', argv: ['rm', '-rf', '/'] }, targets: 'db-1', confirm: { nodes: 1 } }
     expect(await call('op', 'POST', '/v1/jobs', wipe)).toMatchObject({ status: 403, body: { error: { message: 'role operator does not allow destructive operations' } } })
+    // Without its confirmation even an admin is refused, and the refusal is recorded.
+    const { confirm: _c, ...unconfirmed } = wipe
+    expect(await call('admin', 'POST', '/v1/jobs', unconfirmed)).toMatchObject({ status: 428, body: { error: { code: 'confirmation_required', details: { nodes: 1 } } } })
+    const audit = (await call('admin', 'GET', '/v1/audit?limit=1000')).body.records as AuditRecord[]
+    expect(audit.filter((r) => r.kind === 'refused' && r.user === 'admin').at(-1)?.detail).toMatchObject({ action: 'submit', risk: 'destructive', confirm: null, reason: expect.stringContaining('confirm') })
     expect((await call('admin', 'POST', '/v1/jobs', wipe)).status).toBe(201)
   })
 

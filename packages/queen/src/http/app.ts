@@ -164,15 +164,24 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const submitAs = async (c: Context<AppEnv>, request: JobRequest, opts: { nodes?: string[]; rerunOf?: string } = {}) => {
     const user = principal(c)
     let seen: Plan | undefined
-    const created = await coordinator.submit(request, {
-      ...opts,
-      submittedBy: user.name,
-      authorize: (plan) => {
-        seen = plan
-        const v = users.policy.submission(user, { operation: request.operation.type, targets: plan.targets, risk: plan.risk.class })
-        if (!v.allowed) refuse(c, opts.rerunOf ? 'rerun' : 'submit', v.reason!, { ...submission(request, plan), ...(opts.rerunOf ? { rerunOf: opts.rerunOf } : {}) })
-      },
-    })
+    const action = opts.rerunOf ? 'rerun' : 'submit'
+    const created = await coordinator
+      .submit(request, {
+        ...opts,
+        submittedBy: user.name,
+        authorize: (plan) => {
+          seen = plan
+          const v = users.policy.submission(user, { operation: request.operation.type, targets: plan.targets, risk: plan.risk.class })
+          if (!v.allowed) refuse(c, action, v.reason!, { ...submission(request, plan), ...(opts.rerunOf ? { rerunOf: opts.rerunOf } : {}) })
+        },
+      })
+      .catch((err: unknown) => {
+        // The destructive-operation gate refused it (no confirmation, or the wrong count): recorded too.
+        if (seen && isApiaryError(err, 'confirmation_required')) {
+          auditor.record({ kind: 'refused', ...who(c), detail: { action, route: `${c.req.method} ${c.req.routePath}`, reason: err.message, ...submission(request, seen), ...(opts.rerunOf ? { rerunOf: opts.rerunOf } : {}) } })
+        }
+        throw err
+      })
     const detail = { jobId: created.jobId, ...(seen ? submission(request, seen) : {}), ...(opts.rerunOf ? { rerunOf: opts.rerunOf } : {}) }
     auditor.record({ kind: opts.rerunOf ? 'job.rerun' : 'job.submitted', ...who(c), detail })
     return created
