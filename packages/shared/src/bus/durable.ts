@@ -239,19 +239,40 @@ export function startReader(what: string, handler: (m: StreamMessage) => void | 
   }
 }
 
+/** Per signal, the callbacks of every `linkedSignal` hooked to it, run by one listener. */
+const hooked = new WeakMap<AbortSignal, Set<() => void>>()
+
+function hook(s: AbortSignal, fn: () => void): () => void {
+  let fns = hooked.get(s)
+  if (!fns) {
+    const set = new Set<() => void>()
+    hooked.set(s, (fns = set))
+    s.addEventListener('abort', () => {
+      for (const f of [...set]) f()
+      set.clear()
+    }, { once: true })
+  }
+  fns.add(fn)
+  return () => fns.delete(fn)
+}
+
 /**
  * A signal that aborts when any of `signals` does, and `dispose()` to unhook it. Unlike
  * `AbortSignal.any`, nothing stays attached to a long-lived signal once the caller is done.
+ * One listener per long-lived signal (a bus's close) serves every link: hooking and unhooking
+ * cost O(1), however many publishes are in flight (an EventTarget's removeEventListener walks
+ * its listeners).
  */
 export function linkedSignal(...signals: Array<AbortSignal | undefined>): { signal: AbortSignal; dispose(): void } {
   const ac = new AbortController()
-  const on = signals.filter((s): s is AbortSignal => s !== undefined)
   const abort = () => ac.abort()
-  for (const s of on) {
+  const unhooks: Array<() => void> = []
+  for (const s of signals) {
+    if (s === undefined) continue
     if (s.aborted) ac.abort()
-    else s.addEventListener('abort', abort, { once: true })
+    else unhooks.push(hook(s, abort))
   }
-  return { signal: ac.signal, dispose: () => on.forEach((s) => s.removeEventListener('abort', abort)) }
+  return { signal: ac.signal, dispose: () => unhooks.forEach((u) => u()) }
 }
 
 /**
