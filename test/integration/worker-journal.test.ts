@@ -67,6 +67,37 @@ describe('a worker runs a task at most once (in process)', () => {
     return journal
   }
 
+  it('stores a task’s start and output without waiting for each other’s acknowledgement, and its end only after both', async () => {
+    let release!: () => void
+    const held = new Promise<void>((r) => (release = r))
+    const order: string[] = []
+    const slow: Bus = {
+      ...bus,
+      durable: {
+        ...bus.durable,
+        publish: async (subject, data, opts) => {
+          const kind = (data as WireEvent).kind
+          order.push(`sent ${kind}`)
+          if (kind === 'node.started') await held
+          const r = await bus.durable.publish(subject, data, opts)
+          order.push(`stored ${kind}`)
+          return r
+        },
+      },
+    }
+    const journal = await openJournal({ dir: journalDir(dir.path, 'worker', 'web-5'), log: silentLogger() })
+    worker = startWorker({ bus: slow, log: silentLogger(), nodeId: 'web-5', region: 'eu', labels: {}, heartbeatMs: 60_000, queenKey: testQueenKey, journal })
+    await expect(ask(signedTask('jpipe00001', 'web-5', { type: 'exec', argv: ['echo', 'hi'] }))).resolves.toEqual({ accepted: true, by: 'web-5' })
+    await waitUntil(() => order.includes('stored node.output'), 'the output to be stored while the start is held')
+    // The command has ended: its end waits for the start.
+    await waitUntil(() => journal.get('jpipe00001', 'web-5')?.final != null, 'the end to be in the journal')
+    expect(order).not.toContain('sent node.finished')
+    release()
+    await waitUntil(() => order.includes('stored node.finished'), 'the end to be stored')
+    expect(order.indexOf('sent node.finished')).toBeGreaterThan(order.indexOf('stored node.started'))
+    expect((await storedEvents(base, 'jpipe00001')).map((e) => ('step' in e ? e.step : undefined))).toEqual([2, 1, 3])
+  })
+
   it('answers a task delivered again with what it did, runs it once, and publishes its end again', async () => {
     await start('web-1')
     const out = join(dir.path, 'ran-web-1')

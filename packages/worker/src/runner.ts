@@ -97,6 +97,9 @@ function eventDeadline(task: Task, now: number): number {
  * and before it is acknowledged; one the journal says was taken before a restart and never
  * ended is not run again: it ends `lost`.
  */
+/** A task's events stored at once, at most: past it, the next waits for one of them. */
+export const EVENTS_IN_FLIGHT = 8
+
 export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
   const { bus, log, id, journal } = cfg
   const running = new Map<string, { abort: AbortController; done: Promise<void> }>()
@@ -132,7 +135,7 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
   }
   /**
    * One task's events, numbered (`step`: the queen applies them in that order whatever order
-   * the stream stores them in) and stored one after another, with their dedupe ids:
+   * the stream stores them in) and stored with their dedupe ids:
    * `<job>/<node>/<tag>/<kind>`, the tag keyed by this worker's secret so no other node can
    * forge an id that would have one of these dropped as a duplicate. A final event comes
    * numbered (`step()`, before the journal records it), or from the journal as first sent.
@@ -140,20 +143,32 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
   const eventsOf = (jobId: string, node: string, deadline: number) => {
     const subject = cfg.eventSubject(node, jobId)
     const tag = createHmac('sha256', journal.secret).update(`${jobId}/${node}`).digest('base64url').slice(0, 22)
+    // A task's start and output go out without waiting for each other's acknowledgement (at
+    // most EVENTS_IN_FLIGHT at once; the queen orders them by step); its final event goes once
+    // every earlier one is stored or given up, so it is stored last unless a retry reorders.
     let tail = Promise.resolve()
+    const inFlight = new Set<Promise<void>>()
     let steps = 0
     let chunks = 0
-    const send = (ev: WireEvent, kind: string) => {
-      const next = tail.then(() => store(subject, ev, `${jobId}/${node}/${tag}/${kind}`, deadline))
+    const send = (ev: WireEvent, kind: string, final: boolean) => {
+      const next = tail.then(async () => {
+        if (final) await Promise.all(inFlight)
+        else while (inFlight.size >= EVENTS_IN_FLIGHT) await Promise.race(inFlight)
+        const stored = store(subject, ev, `${jobId}/${node}/${tag}/${kind}`, deadline)
+        inFlight.add(stored)
+        void stored.finally(() => inFlight.delete(stored))
+        track(stored)
+        if (final) await stored
+      })
       tail = next
       track(next)
     }
     return {
-      started: (ev: WireEventOf<'node.started'>) => send({ ...ev, step: ++steps }, 'started'),
-      output: (ev: WireEventOf<'node.output'>) => send({ ...ev, step: ++steps }, `output/${++chunks}`),
+      started: (ev: WireEventOf<'node.started'>) => send({ ...ev, step: ++steps }, 'started', false),
+      output: (ev: WireEventOf<'node.output'>) => send({ ...ev, step: ++steps }, `output/${++chunks}`, false),
       /** The step of the task's final event: one past the last sent. */
       step: () => ++steps,
-      finished: (ev: FinalEvent) => send(ev, 'finished'),
+      finished: (ev: FinalEvent) => send(ev, 'finished', true),
     }
   }
   type Events = ReturnType<typeof eventsOf>
