@@ -10,7 +10,7 @@ import { type JobDetail, JobEvent } from '@apiary/shared'
  */
 export class FakeQueen {
   /** Every request, in order: method, path and the Last-Event-ID it carried. */
-  readonly requests: Array<{ method: string; path: string; lastEventId: string | undefined }> = []
+  readonly requests: Array<{ method: string; path: string; lastEventId: string | undefined; idempotencyKey: string | undefined }> = []
   /** The job's events as this queen's index holds them, in order. */
   events: JobEvent[] = []
   job: JobDetail | undefined
@@ -77,7 +77,8 @@ export class FakeQueen {
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', this.url)
     const lastEventId = req.headers['last-event-id']
-    this.requests.push({ method: req.method ?? '', path: url.pathname, lastEventId: typeof lastEventId === 'string' ? lastEventId : undefined })
+    const key = req.headers['idempotency-key']
+    this.requests.push({ method: req.method ?? '', path: url.pathname, lastEventId: typeof lastEventId === 'string' ? lastEventId : undefined, idempotencyKey: typeof key === 'string' ? key : undefined })
     for (const w of this.#waiters.filter((w) => w.path.test(url.pathname))) {
       this.#waiters.splice(this.#waiters.indexOf(w), 1)
       w.resolve()

@@ -109,6 +109,35 @@ describe('two queens, one leader (in-process bus)', () => {
     expect(finished(await events(c2, next.jobId)).counts).toEqual({ ok: 3 })
   })
 
+  it('answers a submit sent again with its Idempotency-Key with the job it made, on the leader and on the next one', async () => {
+    env = await twoQueens()
+    const { cluster, q2 } = env
+    const post = (url: string, token: string, key: string | undefined, body: unknown) =>
+      fetch(`${url}/v1/jobs`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(key ? { 'idempotency-key': key } : {}) }, body: JSON.stringify(body) })
+    const ping = { operation: { type: 'ping' }, targets: 'all' }
+    const key = 'key-0123456789abcdef'
+    const first = await post(cluster.queen.url, cluster.queen.token, key, ping)
+    expect(first.status).toBe(201)
+    const made = (await first.json()) as { jobId: string; nodes: string[] }
+    // Twice at once and once more: one job.
+    const again = await Promise.all([1, 2].map(() => post(cluster.queen.url, cluster.queen.token, key, ping)))
+    for (const r of again) expect([r.status, await r.json()]).toEqual([201, made])
+    // The same key with another request is refused, naming the header; a bad key too.
+    const other = await post(cluster.queen.url, cluster.queen.token, key, { ...ping, targets: 'web-1' })
+    expect([other.status, ((await other.json()) as { error: { field: string } }).error.field]).toEqual([409, 'Idempotency-Key'])
+    const bad = await post(cluster.queen.url, cluster.queen.token, 'short', ping)
+    expect([bad.status, ((await bad.json()) as { error: { field: string } }).error.field]).toEqual([400, 'Idempotency-Key'])
+    // The next leader knows the key from the log.
+    await waitUntil(async () => (await fetch(`${q2.url}/v1/jobs/${made.jobId}`, { headers: { authorization: `Bearer ${q2.token}` } })).status === 200, 'the standby to have the job')
+    await cluster.stopQueen()
+    await waitUntil(async () => ((await (await fetch(`${q2.url}/readyz`)).json()) as { role: string }).role === 'leader', 'the standby to lead')
+    const afterFailover = await post(q2.url, q2.token, key, ping)
+    expect([afterFailover.status, await afterFailover.json()]).toEqual([201, made])
+    const c2 = createJobClient({ url: q2.url, token: q2.token })
+    clients.push(c2)
+    expect((await c2.list()).filter((j) => j.operation.type === 'ping')).toHaveLength(1)
+  })
+
   it('a queen restarted after the leader stopped catches up from the log, and an index rebuilt from the log equals it', async () => {
     env = await twoQueens()
     const { cluster, dir } = env

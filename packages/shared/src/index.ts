@@ -155,6 +155,8 @@ export {
   CancelAnswer,
   ErrorBody,
   Health,
+  IDEMPOTENCY_HEADER,
+  IdempotencyKey,
   JobList,
   ListQuery,
   LogsPage,

@@ -8,6 +8,8 @@ import {
   ApiaryError,
   AuditQuery,
   digestOf,
+  IDEMPOTENCY_HEADER,
+  IdempotencyKey,
   isApiaryError,
   JobId,
   JobRequest,
@@ -163,12 +165,15 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   /** Submits as the caller: one of their roles must allow the resolved plan, else it is refused (and recorded). */
   const submitAs = async (c: Context<AppEnv>, request: JobRequest, opts: { nodes?: string[]; rerunOf?: string } = {}) => {
     const user = principal(c)
+    const header = c.req.header(IDEMPOTENCY_HEADER)
+    const requestKey = header === undefined ? undefined : parseOrThrow(IdempotencyKey, header, 'Idempotency-Key')
     let seen: Plan | undefined
     const action = opts.rerunOf ? 'rerun' : 'submit'
     const created = await coordinator
       .submit(request, {
         ...opts,
         submittedBy: user.name,
+        ...(requestKey !== undefined ? { requestKey } : {}),
         authorize: (plan) => {
           seen = plan
           const v = users.policy.submission(user, { operation: request.operation.type, targets: plan.targets, risk: plan.risk.class })
@@ -182,9 +187,11 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
         }
         throw err
       })
+    // A request sent again with its key made nothing new: the first one was recorded.
+    if (created.replayed) return { jobId: created.jobId, nodes: created.nodes }
     const detail = { jobId: created.jobId, ...(seen ? submission(request, seen) : {}), ...(opts.rerunOf ? { rerunOf: opts.rerunOf } : {}) }
     auditor.record({ kind: opts.rerunOf ? 'job.rerun' : 'job.submitted', ...who(c), detail })
-    return created
+    return { jobId: created.jobId, nodes: created.nodes }
   }
 
   /** The caller may act on (cancel, re-run) this job: theirs, or a role that acts on others'. */

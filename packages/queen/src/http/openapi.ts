@@ -54,6 +54,9 @@ function operation(key: RouteKey, spec: RouteSpec): Json {
   for (const [name, schema] of Object.entries(spec.params ?? {})) {
     parameters.push({ name, in: 'path', required: true, schema: schemaOf(schema, 'input') })
   }
+  for (const [name, schema] of Object.entries(spec.headers ?? {})) {
+    parameters.push({ name, in: 'header', required: false, schema: schemaOf(schema, 'input') })
+  }
   if (key.endsWith('/*')) parameters.push({ name: 'path', in: 'path', required: true, description: 'Any path under it that ends in `/`', schema: { type: 'string' } })
   if (spec.query) {
     const q = z.toJSONSchema(spec.query, { io: 'input', unrepresentable: 'any' }) as { properties?: Record<string, Json>; required?: string[] }

@@ -4,6 +4,7 @@ import {
   type BusMessage,
   clip,
   decode,
+  digestOf,
   type Durable,
   errorMessage,
   type FinalState,
@@ -16,6 +17,7 @@ import {
   type JobSummary,
   MAX_CAUSE,
   type Operation,
+  redactOperation,
   splitSecrets,
   type Logger,
   newJobId,
@@ -33,6 +35,19 @@ import type { HiveDispatch } from './hive-dispatch.ts'
 import type { SecretSealer } from './sealed-secrets.ts'
 import { type Effect, JobRun, type PresenceView, type RunSnapshot } from './job-run.ts'
 import { checkConfirmation, type Plan, planJob, summarisePlan } from './plan.ts'
+
+export interface SubmitOptions {
+  /** Restricts the targets to a snapshot (a re-run). */
+  nodes?: string[]
+  /** The job this one re-runs. */
+  rerunOf?: string
+  /** Recorded with the job. */
+  submittedBy?: string
+  /** Sees the resolved plan before anything is stored; throws to refuse it. */
+  authorize?: (plan: Plan) => void
+  /** The request's `Idempotency-Key`: the same one again from the same user answers with the job it made. */
+  requestKey?: string
+}
 
 export interface CoordinatorOptions {
   /** Where node events come from: the event stream, through the durable consumer `queen`. */
@@ -73,6 +88,8 @@ export class Coordinator {
   readonly #operations = new Map<string, Promise<Operation>>()
   /** The sealed env values and stdin of the jobs this queen resumed, opened when a share needs them. */
   readonly #sealed = new Map<string, string>()
+  /** Submits with an `Idempotency-Key` being stored, by `<user>/<key>`. */
+  readonly #keyed = new Map<string, { digest: string; made: Promise<{ jobId: string; nodes: string[] }> }>()
   /** Runs whose state changed since the last commit: their snapshots go with the next. */
   readonly #dirty = new Set<JobRun>()
   #leading = false
@@ -215,12 +232,38 @@ export class Coordinator {
    * queen); dispatch continues in the background. `nodes` restricts the targets to a snapshot
    * (a re-run); `rerunOf` links the new job to the old; `submittedBy` is recorded with the job.
    * `authorize` sees the resolved plan before anything is stored and throws to refuse it: the
-   * targets it judges are the ones that run.
+   * targets it judges are the ones that run. With `requestKey`, the same key from the same user
+   * answers with the job it made (`replayed`), kept in the log and index with the job, so a new
+   * leader knows it too; the same key with another request is a `conflict`.
    */
-  async submit(
-    request: JobRequest,
-    opts: { nodes?: string[]; rerunOf?: string; submittedBy?: string; authorize?: (plan: Plan) => void } = {},
-  ): Promise<{ jobId: string; nodes: string[] }> {
+  async submit(request: JobRequest, opts: SubmitOptions = {}): Promise<{ jobId: string; nodes: string[]; replayed?: true }> {
+    if (opts.requestKey === undefined) return this.#submit(request, opts)
+    this.#checkLeader()
+    // A key is the submitter's own: another user's same key is another request.
+    const key = `${opts.submittedBy ?? ''}/${opts.requestKey}`
+    const digest = digestOf({ request: { ...request, operation: redactOperation(request.operation) }, nodes: opts.nodes ?? null, rerunOf: opts.rerunOf ?? null })
+    const replay = (jobId: string, made: string | null) => {
+      if (made !== digest) throw new ApiaryError('conflict', `Idempotency-Key: already used for another request (job ${jobId}); a new request needs a new key`, 'Idempotency-Key')
+      return { jobId, nodes: this.#o.store.nodes(jobId).map((n) => n.node), replayed: true as const }
+    }
+    // The same key again while the first is being stored here waits for it; one that failed is tried anew.
+    const pending = this.#keyed.get(key)
+    if (pending) {
+      const first = await pending.made.catch(() => undefined)
+      if (first) return replay(first.jobId, pending.digest)
+    }
+    const found = this.#o.store.jobByRequestKey(key)
+    if (found) return replay(found.jobId, found.digest)
+    const entry = { digest, made: this.#submit(request, { ...opts, requestKey: key, requestDigest: digest }) }
+    this.#keyed.set(key, entry)
+    try {
+      return await entry.made
+    } finally {
+      if (this.#keyed.get(key) === entry) this.#keyed.delete(key)
+    }
+  }
+
+  async #submit(request: JobRequest, opts: SubmitOptions & { requestDigest?: string }): Promise<{ jobId: string; nodes: string[] }> {
     this.#checkLeader()
     this.#checkWarm()
     const plan = planJob(request, this.#o.presence.nodes(), opts.nodes)
@@ -235,7 +278,7 @@ export class Coordinator {
     const stored: JobRequestView = { ...request, operation: view }
     const sealed = secrets === undefined ? undefined : await this.#o.sealer.seal(jobId, secrets)
     this.#checkLeader()
-    this.#o.events.create({ id: jobId, request: stored, ...(sealed !== undefined ? { sealed } : {}), createdAt: now, nodes: targets.map((t) => ({ node: t.id, region: t.region })), rerunOf: opts.rerunOf ?? null, ...(opts.submittedBy ? { submittedBy: opts.submittedBy } : {}) })
+    this.#o.events.create({ id: jobId, request: stored, ...(sealed !== undefined ? { sealed } : {}), createdAt: now, nodes: targets.map((t) => ({ node: t.id, region: t.region })), rerunOf: opts.rerunOf ?? null, ...(opts.submittedBy ? { submittedBy: opts.submittedBy } : {}), ...(opts.requestKey !== undefined && opts.requestDigest !== undefined ? { requestKey: opts.requestKey, requestDigest: opts.requestDigest } : {}) })
     this.#o.log.child({ jobId }).info({ nodes: targets.length, targets: request.targets, op: request.operation.type, risk: plan.risk.class, rerunOf: opts.rerunOf }, 'job submitted')
     this.#o.events.open(jobId, 0)
     const { run, effects } = JobRun.submit(

@@ -71,6 +71,8 @@ const ADDED_COLUMNS: Array<[table: string, column: string, type: string]> = [
   ['jobs', 'run', 'TEXT'],
   ['job_nodes', 'pos', 'INTEGER NOT NULL DEFAULT 0'],
   ['jobs', 'submitted_by', 'TEXT'],
+  ['jobs', 'request_key', 'TEXT'],
+  ['jobs', 'request_digest', 'TEXT'],
 ]
 
 function migrate(db: InstanceType<typeof Database>) {
@@ -78,6 +80,7 @@ function migrate(db: InstanceType<typeof Database>) {
     const cols = db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>
     if (!cols.some((c) => c.name === column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`)
   }
+  db.exec('CREATE INDEX IF NOT EXISTS jobs_request_key ON jobs(request_key) WHERE request_key IS NOT NULL')
   redactStored(db)
 }
 
@@ -192,8 +195,9 @@ export function openSqliteStore(path: string): JobStore {
   }
 
   const insertJob = db.prepare(
-    'INSERT INTO jobs (id, state, request, created_at, finished_at, node_count, counts, last_seq, rerun_of, submitted_by) VALUES (?, ?, ?, ?, NULL, ?, ?, 0, ?, ?)',
+    'INSERT INTO jobs (id, state, request, created_at, finished_at, node_count, counts, last_seq, rerun_of, submitted_by, request_key, request_digest) VALUES (?, ?, ?, ?, NULL, ?, ?, 0, ?, ?, ?, ?)',
   )
+  const byRequestKey = db.prepare('SELECT id, request_digest FROM jobs WHERE request_key = ? ORDER BY created_at LIMIT 1')
   const insertNode = db.prepare("INSERT INTO job_nodes (job_id, node, region, state, pos) VALUES (?, ?, ?, 'pending', ?)")
   const hasJob = db.prepare('SELECT 1 FROM jobs WHERE id = ?')
   const setRun = db.prepare("UPDATE jobs SET run = ? WHERE id = ? AND state = 'running'")
@@ -235,7 +239,9 @@ export function openSqliteStore(path: string): JobStore {
   const insertNewJob = (job: NewJob) => {
     // A record applied again (a rebuild over a partial index) finds its job there.
     if (hasJob.get(job.id)) return
-    insertJob.run(job.id, 'running', JSON.stringify(requestView(job.request)), job.createdAt, job.nodes.length, '{}', job.rerunOf, typeof job.submittedBy === 'string' ? job.submittedBy : null)
+    const key = typeof job.requestKey === 'string' ? job.requestKey : null
+    const digest = typeof job.requestDigest === 'string' ? job.requestDigest : null
+    insertJob.run(job.id, 'running', JSON.stringify(requestView(job.request)), job.createdAt, job.nodes.length, '{}', job.rerunOf, typeof job.submittedBy === 'string' ? job.submittedBy : null, key, digest)
     job.nodes.forEach((n, i) => insertNode.run(job.id, n.node, n.region, i))
     if (job.sealed !== undefined) insertSealed.run(job.id, job.sealed)
   }
@@ -339,6 +345,10 @@ export function openSqliteStore(path: string): JobStore {
     getJob(jobId) {
       const r = getJob.get(jobId) as JobRow | undefined
       return r ? toSummary(r) : undefined
+    },
+    jobByRequestKey(key) {
+      const r = byRequestKey.get(key) as { id: string; request_digest: string | null } | undefined
+      return r && { jobId: r.id, digest: r.request_digest }
     },
     listJobs({ state, limit }) {
       const rows = (state ? listByState.all(state, limit) : listAll.all(limit)) as JobRow[]

@@ -11,6 +11,9 @@ export interface NewJob {
   rerunOf: string | null
   /** The user who submitted it (absent in records written before users). */
   submittedBy?: string
+  /** `<user>/<Idempotency-Key>` of the request that made it, and the digest of that request (its view), when it came with one. */
+  requestKey?: string
+  requestDigest?: string
 }
 
 export interface JobEnd {
@@ -123,6 +126,8 @@ export interface JobStore {
   prune(before: number, limit: number): number
   countJobs(): number
   getJob(jobId: string): JobSummary | undefined
+  /** The job a request with this `requestKey` made, with that request's digest. */
+  jobByRequestKey(key: string): { jobId: string; digest: string | null } | undefined
   listJobs(filter: { state?: JobState; limit: number }): JobSummary[]
   /** Ids of jobs still running, for recovery at start-up. */
   runningJobIds(): string[]

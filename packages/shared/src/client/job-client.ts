@@ -13,7 +13,7 @@ import {
   type RerunRequest,
 } from '../schema/job.ts'
 import { AuditPage, IssuedToken } from '../schema/access.ts'
-import { CancelAnswer, JobList, LogsPage, NodeList, Revoked, UserList } from '../schema/api.ts'
+import { CancelAnswer, IDEMPOTENCY_HEADER, JobList, LogsPage, NodeList, Revoked, UserList } from '../schema/api.ts'
 import { EventCursor } from './event-cursor.ts'
 import { type CallKind, type FailoverLimits, type Miss, Queens, type Tries } from './failover.ts'
 import { parseQueenUrls } from './queens.ts'
@@ -107,12 +107,12 @@ export function createJobClient(opts: JobClientOptions) {
   const callLimits: FailoverLimits = { deadlineMs: opts.retryForMs ?? 30_000, notFoundForMs: opts.notFoundForMs ?? 5000, allDown: 'fail', maxWaitMs: 2000 }
 
   /** One request to one queen; a failure to get an answer is thrown as undici reports it. */
-  async function send(queen: string, method: 'GET' | 'POST', path: string, body: unknown, budgetMs: number): Promise<{ status: number; text: string }> {
+  async function send(queen: string, method: 'GET' | 'POST', path: string, body: unknown, budgetMs: number, headers: Record<string, string> = {}): Promise<{ status: number; text: string }> {
     const ms = Math.max(1, Math.min(timeoutMs, budgetMs))
     const res = await request(`${queen}${path}`, {
       method,
       dispatcher,
-      headers: { ...auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: { ...headers, ...auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       body: body === undefined ? null : JSON.stringify(body),
       headersTimeout: ms,
       bodyTimeout: ms,
@@ -121,7 +121,7 @@ export function createJobClient(opts: JobClientOptions) {
   }
 
   /** Sends a call to the queens in turn (see `Tries`) until one serves it. */
-  async function call<S extends z.ZodType>(kind: CallKind, method: 'GET' | 'POST', path: string, schema: S, body?: unknown, jobId?: string): Promise<z.output<S>> {
+  async function call<S extends z.ZodType>(kind: CallKind, method: 'GET' | 'POST', path: string, schema: S, body?: unknown, jobId?: string, headers?: Record<string, string>): Promise<z.output<S>> {
     const what = `${method} ${path.replace(/\?.*$/, '')}`
     const tries = queens.call(kind, callLimits, { what, ...(jobId === undefined ? {} : { jobId }) })
     for (;;) {
@@ -131,7 +131,7 @@ export function createJobClient(opts: JobClientOptions) {
       const budget = tries.remainingMs()
       let res
       try {
-        res = await send(step.queen, method, path, body, budget)
+        res = await send(step.queen, method, path, body, budget, headers)
       } catch (err) {
         tries.missed(step.queen, downMiss(err))
         continue
@@ -222,8 +222,12 @@ export function createJobClient(opts: JobClientOptions) {
   const client = {
     /** The queens, in the order given. */
     queens: queens.urls,
+    /**
+     * Submits a job under a fresh `Idempotency-Key`: sent again (to this queen or another) when
+     * the answer is lost, it makes the job once.
+     */
     submit: async (req: JobRequestInput) => {
-      const created = await call('create', 'POST', '/v1/jobs', JobCreated, req)
+      const created = await call('write', 'POST', '/v1/jobs', JobCreated, req, undefined, { [IDEMPOTENCY_HEADER]: globalThis.crypto.randomUUID() })
       queens.knowJob(created.jobId)
       return created
     },
@@ -231,7 +235,7 @@ export function createJobClient(opts: JobClientOptions) {
     plan: (req: JobRequestInput) => call('write', 'POST', '/v1/plan', JobPlan, req),
     /** The same operation on the nodes of the original snapshot that ended in `only`. */
     rerun: async (jobId: string, req: RerunRequest = {}) => {
-      const created = await call('create', 'POST', `/v1/jobs/${encodeURIComponent(jobId)}/rerun`, JobCreated, req, jobId)
+      const created = await call('write', 'POST', `/v1/jobs/${encodeURIComponent(jobId)}/rerun`, JobCreated, req, jobId, { [IDEMPOTENCY_HEADER]: globalThis.crypto.randomUUID() })
       queens.knowJob(created.jobId)
       return created
     },

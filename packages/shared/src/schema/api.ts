@@ -34,6 +34,13 @@ export const UserList = z.object({ users: z.array(UserInfo), managed: z.boolean(
 export const Revoked = z.object({ name: UserName, revoked: z.literal(true) })
 export const OutputChunk = z.object({ node: NodeId, stream: z.enum(['stdout', 'stderr']), data: z.string(), seq: z.number().int() })
 export const LogsPage = z.object({ chunks: z.array(OutputChunk), next: z.number().int().nullable() })
+/**
+ * `Idempotency-Key` of a submit or re-run: the same key from the same user within the job
+ * retention answers with the job it made the first time, so a client may send a submit again
+ * (to another queen) when it cannot know whether the first arrived.
+ */
+export const IDEMPOTENCY_HEADER = 'idempotency-key'
+export const IdempotencyKey = z.string().regex(/^[A-Za-z0-9_-]{16,128}$/, 'must be 16 to 128 characters of A-Z, a-z, 0-9, "_" and "-" (a random UUID will do)')
 export const SignIn = z.strictObject({ token: z.string().min(1, 'must not be empty').max(4096) })
 export const SignedIn = z.object({ signedIn: z.boolean() })
 
@@ -76,6 +83,8 @@ export interface RouteSpec {
   tag: 'jobs' | 'nodes' | 'users' | 'audit' | 'service' | 'console'
   params?: Record<string, z.ZodType>
   query?: z.ZodObject
+  /** Request headers it reads, beyond authentication. */
+  headers?: Record<string, z.ZodType>
   body?: z.ZodType
   /** The successful answers; errors follow from the access rule and the inputs. */
   ok: Partial<Record<200 | 201 | 503, Answer>>
@@ -94,20 +103,22 @@ export const API_ROUTES = {
   'POST /v1/jobs': {
     access: 'submit',
     tag: 'jobs',
-    summary: 'Submit a job: an operation on the nodes a selector resolves to, rolled out by the rollout’s rules. One role of the caller must allow the whole resolved plan; a destructive operation needs `confirm.nodes` equal to the node count (428 otherwise).',
+    summary: 'Submit a job: an operation on the nodes a selector resolves to, rolled out by the rollout’s rules. One role of the caller must allow the whole resolved plan; a destructive operation needs `confirm.nodes` equal to the node count (428 otherwise). With `Idempotency-Key`, the same key from the same user answers with the job it made (409 if it came with another request).',
+    headers: { 'Idempotency-Key': IdempotencyKey },
     body: JobRequest,
     ok: { 201: JobCreated },
-    errors: [428, 503],
+    errors: [409, 428, 503],
   },
   'POST /v1/plan': { access: 'read', tag: 'jobs', summary: 'What a job would do (targets, regions, offline nodes, a sample, risk class) and whether the caller’s roles allow it; runs nothing.', body: JobRequest, ok: { 200: JobPlan } },
   'POST /v1/jobs/:id/rerun': {
     access: 'submit',
     tag: 'jobs',
-    summary: 'The same operation again on the nodes of the original snapshot that ended in `only`. An ended job’s env values and stdin are forgotten: give them again.',
+    summary: 'The same operation again on the nodes of the original snapshot that ended in `only`. An ended job’s env values and stdin are forgotten: give them again. `Idempotency-Key` as for a submit.',
     params: id,
+    headers: { 'Idempotency-Key': IdempotencyKey },
     body: RerunRequest,
     ok: { 201: JobCreated },
-    errors: [404, 428, 503],
+    errors: [404, 409, 428, 503],
   },
   'GET /v1/jobs': { access: 'read', tag: 'jobs', summary: 'Recent jobs, newest first.', query: ListQuery, ok: { 200: JobList } },
   'GET /v1/jobs/:id': { access: 'read', tag: 'jobs', summary: 'A job’s summary and every node’s state, exit code, cause and bytes.', params: id, ok: { 200: JobDetail }, errors: [404] },
