@@ -46,6 +46,7 @@ export const dev = defineCommand({
     if (serving) {
       const agentless = inventoryFile ? `, inventory ${inventoryFile} over SSH` : ''
       await io.err.line(`apiary embedded cluster: queen on ${cluster.queen.url}, ${workers} local worker${workers === 1 ? '' : 's'}${agentless}, state in ${stateDir}`)
+      await io.err.line(`web console: ${cluster.queen.url}/ui/ (sign in with the token in ${tokenFile})`)
       await io.err.line(`in another terminal: keeper nodes · keeper run -- uname -a · keeper jobs   (Ctrl-C stops)`)
       await new Promise<void>((resolve) => io.interrupt.addEventListener('abort', () => resolve(), { once: true }))
       await cluster.close()
