@@ -36,6 +36,8 @@ export interface NatsBusOptions extends NatsConnectFlags {
    * (`subjects.inboxPrefix`), the one nats-server lets its credential receive.
    */
   identity?: Identity
+  /** Told when the connection is lost and when it comes back (readiness, `busLink`). */
+  onStatus?: (status: 'disconnect' | 'reconnect') => void
 }
 
 const enc = new TextEncoder()
@@ -86,7 +88,10 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<Bus> {
   log.info({ server: opts.url, auth: credential?.kind ?? 'none', tls: tls !== undefined, ...(inboxPrefix ? { inbox: inboxPrefix } : {}) }, 'connected to NATS')
   void (async () => {
     for await (const s of nc.status()) {
-      if (s.type === 'disconnect' || s.type === 'reconnect') log.warn({ nats: s.type, server: s.server }, `NATS ${s.type}`)
+      if (s.type === 'disconnect' || s.type === 'reconnect') {
+        log.warn({ nats: s.type, server: s.server }, `NATS ${s.type}`)
+        opts.onStatus?.(s.type)
+      }
       else if (s.type === 'error') log.error({ nats: s.type, err: s.error }, 'NATS error')
     }
   })().catch(() => undefined)

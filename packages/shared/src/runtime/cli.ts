@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util'
 import { DURATION_RULE, parseDuration } from './config.ts'
 import { ApiaryError } from '../errors.ts'
 import { LabelKey, LabelValue, MAX_LABELS } from '../schema/ids.ts'
+import { checkOpsEndpoint, type OpsListen } from './ops-server.ts'
 
 interface SpecBase {
   help: string
@@ -272,6 +273,55 @@ export const DAEMON_OPTIONS = {
   },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 } as const satisfies OptionTable
+
+/** How long a daemon told to stop (SIGTERM) may take to finish or hand back what it holds. */
+export const DRAIN_OPTIONS = {
+  'drain-grace': {
+    type: 'duration',
+    env: 'APIARY_DRAIN_GRACE',
+    default: '30s',
+    min: '0s',
+    max: '1h',
+    value: 'DUR',
+    help: 'on SIGTERM: take no new work and finish or hand back what it holds within this long, then exit 0',
+  },
+} as const satisfies OptionTable
+
+/** A hive's or worker's operator endpoints: /metrics, /healthz and /readyz on a port of their own (off without --metrics-port). */
+export const OPS_OPTIONS = {
+  'metrics-port': { type: 'int', min: 1, max: 65535, env: 'APIARY_METRICS_PORT', value: 'PORT', help: 'serve /metrics (Prometheus), /healthz and /readyz on this port (default: off)' },
+  'metrics-host': {
+    type: 'string',
+    env: 'APIARY_METRICS_HOST',
+    default: '127.0.0.1',
+    value: 'ADDR',
+    help: 'address of --metrics-port; one that is not loopback needs --metrics-token-file',
+  },
+  'metrics-token-file': {
+    type: 'string',
+    env: 'APIARY_METRICS_TOKEN_FILE',
+    value: 'FILE',
+    help: 'bearer token (mode 0600) that /metrics asks for (Authorization: Bearer …); /healthz and /readyz never do',
+  },
+  health: { type: 'boolean', help: 'ask this daemon’s /readyz on --metrics-port and exit 0 if it is ready, 1 if not (a container HEALTHCHECK)' },
+  ...DRAIN_OPTIONS,
+} as const satisfies OptionTable
+
+/** The operator endpoints and drain grace from `OPS_OPTIONS`, checked: a metrics address others reach needs a token file. */
+export interface OpsFlags {
+  /** Undefined: no metrics port. */
+  metrics: Readonly<OpsListen> | undefined
+  drainGraceMs: number
+}
+
+export function opsOptionsFrom(v: OptionValues<typeof OPS_OPTIONS>): Readonly<OpsFlags> {
+  const port = v['metrics-port']
+  if (port !== undefined) checkOpsEndpoint(v['metrics-host'], v['metrics-token-file'])
+  return Object.freeze({
+    metrics: port === undefined ? undefined : Object.freeze({ host: v['metrics-host'], port, tokenFile: v['metrics-token-file'] }),
+    drainGraceMs: v['drain-grace'],
+  })
+}
 
 /** How an SSH pool knows and authenticates hosts: SSH workers and `keeper dev --inventory`. */
 export const SSH_OPTIONS = {

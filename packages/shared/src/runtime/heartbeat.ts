@@ -10,6 +10,8 @@ import { subjects } from '../subjects.ts'
 export class Heartbeater {
   #timer: NodeJS.Timeout | undefined
   #stopped = false
+  /** Whether the latest beat went out (false before the first, after a failed one, and once stopped). */
+  #sent = false
 
   constructor(
     private readonly bus: Bus,
@@ -29,13 +31,34 @@ export class Heartbeater {
     this.#tick()
   }
 
-  #tick(): void {
-    const hb = this.beat()
+  /** Whether it beats: started, not stopped, and the latest beat was handed to the bus. */
+  get beating(): boolean {
+    return this.#sent && !this.#stopped
+  }
+
+  /**
+   * Stops, with a last beat that says so (`leaving`): the queen takes this one as gone at once,
+   * rather than after three silent intervals. For a hive handing its shares back.
+   */
+  leave(): void {
+    if (this.#stopped) return
+    this.stop()
+    this.#send({ ...this.beat(), leaving: true })
+  }
+
+  #send(hb: Heartbeat): void {
     try {
       this.bus.publish(subjects.heartbeat(hb.role, hb.region, hb.id), hb)
+      this.#sent = true
     } catch (err) {
+      this.#sent = false
       this.log.warn({ err }, 'heartbeat not sent')
     }
+  }
+
+  #tick(): void {
+    const hb = this.beat()
+    this.#send(hb)
     if (this.#stopped) return
     this.#timer = setTimeout(() => this.#tick(), hb.intervalMs)
     this.#timer.unref()

@@ -18,7 +18,17 @@ export interface ProgramSpec<T extends OptionTable, C> {
   config: (values: OptionValues<T>, env: NodeJS.ProcessEnv) => C
   /** Starts the program; resolves once it runs. The returned close() runs on SIGINT/SIGTERM. */
   start: (config: C, log: Logger) => Promise<{ close(): Promise<void> }>
+  /**
+   * How long close() may take (the drain grace): past it and a margin the process exits 1
+   * rather than hang. Without it, close() is waited for.
+   */
+  graceMs?: (config: C) => number
+  /** `--health`: asks the running daemon whether it is ready (true: exit 0, false: exit 1); reads only the flags. */
+  health?: (values: OptionValues<T>) => Promise<boolean>
 }
+
+/** What close() may take past the drain grace: the bus's own close and the last log lines. */
+export const CLOSE_MARGIN_MS = 10_000
 
 /**
  * The life of a long-running apiary program, for `main.ts`: flags (with `--help`), config, a
@@ -40,6 +50,10 @@ export async function runProgram<T extends OptionTable & { 'log-level': { type: 
       process.stdout.write(`${spec.about}\n\noptions:\n${optionsHelp(spec.options)}\n`)
       return
     }
+    if (spec.health && (values as { health?: boolean }).health === true) {
+      process.exitCode = (await spec.health(values)) ? 0 : 1
+      return
+    }
     config = spec.config(values, process.env)
   } catch (err) {
     process.stderr.write(`${spec.program}: ${errorMessage(err)}\n`)
@@ -56,6 +70,7 @@ export async function runProgram<T extends OptionTable & { 'log-level': { type: 
         log.flush()
       },
       (code) => process.exit(code),
+      spec.graceMs ? { hardStopMs: spec.graceMs(config) + CLOSE_MARGIN_MS } : {},
     )
   } catch (err) {
     log.fatal({ err }, errorMessage(err))

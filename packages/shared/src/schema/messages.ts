@@ -203,5 +203,10 @@ export const Heartbeat = z.object({
   hosts: z.array(HostReach).max(10_000).optional(),
   /** Work it refused since it started because the queen's signature did not cover it: the operator sees forgeries here. */
   refused: Refusals.optional(),
+  /**
+   * hive only: its last beat, as it stops (drained on SIGTERM): gone now, not three intervals
+   * from now, so the shares it held are offered at once to another hive of its region.
+   */
+  leaving: z.literal(true).optional(),
 })
 export type Heartbeat = z.infer<typeof Heartbeat>
