@@ -1,10 +1,10 @@
 import { type Bus, type Logger, subjects, type Verifier, VERSION } from '@apiary/shared'
-import { Heartbeater } from '@apiary/shared/runtime'
+import { type DaemonMetrics, Heartbeater } from '@apiary/shared/runtime'
 import { collectFacts } from './executors/facts.ts'
 import { runLocal } from './executors/local.ts'
 import type { RunAs } from './executors/run-as.ts'
 import { type Journal, memoryJournal } from './journal.ts'
-import { okResult, startTaskRunner } from './runner.ts'
+import { okResult, RUNNER_METRICS, startTaskRunner } from './runner.ts'
 
 export interface WorkerConfig {
   bus: Bus
@@ -26,7 +26,13 @@ export interface WorkerConfig {
   journal?: Journal
   /** Commands run as this user (`resolveRunAs`), not as the worker's: they cannot read its credentials or journal. */
   runAs?: RunAs
+  /** Where what it runs is counted (`createMetrics('worker', WORKER_METRICS)`). */
+  metrics?: DaemonMetrics<WorkerMetricKey>
 }
+
+/** The metrics an agent worker keeps. */
+export const WORKER_METRICS = [...RUNNER_METRICS, 'tasksInFlight', 'draining'] as const
+export type WorkerMetricKey = (typeof WORKER_METRICS)[number]
 
 /** How many tasks an agent runs at once unless told otherwise. */
 export const DEFAULT_MAX_TASKS = 64
@@ -37,6 +43,13 @@ export interface Worker {
   running(): number
   /** Stops taking tasks, cancels running ones, waits for their final events and closes the journal. */
   close(): Promise<void>
+  /**
+   * Stops as a SIGTERM asks: refuses new tasks (`draining`), lets running ones finish within
+   * `graceMs` and stops those still running then, heartbeating until they have ended; then closes.
+   */
+  drain(graceMs: number): Promise<void>
+  /** Why it would not take a task now (draining, not heartbeating), or null: its /readyz. */
+  notReady(): string | null
 }
 
 /**
@@ -59,6 +72,7 @@ export function startWorker(cfg: WorkerConfig): Worker {
     eventSubject: (node, jobId) => subjects.nodeEvents(cfg.region, node, jobId),
     maxRunning: cfg.maxTasks ?? DEFAULT_MAX_TASKS,
     journal: cfg.journal ?? memoryJournal({ log }),
+    ...(cfg.metrics ? { metrics: cfg.metrics } : {}),
     admit: (task) => (task.node === nodeId ? null : `task is for node ${task.node}`),
     async execute(task, signal, hooks) {
       switch (task.operation.type) {
@@ -95,6 +109,10 @@ export function startWorker(cfg: WorkerConfig): Worker {
     ts: Date.now(),
     refused: runner.refusals(),
   })).start()
+  cfg.metrics?.onScrape(() => {
+    cfg.metrics?.m.tasksInFlight.set(runner.running())
+    cfg.metrics?.m.draining.set(runner.draining() ? 1 : 0)
+  })
   return {
     nodeId,
     running: () => runner.running(),
@@ -102,5 +120,11 @@ export function startWorker(cfg: WorkerConfig): Worker {
       heart.stop()
       await runner.close()
     },
+    async drain(graceMs) {
+      // It heartbeats while its tasks end: a silent worker's running nodes would be judged lost.
+      await runner.drain(graceMs)
+      heart.stop()
+    },
+    notReady: () => (runner.draining() ? 'draining' : heart.beating ? null : 'not heartbeating'),
   }
 }

@@ -6,6 +6,9 @@ import {
   NATS_CONNECT_OPTIONS,
   type NatsConnectFlags,
   natsConnectOptionsFrom,
+  OPS_OPTIONS,
+  type OpsFlags,
+  opsOptionsFrom,
   type OptionTable,
   type OptionValues,
   parseLabels,
@@ -56,6 +59,7 @@ export const WORKER_OPTIONS = {
     help: 'SSH mode: this worker’s id, as its NATS credential was issued; its journal goes by it, so give one that outlives a restart (default ssh-<region>-<host>-<pid>)',
   },
   ...withHelpPrefix('SSH mode: ', SSH_POOL_OPTIONS),
+  ...OPS_OPTIONS,
   'log-level': DAEMON_OPTIONS['log-level'],
   help: DAEMON_OPTIONS.help,
 } as const satisfies OptionTable
@@ -74,6 +78,8 @@ export type WorkerDaemonConfig = Readonly<
     stateDir: string
     /** This worker's journal: its directory (`journalDir` of `--state-dir` and its id) and bound. */
     journal: Readonly<{ dir: string; maxEntries: number }>
+    /** Its metrics port (if any) and drain grace. */
+    ops: Readonly<OpsFlags>
   } & WorkerMode
 >
 
@@ -111,11 +117,12 @@ export function parseWorkerConfig(
     }
   }
   const nats = natsConnectOptionsFrom(v)
+  const ops = opsOptionsFrom(v)
   const stateDir = v['state-dir'] ?? defaultStateDir(env)
   const journal = Object.freeze({
     dir: mode.mode === 'agent' ? journalDir(stateDir, 'worker', mode.nodeId) : journalDir(stateDir, 'ssh-worker', mode.id),
     maxEntries: v['journal-entries'],
   })
   // Last, so that a mistake in any other flag is named first.
-  return Object.freeze({ natsUrl, nats, queenKey: requiredQueenKey(v['queen-key']), region, heartbeatMs: v.heartbeat, stateDir, journal, ...mode })
+  return Object.freeze({ natsUrl, nats, queenKey: requiredQueenKey(v['queen-key']), region, heartbeatMs: v.heartbeat, stateDir, journal, ops, ...mode })
 }

@@ -1,6 +1,6 @@
-import { ensureStateDir, readQueenKey, runProgram } from '@apiary/shared/runtime'
+import { busLink, createMetrics, ensureStateDir, healthFromFlags, readQueenKey, runProgram, serveOps } from '@apiary/shared/runtime'
 import { createNatsBus } from '@apiary/shared/nats'
-import { startWorker } from './agent.ts'
+import { startWorker, WORKER_METRICS } from './agent.ts'
 import { parseWorkerConfig, WORKER_OPTIONS } from './config.ts'
 import { resolveRunAs } from './executors/run-as.ts'
 import { openJournal } from './journal.ts'
@@ -18,9 +18,16 @@ runs only work signed by the queen whose public key --queen-key pins. The comman
 its environment without the APIARY_* variables, as the worker's user or, with --run-as USER,
 as that user (then they cannot read the worker's credentials or journal). It runs each task at
 most once, across re-offers and its own restarts: a journal in --state-dir (mode 0700, its
-own) says what it took and how each ended.`,
+own) says what it took and how each ended.
+
+With --metrics-port it serves /metrics (Prometheus; with --metrics-token-file only to that
+bearer token), /healthz and /readyz (ready: connected, heartbeating, not draining); --health
+asks that /readyz. On SIGTERM it takes no new task, lets the running ones finish within
+--drain-grace, stops those still running then (they end cancelled), and exits 0.`,
   options: WORKER_OPTIONS,
   config: parseWorkerConfig,
+  graceMs: (c) => c.ops.drainGraceMs,
+  health: (v) => healthFromFlags(v, 'apiary-worker'),
   async start(c, log) {
     const { region, heartbeatMs } = c
     await ensureStateDir(c.stateDir, '--state-dir')
@@ -29,19 +36,29 @@ own) says what it took and how each ended.`,
       const { nodeId, labels } = c
       const runAs = c.runAs === undefined ? undefined : await resolveRunAs(c.runAs)
       const journal = await openJournal({ ...c.journal, log })
+      const metrics = createMetrics('worker', [...WORKER_METRICS, 'busConnected', 'busReconnects'], { process: true })
+      const link = busLink(metrics)
       let bus
       try {
-        bus = await createNatsBus({ url: c.natsUrl, name: `apiary-worker:${nodeId}`, log, identity: { role: 'worker', id: nodeId, region }, ...c.nats })
+        bus = await createNatsBus({ url: c.natsUrl, name: `apiary-worker:${nodeId}`, log, identity: { role: 'worker', id: nodeId, region }, onStatus: link.onStatus, ...c.nats })
       } catch (err) {
         await journal.close()
         throw err
       }
-      const worker = startWorker({ bus, log, nodeId, region, labels, heartbeatMs, queenKey, journal, ...(runAs ? { runAs } : {}) })
+      const worker = startWorker({ bus, log, nodeId, region, labels, heartbeatMs, queenKey, journal, metrics, ...(runAs ? { runAs } : {}) })
+      const ops = await serveOps(c.ops.metrics, { metrics, notReady: () => (link.connected() ? worker.notReady() : 'bus disconnected'), log }).catch(async (err: unknown) => {
+        await worker.close()
+        await bus.close()
+        throw err
+      })
       log.info({ node: nodeId, region, labels, journal: c.journal.dir, ...(runAs ? { runAs: runAs.user, uid: runAs.uid } : {}) }, 'worker ready')
       return {
         async close() {
-          await worker.close()
+          // /readyz says draining meanwhile; the port closes last.
+          await worker.drain(c.ops.drainGraceMs)
           await bus.close()
+          await ops?.close()
+          log.info('drained')
         },
       }
     }

@@ -25,7 +25,7 @@ import {
   type WireEventOf,
 } from '@apiary/shared'
 import { classifyRisk } from '@apiary/shared/risk'
-import { rateLimitedWarning, warnRateLimited } from '@apiary/shared/runtime'
+import { type DaemonMetrics, rateLimitedWarning, warnRateLimited } from '@apiary/shared/runtime'
 import { EXECUTION_DEADLINE, type ExecHooks, type ExecResult, type StopRequest } from './executors/executor.ts'
 import type { FinalEvent, Journal, JournalEntry } from './journal.ts'
 
@@ -59,7 +59,13 @@ export interface TaskRunnerConfig {
    * the job's deadline. `hooks.onStart` emits `node.started`, `hooks.onOutput` the output.
    */
   execute(task: Task, signal: AbortSignal, hooks: ExecHooks): Promise<ExecResult>
+  /** Where the tasks it ran, and those it refused, are counted. */
+  metrics?: DaemonMetrics<RunnerMetricKey>
 }
+
+/** The metrics a task runner keeps (`createMetrics`); the worker adds its own. */
+export const RUNNER_METRICS = ['nodesFinished', 'nodeDuration', 'tasksRefused'] as const
+export type RunnerMetricKey = (typeof RUNNER_METRICS)[number]
 
 export interface TaskRunner {
   /** Tasks running now. */
@@ -71,6 +77,14 @@ export interface TaskRunner {
    * for a short while (`PUBLISH_DRAIN_MS`), stored; then closes the journal.
    */
   close(): Promise<void>
+  /**
+   * Stops as a SIGTERM asks: refuses new tasks (their cause says the worker is draining) while
+   * it still answers for those it took, lets the running ones finish for up to `graceMs`,
+   * stops those still running then (they end `cancelled`, saying the grace passed), and closes.
+   */
+  drain(graceMs: number): Promise<void>
+  /** Whether it was told to drain (or close): it takes no new task. */
+  draining(): boolean
 }
 
 const RECENT_CANCELS = 16_384
@@ -117,6 +131,9 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
     refusals.last = { reason: clip(reason, 1000), subject: clip(subject, 1000), at: Date.now() }
   }
   let closing = false
+  let draining = false
+  const counted = cfg.metrics?.m
+  const refusedFor = (reason: 'draining' | 'capacity' | 'unsigned' | 'admission') => counted?.tasksRefused.inc({ reason })
 
   // Events on their way to the stream; a close waits for them a little.
   const publishing = new Set<Promise<void>>()
@@ -179,6 +196,7 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
     } catch (err) {
       log.error({ err, jobId: entry.jobId, node: entry.node }, 'the end of a task was not recorded in the journal')
     }
+    counted?.nodesFinished.inc({ state: ev.state })
     events.finished(ev)
   }
   /**
@@ -214,11 +232,15 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
       const forged = taskRefusal(task, { verifier: cfg.queenKey, region: cfg.region, agentless: cfg.agentless, now: Date.now(), verified, classify: classifyRisk })
       if (forged !== null) {
         refused(msg.subject, forged)
+        refusedFor('unsigned')
         refusedTasks.note({ jobId: task.jobId, node: task.node, subject: msg.subject, reason: forged })
         return refuse(`refused: ${forged}`)
       }
       const why = cfg.admit(task)
-      if (why !== null) return refuse(why)
+      if (why !== null) {
+        refusedFor('admission')
+        return refuse(why)
+      }
       const key = `${task.jobId}/${task.node}`
       // A task taken before (a re-offer, a redelivery, a restart since) is answered, never run again.
       // One running here is so even if the journal's bound forgot it.
@@ -231,7 +253,13 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
         else eventsOf(task.jobId, task.node, deadline).finished(final)
         return respond(msg, { accepted: true, by: id, already: final.state })
       }
+      // Only new work is refused: a task it took is still answered for, as above.
+      if (draining) {
+        refusedFor('draining')
+        return refuse(`worker ${id} is draining (it was told to stop): it takes no new task`)
+      }
       if (running.size >= cfg.maxRunning) {
+        refusedFor('capacity')
         warnRateLimited(log, 'refused a task: at capacity', { jobId: task.jobId, node: task.node, running: running.size })
         return refuse(`at capacity: ${running.size} tasks running (the most is ${cfg.maxRunning})`)
       }
@@ -309,6 +337,7 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
       cancel.removeEventListener('abort', onCancel)
     }
     const durationMs = Math.round((performance.now() - t0) * 10) / 10
+    counted?.nodeDuration.observe({ state: r.state }, durationMs / 1000)
     await finish(entry, {
       ...base,
       ts: Date.now(),
@@ -327,20 +356,41 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
     }, events)
   }
 
+  const close = async () => {
+    closing = true
+    draining = true
+    taskSub.unsubscribe()
+    for (const { abort } of running.values()) abort.abort({ state: 'cancelled', cause: 'worker shutting down' } satisfies StopRequest)
+    await Promise.all([...running.values()].map((r) => r.done))
+    controlSub.unsubscribe()
+    await settle(publishing, PUBLISH_DRAIN_MS)
+    // What is not stored by now is given up; each final state stays in the journal.
+    stopPublishing.abort()
+    await journal.close()
+    await bus.flush()
+  }
+
   return {
     running: () => running.size,
     refusals: () => ({ ...refusals }),
-    async close() {
-      closing = true
-      taskSub.unsubscribe()
-      for (const { abort } of running.values()) abort.abort({ state: 'cancelled', cause: 'worker shutting down' } satisfies StopRequest)
-      await Promise.all([...running.values()].map((r) => r.done))
-      controlSub.unsubscribe()
-      await settle(publishing, PUBLISH_DRAIN_MS)
-      // What is not stored by now is given up; each final state stays in the journal.
-      stopPublishing.abort()
-      await journal.close()
-      await bus.flush()
+    draining: () => draining,
+    close,
+    async drain(graceMs) {
+      if (closing) return close()
+      draining = true
+      if (running.size > 0) {
+        log.info({ tasks: running.size, graceMs }, 'draining: no new task; waiting for the running ones to finish')
+        let timer: NodeJS.Timeout | undefined
+        const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))
+        await Promise.race([Promise.all([...running.values()].map((r) => r.done)), late])
+        clearTimeout(timer)
+        if (running.size > 0) {
+          log.warn({ tasks: running.size, graceMs }, 'the drain grace passed: stopping the tasks still running')
+          const stop: StopRequest = { state: 'cancelled', cause: `the worker stopped: its drain grace (${graceMs / 1000} s) passed while the task ran` }
+          for (const { abort } of running.values()) abort.abort(stop)
+        }
+      }
+      await close()
     },
   }
 }

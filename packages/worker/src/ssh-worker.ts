@@ -1,11 +1,11 @@
 import { type Bus, errorMessage, type ExecOperation, type Facts, type HostReach, type Logger, subjects, type Verifier, VERSION } from '@apiary/shared'
-import { Heartbeater } from '@apiary/shared/runtime'
+import { type DaemonMetrics, Heartbeater } from '@apiary/shared/runtime'
 import { type InventoryNode } from '@apiary/shared/inventory'
 import { type ExecHooks, type ExecResult, stoppedResult } from './executors/executor.ts'
 import { poolKey, type SshPool, type SshTarget } from './executors/ssh/pool.ts'
 import { runSsh } from './executors/ssh/ssh.ts'
 import { type Journal, memoryJournal } from './journal.ts'
-import { okResult, startTaskRunner } from './runner.ts'
+import { okResult, RUNNER_METRICS, startTaskRunner } from './runner.ts'
 
 /** Host reachability reports per heartbeat at most (the queen takes up to 10,000). */
 export const HOSTS_PER_BEAT = 5_000
@@ -31,12 +31,22 @@ export interface SshWorkerConfig {
    * with the worker; by default one in memory, which a restart forgets.
    */
   journal?: Journal
+  /** Where what it runs is counted (`createMetrics('ssh-worker', SSH_WORKER_METRICS)`). */
+  metrics?: DaemonMetrics<SshWorkerMetricKey>
 }
+
+/** The metrics an SSH worker keeps: an agent's, and its pool's. */
+export const SSH_WORKER_METRICS = [...RUNNER_METRICS, 'tasksInFlight', 'draining', 'sshConnections', 'sshOpenBreakers'] as const
+export type SshWorkerMetricKey = (typeof SSH_WORKER_METRICS)[number]
 
 export interface SshWorker {
   id: string
   running(): number
   close(): Promise<void>
+  /** As an agent's `drain`: no new task, the running ones finish within `graceMs` or are stopped. */
+  drain(graceMs: number): Promise<void>
+  /** Why it would not take a task now, or null: its /readyz. */
+  notReady(): string | null
 }
 
 /**
@@ -69,6 +79,7 @@ export function startSshWorker(cfg: SshWorkerConfig): SshWorker {
     eventSubject: (node, jobId) => subjects.sshEvents(cfg.region, node, jobId),
     maxRunning: cfg.maxTasks ?? 4096,
     journal: cfg.journal ?? memoryJournal({ log }),
+    ...(cfg.metrics ? { metrics: cfg.metrics } : {}),
     admit(task) {
       const n = cfg.inventory().get(task.node)
       if (!n) return `node ${task.node} is not in this SSH worker's inventory`
@@ -143,6 +154,13 @@ export function startSshWorker(cfg: SshWorkerConfig): SshWorker {
     refused: runner.refusals(),
   })).start()
 
+  cfg.metrics?.onScrape(() => {
+    const m = cfg.metrics!.m
+    m.tasksInFlight.set(runner.running())
+    m.draining.set(runner.draining() ? 1 : 0)
+    m.sshConnections.set(pool.stats().connections)
+    m.sshOpenBreakers.set(pool.hosts().filter((h) => h.breaker !== 'closed').length)
+  })
   return {
     id: cfg.id,
     running: () => runner.running(),
@@ -150,6 +168,11 @@ export function startSshWorker(cfg: SshWorkerConfig): SshWorker {
       heart.stop()
       await runner.close()
     },
+    async drain(graceMs) {
+      await runner.drain(graceMs)
+      heart.stop()
+    },
+    notReady: () => (runner.draining() ? 'draining' : heart.beating ? null : 'not heartbeating'),
   }
 }
 
