@@ -5,6 +5,9 @@ import {
   NATS_CONNECT_OPTIONS,
   type NatsConnectFlags,
   natsConnectOptionsFrom,
+  OPS_OPTIONS,
+  type OpsFlags,
+  opsOptionsFrom,
   type OptionTable,
   type OptionValues,
   requiredNatsUrl,
@@ -18,6 +21,7 @@ export const HIVE_OPTIONS = {
   region: { type: 'string', env: 'APIARY_REGION', default: 'default', value: 'R', help: 'the region this hive rolls jobs out to' },
   id: { type: 'string', env: 'APIARY_HIVE_ID', value: 'ID', help: 'this hive’s id, as its NATS credential was issued (default: hive-<region>-<host>-<pid>)' },
   heartbeat: DAEMON_OPTIONS.heartbeat,
+  ...OPS_OPTIONS,
   'log-level': DAEMON_OPTIONS['log-level'],
   help: DAEMON_OPTIONS.help,
 } as const satisfies OptionTable
@@ -32,6 +36,8 @@ export interface HiveDaemonConfig {
   readonly region: string
   readonly hiveId: string
   readonly heartbeatMs: number
+  /** Its metrics port (if any) and drain grace. */
+  readonly ops: Readonly<OpsFlags>
 }
 
 /**
@@ -47,5 +53,6 @@ export function parseHiveConfig(
   const region = parseOrThrow(Region, v.region, '--region')
   const hiveId = parseOrThrow(NodeId, v.id ?? `hive-${region}-${self.host.split('.')[0]}-${self.pid}`, '--id')
   const nats = natsConnectOptionsFrom(v)
-  return Object.freeze({ natsUrl, nats, queenKey: requiredQueenKey(v['queen-key']), region, hiveId, heartbeatMs: v.heartbeat })
+  const ops = opsOptionsFrom(v)
+  return Object.freeze({ natsUrl, nats, queenKey: requiredQueenKey(v['queen-key']), region, hiveId, heartbeatMs: v.heartbeat, ops })
 }

@@ -1,5 +1,5 @@
 import { type Ack, assembleShare, BODY_LIMITS, type Bus, type BusMessage, decode, type Logger, ShareChunk, ShareOffer, subjects, type Verifier, VERSION } from '@apiary/shared'
-import { Heartbeater, warnRateLimited } from '@apiary/shared/runtime'
+import { type DaemonMetrics, Heartbeater, warnRateLimited } from '@apiary/shared/runtime'
 import { ShareAttempts } from './rollout/attempts.ts'
 import { RegionJob } from './rollout/region-job.ts'
 import { VerdictOutbox } from './rollout/verdicts.ts'
@@ -18,14 +18,30 @@ export interface HiveConfig {
   chunkTimeoutMs?: number
   /** How long `close` waits for the hive's own node ends still on their way to the stream (default 5 s). */
   drainMs?: number
+  /** Where its rollouts are counted (`createMetrics('hive', HIVE_METRICS)`). */
+  metrics?: DaemonMetrics<HiveMetricKey>
 }
+
+/** The metrics a hive keeps. */
+export const HIVE_METRICS = ['nodesFinished', 'deliveryLatency', 'tasksInFlight', 'sharesHeld', 'draining'] as const
+export type HiveMetricKey = (typeof HIVE_METRICS)[number]
 
 /** Shares whose further chunks are still on their way, at most. */
 const MAX_PENDING_SHARES = 64
 
 export interface Hive {
   hiveId: string
+  /** Stops: what was not dispatched ends `skipped`, what runs reports to the stream itself. */
   close(): Promise<void>
+  /**
+   * Stops as a SIGTERM asks, handing its shares back rather than ending them: takes no new
+   * share, dispatches nothing more, waits (up to `graceMs`) for its own node ends to be stored,
+   * and sends a last heartbeat that says it left, so the queen offers the open nodes of its
+   * shares at once to another hive of the region (the workers answer for what they took).
+   */
+  drain(graceMs: number): Promise<void>
+  /** Why it would not take a share now (draining, not heartbeating), or null: its /readyz. */
+  notReady(): string | null
 }
 
 /**
@@ -71,7 +87,7 @@ export function startHive(cfg: HiveConfig): Hive {
       return refuse(msg, `refused: ${checked}`)
     }
     const { share } = checked
-    const job = new RegionJob(checked, { bus: cfg.bus, log, resultGraceMs: cfg.resultGraceMs ?? 15_000, queenKey: cfg.queenKey, verdicts })
+    const job = new RegionJob(checked, { bus: cfg.bus, log, resultGraceMs: cfg.resultGraceMs ?? 15_000, queenKey: cfg.queenKey, verdicts, ...(cfg.metrics ? { metrics: cfg.metrics } : {}) })
     jobs.set(key, job)
     attempts.running(key, attempt)
     log.info({ jobId: share.jobId, phase: share.phase, attempt, nodes: share.nodes.length, concurrency: share.concurrency }, 'rollout started')
@@ -143,14 +159,41 @@ export function startHive(cfg: HiveConfig): Hive {
     begin(msg, key, p.offer, [...p.chunks.values()])
   }, { maxBytes: BODY_LIMITS.chunk })
 
+  /** Takes no more shares or chunks. */
+  const stopTaking = () => {
+    closing = true
+    sub.unsubscribe()
+    chunkSub.unsubscribe()
+    for (const p of pending.values()) clearTimeout(p.timer)
+    pending.clear()
+  }
+  cfg.metrics?.onScrape(() => {
+    const m = cfg.metrics!.m
+    let inFlight = 0
+    for (const job of jobs.values()) inFlight += job.inFlight
+    m.tasksInFlight.set(inFlight)
+    m.sharesHeld.set(jobs.size)
+    m.draining.set(closing ? 1 : 0)
+  })
+
   return {
     hiveId: cfg.hiveId,
+    notReady: () => (closing ? 'draining' : heart.beating ? null : 'not heartbeating'),
+    async drain(graceMs) {
+      if (closing) return
+      stopTaking()
+      log.info({ shares: jobs.size }, 'draining: taking no new share, handing back the shares it holds')
+      // The server has dropped this hive from the queue group before the queen hears it left,
+      // so a share offered again cannot come back here.
+      await cfg.bus.flush().catch((err: unknown) => log.warn({ err }, 'cannot flush the bus while draining'))
+      // Nothing more is dispatched and no node ends from here: the next hive carries them on.
+      for (const job of jobs.values()) job.abandon()
+      await verdicts.drain(graceMs)
+      heart.leave()
+      await cfg.bus.flush().catch((err: unknown) => log.warn({ err }, 'cannot flush the bus while draining'))
+    },
     async close() {
-      closing = true
-      sub.unsubscribe()
-      chunkSub.unsubscribe()
-      for (const p of pending.values()) clearTimeout(p.timer)
-      pending.clear()
+      stopTaking()
       heart.stop()
       // What was not dispatched is skipped and said so; workers report what they run.
       for (const job of jobs.values()) {

@@ -18,7 +18,7 @@ import {
   type Verifier,
   WireEvent,
 } from '@apiary/shared'
-import { warnRateLimited } from '@apiary/shared/runtime'
+import { type DaemonMetrics, secondsSince, warnRateLimited } from '@apiary/shared/runtime'
 import { type Delivery, type Effect, RegionRollout } from './region-rollout.ts'
 import type { VerdictOutbox } from './verdicts.ts'
 
@@ -31,6 +31,8 @@ export interface RegionJobOptions {
   queenKey: Verifier
   /** Where the hive's own node ends go (the events stream). */
   verdicts: VerdictOutbox
+  /** Where node ends and delivery latencies are counted. */
+  metrics?: DaemonMetrics<'nodesFinished' | 'deliveryLatency'>
 }
 
 /** How long the subscriptions may take to reach a server that is away, between tries. */
@@ -67,7 +69,8 @@ export class RegionJob {
   ) {
     const job = (this.job = checked.share)
     this.#log = o.log.child({ jobId: job.jobId })
-    this.#rollout = new RegionRollout(job, { resultGraceMs: o.resultGraceMs })
+    const counted = o.metrics?.m
+    this.#rollout = new RegionRollout(job, { resultGraceMs: o.resultGraceMs, ...(counted ? { onSettle: (state) => counted.nodesFinished.inc({ state }) } : {}) })
   }
 
   start(): void {
@@ -97,6 +100,11 @@ export class RegionJob {
       }, { maxBytes: BODY_LIMITS.control }),
     )
     void this.#begin()
+  }
+
+  /** Tasks dispatched and awaiting their result. */
+  get inFlight(): number {
+    return this.#rollout.inFlight
   }
 
   /** The share's attempt (0, or a re-offer's number). */
@@ -177,6 +185,13 @@ export class RegionJob {
   }
 
   async #deliver(node: string, agentless: boolean): Promise<Delivery> {
+    const t0 = performance.now()
+    const d = await this.#request(node, agentless)
+    this.o.metrics?.m.deliveryLatency.observe({ outcome: d.kind }, secondsSince(t0))
+    return d
+  }
+
+  async #request(node: string, agentless: boolean): Promise<Delivery> {
     const task: Task = {
       jobId: this.job.jobId,
       node,

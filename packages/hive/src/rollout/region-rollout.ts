@@ -49,6 +49,8 @@ export interface RolloutConfig {
   resultGraceMs: number
   /** How many times the worker of a silent node is asked again before it counts as lost (default `MAX_REASKS`). */
   maxReasks?: number
+  /** Told once of each node's final state (metrics). */
+  onSettle?: (state: FinalState) => void
 }
 
 /**
@@ -97,6 +99,7 @@ export class RegionRollout {
   readonly #resultLimitMs: number
   readonly #graceMs: number
   readonly #maxReasks: number
+  readonly #onSettle: ((state: FinalState) => void) | undefined
   readonly #dispatched = new Set<string>()
   /** Nodes whose delivery timed out once and were sent again. */
   readonly #redelivered = new Set<string>()
@@ -116,10 +119,16 @@ export class RegionRollout {
     this.#resultLimitMs = share.timeoutMs + cfg.resultGraceMs
     this.#graceMs = cfg.resultGraceMs
     this.#maxReasks = cfg.maxReasks ?? MAX_REASKS
+    this.#onSettle = cfg.onSettle
     this.#window = new SlidingWindow(share.nodes, share.concurrency, (node) => {
       this.#dispatched.add(node)
       this.#out.push({ type: 'dispatch', node, agentless: this.#agentless.has(node) })
     })
+  }
+
+  /** Tasks dispatched and awaiting their result. */
+  get inFlight(): number {
+    return this.#window.inFlight
   }
 
   get state(): StopState {
@@ -318,6 +327,7 @@ export class RegionRollout {
     if (this.#final.has(node) || !this.#nodes.has(node)) return
     this.#final.add(node)
     this.#awaited.delete(node)
+    this.#onSettle?.(state)
     if (spendsErrorBudget(state)) this.#errors++
     const max = this.#share.maxErrors
     // Checked before the window refills, so the slot this finish frees is not handed out.

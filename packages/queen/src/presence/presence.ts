@@ -5,6 +5,8 @@ interface Entry {
   /** The last heartbeat, without its hosts (they are kept per host, in `#reach`). */
   hb: Omit<Heartbeat, 'hosts'>
   lastSeen: number
+  /** Its last beat said it stopped (a hive that drained): gone now, whatever its interval. */
+  left?: true
 }
 
 /** The longest a restarted queen waits for the nodes it knew before it takes jobs again. */
@@ -140,9 +142,10 @@ export class Presence {
     const inv = hb.role === 'worker' ? this.#inventory.get(hb.id) : undefined
     if (inv && inv.region !== hb.region) return { isNew: false, refused: `node ${hb.id} is an inventory node of region ${inv.region}` }
     const isNew = !prev || !this.#online(prev)
-    const { hosts, ...kept } = hb
+    const { hosts, leaving, ...kept } = hb
     kept.intervalMs = boundedInterval(hb.intervalMs)
-    map.set(hb.id, { hb: kept, lastSeen: this.now() })
+    // Only a hive is taken at its word: a worker's running tasks end by their own events, not by its leaving.
+    map.set(hb.id, { hb: kept, lastSeen: this.now(), ...(leaving && hb.role === 'hive' ? { left: true as const } : {}) })
     // The first heartbeat after nobody was heard for two of its intervals: the bus (or this
     // queen's link to it) was down, and the others will be back within their own intervals.
     // (A silence shorter than that cannot make anyone gone: that takes three.)
@@ -177,11 +180,12 @@ export class Presence {
   }
 
   #online(e: Entry): boolean {
-    return this.now() - e.lastSeen <= e.hb.intervalMs * MISSED_BEATS
+    return !e.left && this.now() - e.lastSeen <= e.hb.intervalMs * MISSED_BEATS
   }
 
   /** Offline, and others were heard well after it went quiet: it is quiet, not the bus. */
   #gone(e: Entry): boolean {
+    if (e.left) return true
     if (this.#online(e)) return false
     return this.#lastHeard - e.lastSeen > e.hb.intervalMs * MISSED_BEATS
   }
@@ -209,8 +213,10 @@ export class Presence {
 
   /** A hive known to have gone (see `workerGone`), or never heard of since this queen started and settled. */
   hiveGone(id: string): boolean {
-    if (this.#settling()) return false
     const e = this.#hives.get(id)
+    // One that said it left is gone, settling or not: its shares go to another hive at once.
+    if (e?.left) return true
+    if (this.#settling()) return false
     // One never heard of may beat less often than any heard so far: it has the full settle.
     return e ? this.#gone(e) : this.now() - this.#since >= this.#settleMs
   }
