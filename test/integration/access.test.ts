@@ -42,14 +42,15 @@ describe('access: users × routes', () => {
   let failures = 0
 
   const call = async (who: Who, method: string, path: string, body?: unknown) => {
-    if (who === 'nobody' && path.startsWith('/v1/')) failures++
+    if (who === 'nobody' && (path.startsWith('/v1/') || path === '/metrics')) failures++
     const res = await queen.app.request(path, {
       method,
       headers: { ...(who === 'nobody' ? {} : { authorization: `Bearer ${TOKENS[who]}` }), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     })
     const text = res.headers.get('content-type')?.startsWith('text/event-stream') ? (await res.body?.cancel(), '') : await res.text()
-    return { status: res.status, body: (text ? JSON.parse(text) : {}) as Record<string, any> }
+    const json = text !== '' && res.headers.get('content-type')?.startsWith('application/json')
+    return { status: res.status, body: (json ? JSON.parse(text) : {}) as Record<string, any> }
   }
   /** The job's stream read to its end: the job has finished. */
   const finished = async (jobId: string) => {
@@ -122,6 +123,7 @@ describe('access: users × routes', () => {
     ['POST /v1/users/:name/revoke', () => '/v1/users/temp/revoke', undefined, adminOnly(200)],
     ['GET /v1/audit', () => '/v1/audit', undefined, adminOnly(200)],
     ['GET /v1/openapi.json', () => '/v1/openapi.json', undefined, read],
+    ['GET /metrics', () => '/metrics', undefined, read],
   ]
 
   // The console's routes: public, the same answer whoever calls; a sign-in checks its token.

@@ -21,6 +21,7 @@ describe('parseQueenConfig', () => {
       replicas: 1,
       leaseTtlMs: 6000,
       rebuildIndex: false,
+      drainGraceMs: 30_000,
     })
     expect(Object.isFrozen(c)).toBe(true)
   })

@@ -3,6 +3,7 @@ import { NodeId, parseOrThrow } from '@apiary/shared'
 import {
   DAEMON_OPTIONS,
   defaultStateDir,
+  DRAIN_OPTIONS,
   NATS_CONNECT_OPTIONS,
   type NatsConnectFlags,
   natsConnectOptionsFrom,
@@ -44,6 +45,7 @@ export const QUEEN_OPTIONS = {
     value: 'DURATION',
     help: 'a leader that stops renewing its lease loses it after this long; a standby then leads',
   },
+  ...DRAIN_OPTIONS,
   'rebuild-index': { type: 'boolean', help: 'rebuild the job index (<state dir>/queen.db) from the job log before starting; the old one is kept as queen.db.old' },
   'log-level': DAEMON_OPTIONS['log-level'],
   help: DAEMON_OPTIONS.help,
@@ -67,6 +69,8 @@ export interface QueenDaemonConfig {
   readonly replicas: number
   readonly leaseTtlMs: number
   readonly rebuildIndex: boolean
+  /** On SIGTERM: how long stepping down and ending its streams may take before it exits anyway. */
+  readonly drainGraceMs: number
 }
 
 /** @example parseQueenConfig(parseCommandLine('apiary-queen', QUEEN_OPTIONS, argv, env).values, env).port // 7070 */
@@ -86,5 +90,6 @@ export function parseQueenConfig(v: OptionValues<typeof QUEEN_OPTIONS>, env: Nod
     replicas: v.replicas,
     leaseTtlMs: v['lease-ttl'],
     rebuildIndex: v['rebuild-index'] === true,
+    drainGraceMs: v['drain-grace'],
   })
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import type { Hono } from 'hono'
 import { BODY_LIMITS, type Bus, decode, type DurableConfig, Heartbeat, type Logger, parseSubject, type Signer, subjects } from '@apiary/shared'
 import { watchInventory } from '@apiary/shared/inventory'
-import { ensureStateDir, rateLimitedWarning } from '@apiary/shared/runtime'
+import { createMetrics, type DaemonMetrics, ensureStateDir, rateLimitedWarning, secondsSince } from '@apiary/shared/runtime'
 import { AuditLog } from './access/audit.ts'
 import { Auditor } from './access/auditor.ts'
 import { UserRegistry } from './access/users.ts'
@@ -11,8 +11,8 @@ import { createApp } from './http/app.ts'
 import type { AppEnv } from './http/auth.ts'
 import { type Served, serveApp, type TlsFiles } from './http/serve.ts'
 import { Coordinator } from './jobs/coordinator.ts'
-import { EventLog, type LogWriter } from './jobs/event-log.ts'
-import { createHiveDispatch } from './jobs/hive-dispatch.ts'
+import { type EventFeed, EventLog, type LogWriter } from './jobs/event-log.ts'
+import { createHiveDispatch, type HiveDispatch } from './jobs/hive-dispatch.ts'
 import { createSecretSealer } from './jobs/sealed-secrets.ts'
 import { Leadership, LOG_RECORD_MAX, RecordApplier } from './jobs/leader.ts'
 import { Presence } from './presence/presence.ts'
@@ -22,6 +22,42 @@ import { ensureToken } from './token.ts'
 
 /** How often finished jobs past retention are pruned from the index. */
 const PRUNE_EVERY_MS = 60_000
+
+/** The metrics a queen keeps, served on `GET /metrics`. */
+export const QUEEN_METRICS = ['jobsFinished', 'jobDuration', 'nodesFinished', 'nodeDuration', 'dispatchLatency', 'eventsIngested', 'storeCommit', 'sseClients', 'draining'] as const
+type QueenMetrics = DaemonMetrics<(typeof QUEEN_METRICS)[number]>
+
+/** Times each share offer until a hive answers. */
+function timedDispatch(d: HiveDispatch, metrics: QueenMetrics): HiveDispatch {
+  return {
+    ...d,
+    offer: async (share) => {
+      const t0 = performance.now()
+      const outcome = await d.offer(share).catch((err: unknown) => {
+        metrics.m.dispatchLatency.observe({ outcome: 'failed' }, secondsSince(t0))
+        throw err
+      })
+      metrics.m.dispatchLatency.observe({ outcome: outcome.accepted ? 'accepted' : 'refused' }, secondsSince(t0))
+      return outcome
+    },
+  }
+}
+
+/** Counts the event streams (SSE) open: each listens to the feed while it is open. */
+function countedFeed(feed: EventFeed, metrics: QueenMetrics): EventFeed {
+  return {
+    listen(jobId, fn) {
+      metrics.m.sseClients.inc()
+      const unlisten = feed.listen(jobId, fn)
+      let open = true
+      return () => {
+        if (open) metrics.m.sseClients.dec()
+        open = false
+        unlisten()
+      }
+    },
+  }
+}
 
 /** The HTTP API alone, over dependencies the caller supplies; who may call each route. */
 export { type AppDeps, createApp, ROUTE_ACCESS } from './http/app.ts'
@@ -92,6 +128,8 @@ export interface QueenConfig {
   usersPollMs?: number
   /** How long audit records (`<stateDir>/audit.db`) are kept; default 365 days. */
   auditRetentionMs?: number
+  /** The process's own metrics (CPU, memory, event loop) on `/metrics` too: for a queen that has its process to itself. */
+  processMetrics?: boolean
 }
 
 /** How long the audit log keeps a record unless told otherwise. */
@@ -103,12 +141,23 @@ export interface QueenCore {
   token: string
   /** Re-reads the inventory; on a bad file keeps the last good one and says why. */
   reloadInventory(): Promise<{ ok: true; nodes: number } | { ok: false; error: string }>
+  /**
+   * The first step of a drain: not ready (503), no new job (a submit is answered 503
+   * `not_leader`, which clients take to another queen), and no longer leading: the lease is
+   * given up at once, so a standby leads without waiting for its TTL.
+   */
+  stepDown(): Promise<void>
   close(): Promise<void>
 }
 
-export interface Queen extends Omit<QueenCore, 'app'> {
+export interface Queen extends Omit<QueenCore, 'app' | 'stepDown'> {
   url: string
   port: number
+  /**
+   * Stops as a SIGTERM asks: steps down (`QueenCore.stepDown`), then ends the event streams
+   * (clients resume on another queen with Last-Event-ID) and stops listening, then closes.
+   */
+  drain(): Promise<void>
 }
 
 /**
@@ -132,6 +181,7 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
     onReload: (r) => auditor?.record({ kind: 'users.reloaded', detail: r.ok ? { ok: true, users: r.users } : { ok: false, problem: r.error } }),
   })
   const presence = new Presence(Date.now, {}, cfg.settleMs)
+  const metrics = createMetrics('queen', QUEEN_METRICS, { process: cfg.processMetrics === true })
   const durableCfg: DurableConfig = { ...DURABLE_DEFAULTS, ...cfg.durable }
   // A bad inventory at start stops the queen: nothing runs on a guess. Later bad versions are refused.
   const inventory = cfg.inventoryFile
@@ -155,7 +205,7 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
   }
   let leadership: Leadership | undefined
   const writer: LogWriter = { write: (batch) => leadership!.writer.write(batch) }
-  const events = new EventLog(store, log, { writer, runs: () => coordinator.dirtyRuns(), onFenced: () => leadership?.fenced() })
+  const events = new EventLog(store, log, { writer, runs: () => coordinator.dirtyRuns(), onFenced: () => leadership?.fenced(), metrics, createdAt: (jobId) => store.getJob(jobId)?.createdAt })
   const coordinator: Coordinator = new Coordinator({
     durable: cfg.bus.durable,
     ...(cfg.ackWaitMs ? { ackWaitMs: cfg.ackWaitMs } : {}),
@@ -163,7 +213,7 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
     presence,
     log,
     events,
-    dispatch: createHiveDispatch({ bus: cfg.bus, log, ackTimeoutMs: cfg.hiveAckTimeoutMs ?? 5000, signer: cfg.signer, ...(cfg.shareChunkNodes ? { chunkNodes: cfg.shareChunkNodes } : {}) }),
+    dispatch: timedDispatch(createHiveDispatch({ bus: cfg.bus, log, ackTimeoutMs: cfg.hiveAckTimeoutMs ?? 5000, signer: cfg.signer, ...(cfg.shareChunkNodes ? { chunkNodes: cfg.shareChunkNodes } : {}) }), metrics),
     sealer: createSecretSealer(cfg.bus.durable.secrets, cfg.signer),
     cancelGraceMs: cfg.cancelGraceMs ?? 15_000,
     ...(cfg.reofferRetryMs !== undefined ? { reofferRetryMs: cfg.reofferRetryMs } : {}),
@@ -204,7 +254,8 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
       refusedBeats.note({ role: hb.role, id: hb.id, region: hb.region, reason: beat.refused })
       return
     }
-    if (beat.isNew) {
+    if (hb.leaving) log.info({ role: hb.role, id: hb.id, region: hb.region }, `${hb.role} left: what it held goes to another`)
+    else if (beat.isNew) {
       log.info({ role: hb.role, id: hb.id, region: hb.region }, `${hb.role} online`)
       if (hb.role === 'worker' && cfg.rememberNodes !== false) store.rememberNode({ id: hb.id, region: hb.region, labels: hb.labels, executor: hb.executor, intervalMs: hb.intervalMs, lastSeen: Date.now() })
     }
@@ -237,16 +288,20 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
   auditor.start()
 
   let closing = false
+  let draining = false
+  let steppedDown: Promise<void> | undefined
+  metrics.onScrape(() => metrics.m.draining.set(draining ? 1 : 0))
   const app = createApp({
     store,
     coordinator,
-    events,
+    events: countedFeed(events, metrics),
+    metrics,
     presence,
     log,
     users,
     auditor,
     audit,
-    ready: () => !closing && presence.warmingUp() === undefined && leadership.ready,
+    ready: () => !closing && !draining && presence.warmingUp() === undefined && leadership.ready,
     role: () => (leadership.leading ? 'leader' : 'standby'),
     keepaliveMs: cfg.keepaliveMs ?? 15_000,
   })
@@ -254,6 +309,15 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
     app,
     token,
     reloadInventory: async () => (inventory ? inventory.reload() : { ok: false, error: 'no inventory configured' }),
+    stepDown() {
+      draining = true
+      steppedDown ??= (async () => {
+        const led = leadership.leading
+        await leadership.close()
+        if (led) log.info('stepped down: gave the leader lease up for a standby to lead at once')
+      })()
+      return steppedDown
+    },
     async close() {
       if (closing) return
       closing = true
@@ -262,7 +326,7 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
       clearTimeout(sweepTimer)
       clearTimeout(pruneTimer)
       hbSub.unsubscribe()
-      await leadership.close()
+      await (steppedDown ?? leadership.close())
       await coordinator.close()
       await events.close()
       store.close()
@@ -294,6 +358,12 @@ export async function startQueen(cfg: QueenConfig): Promise<Queen> {
     port,
     token: core.token,
     reloadInventory: core.reloadInventory,
+    async drain() {
+      await core.stepDown()
+      // Open event streams end now: their clients go on from another queen.
+      closed ??= served.close().then(() => core.close())
+      return closed
+    },
     close() {
       // Stop answering first, then the core: a request in flight never meets a closed store.
       closed ??= served.close().then(() => core.close())

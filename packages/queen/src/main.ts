@@ -55,9 +55,14 @@ pair is re-read when either file changes. Its state directory must be mode 0700 
 With --users-file every request is made as a user of that file, within their roles, and every
 decision goes to the hash-chained audit log <state dir>/audit.db (docs/access.md).
 
+GET /metrics serves its metrics (Prometheus) to any signed-in user. On SIGTERM it takes no new
+job (503), gives the leader lease up at once so a standby leads, ends its event streams so
+clients resume on another queen, and exits 0 (within --drain-grace, or exits 1).
+
 ${OFFLINE_USAGE}`,
   options: { ...QUEEN_OPTIONS, ...TLS_OPTIONS, ...ACCESS_OPTIONS },
   config: (v, env) => ({ ...parseQueenConfig(v, env), ...tlsFrom(v), ...accessFrom(v) }),
+  graceMs: (c) => c.drainGraceMs,
   async start(c, log) {
     // Before the key is made in it: a directory others may enter holds no secret of ours.
     await ensureStateDir(c.stateDir, '--state-dir')
@@ -93,6 +98,7 @@ ${OFFLINE_USAGE}`,
       auditRetentionMs: c.auditRetentionMs,
       ...(c.usersFile ? { usersFile: c.usersFile } : {}),
       ...(c.inventoryFile ? { inventoryFile: c.inventoryFile } : {}),
+      processMetrics: true,
     }).catch(async (err: unknown) => {
       // An open NATS connection would keep the failed process alive.
       await bus.close()
@@ -101,8 +107,9 @@ ${OFFLINE_USAGE}`,
     process.on('SIGHUP', () => void queen.reloadInventory())
     return {
       async close() {
-        await queen.close()
+        await queen.drain()
         await bus.close()
+        log.info('drained')
       },
     }
   },

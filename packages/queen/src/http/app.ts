@@ -54,6 +54,8 @@ export interface AppDeps {
   /** Whether this queen leads or stands by (reads only). */
   role?: () => 'leader' | 'standby'
   keepaliveMs: number
+  /** What `GET /metrics` serves (Prometheus text). */
+  metrics?: { render(): Promise<{ body: string; contentType: string }> }
 }
 
 const MAX_BODY = 2 * 1024 * 1024
@@ -121,7 +123,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const route = (key: RouteKey, ...handlers: MiddlewareHandler<AppEnv>[]) => {
     const rule = ROUTE_ACCESS[key]
     const [method, path] = key.split(' ') as [string, string]
-    if (rule !== 'public' && !path.startsWith('/v1/')) throw new Error(`route ${key}: only /v1/ routes are authenticated`)
+    if (rule !== 'public' && !path.startsWith('/v1/') && path !== '/metrics') throw new Error(`route ${key}: only /v1/ routes and /metrics are authenticated`)
     app.on(method, [path], ...(rule === 'admin' ? [adminOnly, ...handlers] : handlers))
   }
 
@@ -148,6 +150,12 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   }
   app.route('/ui', ui)
   app.use('/v1/*', bearerAuth(users, auditor, log, sessions))
+  // Where Prometheus looks, as any signed-in user (a viewer's token will do).
+  app.use('/metrics', bearerAuth(users, auditor, log, sessions))
+  route('GET /metrics', async (c) => {
+    const { body, contentType } = (await deps.metrics?.render()) ?? { body: '', contentType: 'text/plain; version=0.0.4; charset=utf-8' }
+    return c.body(body, 200, { 'content-type': contentType, 'cache-control': 'no-store' })
+  })
 
   /** What the audit keeps of a submission: the operation without secrets, how many targets and a digest of which. */
   const submission = (request: JobRequest, plan: Plan) => {

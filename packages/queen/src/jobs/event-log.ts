@@ -1,5 +1,9 @@
 import { ApiaryError, isApiaryError, type JobEvent, type Logger, type WireEvent } from '@apiary/shared'
+import { type DaemonMetrics, secondsSince } from '@apiary/shared/runtime'
 import type { Batch, JobEnd, JobStore, NewJob, NodeUpdate } from '../store/store.ts'
+
+/** What the job log counts: what it took from the stream, what it committed, how jobs and nodes ended. */
+export type EventLogMetricKey = 'eventsIngested' | 'storeCommit' | 'jobsFinished' | 'jobDuration' | 'nodesFinished' | 'nodeDuration'
 
 type Listener = (ev: JobEvent) => void
 type Waiter = { resolve: () => void; reject: (err: unknown) => void }
@@ -61,6 +65,9 @@ export class EventLog implements EventFeed {
       /** Another queen wrote the log: this one must stop leading. */
       onFenced?: (err: unknown) => void
       retryMs?: number
+      metrics?: DaemonMetrics<EventLogMetricKey>
+      /** When a job was submitted, for its duration once it ends. */
+      createdAt?: (jobId: string) => number | undefined
     } = {},
   ) {}
 
@@ -89,6 +96,11 @@ export class EventLog implements EventFeed {
     const seq = last + 1
     this.#lastSeq.set(ev.jobId, seq)
     const event = { ...ev, seq } as JobEvent
+    if (ev.kind === 'node.finished' && this.o.metrics) {
+      this.o.metrics.m.nodesFinished.inc({ state: ev.state })
+      // A node the queen or its hive ended without running has no duration of its own.
+      if (ev.durationMs !== null && ev.durationMs > 0) this.o.metrics.m.nodeDuration.observe({ state: ev.state }, ev.durationMs / 1000)
+    }
     this.#batch.events.push(nodeUpdate ? { event, nodeUpdate } : { event })
     this.#schedule()
     return event
@@ -98,6 +110,11 @@ export class EventLog implements EventFeed {
   end(end: JobEnd): void {
     this.#batch.ends.push(end)
     this.#lastSeq.delete(end.jobId)
+    if (this.o.metrics) {
+      this.o.metrics.m.jobsFinished.inc({ state: end.state })
+      const at = this.o.createdAt?.(end.jobId)
+      if (at !== undefined) this.o.metrics.m.jobDuration.observe({ state: end.state }, Math.max(0, end.finishedAt - at) / 1000)
+    }
     this.#schedule()
   }
 
@@ -105,6 +122,7 @@ export class EventLog implements EventFeed {
   source(seq: number, ack: () => void): void {
     // A message handed out again after a later one: acknowledging the later covers it.
     if (this.#source && this.#source.seq >= seq) return
+    this.o.metrics?.m.eventsIngested.inc()
     this.#source = { seq, ack }
     this.#schedule()
   }
@@ -207,7 +225,9 @@ export class EventLog implements EventFeed {
   /** Commits a record to the index; returns the events stored, or undefined to try again. */
   #commit(record: Batch, logSeq: number | undefined): JobEvent[] | undefined {
     try {
+      const t0 = performance.now()
       this.store.commit(record, logSeq)
+      this.o.metrics?.m.storeCommit.observe(secondsSince(t0))
       return record.events.map((e) => e.event)
     } catch (err) {
       if (!isApiaryError(err, 'invalid_input')) {

@@ -99,6 +99,7 @@ const name = { name: UserName }
 export const API_ROUTES = {
   'GET /healthz': { access: 'public', tag: 'service', summary: 'The process answers.', ok: { 200: Health } },
   'GET /readyz': { access: 'public', tag: 'service', summary: 'Ready to serve: the bus connected, the store open; whether this queen leads or stands by.', ok: { 200: Readiness, 503: Readiness } },
+  'GET /metrics': { access: 'read', tag: 'service', summary: 'This queen’s metrics, for Prometheus (no job or node ids among the labels).', ok: { 200: { media: 'text/plain', about: 'The Prometheus text format' } } },
   'GET /v1/openapi.json': { access: 'read', tag: 'service', summary: 'This document.', ok: { 200: { media: 'application/json', about: 'An OpenAPI 3.1 document' } } },
   'POST /v1/jobs': {
     access: 'submit',
