@@ -80,6 +80,22 @@ export class Daemon {
     await this.#proc?.stop(3000)
   }
 
+  /**
+   * SIGTERM, as an orchestrator sends it, and how it exited; SIGKILL if it has not exited
+   * within `withinMs` (then the signal says so and the code is null).
+   */
+  async terminate(withinMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    const p = this.#proc
+    if (!p || !this.running) throw new Error(`${this.name} is not running`)
+    p.child.kill('SIGTERM')
+    const timer = setTimeout(() => p.child.kill('SIGKILL'), withinMs)
+    try {
+      return await p.exited
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
   /** The first line of this run's output, printed or to come, that matches `re`. */
   waitFor(re: RegExp, timeoutMs?: number): Promise<string> {
     if (!this.#proc) throw new Error(`${this.name} was never started`)
@@ -123,6 +139,8 @@ export class QueenDaemon extends Daemon {
 export interface FleetOptions {
   /** Three nats-servers in a JetStream cluster (streams R3) instead of one. */
   cluster?: boolean
+  /** More flags for a daemon (its metrics port, its drain grace), given the fleet's directory. */
+  extraArgs?: (who: Identity, dir: string) => Promise<string[]>
 }
 
 /**
@@ -173,12 +191,13 @@ export class Fleet {
       bus = await startSecureBus(dir.path, [...queens, PROBE, ...hives, ...workers], { cluster: opts.cluster === true })
       const b = bus
       const tokenFile = join(dir.path, 'token')
+      const extra = (who: Identity) => opts.extraArgs?.(who, dir.path) ?? Promise.resolve([])
       const queenDaemons = await Promise.all(
         queens.map(async (q) => {
           const port = await freePort()
           const stateDir = join(dir.path, q.id)
           const args = ['--nats', b.url, '--nats-creds', b.creds(q), '--queen-id', q.id, '--port', String(port), '--state-dir', stateDir, '--token-file', tokenFile, '--lease-ttl', LEASE_TTL]
-          return new QueenDaemon(q.id, [...args, ...(opts.cluster ? ['--replicas', '3'] : [])], `http://127.0.0.1:${port}`, stateDir)
+          return new QueenDaemon(q.id, [...args, ...(opts.cluster ? ['--replicas', '3'] : []), ...(await extra(q))], `http://127.0.0.1:${port}`, stateDir)
         }),
       )
       const first = queenDaemons[0]!
@@ -186,9 +205,11 @@ export class Fleet {
       await first.leading(START_MS)
       const pub = join(first.stateDir, 'signing.pub')
       const common = (who: Identity) => ['--nats', b.url, '--nats-creds', b.creds(who), '--queen-key', pub, '--region', REGION, '--heartbeat', HEARTBEAT]
-      const hiveDaemons = hives.map((h) => new Daemon(h.id, 'apiary-hive', [...common(h), '--id', h.id], /hive ready/))
-      const workerDaemons = workers.map(
-        (w) => new Daemon(w.id, 'apiary-worker', [...common(w), '--node-id', w.id, '--state-dir', join(dir.path, w.id), '--label', TARGETS], /worker ready/),
+      const hiveDaemons = await Promise.all(hives.map(async (h) => new Daemon(h.id, 'apiary-hive', [...common(h), '--id', h.id, ...(await extra(h))], /hive ready/)))
+      const workerDaemons = await Promise.all(
+        workers.map(
+          async (w) => new Daemon(w.id, 'apiary-worker', [...common(w), '--node-id', w.id, '--state-dir', join(dir.path, w.id), '--label', TARGETS, ...(await extra(w))], /worker ready/),
+        ),
       )
       await Promise.all([...hiveDaemons, ...workerDaemons].map((d) => d.start()))
       const fleet = new Fleet(dir, b, await readSecretFile(tokenFile, 'token'), queenDaemons, hiveDaemons, workerDaemons)
