@@ -1,6 +1,6 @@
-export { DEFAULT_MAX_TASKS, startWorker, type Worker, type WorkerConfig } from './agent.ts'
-export { type SshWorker, type SshWorkerConfig, startSshWorker } from './ssh-worker.ts'
-export { LOST_ON_RESTART, PUBLISH_DRAIN_MS, startTaskRunner, type TaskRunner, type TaskRunnerConfig } from './runner.ts'
+export { DEFAULT_MAX_TASKS, startWorker, type Worker, type WorkerConfig, WORKER_METRICS, type WorkerMetricKey } from './agent.ts'
+export { SSH_WORKER_METRICS, type SshWorker, type SshWorkerConfig, type SshWorkerMetricKey, startSshWorker } from './ssh-worker.ts'
+export { LOST_ON_RESTART, PUBLISH_DRAIN_MS, RUNNER_METRICS, type RunnerMetricKey, startTaskRunner, type TaskRunner, type TaskRunnerConfig } from './runner.ts'
 export {
   DEFAULT_JOURNAL_ENTRIES,
   DEFAULT_JOURNAL_KEEP_MS,

@@ -181,6 +181,18 @@ describe('Presence: who is gone', () => {
     expect([p.workerGone('r'), p.hiveGone('h-never'), p.workerGone('unknown')]).toEqual([true, true, false])
   })
 
+  it('takes a hive that says it left as gone at once, settling or not, and back when it beats again; a worker is not taken at its word', () => {
+    const now = 1_000_000
+    const p = new Presence(() => now, {}, 5000)
+    p.beat(hb('h', 'hive'))
+    p.beat(hb('w'))
+    p.beat(hb('h', 'hive', 'eu', { leaving: true }))
+    p.beat(hb('w', 'worker', 'eu', { leaving: true }))
+    expect([p.hiveGone('h'), p.hiveOnline('h'), p.workerGone('w'), p.node('w')?.online]).toEqual([true, false, false, true])
+    p.beat(hb('h', 'hive'))
+    expect([p.hiveGone('h'), p.hiveOnline('h')]).toEqual([false, true])
+  })
+
   it('judges an agentless node gone when every SSH worker of its region is', () => {
     let now = 0
     const p = new Presence(() => now, {}, 0)
