@@ -7,7 +7,7 @@ import { ApiaryError, type JobEvent, JobRequestView, type WireEvent } from '@api
 import { createLogger, silentLogger } from '@apiary/shared/runtime'
 import { openSqliteStore } from '../store/sqlite.ts'
 import type { Batch, JobStore } from '../store/store.ts'
-import { EventLog, RECORD_BYTES, split } from './event-log.ts'
+import { EventLog, merge, RECORD_BYTES, split } from './event-log.ts'
 
 const ev = (jobId: string, node: string): WireEvent => ({ jobId, ts: 0, kind: 'node.started', node, human: '' })
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve))
@@ -370,6 +370,19 @@ describe('EventLog', () => {
       expect([acks, writer.written.length]).toEqual([[9], 0])
       await log.close()
     })
+  })
+
+  it('splits a job of 100,000 nodes over records under RECORD_BYTES, and merges them back whole, secrets in the first only', () => {
+    const nodes = Array.from({ length: 100_000 }, (_, i) => ({ node: `node-${String(i).padStart(6, '0')}`, region: `region-${i % 7}` }))
+    const job = { id: 'big', request: JobRequestView.parse({ operation: { type: 'ping' }, targets: 'all' }), createdAt: 0, nodes, rerunOf: null, sealed: 's'.repeat(1000) }
+    const small = { id: 'small', request: job.request, createdAt: 0, nodes: nodes.slice(0, 3), rerunOf: null }
+    const records = split({ jobs: [job, small], events: [], ends: [], src: 9 })
+    expect(records.length).toBeGreaterThan(2)
+    for (const r of records) expect(JSON.stringify(r).length).toBeLessThanOrEqual(RECORD_BYTES)
+    expect(records.flatMap((r) => r.jobs ?? []).filter((j) => j.sealed !== undefined)).toHaveLength(1)
+    const whole = merge(records)
+    expect(whole.jobs).toEqual([job, small])
+    expect(whole.src).toBe(9)
   })
 
   it('splits a large group into records under RECORD_BYTES, jobs in the first, runs and source in the last', () => {

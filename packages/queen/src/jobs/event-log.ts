@@ -321,11 +321,19 @@ function weight(e: Batch['events'][number]): number {
   return 512 + (ev.data?.length ?? 0) * 2 + (ev.human?.length ?? 0) * 2 + (ev.result === undefined ? 0 : 8192)
 }
 
-/** The records of one group as one batch again (runs and source are the last record's). */
+const nodeWeight = (n: { node: string; region: string }) => 32 + (n.node.length + n.region.length) * 2
+
+/** The records of one group as one batch again (runs and source are the last record's; a job split over records, whole). */
 export function merge(parts: readonly Batch[]): Batch {
   const last = parts.at(-1)!
+  const jobs = new Map<string, NonNullable<Batch['jobs']>[number]>()
+  for (const j of parts.flatMap((p) => p.jobs ?? [])) {
+    const seen = jobs.get(j.id)
+    if (seen) jobs.set(j.id, { ...seen, nodes: [...seen.nodes, ...j.nodes] })
+    else jobs.set(j.id, j)
+  }
   return {
-    jobs: parts.flatMap((p) => p.jobs ?? []),
+    jobs: [...jobs.values()],
     events: parts.flatMap((p) => p.events),
     ends: parts.flatMap((p) => p.ends),
     ...(last.runs ? { runs: last.runs } : {}),
@@ -340,8 +348,27 @@ export function merge(parts: readonly Batch[]): Batch {
  */
 export function split(batch: Batch): Batch[] {
   const out: Batch[] = []
-  let cur: Batch = { jobs: batch.jobs ?? [], events: [], ends: [] }
+  let cur: Batch = { jobs: [], events: [], ends: [] }
   let bytes = 0
+  // A job's target list can outgrow a record (50,000 nodes are some 2 MB): its nodes go over as
+  // many records as they need, each a copy of the job with a slice of them (without its sealed
+  // secrets but in the first), which `merge` puts back together.
+  for (const job of batch.jobs ?? []) {
+    const { sealed, nodes, ...head } = job
+    const headBytes = 1024 + JSON.stringify(head).length * 2 + (sealed?.length ?? 0)
+    let at = 0
+    do {
+      if (cur.jobs!.length > 0 && bytes + headBytes > RECORD_BYTES) {
+        out.push(cur)
+        cur = { jobs: [], events: [], ends: [] }
+        bytes = 0
+      }
+      bytes += at === 0 ? headBytes : headBytes - (sealed?.length ?? 0)
+      const from = at
+      while (at < nodes.length && (at === from || bytes + nodeWeight(nodes[at]!) <= RECORD_BYTES)) bytes += nodeWeight(nodes[at++]!)
+      cur.jobs!.push({ ...head, ...(from === 0 && sealed !== undefined ? { sealed } : {}), nodes: nodes.slice(from, at) })
+    } while (at < nodes.length)
+  }
   for (const e of batch.events) {
     const w = weight(e)
     if (cur.events.length > 0 && bytes + w > RECORD_BYTES) {
