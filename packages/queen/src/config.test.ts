@@ -30,4 +30,12 @@ describe('parseQueenConfig', () => {
     const c = config(['--port', '0', '--state-dir', '/s', '--nats', 'nats://n:4222'], { APIARY_PORT: '8080', APIARY_TOKEN_FILE: '/t' })
     expect(c).toMatchObject({ natsUrl: 'nats://n:4222', port: 0, stateDir: '/s', tokenFile: '/t' })
   })
+
+  it('takes --public-url as an origin, and refuses one that is not, naming the flag', () => {
+    expect(config(['--public-url', 'https://apiary.example:8443/'], {}).publicUrl).toBe('https://apiary.example:8443')
+    expect(config([], { APIARY_PUBLIC_URL: 'https://a.example' }).publicUrl).toBe('https://a.example')
+    for (const bad of ['apiary.example', 'ftp://a.example', 'https://u:p@a.example', 'https://a.example/ui']) {
+      expect(() => config(['--public-url', bad], {}), bad).toThrow(/^--public-url: /)
+    }
+  })
 })

@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import { NodeId, parseOrThrow } from '@apiary/shared'
+import { ApiaryError, NodeId, parseOrThrow } from '@apiary/shared'
 import {
   DAEMON_OPTIONS,
   defaultStateDir,
@@ -14,6 +14,12 @@ import {
 export const QUEEN_OPTIONS = {
   nats: { ...DAEMON_OPTIONS.nats, help: 'NATS server(s) to meet hives and workers on, comma-separated; without it, an in-process bus (no remote hives or workers)' },
   ...NATS_CONNECT_OPTIONS,
+  'public-url': {
+    type: 'string',
+    env: 'APIARY_PUBLIC_URL',
+    value: 'URL',
+    help: 'where browsers reach this queen when a proxy in front terminates TLS (https://apiary.example): the console’s requests must come from that origin',
+  },
   'queen-id': { type: 'string', env: 'APIARY_QUEEN_ID', default: 'queen', value: 'ID', help: 'this queen’s name on the bus, as its credential was issued' },
   host: { type: 'string', env: 'APIARY_HOST', default: '127.0.0.1', value: 'ADDR', help: 'address the HTTP API listens on' },
   port: { type: 'int', min: 0, max: 65535, env: 'APIARY_PORT', default: '7070', value: 'PORT', help: 'port the HTTP API listens on (0 picks a free one)' },
@@ -71,6 +77,8 @@ export interface QueenDaemonConfig {
   readonly rebuildIndex: boolean
   /** On SIGTERM: how long stepping down and ending its streams may take before it exits anyway. */
   readonly drainGraceMs: number
+  /** Where browsers reach it, behind a proxy. */
+  readonly publicUrl?: string
 }
 
 /** @example parseQueenConfig(parseCommandLine('apiary-queen', QUEEN_OPTIONS, argv, env).values, env).port // 7070 */
@@ -91,5 +99,20 @@ export function parseQueenConfig(v: OptionValues<typeof QUEEN_OPTIONS>, env: Nod
     leaseTtlMs: v['lease-ttl'],
     rebuildIndex: v['rebuild-index'] === true,
     drainGraceMs: v['drain-grace'],
+    ...(v['public-url'] !== undefined ? { publicUrl: publicUrl(v['public-url']) } : {}),
   })
+}
+
+/** `--public-url`: an http(s) origin with no credentials, path or query. */
+function publicUrl(text: string): string {
+  let u: URL
+  try {
+    u = new URL(text)
+  } catch {
+    throw new ApiaryError('invalid_input', `--public-url: "${text}" is not a URL (https://apiary.example)`, '--public-url')
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new ApiaryError('invalid_input', `--public-url: "${text}" must be http:// or https://`, '--public-url')
+  if (u.username !== '' || u.password !== '') throw new ApiaryError('invalid_input', '--public-url: must not hold a user or password', '--public-url')
+  if ((u.pathname !== '/' && u.pathname !== '') || u.search !== '' || u.hash !== '') throw new ApiaryError('invalid_input', `--public-url: "${text}" must be an origin only (no path or query)`, '--public-url')
+  return u.origin
 }

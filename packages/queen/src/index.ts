@@ -103,6 +103,8 @@ export interface QueenConfig {
   tls?: TlsFiles
   tokenFile: string
   keepaliveMs?: number
+  /** The origin browsers reach the queen at when a proxy in front terminates TLS (`--public-url`). */
+  publicUrl?: string
   hiveAckTimeoutMs?: number
   /** Nodes per message of a share (default `MAX_CHUNK_NODES`): a larger region's share goes in chunks. */
   shareChunkNodes?: number
@@ -292,6 +294,7 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
   let steppedDown: Promise<void> | undefined
   metrics.onScrape(() => metrics.m.draining.set(draining ? 1 : 0))
   const app = createApp({
+    ...(cfg.publicUrl ? { publicOrigin: new URL(cfg.publicUrl).origin } : {}),
     store,
     coordinator,
     events: countedFeed(events, metrics),

@@ -98,6 +98,7 @@ ${OFFLINE_USAGE}`,
       auditRetentionMs: c.auditRetentionMs,
       ...(c.usersFile ? { usersFile: c.usersFile } : {}),
       ...(c.inventoryFile ? { inventoryFile: c.inventoryFile } : {}),
+      ...(c.publicUrl ? { publicUrl: c.publicUrl } : {}),
       processMetrics: true,
     }).catch(async (err: unknown) => {
       // An open NATS connection would keep the failed process alive.

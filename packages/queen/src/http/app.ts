@@ -54,6 +54,8 @@ export interface AppDeps {
   /** Whether this queen leads or stands by (reads only). */
   role?: () => 'leader' | 'standby'
   keepaliveMs: number
+  /** The origin browsers reach the queen at, behind a proxy (`--public-url`); default each request's own. */
+  publicOrigin?: string
   /** What `GET /metrics` serves (Prometheus text). */
   metrics?: { render(): Promise<{ body: string; contentType: string }> }
 }
@@ -135,7 +137,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   // The console: its page, assets and sign-in are public (a sign-in checks the token itself,
   // and is recorded as a login or a failed authentication); its calls go to /v1 as the user.
-  const sessions = new SessionStore()
+  const sessions = new SessionStore(deps.publicOrigin ? { origin: deps.publicOrigin } : {})
   const signIn = (token: string, source: string) => {
     const auth = users.authenticate(token)
     if (auth) auditor.seen(auth.user.name, source)

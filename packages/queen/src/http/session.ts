@@ -13,6 +13,11 @@ export interface SessionStoreOptions {
   idleMs?: number
   /** Sessions held at most; past it the least recently used one ends. Default 10,000. */
   maxSessions?: number
+  /**
+   * The origin browsers see the queen at (`https://apiary.example`), when a proxy in front
+   * terminates TLS or rewrites the host: requests must come from it. Default: the request's own.
+   */
+  origin?: string
 }
 
 /**
@@ -26,8 +31,11 @@ export class SessionStore {
   readonly #now: () => number
   readonly #idleMs: number
   readonly #max: number
+  /** The queen's public origin, if set (`SessionStoreOptions.origin`). */
+  readonly origin: string | undefined
 
   constructor(o: SessionStoreOptions = {}) {
+    this.origin = o.origin
     this.#now = o.now ?? Date.now
     this.#idleMs = o.idleMs ?? SESSION_IDLE_MS
     this.#max = o.maxSessions ?? MAX_SESSIONS
@@ -84,9 +92,9 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
  * every cross-origin request and on same-origin ones that change state, and a page cannot
  * forge it: a form or fetch from another site carries that site's origin.
  */
-export function sameOrigin(c: Context): boolean {
+export function sameOrigin(c: Context, expected?: string): boolean {
   const origin = c.req.header('origin')
-  return origin !== undefined && origin === new URL(c.req.url).origin
+  return origin !== undefined && origin === (expected ?? new URL(c.req.url).origin)
 }
 
 export type SessionCredential =
@@ -106,7 +114,7 @@ export type SessionCredential =
 export function sessionCredential(c: Context, sessions: SessionStore): SessionCredential {
   const id = getCookie(c, SESSION_COOKIE)
   if (id === undefined || id === '') return { kind: 'none' }
-  if (!SAFE_METHODS.has(c.req.method) && !sameOrigin(c)) return { kind: 'cross-origin', origin: c.req.header('origin') }
+  if (!SAFE_METHODS.has(c.req.method) && !sameOrigin(c, sessions.origin)) return { kind: 'cross-origin', origin: c.req.header('origin') }
   const token = sessions.token(id)
   return token === undefined ? { kind: 'expired' } : { kind: 'token', token }
 }

@@ -117,6 +117,16 @@ describe('the console under /ui', () => {
     expect(await field(await signIn(JSON.stringify({ token: 'x'.repeat(9000) })))).toEqual({ status: 400, field: 'body' })
   })
 
+  it('behind a proxy that terminates TLS, takes requests from the public origin only, and marks the cookie Secure', async () => {
+    const behind = new Hono().route('/ui', createUi({ sessions: new SessionStore({ origin: 'https://apiary.example' }), verify: (t) => t === TOKEN, log: silentLogger(), distDir: dist }))
+    const post = (origin: string) =>
+      behind.request('http://10.0.0.5:7070/ui/session', { method: 'POST', body: JSON.stringify({ token: TOKEN }), headers: { 'content-type': 'application/json', origin } })
+    expect((await post('http://10.0.0.5:7070')).status).toBe(403)
+    const ok = await post('https://apiary.example')
+    expect(ok.status).toBe(200)
+    expect(ok.headers.get('set-cookie')).toMatch(/Secure/)
+  })
+
   it('signs out: the session ends on the queen and the cookie is cleared', async () => {
     const id = sessions.create(TOKEN)
     const cookie = `${SESSION_COOKIE}=${id}`

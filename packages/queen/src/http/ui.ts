@@ -115,7 +115,7 @@ export function createUi(deps: UiDeps): Hono {
     bodyLimit({ maxSize: MAX_SIGN_IN_BODY, onError: (c) => c.json(errorBody('invalid_input', `body is larger than ${MAX_SIGN_IN_BODY} bytes`, 'body'), 400, { connection: 'close' }) }),
     async (c) => {
       // Also for sign-in: another site must not sign a browser in under its own token.
-      if (!sameOrigin(c)) return crossOrigin(c)
+      if (!sameOrigin(c, sessions.origin)) return crossOrigin(c)
       let raw: unknown
       try {
         raw = await c.req.json()
@@ -128,16 +128,16 @@ export function createUi(deps: UiDeps): Hono {
         return c.json(errorBody('unauthorized', 'the token is not valid', 'token'), 401)
       }
       const id = sessions.create(token)
-      setCookie(c, SESSION_COOKIE, id, { httpOnly: true, sameSite: 'Strict', path: '/', secure: isHttps(c) })
+      setCookie(c, SESSION_COOKIE, id, { httpOnly: true, sameSite: 'Strict', path: '/', secure: isHttps(c, sessions.origin) })
       return c.json({ signedIn: true })
     },
   )
 
   ui.delete('/session', (c) => {
-    if (!sameOrigin(c)) return crossOrigin(c)
+    if (!sameOrigin(c, sessions.origin)) return crossOrigin(c)
     const id = getCookie(c, SESSION_COOKIE)
     if (id !== undefined) sessions.delete(id)
-    deleteCookie(c, SESSION_COOKIE, { path: '/', httpOnly: true, sameSite: 'Strict', secure: isHttps(c) })
+    deleteCookie(c, SESSION_COOKIE, { path: '/', httpOnly: true, sameSite: 'Strict', secure: isHttps(c, sessions.origin) })
     return c.json({ signedIn: false })
   })
 
@@ -173,4 +173,4 @@ export function createUi(deps: UiDeps): Hono {
   return ui
 }
 
-const isHttps = (c: Context) => new URL(c.req.url).protocol === 'https:'
+const isHttps = (c: Context, origin: string | undefined) => new URL(origin ?? c.req.url).protocol === 'https:'
