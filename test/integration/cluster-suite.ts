@@ -91,6 +91,16 @@ export function defineClusterSuite(kind: BusKind) {
       expect((rerun.filter((e) => e.kind === 'node.output') as EventOf<'node.output'>[]).map((o) => o.data).join('')).toBe(out)
     })
 
+    it('gives a running job’s env values and stdin to its submitter’s re-run only whole: given env is never mixed with the kept stdin', async () => {
+      const operation = { type: 'exec' as const, argv: ['sh', '-c', 'cat >/dev/null; [ "$APIARY_NODE_ID" = web-1 ] || sleep 30'], env: { K: 'v-0123456789' }, stdin: 'kept-stdin\n' }
+      const { jobId } = await c.client.submit({ operation, targets: 'web-1|web-2' })
+      await waitUntil(async () => (await c.client.get(jobId)).nodes.find((n) => n.node === 'web-1')?.state === 'ok', 'web-1 to end ok while web-2 runs')
+      await expect(c.client.rerun(jobId, { only: ['ok'], env: { K: 'other' } })).rejects.toMatchObject({ code: 'invalid_input', field: 'stdin' })
+      await expect(c.client.rerun(jobId, { only: ['ok'], stdin: 'other\n' })).rejects.toMatchObject({ code: 'invalid_input', field: 'env' })
+      await c.client.cancel(jobId)
+      await c.events(jobId)
+    })
+
     it('targets by glob, label and region, combined with AND', async () => {
       await c.addHive('us')
       await c.addWorker('db-1', 'us', { role: 'db' })

@@ -173,4 +173,4 @@ export {
   StreamQuery,
   UserList,
 } from './schema/api.ts'
-export { auditHash, type ChainBreak, type ChainVerdict, ChainVerifier, describeVerdict } from './trust/audit-chain.ts'
+export { againstHead, auditHash, type ChainBreak, type ChainVerdict, ChainVerifier, describeVerdict } from './trust/audit-chain.ts'

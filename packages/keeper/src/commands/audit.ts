@@ -1,4 +1,4 @@
-import { ApiaryError, type AuditRecord, ChainVerifier, describeVerdict, MAX_AUDIT_PAGE } from '@apiary/shared'
+import { ApiaryError, type AuditRecord, againstHead, ChainVerifier, describeVerdict, MAX_AUDIT_PAGE } from '@apiary/shared'
 import { parseDuration } from '@apiary/shared/runtime'
 import { defineCommand } from '../cli/command.ts'
 import { connectClient, EXIT } from '../cli/context.ts'
@@ -53,12 +53,15 @@ export const audit = defineCommand({
       if (v.since !== undefined || v.user !== undefined) throw new ApiaryError('invalid_input', 'keeper audit verify reads the whole chain: it takes no --since or --user', 'flags')
       const verifier = new ChainVerifier()
       let after = 0
+      let head = { seq: 0, hash: '' }
       for (;;) {
         const page = await c.auditPage({ after, limit: MAX_AUDIT_PAGE })
+        head = page.head
         if (!page.records.every((r) => verifier.push(r)) || page.next === null) break
         after = page.next
       }
-      const verdict = verifier.verdict()
+      // The queen keeps its head apart from the records: records cut off the end show there.
+      const verdict = againstHead(verifier.verdict(), head)
       if (io.format !== 'text') await io.out.line(JSON.stringify({ queen: first, ...verdict }))
       else for (const l of describeVerdict(verdict)) await io.out.line(l)
       return verdict.intact ? EXIT.ok : EXIT.notOk

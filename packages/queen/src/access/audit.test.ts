@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import Database from 'libsql'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { AUDIT_GENESIS, ChainVerifier, describeVerdict } from '@apiary/shared'
+import { againstHead, AUDIT_GENESIS, ChainVerifier, describeVerdict } from '@apiary/shared'
 import { createLogger } from '@apiary/shared/runtime'
 import { AuditLog } from './audit.ts'
 import { Auditor } from './auditor.ts'
@@ -28,6 +28,22 @@ describe('AuditLog', () => {
   const fill = (audit: AuditLog, n: number) => {
     for (let i = 1; i <= n; i++) audit.append({ kind: 'job.submitted', user: i % 2 ? 'alice' : 'bob', source: '127.0.0.1', detail: { jobId: `j${i}`, nodes: i } })
   }
+
+  it('catches records removed from the end of the chain against the head the queen keeps', () => {
+    const audit = AuditLog.open(path, { queenId: 'q1' })
+    fill(audit, 6)
+    const head = audit.head()
+    expect(againstHead(verify(audit), head)).toMatchObject({ intact: true })
+    const db = new Database(path)
+    db.prepare('DELETE FROM audit WHERE seq > 4').run()
+    db.close()
+    const v = againstHead(verify(audit), head)
+    expect(v).toMatchObject({ intact: false, broken: { kind: 'head', seq: 5 } })
+    expect(describeVerdict(v)[0]).toBe('broken: the queen\'s head is record 6 but the chain ends at record 4: records 5–6 were removed')
+    // A chain no record of which was written yet matches the genesis head.
+    expect(againstHead(new ChainVerifier().verdict(), { seq: 0, hash: AUDIT_GENESIS })).toMatchObject({ intact: true })
+    audit.close()
+  })
 
   it('chains records in a 0600 file, survives a reopen, and verifies intact', async () => {
     let audit = AuditLog.open(path, { queenId: 'q1' })

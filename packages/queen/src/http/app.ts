@@ -88,7 +88,8 @@ async function jsonBody(text: Promise<string>): Promise<unknown> {
 }
 
 // The rest of an over-long body is never read, so the connection cannot carry another request.
-const tooLarge = (c: Context) => c.json(errorBody('invalid_input', `body is larger than ${MAX_BODY} bytes`, 'body'), 400, { connection: 'close' })
+const tooLargeFor = (max: number) => (c: Context) => c.json(errorBody('invalid_input', `body is larger than ${max} bytes`, 'body'), 400, { connection: 'close' })
+const tooLarge = tooLargeFor(MAX_BODY)
 
 /**
  * The queen's HTTP API as a hono app; `main.ts` serves it, tests drive it with `app.request()`.
@@ -236,7 +237,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       throw new ApiaryError('invalid_input', `only: no node of job ${job.id} ended ${body.only.join(', ')}`, 'only')
     }
     const request = parseOrThrow(JobRequest, {
-      operation: await coordinator.rerunOperation(job, body),
+      operation: await coordinator.rerunOperation(job, body, principal(c).name),
       targets: job.targets,
       rollout: job.rollout,
       outputCapBytes: job.outputCapBytes,
@@ -316,7 +317,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   // Users: the token of an added or rotated user is in this one answer and nowhere else.
   const nameParam = (c: Context<AppEnv>) => parseOrThrow(UserName, c.req.param('name'), 'name')
   route('GET /v1/users', async (c) => c.json({ users: users.list(), managed: users.managed }))
-  route('POST /v1/users', bodyLimit({ maxSize: MAX_USERS_BODY, onError: tooLarge }), async (c) => {
+  route('POST /v1/users', bodyLimit({ maxSize: MAX_USERS_BODY, onError: tooLargeFor(MAX_USERS_BODY) }), async (c) => {
     const body = parseOrThrow(AddUserRequest, await jsonBody(c.req.text()))
     const { token, user } = await users.add(body.name, body.roles)
     auditor.record({ kind: 'user.added', ...who(c), detail: { name: user.name, roles: user.roles } })

@@ -297,10 +297,11 @@ export class Coordinator {
   /**
    * The operation a re-run of `job` runs: the original's, with the env values and stdin of
    * `given`. A job's are forgotten when it ends, so a re-run of one that had them must give
-   * them again (`invalid_input` naming the field); while it runs, the leader still has them.
-   * `given.env` replaces the whole environment.
+   * them again (`invalid_input` naming the field); while it runs, the leader still has them,
+   * and gives them to a re-run by its submitter (`by`) that gives neither. `given.env` replaces
+   * the whole environment.
    */
-  async rerunOperation(job: JobSummary, given: { env?: Record<string, string> | undefined; stdin?: string | undefined }): Promise<Operation> {
+  async rerunOperation(job: JobSummary, given: { env?: Record<string, string> | undefined; stdin?: string | undefined }, by?: string): Promise<Operation> {
     const view = job.operation
     if (view.type !== 'exec') {
       const field = given.env !== undefined ? 'env' : given.stdin !== undefined ? 'stdin' : undefined
@@ -308,16 +309,20 @@ export class Coordinator {
       return view
     }
     const entry = this.#runs.get(job.id)
-    const kept = hasSecrets(view) && entry ? await this.#operationOf(entry.run).catch(() => undefined) : undefined
+    // A running job's own env values and stdin go again only to its submitter, and only whole:
+    // another user's re-run must give them (else it could read them, its own env steering the
+    // command that reads the original stdin), and given ones are never mixed with kept ones.
+    const reuse = by !== undefined && by === job.submittedBy && given.env === undefined && given.stdin === undefined
+    const kept = reuse && hasSecrets(view) && entry ? await this.#operationOf(entry.run).catch(() => undefined) : undefined
     const original = kept?.type === 'exec' ? kept : undefined
     const { env: envView, stdinBytes, ...rest } = view
     const env = given.env ?? original?.env
     if (env === undefined && envView !== undefined && Object.keys(envView).length > 0) {
-      throw new ApiaryError('invalid_input', `env: the original job's env values (${Object.keys(envView).join(', ')}) were forgotten when it ended; give them again`, 'env')
+      throw new ApiaryError('invalid_input', `env: the original job's env values (${Object.keys(envView).join(', ')}) are not kept for this re-run (the job ended, or you did not submit it, or you gave stdin); give them again`, 'env')
     }
     const stdin = given.stdin ?? original?.stdin
     if (stdin === undefined && stdinBytes !== undefined) {
-      throw new ApiaryError('invalid_input', `stdin: the original job's stdin (${stdinBytes} bytes) was forgotten when it ended; give it again`, 'stdin')
+      throw new ApiaryError('invalid_input', `stdin: the original job's stdin (${stdinBytes} bytes) is not kept for this re-run (the job ended, or you did not submit it, or you gave env); give it again`, 'stdin')
     }
     return { ...rest, ...(env !== undefined ? { env } : envView !== undefined ? { env: {} } : {}), ...(stdin !== undefined ? { stdin } : {}) }
   }

@@ -118,6 +118,10 @@ describe('matchesSelector', () => {
     expect(pick('tier=*')).toEqual(['web-1', 'web-2'])
   })
 
+  it('matches a label only a node has: never an Object property (constructor=*, toString=*)', () => {
+    for (const key of ['constructor', 'toString', 'hasOwnProperty', 'valueOf']) expect(pick(`${key}=*`), key).toEqual([])
+  })
+
   it('matches region= against the node region, not a label', () => {
     expect(pick('region=eu')).toEqual(['web-1', 'web-10', 'db-1'])
     expect(pick('region=us|ap')).toEqual(['web-2', 'db-2.example.com', 'cache'])

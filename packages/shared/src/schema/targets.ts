@@ -163,7 +163,7 @@ export function matchesSelector(selector: Selector, node: SelectableNode): boole
       case 'id':
         return term.patterns.some((p) => p.test(node.id))
       case 'label': {
-        const value = term.key === 'region' ? node.region : node.labels[term.key]
+        const value = term.key === 'region' ? node.region : Object.hasOwn(node.labels, term.key) ? node.labels[term.key] : undefined
         return value !== undefined && term.patterns.some((p) => p.test(value))
       }
     }

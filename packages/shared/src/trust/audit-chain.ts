@@ -10,6 +10,8 @@ export function auditHash(record: Omit<AuditRecord, 'hash'> & { hash?: string })
 export type ChainBreak =
   | { seq: number; kind: 'hash'; message: string }
   | { seq: number; kind: 'prev'; message: string }
+  /** The chain ends before the head its writer reports: records at its end were removed. */
+  | { seq: number; kind: 'head'; message: string }
 
 export interface ChainVerdict {
   intact: boolean
@@ -77,4 +79,17 @@ export function describeVerdict(v: ChainVerdict): string[] {
   }
   lines.push(v.records === 0 ? 'intact: no records yet' : `intact: ${v.records} record${v.records === 1 ? '' : 's'}, head ${v.head.seq} ${v.head.hash}`)
   return lines
+}
+
+/**
+ * The verdict against the head the chain's writer reports (the queen's, kept apart from the
+ * records): an intact chain that ends before it lost records at its end.
+ */
+export function againstHead(v: ChainVerdict, reported: { seq: number; hash: string }): ChainVerdict {
+  if (!v.intact || (reported.seq === v.head.seq && reported.hash === v.head.hash)) return v
+  const message =
+    reported.seq > v.head.seq
+      ? `the queen's head is record ${reported.seq} but the chain ends at record ${v.head.seq}: records ${v.head.seq + 1}–${reported.seq} were removed`
+      : `record ${reported.seq} is not the queen's head ${reported.hash}: the chain was rewritten`
+  return { ...v, intact: false, broken: { seq: Math.min(reported.seq, v.head.seq + 1), kind: 'head', message } }
 }
