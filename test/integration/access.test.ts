@@ -8,14 +8,16 @@ import { createMemoryBus } from '@apiary/shared/memory-bus'
 import { AuditLog, createQueen, hashToken, openApiPath, type QueenCore, ROUTE_ACCESS } from '@apiary/queen'
 import { apiChecker, type TempDir, tempDir, testSigner } from '../harness/index.ts'
 
-const TOKENS = { admin: 'admin-token-0123456789abcdef', op: 'op-token-0123456789abcdef', view: 'view-token-0123456789abcdef', narrow: 'narrow-token-0123456789abcdef' }
+const TOKENS = { helpdesk: 'helpdesk-token-0123456789abcdef', admin: 'admin-token-0123456789abcdef', op: 'op-token-0123456789abcdef', view: 'view-token-0123456789abcdef', narrow: 'narrow-token-0123456789abcdef' }
 type Who = keyof typeof TOKENS | 'nobody'
 
 const USERS = `roles:
   web-eu:
     operations: [exec, ping]
     targets: "role=web,region=eu"
+  useradmin: { operations: [], admin: true }
 users:
+  helpdesk: { token: "${hashToken(TOKENS.helpdesk)}", roles: [useradmin] }
   admin: { token: "${hashToken(TOKENS.admin)}", roles: [admin] }
   op: { token: "${hashToken(TOKENS.op)}", roles: [operator] }
   view: { token: "${hashToken(TOKENS.view)}", roles: [viewer] }
@@ -243,10 +245,26 @@ describe('access: users × routes', () => {
     expect((await call('admin', 'GET', '/v1/audit?user=op&limit=1000')).body.records.every((r: AuditRecord) => r.user === 'op')).toBe(true)
   })
 
+  it('lets an admin role grant, rotate and revoke only roles whose every power it holds', async () => {
+    const viewerAdded = await call('helpdesk', 'POST', '/v1/users', { name: 'reader', roles: ['viewer'] })
+    expect(viewerAdded.status).toBe(201)
+    const escalate = await call('helpdesk', 'POST', '/v1/users', { name: 'helpdesk2', roles: ['admin'] })
+    expect(escalate).toMatchObject({ status: 403, body: { error: { code: 'forbidden', message: 'role useradmin does not hold every power of role admin, so may not grant it, nor rotate or revoke a user who holds it' } } })
+    expect((await call('helpdesk', 'POST', '/v1/users', { name: 'op2', roles: ['operator'] })).status).toBe(403)
+    expect((await call('helpdesk', 'POST', '/v1/users/admin/rotate')).status).toBe(403)
+    expect((await call('helpdesk', 'POST', '/v1/users/op/revoke')).status).toBe(403)
+    expect((await call('helpdesk', 'POST', '/v1/users/reader/rotate')).status).toBe(200)
+    expect((await call('helpdesk', 'POST', '/v1/users/reader/revoke')).status).toBe(200)
+    // The full admin holds every power.
+    expect((await call('admin', 'POST', '/v1/users', { name: 'admin2', roles: ['admin'] })).status).toBe(201)
+    expect((await call('admin', 'POST', '/v1/users/admin2/revoke')).status).toBe(200)
+  })
+
   it('refuses bad user changes naming the field, and never the last admin', async () => {
     expect(await call('admin', 'POST', '/v1/users', { name: 'x', roles: ['nosuch'] })).toMatchObject({ status: 400, body: { error: { field: 'roles' } } })
     expect(await call('admin', 'POST', '/v1/users', { name: 'Bad Name', roles: ['viewer'] })).toMatchObject({ status: 400, body: { error: { field: 'name' } } })
     expect(await call('admin', 'POST', '/v1/users', { name: 'op', roles: ['viewer'] })).toMatchObject({ status: 409 })
+    expect((await call('admin', 'POST', '/v1/users/helpdesk/revoke')).status).toBe(200)
     expect(await call('admin', 'POST', '/v1/users/admin/revoke')).toMatchObject({ status: 409, body: { error: { message: expect.stringContaining('last user with an admin role') } } })
     expect((await call('admin', 'POST', '/v1/users/nobody/rotate')).status).toBe(404)
     const big = await call('admin', 'POST', '/v1/users', { name: 'y', roles: ['viewer'], pad: 'x'.repeat(20_000) })

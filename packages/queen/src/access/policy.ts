@@ -86,6 +86,25 @@ export class AccessPolicy {
     return { allowed: false, reason: `${this.#named(user)} not allow administering users or reading the audit log` }
   }
 
+  /**
+   * Granting roles (adding a user with them; rotating or revoking a user who holds them): an
+   * admin role of the user must hold every power each of them gives (its operations, targets,
+   * destructive, cancelling others' jobs), so administering users never adds up to more than
+   * the administrator may do. An unknown role gives nothing and needs nothing.
+   */
+  grant(user: Principal, roles: readonly string[]): AccessVerdict {
+    const mine = this.#rolesOf(user).filter((r) => r.spec.admin)
+    if (mine.length === 0) return this.admin(user)
+    for (const name of roles) {
+      const wanted = this.#roles.get(name)
+      if (!wanted) continue
+      if (!mine.some((r) => covers(r.spec, wanted.spec))) {
+        return { allowed: false, reason: `${mine.length === 1 ? `role ${mine[0]!.name} does` : `roles ${mine.map((r) => r.name).join(', ')} do`} not hold every power of role ${name}, so may not grant it, nor rotate or revoke a user who holds it` }
+      }
+    }
+    return { allowed: true, role: mine[0]!.name }
+  }
+
   #rolesOf(user: Principal): CompiledRole[] {
     return user.roles.flatMap((r) => this.#roles.get(r) ?? [])
   }
@@ -115,4 +134,15 @@ function refusal(role: CompiledRole, s: Submission): string | undefined {
   if (count === 0) return undefined
   const more = count > outside.length ? ` and ${count - outside.length} more` : ''
   return `role ${role.name} does not allow node${count === 1 ? '' : 's'} ${outside.join(', ')}${more} (outside its targets ${spec.targets})`
+}
+
+/** Whether `a` gives every power `b` gives. A selector is compared as text: only `all` covers another. */
+function covers(a: RoleSpec, b: RoleSpec): boolean {
+  return (
+    b.operations.every((op) => a.operations.includes(op)) &&
+    (a.targets.trim() === 'all' || a.targets.trim() === b.targets.trim()) &&
+    (a.destructive || !b.destructive) &&
+    (a.cancelOthers || !b.cancelOthers) &&
+    (a.admin || !b.admin)
+  )
 }

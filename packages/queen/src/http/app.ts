@@ -314,21 +314,29 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   let doc: Record<string, unknown> | undefined
   route('GET /v1/openapi.json', async (c) => c.json((doc ??= openApiDocument())))
 
-  // Users: the token of an added or rotated user is in this one answer and nowhere else.
+  // Users: the token of an added or rotated user is in this one answer and nowhere else. An
+  // admin grants, rotates and revokes only roles whose every power it holds.
+  const mayGrant = (c: Context<AppEnv>, action: string, roles: readonly string[]) => {
+    const v = users.policy.grant(principal(c), roles)
+    if (!v.allowed) refuse(c, action, v.reason!, { roles })
+  }
   const nameParam = (c: Context<AppEnv>) => parseOrThrow(UserName, c.req.param('name'), 'name')
   route('GET /v1/users', async (c) => c.json({ users: users.list(), managed: users.managed }))
   route('POST /v1/users', bodyLimit({ maxSize: MAX_USERS_BODY, onError: tooLargeFor(MAX_USERS_BODY) }), async (c) => {
     const body = parseOrThrow(AddUserRequest, await jsonBody(c.req.text()))
+    mayGrant(c, 'add user', body.roles)
     const { token, user } = await users.add(body.name, body.roles)
     auditor.record({ kind: 'user.added', ...who(c), detail: { name: user.name, roles: user.roles } })
     return c.json({ ...user, token }, 201, { 'cache-control': 'no-store' })
   })
   route('POST /v1/users/:name/rotate', async (c) => {
+    mayGrant(c, 'rotate user', users.get(nameParam(c))?.roles ?? [])
     const { token, user } = await users.rotate(nameParam(c))
     auditor.record({ kind: 'user.rotated', ...who(c), detail: { name: user.name } })
     return c.json({ ...user, token }, 200, { 'cache-control': 'no-store' })
   })
   route('POST /v1/users/:name/revoke', async (c) => {
+    mayGrant(c, 'revoke user', users.get(nameParam(c))?.roles ?? [])
     const user = await users.revoke(nameParam(c))
     auditor.record({ kind: 'user.revoked', ...who(c), detail: { name: user.name, roles: user.roles } })
     return c.json({ name: user.name, revoked: true })
