@@ -15,6 +15,7 @@ import {
   type UserSpec,
 } from '@apiary/shared'
 import { readSource, sourcePosition } from '@apiary/shared/inventory'
+import { readOwnFile } from '@apiary/shared/runtime'
 
 /** The largest users file read. */
 export const MAX_USERS_FILE_BYTES = 8 * 1024 * 1024
@@ -76,18 +77,13 @@ export function parseUsersFile(text: string, file: string): UsersFile {
 
 /** Reads and parses a users file; a missing, unreadable, oversized or writable-by-others file is refused naming it. */
 export async function loadUsersFile(path: string): Promise<UsersFile> {
-  const st = await stat(path).catch((err: unknown) => {
-    const code = (err as NodeJS.ErrnoException).code
-    throw code === 'ENOENT' ? new ApiaryError('not_found', `users file ${path} does not exist`, 'users-file', { cause: err }) : fileError(`cannot read users file ${path}: ${code ?? errorMessage(err)}`, err)
+  // Whoever may write it may make themselves admin: the queen's user's own file, no symbolic
+  // link, nobody else may write it; checked on the open file, which is the file read.
+  const bytes = await readOwnFile(path, 'users', { maxBytes: MAX_USERS_FILE_BYTES, othersMayRead: true }).catch((err: unknown) => {
+    if (isApiaryError(err, 'not_found')) throw new ApiaryError('not_found', `users file ${path} does not exist`, 'users-file', { cause: err })
+    throw fileError(errorMessage(err), err)
   })
-  if (!st.isFile()) throw fileError(`users file ${path} is not a regular file`)
-  // Whoever may write it may make themselves admin.
-  if ((st.mode & 0o022) !== 0) throw fileError(`users file ${path} is writable by others (mode ${(st.mode & 0o777).toString(8)}); run: chmod 600 ${path}`)
-  if (st.size > MAX_USERS_FILE_BYTES) throw fileError(`users file ${path} is larger than ${MAX_USERS_FILE_BYTES / 1024 / 1024} MiB`)
-  const text = await readFile(path, 'utf8').catch((err: unknown) => {
-    throw fileError(`cannot read users file ${path}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`, err)
-  })
-  return parseUsersFile(text, path)
+  return parseUsersFile(bytes.toString('utf8'), path)
 }
 
 /** The file as YAML, roles then users, each sorted by name; only fields that differ from a role's defaults are written. */

@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { chmod, chown, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -132,5 +132,17 @@ describe('UserRegistry', () => {
     await chmod(file, 0o666)
     await expect(UserRegistry.open({ file, bootstrapToken: 'b', log })).rejects.toMatchObject({ code: 'invalid_input', message: expect.stringContaining('writable by others') })
     await expect(loadUsersFile(join(dir, 'missing.yaml'))).rejects.toMatchObject({ code: 'not_found' })
+  })
+
+  it('refuses a users file behind a symbolic link, or owned by another user', async () => {
+    const real = join(dir, 'real.yaml')
+    await writeFile(real, 'users: {}\n', { mode: 0o600 })
+    const link = join(dir, 'link.yaml')
+    await symlink(real, link)
+    await expect(loadUsersFile(link)).rejects.toMatchObject({ code: 'invalid_input', message: expect.stringContaining('is a symbolic link') })
+    if (process.geteuid?.() === 0) {
+      await chown(real, 65534, 65534)
+      await expect(loadUsersFile(real)).rejects.toMatchObject({ code: 'invalid_input', message: expect.stringContaining('is owned by uid 65534') })
+    }
   })
 })

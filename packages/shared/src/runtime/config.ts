@@ -46,7 +46,18 @@ export const SECRET_FILE_MAX_BYTES = 64 * 1024
  * most `SECRET_FILE_MAX_BYTES`. The checks are made on the open file, so the file checked is the
  * file read (no swap between a stat and an open). The contents are never put in an error.
  */
-export async function readSecretBytes(path: string, what: string): Promise<Buffer> {
+export function readSecretBytes(path: string, what: string): Promise<Buffer> {
+  return readOwnFile(path, what, { maxBytes: SECRET_FILE_MAX_BYTES, othersMayRead: false })
+}
+
+/**
+ * Reads a file this process's user owns, with the checks of `readSecretBytes` made on the open
+ * file (no symbolic link followed, a regular file, its owner) and `o`'s: at most `maxBytes`, and
+ * when `othersMayRead`, readable (not writable) by others — a file that grants power (the users
+ * file) need not be secret, but nobody else may change it.
+ */
+export async function readOwnFile(path: string, what: string, o: { maxBytes: number; othersMayRead: boolean }): Promise<Buffer> {
+  const kind = o.othersMayRead ? '' : ' for a secret'
   let fh: FileHandle
   try {
     // O_NONBLOCK: a FIFO put in a secret's place must not hang the open; it is refused below.
@@ -57,7 +68,7 @@ export async function readSecretBytes(path: string, what: string): Promise<Buffe
       code === 'ENOENT'
         ? `${what} file ${path} does not exist`
         : code === 'ELOOP'
-          ? `${what} file ${path} is a symbolic link, which is not followed for a secret: give the file itself`
+          ? `${what} file ${path} is a symbolic link, which is not followed${kind}: give the file itself`
           : `cannot read ${what} file ${path}: ${code ?? 'error'}`
     throw new ApiaryError(code === 'ENOENT' ? 'not_found' : 'invalid_input', message, what, { cause: err })
   }
@@ -67,10 +78,12 @@ export async function readSecretBytes(path: string, what: string): Promise<Buffe
     if (!st.isFile()) throw refuse('is not a regular file')
     const me = process.geteuid?.()
     if (me !== undefined && st.uid !== me) throw refuse(`is owned by uid ${st.uid}, not by this user (uid ${me}); run: chown ${me} ${path}, or run as its owner`)
-    if ((st.mode & 0o077) !== 0) throw refuse(`is readable by others (mode ${(st.mode & 0o777).toString(8)}); run: chmod 600 ${path}`)
-    if (st.size > SECRET_FILE_MAX_BYTES) throw refuse(`is ${st.size} bytes, more than a secret holds (at most ${SECRET_FILE_MAX_BYTES})`)
+    if (o.othersMayRead ? (st.mode & 0o022) !== 0 : (st.mode & 0o077) !== 0) {
+      throw refuse(`is ${o.othersMayRead ? 'writable' : 'readable'} by others (mode ${(st.mode & 0o777).toString(8)}); run: chmod 600 ${path}`)
+    }
+    if (st.size > o.maxBytes) throw refuse(`is ${st.size} bytes, more than ${o.othersMayRead ? 'it may hold' : 'a secret holds'} (at most ${o.maxBytes})`)
     const bytes = await fh.readFile()
-    if (bytes.length > SECRET_FILE_MAX_BYTES) throw refuse(`grew past ${SECRET_FILE_MAX_BYTES} bytes while it was read`)
+    if (bytes.length > o.maxBytes) throw refuse(`grew past ${o.maxBytes} bytes while it was read`)
     return bytes
   } finally {
     await fh.close()

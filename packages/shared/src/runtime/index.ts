@@ -1,7 +1,7 @@
 /** Runtime helpers of every apiary program: logger, flags, program lifecycle, heartbeats, secret files. */
 export { createLogger, type Logger, type LoggerOptions, REDACT, silentLogger } from './log.ts'
 export { rateLimitedWarning, warnRateLimited } from './rate-limit.ts'
-export { defaultStateDir, ensureStateDir, parseDuration, readSecretBytes, readSecretFile, SECRET_FILE_MAX_BYTES, writeSecretFile } from './config.ts'
+export { defaultStateDir, ensureStateDir, parseDuration, readOwnFile, readSecretBytes, readSecretFile, SECRET_FILE_MAX_BYTES, writeSecretFile } from './config.ts'
 export {
   DAEMON_OPTIONS,
   DRAIN_OPTIONS,
