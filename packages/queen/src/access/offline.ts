@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { ApiaryError, ChainVerifier, describeVerdict, errorMessage, isApiaryError } from '@apiary/shared'
 import { defaultStateDir, type OptionTable, parseCommandLine } from '@apiary/shared/runtime'
 import { AuditLog } from './audit.ts'
-import { addUser, loadUsersFile, revokeUser, rotateUser, writeUsersFile } from './users-file.ts'
+import { addUser, loadUsersFile, revokeUser, rotateUser, withUsersLock, writeUsersFile } from './users-file.ts'
 
 export const OFFLINE_USAGE = `usage: apiary-queen users list|add NAME --role ROLE…|rotate NAME|revoke NAME --users-file FILE
        apiary-queen audit verify [--state-dir DIR]
@@ -54,23 +54,25 @@ async function users(argv: string[], env: NodeJS.ProcessEnv, io: OfflineIo): Pro
   }
   const roles = v.role.flatMap((r) => r.split(',')).filter(Boolean)
   if (sub === 'add' && roles.length === 0) throw new ApiaryError('invalid_input', '--role: a new user needs at least one role (viewer, operator, admin, …)', '--role')
-  const f = await loadUsersFile(file)
-  switch (sub) {
-    case 'list':
-      for (const [n, u] of Object.entries(f.users).sort(([a], [b]) => a.localeCompare(b))) io.out(`${n}\t${u.roles.join(',')}`)
-      return 0
-    case 'revoke':
+  if (sub === 'list') {
+    const f = await loadUsersFile(file)
+    for (const [n, u] of Object.entries(f.users).sort(([a], [b]) => a.localeCompare(b))) io.out(`${n}\t${u.roles.join(',')}`)
+    return 0
+  }
+  // Under the lock the queens take for their changes: none is lost between them.
+  return withUsersLock(file, async () => {
+    const f = await loadUsersFile(file)
+    if (sub === 'revoke') {
       await writeUsersFile(file, revokeUser(f, name!))
       io.err(`user ${name} revoked`)
       return 0
-    default: {
-      const r = sub === 'add' ? addUser(f, name!, roles) : rotateUser(f, name!)
-      await writeUsersFile(file, r.file)
-      io.err(sub === 'add' ? `user ${name} added; its token (shown once) is on stdout` : `user ${name} has a new token (shown once, on stdout); the old one no longer works`)
-      io.out(r.token)
-      return 0
     }
-  }
+    const r = sub === 'add' ? addUser(f, name!, roles) : rotateUser(f, name!)
+    await writeUsersFile(file, r.file)
+    io.err(sub === 'add' ? `user ${name} added; its token (shown once) is on stdout` : `user ${name} has a new token (shown once, on stdout); the old one no longer works`)
+    io.out(r.token)
+    return 0
+  })
 }
 
 async function audit(argv: string[], env: NodeJS.ProcessEnv, io: OfflineIo): Promise<number> {

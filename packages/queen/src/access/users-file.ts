@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { chmod, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises'
+import { hostname } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { stringify } from 'yaml'
 import {
@@ -113,6 +114,49 @@ function compactRole(r: RoleSpec): Partial<RoleSpec> {
  * over it, so a reader (another queen, the watcher) sees the old file or the new one, never half.
  * `exclusive`: fail with `conflict` if the file already exists (a first start racing another).
  */
+/** How long a change waits for another's lock, and after how long unchanged a lock counts as left by a dead writer. */
+const LOCK_WAIT_MS = 15_000
+const LOCK_STALE_MS = 30_000
+
+/**
+ * Runs `fn` (read, change, write back) holding `<file>.lock`, made with O_EXCL: queens sharing
+ * one users file (on one host or on a shared volume) and `apiary-queen users` offline change it
+ * one at a time, so none writes back a file read before another's change and loses it. A lock
+ * unchanged for `LOCK_STALE_MS` was left by a writer that died; it is broken only while it still
+ * holds what was read as stale.
+ */
+export async function withUsersLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
+  const lock = `${path}.lock`
+  const mine = `${hostname()} ${process.pid} ${randomBytes(8).toString('hex')}`
+  const end = Date.now() + LOCK_WAIT_MS
+  for (let wait = 5; ; wait = Math.min(wait * 2, 200)) {
+    try {
+      const fh = await open(lock, 'wx', 0o600)
+      try {
+        await fh.writeFile(mine)
+      } finally {
+        await fh.close()
+      }
+      break
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw fileError(`cannot lock users file ${path} (${lock}): ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`, err)
+      const st = await stat(lock).catch(() => undefined)
+      if (st && Date.now() - st.mtimeMs > LOCK_STALE_MS) {
+        const held = await readFile(lock, 'utf8').catch(() => undefined)
+        if (held !== undefined && (await readFile(lock, 'utf8').catch(() => undefined)) === held) await rm(lock, { force: true })
+        continue
+      }
+      if (Date.now() > end) throw new ApiaryError('conflict', `users file ${path} is being changed by another writer (${lock}); try again`, 'users-file')
+      await new Promise((r) => setTimeout(r, wait))
+    }
+  }
+  try {
+    return await fn()
+  } finally {
+    if ((await readFile(lock, 'utf8').catch(() => undefined)) === mine) await rm(lock, { force: true })
+  }
+}
+
 export async function writeUsersFile(path: string, f: UsersFile, opts: { exclusive?: boolean } = {}): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 })
   const text = formatUsersFile(f)

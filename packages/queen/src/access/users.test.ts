@@ -111,6 +111,23 @@ describe('UserRegistry', () => {
     reg.close()
   })
 
+  it('loses no change when two registries (two queens) change one file at once', async () => {
+    const file = join(dir, 'users.yaml')
+    const a = await UserRegistry.open({ file, bootstrapToken: 'boot-token-0123456789', log, pollMs: 60_000 })
+    const b = await UserRegistry.open({ file, bootstrapToken: 'boot-token-0123456789', log, pollMs: 60_000 })
+    for (let i = 0; i < 6; i++) await a.add(`gone${i}`, ['viewer'])
+    const names = Array.from({ length: 16 }, (_, i) => `u${i}`)
+    await Promise.all([
+      ...names.map((n, i) => (i % 2 ? a : b).add(n, ['viewer'])),
+      ...Array.from({ length: 6 }, (_, i) => (i % 2 ? b : a).revoke(`gone${i}`)),
+    ])
+    const onDisk = Object.keys((await loadUsersFile(file)).users).sort()
+    expect(onDisk).toEqual(['admin', ...names].sort())
+    await expect(readFile(`${file}.lock`)).rejects.toMatchObject({ code: 'ENOENT' })
+    a.close()
+    b.close()
+  })
+
   it('refuses a bad new version with its line and field and keeps the last good one', async () => {
     const file = join(dir, 'users.yaml')
     await writeFile(file, `users:\n  alice: { token: "${hashToken('alice-token')}", roles: [admin] }\n`, { mode: 0o600 })

@@ -1,7 +1,7 @@
 import { unwatchFile, watchFile } from 'node:fs'
 import { ApiaryError, errorMessage, isApiaryError, type Logger, type UserInfo, type UsersFile } from '@apiary/shared'
 import { AccessPolicy, type Principal } from './policy.ts'
-import { addUser, hashToken, loadUsersFile, revokeUser, rotateUser, writeUsersFile } from './users-file.ts'
+import { addUser, hashToken, loadUsersFile, revokeUser, rotateUser, withUsersLock, writeUsersFile } from './users-file.ts'
 
 /** The user a request authenticated as, and a signal that aborts when its token stops being valid. */
 export interface Authenticated {
@@ -157,21 +157,22 @@ export class UserRegistry {
     if (this.o.file !== undefined && this.onFileChange) unwatchFile(this.o.file, this.onFileChange)
   }
 
-  /** One change at a time: the file as it is on disk now, changed, written back, then taken. */
+  /** One change at a time, across every process that shares the file: the file as it is on disk now, changed, written back, then taken. */
   #change<T>(fn: (f: UsersFile) => { file: UsersFile; out: T }): Promise<T> {
     const path = this.o.file
     if (path === undefined) {
       return Promise.reject(new ApiaryError('conflict', 'this queen has no users file: start it with --users-file to manage users', 'users-file'))
     }
-    const run = async () => {
-      const current = await loadUsersFile(path).catch((err: unknown) => {
-        throw new ApiaryError('conflict', `the users file cannot be read, so it is not changed: ${errorMessage(err)}`, 'users-file', { cause: err })
+    const run = () =>
+      withUsersLock(path, async () => {
+        const current = await loadUsersFile(path).catch((err: unknown) => {
+          throw new ApiaryError('conflict', `the users file cannot be read, so it is not changed: ${errorMessage(err)}`, 'users-file', { cause: err })
+        })
+        const { file, out } = fn(current)
+        await writeUsersFile(path, file)
+        this.#install(file)
+        return out
       })
-      const { file, out } = fn(current)
-      await writeUsersFile(path, file)
-      this.#install(file)
-      return out
-    }
     const p = this.#changes.then(run, run)
     this.#changes = p.catch(() => undefined)
     return p
