@@ -96,21 +96,43 @@ describe('AuditLog', () => {
     audit.close()
   })
 
-  it('prunes whole records from the oldest, never the newest; the verifier starts at the oldest kept', () => {
+  it('prunes whole records from the oldest, never the newest, and says so in the chain; the verifier accepts the gap only then', () => {
     let now = 0
     const audit = AuditLog.open(path, { queenId: 'q1', now: () => now })
     for (let i = 0; i < 5; i++) {
       now = i * 1000
       audit.append({ kind: 'login', user: 'alice', source: 'x' })
     }
+    const third = audit.page(2, 1).records[0]!
     expect(audit.prune(2500)).toBe(3)
+    expect(audit.page(0, 10).records.map((r) => [r.seq, r.kind])).toEqual([[4, 'login'], [5, 'login'], [6, 'audit.pruned']])
+    expect(audit.page(5, 1).records[0]!.detail).toEqual({ upTo: 3, hash: third.hash })
     const v = verify(audit)
-    expect(v).toMatchObject({ intact: true, first: 4, records: 2 })
+    expect(v).toMatchObject({ intact: true, first: 4, records: 3 })
     expect(describeVerdict(v)[0]).toBe('chain starts at record 4; earlier records pruned by retention')
+    // Deleting more from the start than retention did is caught.
+    const db = new Database(path)
+    db.prepare('DELETE FROM audit WHERE seq = 4').run()
+    db.close()
+    expect(verify(audit)).toMatchObject({ intact: false, broken: { seq: 5, message: expect.stringContaining('no audit.pruned record says retention removed the 4 before it') } })
+    // Never the newest; a record dated back amid newer ones is not cut out of the middle.
+    now = 1e12
     expect(audit.prune(1e12)).toBe(1)
-    expect(audit.page(0, 10).records.map((r) => r.seq)).toEqual([5])
-    audit.append({ kind: 'login', user: 'bob', source: 'x' })
-    expect(verify(audit)).toMatchObject({ intact: true, first: 5, records: 2 })
+    expect(audit.page(0, 10).records.map((r) => r.kind)).toEqual(['audit.pruned', 'audit.pruned'])
+    expect(verify(audit)).toMatchObject({ intact: true })
+    audit.close()
+  })
+
+  it('prunes only a run from the oldest: an old-dated record after a newer one stays', () => {
+    let now = 5000
+    const audit = AuditLog.open(path, { queenId: 'q1', now: () => now })
+    audit.append({ kind: 'login', user: 'a', source: 'x' })
+    now = 100 // a clock that ran behind
+    audit.append({ kind: 'login', user: 'b', source: 'x' })
+    now = 6000
+    audit.append({ kind: 'login', user: 'c', source: 'x' })
+    expect(audit.prune(1000)).toBe(0)
+    expect(verify(audit)).toMatchObject({ intact: true, first: 1, records: 3 })
     audit.close()
   })
 })

@@ -41,6 +41,7 @@ export class AuditLog {
   readonly #pageUser
   readonly #pageBoth
   readonly #prune
+  readonly #deleteUpTo
   #head: AuditHead
 
   private constructor(
@@ -55,7 +56,12 @@ export class AuditLog {
     this.#pageSince = db.prepare('SELECT seq, body FROM audit WHERE seq > ? AND ts >= ? ORDER BY seq LIMIT ?')
     this.#pageUser = db.prepare('SELECT seq, body FROM audit WHERE seq > ? AND user = ? ORDER BY seq LIMIT ?')
     this.#pageBoth = db.prepare('SELECT seq, body FROM audit WHERE seq > ? AND ts >= ? AND user = ? ORDER BY seq LIMIT ?')
-    this.#prune = db.prepare('DELETE FROM audit WHERE seq IN (SELECT seq FROM audit WHERE ts < ? AND seq < (SELECT MAX(seq) FROM audit) ORDER BY seq LIMIT ?)')
+    // Only a run from the oldest, up to the first record that is not old: a record dated in the
+    // past by a clock that ran behind, amid newer ones, is never cut out of the middle.
+    this.#prune = db.prepare(
+      'SELECT seq, body FROM audit WHERE seq < COALESCE((SELECT MIN(seq) FROM audit WHERE ts >= ?), (SELECT MAX(seq) FROM audit)) ORDER BY seq LIMIT ?',
+    )
+    this.#deleteUpTo = db.prepare('DELETE FROM audit WHERE seq <= ?')
     const last = this.#last.get() as { seq: number; body: string } | undefined
     this.#head = last ? { seq: last.seq, hash: parseRow(last).hash } : { seq: 0, hash: AUDIT_GENESIS }
   }
@@ -123,7 +129,17 @@ export class AuditLog {
 
   /** Removes up to `limit` records older than `before` (ms), oldest first, never the newest; returns how many. */
   prune(before: number, limit = 10_000): number {
-    return this.#prune.run(before, limit).changes
+    const rows = this.#prune.all(before, limit) as Array<{ seq: number; body: string }>
+    const last = rows.at(-1)
+    if (!last) return 0
+    // The chain says what it lost: a verifier accepts a chain that starts past record 1 only
+    // when a later record of it names the last record removed and its hash.
+    const upTo = { upTo: last.seq, hash: parseRow(last).hash }
+    this.#db.transaction(() => {
+      this.#deleteUpTo.run(last.seq)
+      this.append({ kind: 'audit.pruned', detail: upTo })
+    })()
+    return rows.length
   }
 
   close(): void {

@@ -103,6 +103,8 @@ export const AUDIT_KINDS = [
   'user.rotated',
   'user.revoked',
   'users.reloaded',
+  /** Retention removed the records up to `detail.upTo`, the last of which hashed to `detail.hash`. */
+  'audit.pruned',
 ] as const
 export const AuditKind = z.enum(AUDIT_KINDS)
 export type AuditKind = z.infer<typeof AuditKind>

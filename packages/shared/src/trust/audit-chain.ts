@@ -29,8 +29,9 @@ export interface ChainVerdict {
  * Verifies an audit chain record by record, in seq order, as pages arrive: keeper's `audit
  * verify` and `apiary-queen audit verify` run this same code. A record whose hash is not the
  * digest of its content was edited; a record whose `prev` is not the hash of the one before
- * was put there after a removal or a reordering. The first record checked starts the chain:
- * records before it were pruned by retention (or its `prev` is the genesis).
+ * was put there after a removal or a reordering. The first record checked starts the chain: its
+ * `prev` is the genesis, or records before it were pruned by retention, which a later
+ * `audit.pruned` record naming the last one removed and its hash says.
  *
  * @example
  * const v = new ChainVerifier()
@@ -42,6 +43,8 @@ export class ChainVerifier {
   #first = 0
   #last: { seq: number; hash: string } = { seq: 0, hash: AUDIT_GENESIS }
   #broken: ChainBreak | undefined
+  /** Records missing before the first checked, until a prune record accounts for them. */
+  #gap: { upTo: number; hash: string } | undefined
 
   /** Checks the next record; false once the chain is broken (later records are not checked). */
   push(record: AuditRecord): boolean {
@@ -57,14 +60,24 @@ export class ChainVerifier {
       this.#broken = { seq: record.seq, kind: 'prev', message: `record ${record.seq}: prev mismatch: it does not follow record ${this.#last.seq} (${what})` }
       return false
     }
-    if (this.#records === 0) this.#first = record.seq
+    if (this.#records === 0) {
+      this.#first = record.seq
+      // A chain that starts past record 1 must say, later, that retention removed those before.
+      if (record.seq > 1 || record.prev !== AUDIT_GENESIS) this.#gap = { upTo: record.seq - 1, hash: record.prev }
+    }
+    if (this.#gap && record.kind === 'audit.pruned' && record.detail.upTo === this.#gap.upTo && record.detail.hash === this.#gap.hash) this.#gap = undefined
     this.#records++
     this.#last = { seq: record.seq, hash: record.hash }
     return true
   }
 
   verdict(): ChainVerdict {
-    return { intact: this.#broken === undefined, records: this.#records, first: this.#first, head: { ...this.#last }, ...(this.#broken ? { broken: this.#broken } : {}) }
+    const broken: ChainBreak | undefined =
+      this.#broken ??
+      (this.#gap
+        ? { seq: this.#first, kind: 'prev', message: `record ${this.#first}: the chain starts here, and no audit.pruned record says retention removed the ${this.#gap.upTo} before it (they were deleted)` }
+        : undefined)
+    return { intact: broken === undefined, records: this.#records, first: this.#first, head: { ...this.#last }, ...(broken ? { broken } : {}) }
   }
 }
 
