@@ -155,6 +155,10 @@ describe('keeper users and keeper audit', () => {
     expect(r.code).toBe(1)
     expect(r.stdout).toContain('chain starts at record 4; earlier records pruned by retention')
     expect(r.stdout).toContain('broken: record 7: prev mismatch: it does not follow record 5 (1 record before it removed)')
+    // A dropped table is not verified as an empty chain.
+    await sqlite(join(stateDir, 'audit.db'), 'DROP TABLE audit')
+    const dropped = await runBin('apiary-queen', ['audit', 'verify', '--state-dir', stateDir])
+    expect([dropped.code, dropped.stdout]).toEqual([1, expect.stringContaining('holds no audit table (it was dropped)')])
 
     const add = await runBin('apiary-queen', ['users', 'add', 'erin', '--role', 'viewer', '--users-file', usersFile])
     expect(add.code).toBe(0)

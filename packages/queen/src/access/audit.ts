@@ -67,6 +67,16 @@ export class AuditLog {
   }
 
   /** Opens (or makes, 0600 in a 0700 directory) the audit file. */
+  /** Whether the file holds the audit table, read without changing it. */
+  static hasTable(path: string): boolean {
+    const db = new Database(path, { readonly: true })
+    try {
+      return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit'").get() !== undefined
+    } finally {
+      db.close()
+    }
+  }
+
   static open(path: string, o: { queenId: string; now?: () => number }): AuditLog {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
     closeSync(openSync(path, 'a', 0o600))

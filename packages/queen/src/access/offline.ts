@@ -80,6 +80,11 @@ async function audit(argv: string[], env: NodeJS.ProcessEnv, io: OfflineIo): Pro
   if (positionals.length !== 1 || positionals[0] !== 'verify') throw new ApiaryError('invalid_input', OFFLINE_USAGE.split('\n')[1]!.trim(), 'command')
   const path = join(v['state-dir'] ?? defaultStateDir(env), 'audit.db')
   if (!existsSync(path)) throw new ApiaryError('not_found', `no audit log at ${path}`, '--state-dir')
+  // Read as found: opening it to append would make a dropped table anew, and verify it empty.
+  if (!AuditLog.hasTable(path)) {
+    io.out(`broken: ${path} holds no audit table (it was dropped)`)
+    return 1
+  }
   const log = AuditLog.open(path, { queenId: 'verify' })
   try {
     const verifier = new ChainVerifier()

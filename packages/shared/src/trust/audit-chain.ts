@@ -12,6 +12,8 @@ export type ChainBreak =
   | { seq: number; kind: 'prev'; message: string }
   /** The chain ends before the head its writer reports: records at its end were removed. */
   | { seq: number; kind: 'head'; message: string }
+  /** The chain starts past record 1 and no prune record accounts for those before. */
+  | { seq: number; kind: 'gap'; message: string }
 
 export interface ChainVerdict {
   intact: boolean
@@ -75,7 +77,7 @@ export class ChainVerifier {
     const broken: ChainBreak | undefined =
       this.#broken ??
       (this.#gap
-        ? { seq: this.#first, kind: 'prev', message: `record ${this.#first}: the chain starts here, and no audit.pruned record says retention removed the ${this.#gap.upTo} before it (they were deleted)` }
+        ? { seq: this.#first, kind: 'gap', message: `record ${this.#first}: the chain starts here, and no audit.pruned record says retention removed the ${this.#gap.upTo} before it (they were deleted)` }
         : undefined)
     return { intact: broken === undefined, records: this.#records, first: this.#first, head: { ...this.#last }, ...(broken ? { broken } : {}) }
   }
@@ -84,7 +86,7 @@ export class ChainVerifier {
 /** The verdict in an operator's words, one line each. */
 export function describeVerdict(v: ChainVerdict): string[] {
   const lines: string[] = []
-  if (v.first > 1) lines.push(`chain starts at record ${v.first}; earlier records pruned by retention`)
+  if (v.first > 1 && v.broken?.kind !== 'gap') lines.push(`chain starts at record ${v.first}; earlier records pruned by retention`)
   if (v.broken) {
     lines.push(`broken: ${v.broken.message}`)
     if (v.records > 0) lines.push(`intact up to record ${v.head.seq} (${v.records} record${v.records === 1 ? '' : 's'} checked)`)
