@@ -136,7 +136,7 @@ describe('drain on SIGTERM, and metrics', () => {
     expect(worker(started.ev.node).output()).toMatch(/"msg":"drained"/)
   })
 
-  it('a worker whose task outlasts its grace refuses new tasks as draining, is not ready, stops the task when the grace ends (cancelled, saying why), and exits 0', async () => {
+  it('a worker whose task outlasts its grace says it drains (the queen plans its node draining and ends a new job there error without sending the task), is not ready, stops the task when the grace ends (cancelled, saying why), and exits 0', async () => {
     const client = fleet.client()
     const file = join(fleet.dir.path, 'ran-long')
     const { jobId, nodes } = await client.submit({
@@ -153,10 +153,17 @@ describe('drain on SIGTERM, and metrics', () => {
     // Draining: not ready, while it still runs its task.
     await waitUntil(async () => (await readyz(w)) === 503 || !w.running, `${SHORT} to say it is not ready`)
     expect(w.running, `${SHORT} still drains`).toBe(true)
-    // A new task meanwhile is refused, saying why: only this node's worker could run it.
+    // Its heartbeat says so at once: the queen lists it draining and plans it as such.
+    await waitUntil(async () => (await client.nodes()).find((n) => n.id === SHORT)?.draining === true, `the queen to list ${SHORT} as draining`)
+    const plan = await client.plan({ operation: { type: 'ping' }, targets: SHORT })
+    expect([plan.online, plan.draining]).toEqual([1, { nodes: 1, ids: [SHORT] }])
+    // A new job meanwhile ends it error, saying why, without sending it the task (only this
+    // node's worker could run it): the worker refused nothing.
+    const refusedBefore = sample(await metricsOf(w), 'apiary_tasks_refused_total', { reason: 'draining' })
     const late = await client.submit({ operation: { type: 'ping' }, targets: SHORT })
     const lateEnds = (await EventTape.follow(client, late.jobId).done).filter(isFinished)
-    expect(lateEnds.map((e) => [e.node, e.state, e.cause])).toEqual([[SHORT, 'error', expect.stringMatching(/draining/)]])
+    expect(lateEnds.map((e) => [e.node, e.state, e.cause])).toEqual([[SHORT, 'error', 'draining: its worker was told to stop and takes no new task']])
+    expect(sample(await metricsOf(w), 'apiary_tasks_refused_total', { reason: 'draining' })).toBe(refusedBefore)
     expect(await exited).toEqual({ code: 0, signal: null })
     const events = await expectTruth(fleet, job, { [SHORT]: 'cancelled' })
     expect(events.filter(isFinished)[0]?.cause).toMatch(/drain grace \(5 s\) passed while the task ran/)

@@ -108,6 +108,7 @@ export function startWorker(cfg: WorkerConfig): Worker {
     intervalMs: cfg.heartbeatMs,
     ts: Date.now(),
     refused: runner.refusals(),
+    ...(runner.draining() ? { draining: true as const } : {}),
   })).start()
   cfg.metrics?.onScrape(() => {
     cfg.metrics?.m.tasksInFlight.set(runner.running())
@@ -122,7 +123,10 @@ export function startWorker(cfg: WorkerConfig): Worker {
     },
     async drain(graceMs) {
       // It heartbeats while its tasks end: a silent worker's running nodes would be judged lost.
-      await runner.drain(graceMs)
+      const drained = runner.drain(graceMs)
+      // At once, not at the next beat: the queen stops targeting it.
+      heart.now()
+      await drained
       heart.stop()
     },
     notReady: () => (runner.draining() ? 'draining' : heart.beating ? null : 'not heartbeating'),

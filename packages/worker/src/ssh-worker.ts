@@ -152,6 +152,7 @@ export function startSshWorker(cfg: SshWorkerConfig): SshWorker {
     ts: Date.now(),
     hosts: changedHosts(),
     refused: runner.refusals(),
+    ...(runner.draining() ? { draining: true as const } : {}),
   })).start()
 
   cfg.metrics?.onScrape(() => {
@@ -169,7 +170,10 @@ export function startSshWorker(cfg: SshWorkerConfig): SshWorker {
       await runner.close()
     },
     async drain(graceMs) {
-      await runner.drain(graceMs)
+      const drained = runner.drain(graceMs)
+      // At once, not at the next beat: the queen stops targeting it.
+      heart.now()
+      await drained
       heart.stop()
     },
     notReady: () => (runner.draining() ? 'draining' : heart.beating ? null : 'not heartbeating'),

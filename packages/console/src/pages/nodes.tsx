@@ -115,8 +115,8 @@ function NodeRow({ n, top, index, now }: { n: NodeInfo; top: number; index: numb
         {labels}
       </span>
       <span role="cell">{n.executor}</span>
-      <span role="cell" class={n.online ? 'good' : 'bad'}>
-        {n.online ? '● online' : '○ offline'}
+      <span role="cell" class={n.online && !n.draining ? 'good' : 'bad'}>
+        {n.online ? (n.draining ? '◐ draining' : '● online') : '○ offline'}
         {n.status === 'degraded' && ' (degraded)'}
       </span>
       <span role="cell">{ago(contact, now)}</span>

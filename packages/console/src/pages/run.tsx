@@ -136,6 +136,12 @@ export function RunPage() {
               {plan.offline.length > 20 && ' …'}
             </p>
           )}
+          {plan.draining && (
+            <p class="bad">
+              Draining ({count(plan.draining.nodes)}: their workers were told to stop), would end error: {plan.draining.ids.slice(0, 20).join(', ')}
+              {plan.draining.nodes > 20 && ' …'}
+            </p>
+          )}
           <p class="muted">Sample: {plan.sample.join(', ')}</p>
           {access && access.allowed === false && <p class="error">Your role does not allow this{access.reason ? `: ${access.reason}` : ''}.</p>}
           {destructive && <ConfirmCount key={plan.nodes} nodes={plan.nodes} reasons={plan.risk.reasons} action="Run" busy={busy} onConfirm={() => void submit(plan.nodes)} />}

@@ -21,7 +21,7 @@ export const nodes = defineCommand({
     const rows = nodes.map((n) => [
       n.id,
       n.region,
-      n.online ? 'online' : 'offline',
+      n.online ? (n.draining ? 'draining' : 'online') : 'offline',
       n.executor,
       n.executor === 'ssh' ? (n.lastContact ? ago(n.lastContact) : 'never') : ago(n.lastSeen),
       n.breaker ?? '',

@@ -113,6 +113,7 @@ async function printPlan(io: Io, p: JobPlan): Promise<number> {
   await io.out.line(`targets    ${p.nodes} node${p.nodes === 1 ? '' : 's'} (${p.online} online)`)
   await io.out.line(`regions    ${escapeControls(Object.entries(p.regions).map(([r, c]) => `${r}: ${c}`).join(', '))}`)
   if (p.offline.length > 0) await io.out.line(`offline    ${escapeControls(p.offline.join(', '))}${p.nodes - p.online > p.offline.length ? ', …' : ''} (would end error: offline)`)
+  if (p.draining) await io.out.line(`draining   ${escapeControls(p.draining.ids.join(', '))}${p.draining.nodes > p.draining.ids.length ? ', …' : ''} (${p.draining.nodes}: their workers were told to stop; would end error: draining)`)
   await io.out.line(`sample     ${escapeControls(p.sample.join(', '))}${p.nodes > p.sample.length ? ', …' : ''}`)
   if (p.canary > 0) await io.out.line(`canary     ${p.canary} node${p.canary === 1 ? '' : 's'} first`)
   await io.out.line(`risk       ${p.risk.class}${p.risk.reasons.length ? ` (${escapeControls(p.risk.reasons.join(', '))}): needs --yes or the node count typed` : ''}`)

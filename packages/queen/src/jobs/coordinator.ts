@@ -283,7 +283,7 @@ export class Coordinator {
     this.#o.events.open(jobId, 0)
     const { run, effects } = JobRun.submit(
       { id: jobId, request: stored, createdAt: now, ...this.#runConfig() },
-      targets.map((t) => ({ id: t.id, region: t.region, online: t.online, agentless: t.executor === 'ssh' })),
+      targets.map((t) => ({ id: t.id, region: t.region, online: t.online, ...(t.draining ? { draining: true } : {}), agentless: t.executor === 'ssh' })),
       opts.rerunOf ? { rerunOf: opts.rerunOf } : {},
       now,
     )

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { type FinalState, JobRequestView, type JobRequestInput, notRunEvent, WireEvent, type WireEventOf } from '@apiary/shared'
-import { type Effect, JobRun, maxOutputEvents, type RunTarget } from './job-run.ts'
+import { DRAINING_CAUSE, type Effect, JobRun, maxOutputEvents, type RunTarget } from './job-run.ts'
 
 const GRACE = 1000
 
@@ -98,6 +98,14 @@ describe('JobRun', () => {
     const h = new Harness(request(), t)
     expect(h.ends().get('n2')).toEqual({ state: 'error', cause: 'offline' })
     expect(h.shares().flatMap((s) => s.nodes)).toEqual(['n1', 'n3'])
+  })
+
+  it('ends a target whose worker drains at once, saying so, and never offers it to a hive', () => {
+    const t = targets(3)
+    t[0]!.draining = true
+    const h = new Harness(request(), t)
+    expect(h.ends().get('n1')).toEqual({ state: 'error', cause: DRAINING_CAUSE })
+    expect(h.shares().flatMap((s) => s.nodes)).toEqual(['n2', 'n3'])
   })
 
   it('finishes a job whose targets are all offline without dispatching', () => {

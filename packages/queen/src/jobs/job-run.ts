@@ -27,9 +27,14 @@ export interface RunTarget {
   id: string
   region: string
   online: boolean
+  /** Its worker drains (told to stop): it takes no new task, so the node is not dispatched. */
+  draining?: boolean
   /** Reached over SSH by the region's SSH workers. */
   agentless: boolean
 }
+
+/** Why a target whose worker drains ends `error` without being dispatched. */
+export const DRAINING_CAUSE = 'draining: its worker was told to stop and takes no new task'
 
 /** A node of a job that was running when the queen stopped, as stored. */
 export interface ResumedNode extends NodeOutcome {
@@ -233,7 +238,7 @@ export class JobRun {
       nodes: n,
       human: clip(`job ${run.id}: ${describeOperation(operation)} on ${n} node${n === 1 ? '' : 's'} (targets ${opts.rerunOf ? `re-run of ${opts.rerunOf}` : cfg.request.targets})`, MAX_HUMAN),
     })
-    for (const t of targets) if (!t.online) run.#finishNode(t.id, 'error', 'offline', now)
+    for (const t of targets) if (!t.online || t.draining) run.#finishNode(t.id, 'error', t.online ? DRAINING_CAUSE : 'offline', now)
     if (rollout.deadlineMs !== undefined) run.#deadlineAt = cfg.createdAt + rollout.deadlineMs
     if (!run.#finished) run.#dispatchNextPhase(now)
     return { run, effects: run.#take() }

@@ -39,11 +39,13 @@ export function summarisePlan(plan: Plan, request: JobRequest): JobPlan {
   const regions: Record<string, number> = {}
   for (const t of plan.targets) regions[t.region] = (regions[t.region] ?? 0) + 1
   const offline = plan.targets.filter((t) => !t.online)
+  const draining = plan.targets.filter((t) => t.online && t.draining)
   return {
     nodes: plan.targets.length,
     online: plan.targets.length - offline.length,
     regions,
     offline: offline.slice(0, OFFLINE_LISTED).map((t) => t.id),
+    ...(draining.length > 0 ? { draining: { nodes: draining.length, ids: draining.slice(0, OFFLINE_LISTED).map((t) => t.id) } } : {}),
     sample: plan.targets.slice(0, SAMPLE).map((t) => t.id),
     canary: Math.min(request.rollout.canary, plan.targets.length),
     risk: plan.risk,

@@ -35,6 +35,30 @@ describe('Presence', () => {
     expect(p.node('a')?.online).toBe(true)
   })
 
+  it('lists a worker that drains as draining while it is online, and as neither once it beats again without it', () => {
+    let now = 0
+    const p = new Presence(() => now)
+    p.beat(hb('a', 'worker', 'eu', { draining: true }))
+    expect(p.node('a')).toMatchObject({ online: true, draining: true })
+    now = 3001
+    expect(p.node('a')?.online).toBe(false)
+    expect(p.node('a')?.draining).toBeUndefined()
+    p.beat(hb('a'))
+    expect(p.node('a')).toMatchObject({ online: true })
+    expect(p.node('a')?.draining).toBeUndefined()
+  })
+
+  it('reaches an inventory node only through an SSH worker of its region that does not drain', () => {
+    const p = new Presence(() => 0)
+    p.setInventory([inv('eu-1', 'eu')])
+    p.beat(hb('s1', 'ssh-worker', 'eu', { draining: true }))
+    expect(p.node('eu-1')?.online).toBe(false)
+    p.beat(hb('s2', 'ssh-worker', 'eu'))
+    expect(p.node('eu-1')?.online).toBe(true)
+    p.beat(hb('s2', 'ssh-worker', 'eu', { draining: true }))
+    expect(p.node('eu-1')?.online).toBe(false)
+  })
+
   it('lists workers sorted, never hives', () => {
     const p = new Presence(() => 0)
     p.beat(hb('b'))

@@ -227,10 +227,11 @@ export class Presence {
     return e ? this.#online(e) : undefined
   }
 
-  /** Regions with at least one live SSH worker. */
+  /** Regions with at least one live SSH worker that takes tasks (not draining). */
   #sshRegions(): Set<string> {
     const out = new Set<string>()
-    for (const e of this.#sshWorkers.values()) if (this.#online(e)) out.add(e.hb.region)
+    // One that drains takes no new task: its region's hosts are reached only through the others.
+    for (const e of this.#sshWorkers.values()) if (this.#online(e) && !e.hb.draining) out.add(e.hb.region)
     return out
   }
 
@@ -265,6 +266,7 @@ export class Presence {
       running: e.hb.running,
       version: e.hb.version,
       ...(e.hb.refused && e.hb.refused.count > 0 ? { refused: e.hb.refused } : {}),
+      ...(e.hb.draining && this.#online(e) ? { draining: true as const } : {}),
     }
   }
 

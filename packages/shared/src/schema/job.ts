@@ -202,6 +202,8 @@ export const NodeInfo = z.object({
   breaker: BreakerState.optional(),
   /** Agent nodes: work the worker refused because the queen's signature did not cover it. */
   refused: Refusals.optional(),
+  /** Agent nodes: its worker was told to stop and takes no new task (a job would end it `error: draining`). */
+  draining: z.literal(true).optional(),
 })
 export type NodeInfo = z.infer<typeof NodeInfo>
 
@@ -218,6 +220,11 @@ export const JobPlan = z.object({
   regions: z.record(z.string(), z.number().int()),
   /** Offline targets (the first 100): they would end `error: offline`. */
   offline: z.array(z.string()),
+  /**
+   * Online targets whose worker drains (told to stop; it takes no new task): how many and the
+   * first 100. They would end `error: draining`. Absent when there are none.
+   */
+  draining: z.object({ nodes: z.number().int(), ids: z.array(z.string()) }).optional(),
   sample: z.array(z.string()),
   canary: z.number().int(),
   risk: z.object({ class: z.enum(['safe', 'destructive']), reasons: z.array(z.string()) }),

@@ -208,5 +208,10 @@ export const Heartbeat = z.object({
    * from now, so the shares it held are offered at once to another hive of its region.
    */
   leaving: z.literal(true).optional(),
+  /**
+   * worker and ssh-worker: it was told to stop (SIGTERM) and takes no new task while its
+   * running ones finish. Sent at once when the drain begins, so the queen stops targeting it.
+   */
+  draining: z.literal(true).optional(),
 })
 export type Heartbeat = z.infer<typeof Heartbeat>
