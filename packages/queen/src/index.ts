@@ -1,7 +1,7 @@
 import { existsSync, rmSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Hono } from 'hono'
-import { BODY_LIMITS, type Bus, decode, type DurableConfig, Heartbeat, type Logger, parseSubject, type Signer, subjects } from '@apiary/shared'
+import { BODY_LIMITS, type Bus, type BusMessage, decode, type DurableConfig, Heartbeat, type Logger, parseSubject, type Signer, subjects } from '@apiary/shared'
 import { watchInventory } from '@apiary/shared/inventory'
 import { createMetrics, type DaemonMetrics, ensureStateDir, rateLimitedWarning, secondsSince } from '@apiary/shared/runtime'
 import { AuditLog } from './access/audit.ts'
@@ -15,13 +15,16 @@ import { type EventFeed, EventLog, type LogWriter } from './jobs/event-log.ts'
 import { createHiveDispatch, type HiveDispatch } from './jobs/hive-dispatch.ts'
 import { createSecretSealer } from './jobs/sealed-secrets.ts'
 import { Leadership, LOG_RECORD_MAX, RecordApplier } from './jobs/leader.ts'
+import { HeartbeatIntake } from './presence/intake.ts'
 import { Presence } from './presence/presence.ts'
 import { openSqliteStore } from './store/sqlite.ts'
-import type { JobStore } from './store/store.ts'
+import type { JobStore, KnownNode } from './store/store.ts'
 import { ensureToken } from './token.ts'
 
 /** How often finished jobs past retention are pruned from the index. */
 const PRUNE_EVERY_MS = 60_000
+/** How often the nodes that came online are written down, for a restart to wait for. */
+const REMEMBER_EVERY_MS = 1000
 
 /** The metrics a queen keeps, served on `GET /metrics`. */
 export const QUEEN_METRICS = ['jobsFinished', 'jobDuration', 'nodesFinished', 'nodeDuration', 'dispatchLatency', 'eventsIngested', 'storeCommit', 'sseClients', 'draining'] as const
@@ -242,7 +245,9 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
   // A flood of refused heartbeats is one log line per interval, with how many there were.
   const refusedBeats = rateLimitedWarning(log, 'refused a heartbeat')
   const misplacedBeats = rateLimitedWarning(log, 'dropped a heartbeat published on another identity’s subject')
-  const hbSub = cfg.bus.subscribe(subjects.heartbeatAll, (msg) => {
+  const droppedBeats = rateLimitedWarning(log, 'dropped a heartbeat: too many wait to be taken')
+  const intake = new HeartbeatIntake({ take: (msg) => takeBeat(msg), dropped: (msg) => droppedBeats.note({ subject: msg.subject, waiting: intake.waiting }) })
+  const takeBeat = (msg: BusMessage) => {
     const hb = decode(Heartbeat, msg, log)
     if (!hb) return
     // Who it is comes from the subject, which the broker lets only that identity publish.
@@ -259,9 +264,24 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
     if (hb.leaving) log.info({ role: hb.role, id: hb.id, region: hb.region }, `${hb.role} left: what it held goes to another`)
     else if (beat.isNew) {
       log.info({ role: hb.role, id: hb.id, region: hb.region }, `${hb.role} online`)
-      if (hb.role === 'worker' && cfg.rememberNodes !== false) store.rememberNode({ id: hb.id, region: hb.region, labels: hb.labels, executor: hb.executor, intervalMs: hb.intervalMs, lastSeen: Date.now() })
+      if (hb.role === 'worker' && cfg.rememberNodes !== false) remembering.set(hb.id, { id: hb.id, region: hb.region, labels: hb.labels, executor: hb.executor, intervalMs: hb.intervalMs, lastSeen: Date.now() })
     }
-  }, { maxBytes: BODY_LIMITS.heartbeat })
+  }
+  // Nodes new or back are written a second at a time, in one transaction: 50,000 starting
+  // together are not 50,000 commits on the loop that takes heartbeats.
+  const remembering = new Map<string, KnownNode>()
+  const rememberSome = () => {
+    if (remembering.size === 0) return
+    try {
+      store.rememberNodes(remembering.values())
+    } catch (err) {
+      log.warn({ err, nodes: remembering.size }, 'cannot remember the nodes that came online (a restart would not wait for them)')
+    }
+    remembering.clear()
+  }
+  const rememberTimer = setInterval(rememberSome, REMEMBER_EVERY_MS)
+  rememberTimer.unref()
+  const hbSub = cfg.bus.subscribe(subjects.heartbeatAll, (msg) => intake.offer(msg), { maxBytes: BODY_LIMITS.heartbeat })
   let sweepTimer: NodeJS.Timeout | undefined
   const sweep = () => {
     coordinator.sweepLost()
@@ -329,6 +349,9 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
       clearTimeout(sweepTimer)
       clearTimeout(pruneTimer)
       hbSub.unsubscribe()
+      intake.close()
+      clearInterval(rememberTimer)
+      rememberSome()
       await (steppedDown ?? leadership.close())
       await coordinator.close()
       await events.close()
@@ -394,7 +417,7 @@ export async function rebuildIndex(o: { bus: Bus; log: Logger; stateDir: string;
     if (existsSync(path)) {
       const old = openSqliteStore(path)
       try {
-        for (const n of old.knownNodes()) store.rememberNode(n)
+        store.rememberNodes(old.knownNodes())
       } finally {
         old.close()
       }

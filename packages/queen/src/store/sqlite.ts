@@ -2,7 +2,7 @@ import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'libsql'
 import { ApiaryError, type JobEvent, JobRequest, JobRequestView, type JobState, type JobSummary, type NodeResult, type NodeState, Operation, OperationView, redactOperation } from '@apiary/shared'
-import type { Batch, JobStore, NewJob, NodeUpdate, OutputChunk, StoredEvent } from './store.ts'
+import type { Batch, JobStore, KnownNode, NewJob, NodeUpdate, OutputChunk, StoredEvent } from './store.ts'
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS jobs (
@@ -389,9 +389,9 @@ export function openSqliteStore(path: string): JobStore {
         return { seq: o.seq, node: o.node, stream: o.stream, data: o.data }
       })
     },
-    rememberNode(n) {
-      remember.run(n.id, n.region, JSON.stringify(n.labels), n.executor, n.intervalMs, n.lastSeen)
-    },
+    rememberNodes: db.transaction((nodes: Iterable<KnownNode>) => {
+      for (const n of nodes) remember.run(n.id, n.region, JSON.stringify(n.labels), n.executor, n.intervalMs, n.lastSeen)
+    }),
     knownNodes() {
       return (known.all() as Array<{ id: string; region: string; labels: string; executor: string; interval_ms: number; last_seen: number }>).map((r) => ({
         id: r.id,

@@ -136,8 +136,8 @@ export interface JobStore {
   eventsAfter(jobId: string, after: number, limit: number, opts: { output: boolean }): StoredEvent[]
   /** Output chunks in order, after `after`, at most `limit` (a page; the caller pages on). */
   output(jobId: string, node: string | undefined, after: number, limit: number): OutputChunk[]
-  /** Remembers an agent node (on its first heartbeat, or when it comes back), for restarts. */
-  rememberNode(node: KnownNode): void
+  /** Remembers agent nodes (on a first heartbeat, or when one comes back), for restarts: one transaction. */
+  rememberNodes(nodes: Iterable<KnownNode>): void
   knownNodes(): KnownNode[]
   close(): void
 }
