@@ -374,6 +374,24 @@ export function defineDurableSuite(name: string, make: () => Promise<DurableFixt
       expect(await a.acquire()).toBe(false)
     })
 
+    it('gives a lease back to its holder once it expired with nobody taking it, and never to it once another did', async () => {
+      await bus.durable.ensure(TEST_CONFIG)
+      const other = await fx.other()
+      const a = bus.durable.lease('leader', 'queen-a')
+      expect(await a.acquire()).toBe(true)
+      // Nobody renews it past its TTL (a holder that stalled): it is gone, then a renews it anew.
+      await waitUntil(async () => (await a.holder()) === null, 'the lease to expire', TEST_CONFIG.leaseTtlMs * 10, 100)
+      expect(await a.acquire()).toBe(true)
+      expect(await a.holder()).toBe('queen-a')
+      expect(await a.acquire()).toBe(true)
+      // It stalls again and another takes it meanwhile: a's renewal says no.
+      const b = other.durable.lease('leader', 'queen-b')
+      await waitUntil(() => b.acquire(), 'the lease to expire and be taken', TEST_CONFIG.leaseTtlMs * 10, 100)
+      expect(await a.acquire()).toBe(false)
+      expect(await b.acquire()).toBe(true)
+      expect(await a.holder()).toBe('queen-b')
+    })
+
     it('keeps a secret by key until it is deleted, for every handle, and refuses before the bucket is made', async () => {
       // No bucket before the queen makes it.
       await rejectsWithCode(bus.durable.secrets.get('jsecret1'), 'unavailable')

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { ApiaryError, type Durable, isApiaryError, type JobEvent, type Logger, type StreamMessage, type StreamReader, subjects } from '@apiary/shared'
+import { ApiaryError, type Durable, isApiaryError, type JobEvent, type Lease, type Logger, type StreamMessage, type StreamReader, subjects } from '@apiary/shared'
 import type { Batch, JobStore } from '../store/store.ts'
 import type { Coordinator } from './coordinator.ts'
 import { type EventLog, type LogWriter, merge } from './event-log.ts'
@@ -143,6 +143,8 @@ export class Leadership {
   /** What the event log writes through while this queen leads (its position is set on each takeover). */
   readonly writer: LogWriter & { lastSeq: number }
   readonly #o: LeadershipOptions
+  /** One lease object for this queen's life: it remembers its last revision, so a renewal is one write. */
+  readonly #lease: Lease
   /** Set when the log's writer signs with another key: this queen then never takes over (its shares would be refused). */
   #otherKey: string | undefined
   #replica: StreamReader | undefined
@@ -160,6 +162,7 @@ export class Leadership {
     this.#o = o
     this.holder = `${o.queenId}/${randomBytes(6).toString('hex')}`
     this.writer = createLogWriter(o.durable, this.holder, o.publicKey)
+    this.#lease = o.durable.lease(LEADER_KEY, this.holder)
   }
 
   get leading(): boolean {
@@ -191,7 +194,7 @@ export class Leadership {
 
   async #renew(): Promise<void> {
     if (this.#otherKey !== undefined) return
-    const lease = this.#o.durable.lease(LEADER_KEY, this.holder)
+    const lease = this.#lease
     let held: boolean | undefined
     try {
       held = await lease.acquire()
@@ -336,8 +339,7 @@ export class Leadership {
       // What is queued is written if the log takes it soon; else the next leader redoes it.
       await Promise.race([this.#o.events.stored().catch(() => {}), new Promise((resolve) => setTimeout(resolve, 5000).unref())])
       await this.#o.events.settle()
-      await this.#o.durable
-        .lease(LEADER_KEY, this.holder)
+      await this.#lease
         .release()
         .catch((err: unknown) => this.#o.log.warn({ err }, 'cannot give the leader lease up'))
     }

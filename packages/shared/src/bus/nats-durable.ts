@@ -208,16 +208,28 @@ export function createNatsDurable(nc: NatsConnection, log: Logger): NatsDurable 
       const e = await kv.get(key)
       return e && e.operation === 'PUT' ? { holder: dec.decode(e.value), revision: e.revision } : undefined
     }
+    // The revision of this holder's last write: a renewal is then one update, not a read and an
+    // update (under load, each round trip is one more chance to miss the renewal's deadline).
+    let mine: number | undefined
     return {
       async acquire() {
         try {
           const kv = await leases()
+          if (mine !== undefined) {
+            try {
+              mine = await kv.update(key, enc.encode(holder), mine)
+              return true
+            } catch (err) {
+              mine = undefined
+              // Someone wrote it since (or it expired and was taken): read who holds it now.
+              if (!isWrongLastSeq(err)) throw err
+            }
+          }
           const e = await current(kv)
           if (e && e.holder !== holder) return false
           try {
             // A revision check either way: two standbys racing for a free lease, one wins.
-            if (e) await kv.update(key, enc.encode(holder), e.revision)
-            else await kv.create(key, enc.encode(holder))
+            mine = e ? await kv.update(key, enc.encode(holder), e.revision) : await kv.create(key, enc.encode(holder))
             return true
           } catch (err) {
             if (isWrongLastSeq(err)) return false
@@ -230,6 +242,7 @@ export function createNatsDurable(nc: NatsConnection, log: Logger): NatsDurable 
       async release() {
         try {
           const kv = await leases()
+          mine = undefined
           const e = await current(kv)
           if (e?.holder === holder) await kv.delete(key, { previousSeq: e.revision })
         } catch (err) {
