@@ -298,6 +298,41 @@ export function defineDurableSuite(name: string, make: () => Promise<DurableFixt
       expect(b.seen.map(nOf)).toEqual([3])
     })
 
+    it('refuses new events once the stream is full rather than drop what it holds; trimming what was applied makes room, and a waiting publish goes on', async () => {
+      await bus.durable.ensure({ ...TEST_CONFIG, eventsMaxBytes: 4096 })
+      const subject = eventSubject()
+      const body = (n: number) => ({ n, pad: 'x'.repeat(900) })
+      let held = 0
+      let refused: Error | undefined
+      for (let n = 1; n <= 10 && !refused; n++) {
+        try {
+          await bus.durable.publish(subject, body(n), { id: `full-${n}`, deadline: Date.now() + 500 })
+          held = n
+        } catch (err) {
+          refused = await rejectsWithCode(Promise.reject(err), 'timeout')
+        }
+      }
+      expect(refused, 'a publish past the limit times out').toBeDefined()
+      expect(held).toBeGreaterThanOrEqual(2)
+      const seqs = async () => {
+        const c = streamCollector()
+        await bus.durable.read('events', c.handler, { afterSeq: 0, follow: false, maxBytes: 4096 }).done
+        return c.seen.map((m) => [m.seq, nOf(m)])
+      }
+      // Nothing it held was dropped to make room.
+      expect(await seqs()).toEqual(Array.from({ length: held }, (_, i) => [i + 1, i + 1]))
+      const waiting = bus.durable.publish(subject, body(99), { id: 'full-late', deadline: soon() })
+      // What the leader applied (here the first two) is trimmed: room for the one waiting.
+      await bus.durable.trimEvents(3)
+      expect(await waiting).toEqual({ seq: held + 1, duplicate: false })
+      expect(await seqs()).toEqual([...Array.from({ length: held - 2 }, (_, i) => [i + 3, i + 3]), [held + 1, 99]])
+      expect(await bus.durable.lastSeq('events')).toBe(held + 1)
+      // Everything trimmed: a read that stops once caught up stops at once, having read nothing.
+      await bus.durable.trimEvents(held + 2)
+      expect(await seqs()).toEqual([])
+      expect(await bus.durable.lastSeq('events')).toBe(held + 1)
+    })
+
     it('reads in order from a sequence, and without follow stops once caught up', async () => {
       await bus.durable.ensure(TEST_CONFIG)
       const subject = eventSubject()

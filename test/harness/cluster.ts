@@ -57,6 +57,7 @@ export class TestCluster {
           // Heartbeats are 200 ms here: a second is five of them.
           settleMs: 1000,
           reofferRetryMs: 300,
+          trimEventsEveryMs: 200,
           ...(opts.shareChunkNodes ? { shareChunkNodes: opts.shareChunkNodes } : {}),
           ...(opts.inventoryFile ? { inventoryFile: opts.inventoryFile, inventoryPollMs: 100 } : {}),
         },

@@ -517,7 +517,7 @@ async function store(nc: NatsConnection, subject: string, data: unknown, id: str
 /** apiary's streams as `ensure` makes them: on disk, events and log bounded, the lease bucket a KV stream. */
 function streamConfigs(replicas: number) {
   return [
-    { name: 'APIARY_EVENTS', subjects: subjects.eventsStream, storage: 'file', discard: 'old', max_bytes: 64 * MIB, num_replicas: replicas },
+    { name: 'APIARY_EVENTS', subjects: subjects.eventsStream, storage: 'file', discard: 'new', max_bytes: 64 * MIB, num_replicas: replicas },
     { name: 'APIARY_LOG', subjects: [subjects.log], storage: 'file', discard: 'old', max_bytes: 64 * MIB, num_replicas: replicas },
     {
       name: 'KV_APIARY_LEASES',
@@ -598,10 +598,12 @@ describe('JetStream on the secure bus', () => {
     expect(await js(queen, '$JS.API.STREAM.CREATE.APIARY_LOG', { ...streamConfigs(1)[1], max_bytes: 17 * 1024 * MIB })).toMatchObject({ error: { description: 'insufficient storage resources available' } })
   })
 
-  it("lets the queen make apiary's streams, lease and secrets buckets, and no others; never delete or purge them", async () => {
+  it("lets the queen make apiary's streams, lease and secrets buckets, and no others; never delete them, and purge only the events stream", async () => {
     const queen = await connectIdentity(bus, QUEEN)
     await ensureStreams(queen, 1)
     for (const name of ['APIARY_EVENTS', 'APIARY_LOG', 'KV_APIARY_LEASES', 'KV_APIARY_SECRETS']) expect(await js(queen, `$JS.API.STREAM.INFO.${name}`), name).toMatchObject({ config: { name } })
+    // The leader trims what it applied from the events stream.
+    expect(await js(queen, '$JS.API.STREAM.PURGE.APIARY_EVENTS', { seq: 1 })).toMatchObject({ success: true })
     for (const subject of [
       '$JS.API.STREAM.CREATE.OTHER',
       '$JS.API.STREAM.DELETE.APIARY_EVENTS',

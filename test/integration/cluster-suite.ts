@@ -43,6 +43,24 @@ export function defineClusterSuite(kind: BusKind) {
       ])
     })
 
+    it('trims from the events stream what the leader applied: it holds only what is still to be consumed', async () => {
+      const { jobId } = await c.client.submit({ operation: { type: 'exec', argv: ['true'] }, targets: 'all' })
+      expect(finished(await c.events(jobId)).state).toBe('ok')
+      const probe = await c.bus('events-probe')
+      const last = await probe.durable.lastSeq('events')
+      expect(last).toBeGreaterThan(0)
+      const held = async () => {
+        const seen: number[] = []
+        await probe.durable.read('events', (m) => void seen.push(m.seq), { afterSeq: 0, follow: false, maxBytes: 1024 * 1024 }).done
+        return seen
+      }
+      await waitUntil(async () => (await held()).every((seq) => seq > last), 'the applied events to be trimmed')
+      // The sequence goes on: nothing is renumbered.
+      expect(await probe.durable.lastSeq('events')).toBeGreaterThanOrEqual(last)
+      // The index keeps the job whole.
+      expect((await c.client.get(jobId)).nodes.map((n) => n.state)).toEqual(['ok', 'ok', 'ok'])
+    })
+
     it('numbers events gaplessly and resumes after Last-Event-ID without loss or duplicates', async () => {
       const { jobId } = await c.client.submit({ operation: { type: 'exec', argv: ['echo', 'hello'] }, targets: 'all' })
       const all = await c.events(jobId)

@@ -94,6 +94,8 @@ export interface QueenConfig {
   settleMs?: number
   /** An event the last leader took but never acknowledged goes to the next after this long. */
   ackWaitMs?: number
+  /** How often the leader trims what it applied from the events stream; default 5 s. */
+  trimEventsEveryMs?: number
   /** How long after a failed re-offer of a share (its hive gone, no other took it) the next is tried; default 5 s. */
   reofferRetryMs?: number
   /** Signs shares and control messages; hives and workers pin its public key. */
@@ -214,6 +216,7 @@ export async function createQueen(cfg: QueenConfig): Promise<QueenCore> {
   const coordinator: Coordinator = new Coordinator({
     durable: cfg.bus.durable,
     ...(cfg.ackWaitMs ? { ackWaitMs: cfg.ackWaitMs } : {}),
+    ...(cfg.trimEventsEveryMs ? { trimEveryMs: cfg.trimEventsEveryMs } : {}),
     store,
     presence,
     log,

@@ -27,7 +27,7 @@ import {
   subjects,
   WireEvent,
 } from '@apiary/shared'
-import { rateLimitedWarning } from '@apiary/shared/runtime'
+import { rateLimitedWarning, warnRateLimited } from '@apiary/shared/runtime'
 import type { Presence } from '../presence/presence.ts'
 import type { JobStore } from '../store/store.ts'
 import type { EventLog } from './event-log.ts'
@@ -54,6 +54,8 @@ export interface CoordinatorOptions {
   durable: Durable
   /** How long an event handed to a leader that died is held before the next leader gets it. */
   ackWaitMs?: number
+  /** How often the leader trims what it applied from the events stream (default `TRIM_EVENTS_EVERY_MS`). */
+  trimEveryMs?: number
   store: JobStore
   presence: Presence
   log: Logger
@@ -69,6 +71,9 @@ export interface CoordinatorOptions {
 
 /** What a hive may say about a node of its region: never dispatched, undelivered or refused, lost. */
 const HIVE_VERDICTS = new Set<FinalState>(['skipped', 'error', 'lost'])
+
+/** How often the leader trims the events stream of what it applied. */
+export const TRIM_EVENTS_EVERY_MS = 5000
 
 /** The durable consumer of the event stream that the leading queen reads. */
 export const EVENTS_CONSUMER = 'queen'
@@ -94,6 +99,7 @@ export class Coordinator {
   readonly #dirty = new Set<JobRun>()
   #leading = false
   #consumer: StreamReader | undefined
+  #trimTimer: NodeJS.Timeout | undefined
   #closed = false
   /** Events a producer may not send: one log line per interval however many come. */
   readonly #dropped: ReturnType<typeof rateLimitedWarning>
@@ -147,6 +153,28 @@ export class Coordinator {
       },
       { ackWaitMs: this.#o.ackWaitMs ?? 30_000, maxBytes: BODY_LIMITS.event },
     )
+    this.#trimEvents(applied)
+  }
+
+  /**
+   * Now and then, while it leads, removes from the events stream what this queen applied and
+   * stored (the index's position): the stream holds only what is still to be consumed, so that
+   * when full it refuses new events (their producers retry) rather than dropping unconsumed ones.
+   */
+  #trimEvents(trimmed: number): void {
+    this.#trimTimer = setTimeout(() => {
+      if (!this.#leading) return
+      const upTo = this.#o.store.position().eventsSeq
+      if (upTo <= trimmed) return this.#trimEvents(trimmed)
+      this.#o.durable.trimEvents(upTo + 1).then(
+        () => this.#leading && this.#trimEvents(upTo),
+        (err: unknown) => {
+          warnRateLimited(this.#o.log, 'cannot trim the events stream of what was applied', { err })
+          if (this.#leading) this.#trimEvents(trimmed)
+        },
+      )
+    }, this.#o.trimEveryMs ?? TRIM_EVENTS_EVERY_MS)
+    this.#trimTimer.unref()
   }
 
   /** Stops leading: takes no more events, drops the runs (the next leader has their state), acts on nothing. */
@@ -155,6 +183,7 @@ export class Coordinator {
     this.#leading = false
     const consumer = this.#consumer
     this.#consumer = undefined
+    clearTimeout(this.#trimTimer)
     for (const { timer } of this.#runs.values()) clearTimeout(timer)
     this.#runs.clear()
     this.#operations.clear()

@@ -112,8 +112,14 @@ export interface DurableConfig {
   eventsMaxAgeMs: number
   /** How long `log` keeps the job log (the queens' indexes keep jobs as long). */
   logMaxAgeMs: number
-  /** The most bytes each stream holds; the oldest go first. */
+  /**
+   * The most bytes `events` holds of what is not consumed yet (the leader trims what it
+   * applied): full, it refuses new messages, whose producers retry until their deadline, and
+   * never drops one not yet consumed (a flood on a producer's own subjects delays events, it
+   * cannot push them out).
+   */
   eventsMaxBytes: number
+  /** The most bytes `log` holds; the oldest records go first. */
   logMaxBytes: number
   /** A lease not renewed for this long expires. */
   leaseTtlMs: number
@@ -161,6 +167,11 @@ export interface Durable {
   read(stream: StreamName, handler: (m: StreamMessage) => void | Promise<void>, opts: ReadOptions): StreamReader
   /** The stream's last sequence number (0 when empty or not made yet). */
   lastSeq(stream: StreamName): Promise<number>
+  /**
+   * Removes the messages of `events` before `belowSeq`: those the leader applied, stored and
+   * acknowledged. Only the queen may; it keeps the stream to what is still to be consumed.
+   */
+  trimEvents(belowSeq: number): Promise<void>
   /** A lease on `key`; its calls reject with `unavailable` until `ensure` made the bucket, or while the server is away. */
   lease(key: string, holder: string): Lease
   /** The secrets bucket (`SECRETS_BUCKET`). */

@@ -47,6 +47,8 @@ interface ConsumerState {
 interface MemStream {
   maxAgeMs: number
   maxBytes: number
+  /** What happens when full: drop the oldest (`log`), or refuse the new (`events`, so nothing unconsumed is lost). */
+  discard: 'old' | 'new'
   dedupeWindowMs: number
   /** msgs[head] holds sequence `first`; the rest follow without gaps. */
   msgs: Stored[]
@@ -76,7 +78,7 @@ export interface MemoryDurable extends Durable {
  * Streams, durable consumers and leases in the process, for the embedded cluster: every role
  * sharing one memory bus sees one set of streams. Nothing reaches the disk, so the store lives
  * as long as the process; otherwise it keeps JetStream's rules (dedupe window, fencing, limits
- * discarding the oldest, redelivery after the ack wait, leases expiring after their TTL).
+ * discarding the oldest log records or refusing new events, redelivery after the ack wait, leases expiring after their TTL).
  *
  * `deliver` hands a stored message to the bus's plain subscribers, as a JetStream publish is
  * heard live by core subscribers.
@@ -98,25 +100,32 @@ export function createMemoryDurable(log: Logger, deliver: (subject: string, text
     return seq < s.first || seq > s.lastSeq ? undefined : s.msgs[s.head + seq - s.first]
   }
 
-  /** Drops what the limits no longer allow, oldest first (discard old). */
+  /** Drops what the limits no longer allow, oldest first: past its age, and (discard old) past its bytes. */
   function prune(s: MemStream) {
     const t = now()
-    let m = s.msgs[s.head]
-    while (m && (s.bytes > s.maxBytes || m.at < t - s.maxAgeMs)) {
-      s.bytes -= m.bytes
-      s.head++
-      s.first++
-      m = s.msgs[s.head]
-    }
-    if (s.head > 1024 && s.head * 2 > s.msgs.length) {
-      s.msgs = s.msgs.slice(s.head)
-      s.head = 0
-    }
+    while (s.msgs[s.head] && ((s.discard === 'old' && s.bytes > s.maxBytes) || s.msgs[s.head]!.at < t - s.maxAgeMs)) dropFirst(s)
+    compact(s)
     for (const [id, e] of s.ids) {
       if (e.at >= t - s.dedupeWindowMs) break
       s.ids.delete(id)
     }
   }
+
+  function dropFirst(s: MemStream) {
+    s.bytes -= s.msgs[s.head]!.bytes
+    s.head++
+    s.first++
+  }
+
+  function compact(s: MemStream) {
+    if (s.head > 1024 && s.head * 2 > s.msgs.length) {
+      s.msgs = s.msgs.slice(s.head)
+      s.head = 0
+    }
+  }
+
+  /** Whether a discard-new stream has no room for `bytes` more. */
+  const full = (s: MemStream, bytes: number) => s.discard === 'new' && s.bytes + bytes > s.maxBytes
 
   function append(s: MemStream, subject: string, text: string): number {
     const bytes = Buffer.byteLength(text)
@@ -211,7 +220,7 @@ export function createMemoryDurable(log: Logger, deliver: (subject: string, text
       }
       for (const name of ['events', 'log'] as const) {
         const s = streams.get(name)
-        const l = { ...limits[name], dedupeWindowMs: cfg.dedupeWindowMs }
+        const l = { ...limits[name], dedupeWindowMs: cfg.dedupeWindowMs, discard: name === 'events' ? ('new' as const) : ('old' as const) }
         if (s) {
           Object.assign(s, l)
           prune(s)
@@ -238,12 +247,15 @@ export function createMemoryDurable(log: Logger, deliver: (subject: string, text
           if (opts.expectLastSeq !== undefined && s.lastSeq !== opts.expectLastSeq) {
             throw new ApiaryError('conflict', `${subject}: the stream's last sequence is ${s.lastSeq}, not ${opts.expectLastSeq} (another writer took over)`)
           }
-          const seq = append(s, subject, text)
-          s.ids.set(opts.id, { seq, at: now() })
-          return { seq, duplicate: false }
+          // Full: retried, as JetStream's "maximum bytes exceeded" is, until the leader trims.
+          if (!full(s, Buffer.byteLength(text))) {
+            const seq = append(s, subject, text)
+            s.ids.set(opts.id, { seq, at: now() })
+            return { seq, duplicate: false }
+          }
         }
         const left = opts.deadline - Date.now()
-        if (left <= 0) throw new ApiaryError('timeout', `no stream stored ${subject} before its deadline`)
+        if (left <= 0) throw new ApiaryError('timeout', s ? `${subject} was not stored before its deadline: the stream is full` : `no stream stored ${subject} before its deadline`)
         const linked = linkedSignal(closing.signal, opts.signal)
         await pause(left, linked.signal, waiting)
         linked.dispose()
@@ -292,6 +304,8 @@ export function createMemoryDurable(log: Logger, deliver: (subject: string, text
         while (!signal.aborted && next <= until) {
           prune(s)
           next = Math.max(next, s.first)
+          // What was left to read aged out or was trimmed: caught up.
+          if (next > until) break
           const stored = at(s, next)
           if (!stored) {
             if (next > s.lastSeq) await pause(Infinity, signal, waiting)
@@ -309,6 +323,16 @@ export function createMemoryDurable(log: Logger, deliver: (subject: string, text
       return streams.get(stream)?.lastSeq ?? 0
     },
 
+    async trimEvents(belowSeq) {
+      checkOpen()
+      const s = streams.get('events')
+      if (!s) return
+      while (s.msgs[s.head] && s.first < belowSeq) dropFirst(s)
+      compact(s)
+      // Room made: publishes waiting for it go on.
+      changed()
+    },
+
     lease,
 
     secrets: secrets.store,
@@ -316,7 +340,8 @@ export function createMemoryDurable(log: Logger, deliver: (subject: string, text
     capture(subject, text) {
       const stream = streamOf(subject)
       const s = stream && streams.get(stream)
-      if (s) append(s, subject, text)
+      // A full discard-new stream does not store it; its plain subscribers still hear it.
+      if (s && !full(s, Buffer.byteLength(text))) append(s, subject, text)
       else deliver(subject, text)
     },
 

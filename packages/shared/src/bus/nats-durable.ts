@@ -60,6 +60,8 @@ const PULL = { max_messages: 256, expires: 10_000 }
 const ATTEMPT_MS = 2000
 /** How long `ensure` retries while JetStream is not ready (a cluster still electing its leader). */
 const ENSURE_PATIENCE_MS = 30_000
+/** How often a read that stops once caught up checks whether what was left of it was trimmed. */
+const READ_WATCH_MS = 500
 
 /** Milliseconds before retry `n` (0-based): 100 ms doubling to 2 s, with jitter so retries spread. */
 function backoff(n: number): number {
@@ -76,13 +78,13 @@ const isNoJetStream = (err: unknown) => (err as { name?: unknown } | null)?.name
 const isRefusal = (err: unknown) => err instanceof JetStreamApiError && err.status < 500 && !isNotFound(err)
 
 /** The first part of a stream's config: what apiary relies on, the same on every `ensure`. */
-function streamConfig(name: string, subjects: readonly string[], maxAgeMs: number, maxBytes: number, cfg: DurableConfig): Partial<StreamConfig> & { name: string } {
+function streamConfig(name: string, subjects: readonly string[], maxAgeMs: number, maxBytes: number, cfg: DurableConfig, discard: DiscardPolicy = DiscardPolicy.Old): Partial<StreamConfig> & { name: string } {
   return {
     name,
     subjects: [...subjects],
     retention: RetentionPolicy.Limits,
     storage: StorageType.File,
-    discard: DiscardPolicy.Old,
+    discard,
     max_age: nanos(maxAgeMs),
     max_bytes: maxBytes,
     // The server refuses a dedupe window longer than the stream keeps messages.
@@ -122,7 +124,9 @@ export function createNatsDurable(nc: NatsConnection, log: Logger): NatsDurable 
   async function ensureOnce(cfg: DurableConfig): Promise<void> {
     const m = await jsm()
     const wanted = [
-      streamConfig(STREAMS.events, STREAM_SUBJECTS.events, cfg.eventsMaxAgeMs, cfg.eventsMaxBytes, cfg),
+      // Full, events refuses new messages (retried until their deadline) rather than drop ones
+      // not consumed yet; the leader trims what it applied (`trimEvents`).
+      streamConfig(STREAMS.events, STREAM_SUBJECTS.events, cfg.eventsMaxAgeMs, cfg.eventsMaxBytes, cfg, DiscardPolicy.New),
       streamConfig(STREAMS.log, STREAM_SUBJECTS.log, cfg.logMaxAgeMs, cfg.logMaxBytes, cfg),
       {
         // The lease bucket as @nats-io/kv makes one, with one revision per key kept and the TTL as max age.
@@ -395,6 +399,23 @@ export function createNatsDurable(nc: NatsConnection, log: Logger): NatsDurable 
             signal.addEventListener('abort', stop, { once: true })
             // Stopped while the consumer was being made: the listener came too late to hear it.
             if (signal.aborted) stop()
+            // Caught up also when what was left was trimmed or aged out from the front before it
+            // came: no message may come to say so.
+            let trimmed = false
+            const watch = opts.follow
+              ? undefined
+              : setInterval(() => {
+                  void streamInfo(stream).then(
+                    (i) => {
+                      if ((i?.state.first_seq ?? Infinity) > until) {
+                        trimmed = true
+                        stop()
+                      }
+                    },
+                    () => undefined,
+                  )
+                }, READ_WATCH_MS)
+            watch?.unref()
             try {
               for await (const m of messages) {
                 n = 0
@@ -407,9 +428,11 @@ export function createNatsDurable(nc: NatsConnection, log: Logger): NatsDurable 
                 if (!opts.follow && m.info.pending === 0 && ((await streamInfo(stream))?.state.first_seq ?? Infinity) > until) return
               }
             } finally {
+              clearInterval(watch)
               signal.removeEventListener('abort', stop)
               await messages.close().catch(() => undefined)
             }
+            if (trimmed) return
           } catch (err) {
             if (signal.aborted || gone()) return
             retrying(`reader of ${STREAMS[stream]}`, err)
@@ -424,6 +447,14 @@ export function createNatsDurable(nc: NatsConnection, log: Logger): NatsDurable 
         return (await streamInfo(stream))?.state.last_seq ?? 0
       } catch (err) {
         throw new ApiaryError(gone() ? 'closed' : 'unavailable', `cannot read the last sequence of ${STREAMS[stream]}: ${errorMessage(err)}`, undefined, { cause: err })
+      }
+    },
+
+    async trimEvents(belowSeq) {
+      try {
+        await (await jsm()).streams.purge(STREAMS.events, { seq: belowSeq })
+      } catch (err) {
+        throw new ApiaryError(gone() ? 'closed' : 'unavailable', `cannot trim ${STREAMS.events} below ${belowSeq}: ${errorMessage(err)}`, undefined, { cause: err })
       }
     },
 

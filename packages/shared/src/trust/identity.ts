@@ -32,8 +32,9 @@ const PAYLOAD = { node: 512 * 1024, sshWorker: 4 * 1024 * 1024, operation: 8 * 1
  * nats-server's API subjects (2.9: server/jetstream_api.go), as nats.js 3.3 sends them:
  *
  * - the streams and the bucket's stream (`KV_<bucket>`): create, update, info (`ensure`,
- *   `lastSeq`, and an ordered reader asks for its stream's info first); never delete, purge,
- *   list, or another stream.
+ *   `lastSeq`, and an ordered reader asks for its stream's info first); never delete, list,
+ *   or another stream; purge only `APIARY_EVENTS`, whose leader trims what it applied (the
+ *   broker cannot limit what a purge takes: the queen, which holds the signing key, is trusted).
  * - consumers of the two streams: create (nats.js names every consumer, so on 2.9 it always
  *   sends `CONSUMER.CREATE.<stream>.<name>[.<filter>]`, never the older `DURABLE.CREATE`), info,
  *   delete (a durable consumer made again from its ack floor, an ordered reader replacing its
@@ -56,6 +57,8 @@ function queenJetStream(): string[] {
   return [
     `${api}.INFO`,
     ...[...streams, kv, secrets].flatMap((s) => [`${api}.STREAM.CREATE.${s}`, `${api}.STREAM.UPDATE.${s}`, `${api}.STREAM.INFO.${s}`]),
+    // What the leader applied, trimmed from the events stream (never the log).
+    `${api}.STREAM.PURGE.${STREAMS.events}`,
     ...streams.flatMap((s) => [`${api}.CONSUMER.CREATE.${s}.>`, `${api}.CONSUMER.INFO.${s}.*`, `${api}.CONSUMER.DELETE.${s}.*`, `${api}.CONSUMER.MSG.NEXT.${s}.*`, `$JS.ACK.${s}.>`]),
     `$KV.${LEASE_BUCKET}.>`,
     `${api}.STREAM.MSG.GET.${kv}`,
