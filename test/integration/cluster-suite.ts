@@ -2,8 +2,10 @@ import { createHash } from 'node:crypto'
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { type EventOf, Facts, type JobEvent, subjects } from '@apiary/shared'
+import { type EventOf, Facts, type JobEvent, notRunEvent, subjects } from '@apiary/shared'
+import type { Hive } from '@apiary/hive'
 import { alive, type BusKind, expectAccounted, finished, TestCluster, waitUntil } from '../harness/index.ts'
+import { EventTape } from '../e2e/chaos/measure.ts'
 
 /**
  * The job scenarios every cluster must pass, whatever its bus: the embedded cluster's
@@ -12,9 +14,10 @@ import { alive, type BusKind, expectAccounted, finished, TestCluster, waitUntil 
 export function defineClusterSuite(kind: BusKind) {
   describe(`cluster over the ${kind} bus`, () => {
     let c: TestCluster
+    let hiveEu: Hive
     beforeEach(async () => {
       c = await TestCluster.start(kind)
-      await c.addHive('eu')
+      hiveEu = await c.addHive('eu')
       for (const i of [1, 2, 3]) await c.addWorker(`web-${i}`, 'eu', { role: 'web' })
     })
     afterEach(async () => {
@@ -59,6 +62,25 @@ export function defineClusterSuite(kind: BusKind) {
       expect(await probe.durable.lastSeq('events')).toBeGreaterThanOrEqual(last)
       // The index keeps the job whole.
       expect((await c.client.get(jobId)).nodes.map((n) => n.state)).toEqual(['ok', 'ok', 'ok'])
+    })
+
+    it("drops a verdict of a share's earlier attempt once another hive took it over: a hive cut off from the queen cannot end a node the next one runs", async () => {
+      const standby = await c.addHive('eu', 'hive-eu-2')
+      const file = join(c.dir.path, 'ran-stale')
+      const { jobId, nodes } = await c.client.submit({ operation: { type: 'exec', shell: true, command: `sleep 1; echo "$APIARY_NODE_ID" >> ${file}` }, targets: 'all' })
+      const tape = EventTape.follow(c.client, jobId)
+      const isRegion = (e: JobEvent): e is EventOf<'job.region'> => e.kind === 'job.region'
+      const holder = (await tape.next(isRegion, 'the share handed to a hive')).ev.hive
+      // The holder leaves (as on SIGTERM): the share is offered again, attempt 1, to the other.
+      await (holder === 'hive-eu-2' ? standby : hiveEu).drain(5000)
+      await tape.next((e): e is EventOf<'job.region'> => isRegion(e) && e.hive !== holder, 'the share handed to the other hive')
+      // What the first hive would still say under attempt 0, arriving late.
+      const late = await c.bus('late-hive')
+      await late.durable.publish(subjects.hiveEvents('eu', jobId), { ...notRunEvent(jobId, 'web-1', 'lost', 'worker gone: no answer when asked again'), attempt: 0 }, { id: `${jobId}/stale`, deadline: Date.now() + 10_000 })
+      const events = await tape.done
+      expectAccounted(events, nodes)
+      expect(finished(events).counts).toEqual({ ok: 3 })
+      expect((await readFile(file, 'utf8')).split('\n').filter(Boolean).sort()).toEqual(nodes)
     })
 
     it('numbers events gaplessly and resumes after Last-Event-ID without loss or duplicates', async () => {

@@ -57,7 +57,7 @@ export class VerdictOutbox {
   }
 
   async #store(v: Verdict): Promise<void> {
-    const ev = notRunEvent(v.jobId, v.node, v.state, v.cause)
+    const ev = { ...notRunEvent(v.jobId, v.node, v.state, v.cause), attempt: v.attempt }
     try {
       await this.bus.durable.publish(subjects.hiveEvents(v.region, v.jobId), ev, {
         id: `${v.jobId}/${v.node}/${this.#tag(v)}/verdict/${v.attempt}`,

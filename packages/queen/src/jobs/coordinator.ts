@@ -229,6 +229,7 @@ export class Coordinator {
     if (from === 'agent' && target.agentless) return drop('the node is agentless: its events come from an SSH worker')
     if (from === 'ssh' && !target.agentless) return drop('the node has an agent: its events come from the agent')
     if (from === 'hive' && !(ev.kind === 'node.finished' && HIVE_VERDICTS.has(ev.state))) return drop('a hive only reports nodes it never ran or lost')
+    if (from === 'hive' && ev.kind === 'node.finished' && entry.run.reofferedSince(evNode, ev.attempt ?? 0)) return drop('a verdict of an earlier attempt of its share: it was offered again since')
     this.ingest(ev)
   }
 

@@ -244,6 +244,16 @@ describe('JobRun', () => {
       expect(h.ends().size).toBe(1)
     })
 
+    it('says a verdict of the earlier attempt is stale once the share was offered again, not before', () => {
+      const h = new Harness(request(), targets(3, { region: 'eu' }))
+      h.acceptShares('hive-a')
+      expect(h.run.reofferedSince('n2', 0)).toBe(false)
+      h.feed(h.run.sweep(gone('hive-a'), 10))
+      expect(h.run.reofferedSince('n2', 0)).toBe(true)
+      expect(h.run.reofferedSince('n2', 1)).toBe(false)
+      expect(h.run.reofferedSince('not-a-target', 0)).toBe(false)
+    })
+
     it('is tried again when no hive takes it, then its pending nodes are skipped and its running ones wait for their deadline', () => {
       const h = new Harness(request({ timeoutMs: 2000 }), targets(3, { region: 'eu' }))
       h.acceptShares('hive-a')

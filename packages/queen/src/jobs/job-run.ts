@@ -341,6 +341,14 @@ export class JobRun {
     return e && { region: e.region, agentless: e.agentless }
   }
 
+  /** Whether the share holding `node` was offered again after `attempt` (a hive's verdict under it is stale). */
+  reofferedSince(node: string, attempt: number): boolean {
+    const e = this.#nodes.get(node)
+    if (!e) return false
+    const share = this.#shares.find((s) => s.region === e.region && s.phase === e.phase)
+    return share !== undefined && share.attempt > attempt
+  }
+
   /**
    * A producer's event (worker, hive). Only node events are taken; the queen alone writes
    * `job.*`. A node's events are applied in their task's order (`NodeOrder`).

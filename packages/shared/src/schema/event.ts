@@ -71,7 +71,18 @@ const kinds = {
     data: z.string().max(MAX_OUTPUT_DATA),
     human: z.string().max(MAX_OUTPUT_HUMAN),
   },
-  'node.finished': { node: NodeId, step: Step, state: FinalState, ...NODE_OUTCOME },
+  'node.finished': {
+    node: NodeId,
+    step: Step,
+    state: FinalState,
+    ...NODE_OUTCOME,
+    /**
+     * A hive's verdict only: the attempt of the share it decided under. The queen drops a
+     * verdict of an attempt that was offered again since (a hive cut off from the queen that
+     * went on deciding while another hive took its share over).
+     */
+    attempt: z.number().int().min(0).max(1000).optional(),
+  },
 } as const
 
 export type EventKind = keyof typeof kinds
