@@ -64,7 +64,7 @@ export function streamJob(c: Context, deps: { store: JobStore; events: EventFeed
         }
         if (finished) return
         // Resumed after job.finished: nothing more will come.
-        const job = deps.store.getJob(jobId)
+        const job = deps.store.jobProgress(jobId)
         if (!job || (job.state !== 'running' && cursor >= job.lastSeq)) return
       }
     } finally {

@@ -222,9 +222,14 @@ export function openSqliteStore(path: string): JobStore {
       digest = COALESCE(?, digest), result = COALESCE(?, result)
     WHERE job_id = ? AND node = ?`)
   const finish = db.prepare('UPDATE jobs SET state = ?, finished_at = ?, counts = ?, stop_reason = ? WHERE id = ?')
-  const getJob = db.prepare('SELECT * FROM jobs WHERE id = ?')
-  const listAll = db.prepare('SELECT * FROM jobs ORDER BY created_at DESC, id DESC LIMIT ?')
-  const listByState = db.prepare('SELECT * FROM jobs WHERE state = ? ORDER BY created_at DESC, id DESC LIMIT ?')
+  // A summary never reads the run's snapshot (`run`, large for a large job): an event stream
+  // asks for its job's state at every commit.
+  const SUMMARY = 'id, state, request, created_at, finished_at, node_count, counts, last_seq, stop_reason, rerun_of, submitted_by'
+  const getJob = db.prepare(`SELECT ${SUMMARY} FROM jobs WHERE id = ?`)
+  const getProgress = db.prepare('SELECT state, last_seq FROM jobs WHERE id = ?')
+  const getRunState = db.prepare('SELECT * FROM jobs WHERE id = ?')
+  const listAll = db.prepare(`SELECT ${SUMMARY} FROM jobs ORDER BY created_at DESC, id DESC LIMIT ?`)
+  const listByState = db.prepare(`SELECT ${SUMMARY} FROM jobs WHERE state = ? ORDER BY created_at DESC, id DESC LIMIT ?`)
   const running = db.prepare("SELECT id FROM jobs WHERE state = 'running'")
   const nodesOf = db.prepare('SELECT * FROM job_nodes WHERE job_id = ? ORDER BY node')
   const eventsAll = db.prepare('SELECT seq, kind, body FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?')
@@ -346,6 +351,10 @@ export function openSqliteStore(path: string): JobStore {
       const r = getJob.get(jobId) as JobRow | undefined
       return r ? toSummary(r) : undefined
     },
+    jobProgress(jobId) {
+      const r = getProgress.get(jobId) as { state: string; last_seq: number } | undefined
+      return r && { state: r.state as JobState, lastSeq: r.last_seq }
+    },
     jobByRequestKey(key) {
       const r = byRequestKey.get(key) as { id: string; request_digest: string | null } | undefined
       return r && { jobId: r.id, digest: r.request_digest }
@@ -366,7 +375,7 @@ export function openSqliteStore(path: string): JobStore {
       if (to.eventsSeq !== undefined) setMeta.run('events_seq', to.eventsSeq)
     },
     runState(jobId) {
-      const job = getJob.get(jobId) as (JobRow & { run: string | null }) | undefined
+      const job = getRunState.get(jobId) as (JobRow & { run: string | null }) | undefined
       if (!job) return undefined
       const kept = new Map((keptOutput.all(jobId) as Array<{ node: string; events: number; bytes: number }>).map((k) => [k.node, { bytes: k.bytes, events: k.events }]))
       const sealed = (getSealed.get(jobId) as { sealed: string } | undefined)?.sealed

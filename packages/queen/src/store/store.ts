@@ -126,6 +126,8 @@ export interface JobStore {
   prune(before: number, limit: number): number
   countJobs(): number
   getJob(jobId: string): JobSummary | undefined
+  /** A job's state and last event's sequence only: what an event stream checks at every commit. */
+  jobProgress(jobId: string): { state: JobState; lastSeq: number } | undefined
   /** The job a request with this `requestKey` made, with that request's digest. */
   jobByRequestKey(key: string): { jobId: string; digest: string | null } | undefined
   listJobs(filter: { state?: JobState; limit: number }): JobSummary[]
