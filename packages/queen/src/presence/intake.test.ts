@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { type BusMessage, subjects } from '@apiary/shared'
-import { HeartbeatIntake } from './intake.ts'
+import { HeartbeatIntake, SSH_BEATS_WAITING } from './intake.ts'
 
 const beat = (role: 'worker' | 'hive' | 'ssh-worker', id: string, n: number): BusMessage => ({
   subject: subjects.heartbeat(role, 'eu', id),
@@ -63,6 +63,20 @@ describe('HeartbeatIntake', () => {
     for (let n = 1; n <= 3; n++) h.intake.offer(beat('ssh-worker', 's', n))
     h.runSlice()
     expect(h.taken.map((t) => t.n)).toEqual([1, 2, 3])
+  })
+
+  it('holds at most SSH_BEATS_WAITING of one SSH worker: its flood leaves room for the others', () => {
+    const h = harness()
+    for (let n = 1; n <= SSH_BEATS_WAITING + 5; n++) h.intake.offer(beat('ssh-worker', 's', n))
+    h.intake.offer(beat('ssh-worker', 't', 1))
+    h.intake.offer(beat('worker', 'a', 1))
+    expect(h.dropped).toHaveLength(5)
+    expect(h.intake.waiting).toBe(SSH_BEATS_WAITING + 2)
+    h.runSlice()
+    expect(h.taken.filter((t) => t.id === 's').map((t) => t.n)).toEqual(Array.from({ length: SSH_BEATS_WAITING }, (_, i) => i + 1))
+    // Taken, they make room again.
+    h.intake.offer(beat('ssh-worker', 's', 99))
+    expect(h.dropped).toHaveLength(5)
   })
 
   it('yields the loop once a slice has taken its time, and goes on in the next', () => {

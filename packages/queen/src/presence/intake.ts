@@ -6,6 +6,9 @@ const SSH_WORKER_BEATS = subjects.heartbeat('ssh-worker', 'r', 'i').slice(0, -'r
 /** How long one slice of taking heartbeats may hold the event loop. */
 export const INTAKE_SLICE_MS = 8
 
+/** Heartbeats of one SSH worker waiting at most. */
+export const SSH_BEATS_WAITING = 16
+
 /** Heartbeats waiting at most: those of every node, SSH worker and hive the presence holds, and room for a burst. */
 export const INTAKE_MAX_WAITING = 250_000
 
@@ -34,6 +37,8 @@ export interface IntakeOptions {
 export class HeartbeatIntake {
   readonly #o: Required<Omit<IntakeOptions, 'defer' | 'now'>> & Pick<IntakeOptions, 'defer' | 'now'>
   readonly #waiting = new Map<string, BusMessage>()
+  /** How many of each SSH worker's heartbeats wait. */
+  readonly #sshWaiting = new Map<string, number>()
   #scheduled = false
   #serial = 0
   #closed = false
@@ -51,8 +56,16 @@ export class HeartbeatIntake {
   offer(msg: BusMessage): void {
     if (this.#closed) return
     // Each SSH worker's beat counts (its hosts are what changed since the one before).
-    const key = msg.subject.startsWith(SSH_WORKER_BEATS) ? `${msg.subject}#${this.#serial++}` : msg.subject
+    const ssh = msg.subject.startsWith(SSH_WORKER_BEATS)
+    const key = ssh ? `${msg.subject}#${this.#serial++}` : msg.subject
     if (!this.#waiting.has(key) && this.#waiting.size >= this.#o.maxWaiting) return this.#o.dropped(msg)
+    if (ssh) {
+      // One SSH worker flooding its own subject takes no more room than this: the others' beats
+      // still fit. What it drops it sends again (every twelfth beat carries all its hosts).
+      const n = this.#sshWaiting.get(msg.subject) ?? 0
+      if (n >= SSH_BEATS_WAITING) return this.#o.dropped(msg)
+      this.#sshWaiting.set(msg.subject, n + 1)
+    }
     // A newer one takes the older's place in the queue: a sender beating faster than the queue
     // drains is still taken in its turn.
     this.#waiting.set(key, msg)
@@ -62,6 +75,7 @@ export class HeartbeatIntake {
   close(): void {
     this.#closed = true
     this.#waiting.clear()
+    this.#sshWaiting.clear()
   }
 
   #schedule() {
@@ -78,6 +92,11 @@ export class HeartbeatIntake {
     const until = now() + this.#o.sliceMs
     for (const [key, msg] of this.#waiting) {
       this.#waiting.delete(key)
+      const n = this.#sshWaiting.get(msg.subject)
+      if (n !== undefined) {
+        if (n <= 1) this.#sshWaiting.delete(msg.subject)
+        else this.#sshWaiting.set(msg.subject, n - 1)
+      }
       this.#o.take(msg)
       if (now() >= until) break
     }
