@@ -51,12 +51,28 @@ describe('JobModel', () => {
     for (let i = 0; i < 4; i++) m.apply(finished(`n${i}`, 'ok'))
     m.apply(finished('n4', 'failed', { exitCode: 1, digest: 'x' }))
     m.apply(finished('n5', 'ok', { digest: 'other' }))
-    const g = m.groups(2)
+    const g = m.groups()
     expect(g.map((x) => [x.state, x.count, x.sample])).toEqual([
-      ['ok', 4, ['n0', 'n1']],
+      ['ok', 4, ['n0', 'n1', 'n2', 'n3']],
       ['failed', 1, ['n4']],
       ['ok', 1, ['n5']],
     ])
+  })
+
+  it('keeps groups as nodes end in any order and change result: the same as grouping every node afresh', () => {
+    const n = 60
+    const m = new JobModel(detail(Array.from({ length: n }, (_, i) => node(`n${i}`, i % 7 === 0 ? { state: 'ok', exitCode: 0, digest: 'a' } : {}))))
+    // A fixed pseudo-random sequence: finishes out of target order, some nodes ending twice
+    // (lost, then their real result), so that sampled nodes leave their group.
+    let r = 7
+    const rnd = (k: number) => ((r = (r * 1103515245 + 12345) % 2 ** 31), r % k)
+    for (let step = 0; step < 200; step++) {
+      const i = rnd(n)
+      const state = ['ok', 'ok', 'failed', 'lost'][rnd(4)]!
+      m.apply(finished(`n${i}`, state, { exitCode: state === 'failed' ? 1 + rnd(2) : 0, digest: ['a', 'b'][rnd(2)]! }))
+      if (step % 10 === 0) expect(m.groups()).toEqual(regroup(m))
+    }
+    expect(m.groups()).toEqual(regroup(m))
   })
 
   it('bins durations and lists the slowest', () => {
@@ -80,3 +96,18 @@ describe('JobModel', () => {
     expect(m.progress()).toMatchObject({ done: 1, rate: 1, etaMs: null })
   })
 })
+
+/** Groups made from every node, as the model once did each time: the reference. */
+function regroup(m: JobModel) {
+  const byKey = new Map<string, { state: string; exitCode: number | null; cause: string | null; count: number; sample: string[] }>()
+  for (let i = 0; i < m.size; i++) {
+    const state = m.stateAt(i)
+    if (state === 'running' || state === 'pending') continue
+    const key = `${state} ${m.exitCode[i]} ${m.digest[i]} ${m.cause[i]}`
+    let g = byKey.get(key)
+    if (!g) byKey.set(key, (g = { state, exitCode: m.exitCode[i]!, cause: m.cause[i]!, count: 0, sample: [] }))
+    g.count++
+    if (g.sample.length < 5) g.sample.push(m.ids[i]!)
+  }
+  return [...byKey.values()].sort((a, b) => b.count - a.count || a.state.localeCompare(b.state))
+}

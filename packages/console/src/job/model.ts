@@ -8,6 +8,8 @@ const FINAL_FROM = CODE.get('running')!
 const NOT_OK_CODES = new Set(NOT_OK.map((s) => CODE.get(s)!))
 /** Finishes within this window of event time make the rate. */
 const RATE_WINDOW_MS = 10_000
+/** Nodes named per result group: the first few, in target order. */
+const GROUP_SAMPLE = 5
 
 export interface Progress {
   total: number
@@ -27,8 +29,21 @@ export interface Group {
   exitCode: number | null
   cause: string | null
   count: number
-  /** The first few nodes of the group, in target order. */
+  /** The first few nodes of the group (up to five), in target order. */
   sample: string[]
+}
+
+/** A result group as the model keeps it, updated as nodes end. */
+interface GroupSlot {
+  key: string
+  state: State
+  exitCode: number | null
+  cause: string | null
+  count: number
+  /** The group's first GROUP_SAMPLE slots, ascending; short of them when `stale`. */
+  sample: number[]
+  /** A sampled node left the group: `groups()` finds its first nodes again. */
+  stale: boolean
 }
 
 export interface Histogram {
@@ -71,6 +86,9 @@ export class JobModel {
   /** [event time, nodes done] at each finish lately. */
   readonly #finishes: Array<[number, number]> = []
   #done = 0
+  /** Result groups by key, kept as nodes end: 10,000 keys built once a second cost more than the rest of the page's script. */
+  readonly #groups = new Map<string, GroupSlot>()
+  readonly #groupOf: Array<GroupSlot | undefined>
   /** Bumped on every change, so views can tell when to recompute what they derive. */
   version = 0
 
@@ -85,6 +103,7 @@ export class JobModel {
     this.cause = new Array<string | null>(n).fill(null)
     this.signal = new Array<string | null>(n).fill(null)
     this.#marked = new Uint8Array(n)
+    this.#groupOf = new Array<GroupSlot | undefined>(n)
     this.#counts = new Array<number>(STATES.length).fill(0)
     this.#counts[PENDING] = n
     this.jobState = detail.state
@@ -100,6 +119,7 @@ export class JobModel {
       this.digest[i] = r.digest
       this.cause[i] = r.cause
       this.signal[i] = r.signal
+      this.#regroup(i)
     })
   }
 
@@ -140,6 +160,7 @@ export class JobModel {
         this.digest[i] = ev.digest
         this.cause[i] = ev.cause
         this.signal[i] = ev.signal
+        this.#regroup(i)
         this.#finishes.push([ev.ts, this.#done])
         const since = ev.ts - RATE_WINDOW_MS
         while (this.#finishes.length > 2 && this.#finishes[0]![0] < since) this.#finishes.shift()
@@ -195,19 +216,14 @@ export class JobModel {
 
   /**
    * Nodes with the same result, largest first: the queen's grouping key (state, exit code,
-   * output digest, cause; `resultGroupKey`), over the nodes that have ended.
+   * output digest, cause; `resultGroupKey`), over the nodes that have ended. Kept as events
+   * arrive, so this sorts the groups and walks no node (unless a sampled node changed group).
    */
-  groups(sampleSize = 5): Group[] {
-    const byKey = new Map<string, Group>()
-    for (let i = 0; i < this.size; i++) {
-      if (this.state[i]! >= FINAL_FROM) continue
-      const key = `${this.state[i]}\u0000${this.exitCode[i] ?? ''}\u0000${this.digest[i] ?? ''}\u0000${this.cause[i] ?? ''}`
-      let g = byKey.get(key)
-      if (!g) byKey.set(key, (g = { state: this.stateAt(i), exitCode: this.exitCode[i]!, cause: this.cause[i]!, count: 0, sample: [] }))
-      g.count++
-      if (g.sample.length < sampleSize) g.sample.push(this.ids[i]!)
-    }
-    return [...byKey.values()].sort((a, b) => b.count - a.count || a.state.localeCompare(b.state))
+  groups(): Group[] {
+    if ([...this.#groups.values()].some((g) => g.stale)) this.#resample()
+    return [...this.#groups.values()]
+      .sort((a, b) => b.count - a.count || a.state.localeCompare(b.state) || a.sample[0]! - b.sample[0]!)
+      .map((g) => ({ state: g.state, exitCode: g.exitCode, cause: g.cause, count: g.count, sample: g.sample.map((i) => this.ids[i]!) }))
   }
 
   /** Durations of the nodes that ran, in `bins` equal bins, and the `top` slowest. */
@@ -242,6 +258,47 @@ export class JobModel {
   /** Whether node `i` ended not ok. */
   notOkAt(i: number): boolean {
     return NOT_OK_CODES.has(this.state[i]!)
+  }
+
+  /** Moves node `i` to the group its result now makes (none while it has not ended). */
+  #regroup(i: number): void {
+    const was = this.#groupOf[i]
+    const code = this.state[i]!
+    const key = code >= FINAL_FROM ? null : `${code}\u0000${this.exitCode[i] ?? ''}\u0000${this.digest[i] ?? ''}\u0000${this.cause[i] ?? ''}`
+    if (was?.key === key) return
+    if (was) {
+      this.#groupOf[i] = undefined
+      if (--was.count === 0) this.#groups.delete(was.key)
+      else {
+        const at = was.sample.indexOf(i)
+        if (at >= 0) {
+          was.sample.splice(at, 1)
+          if (was.count > was.sample.length) was.stale = true
+        }
+      }
+    }
+    if (key === null) return
+    let g = this.#groups.get(key)
+    if (!g) this.#groups.set(key, (g = { key, state: STATES[code]!, exitCode: this.exitCode[i]!, cause: this.cause[i]!, count: 0, sample: [], stale: false }))
+    g.count++
+    this.#groupOf[i] = g
+    const s = g.sample
+    if (s.length < GROUP_SAMPLE || i < s[s.length - 1]!) {
+      let at = s.length
+      while (at > 0 && s[at - 1]! > i) at--
+      s.splice(at, 0, i)
+      if (s.length > GROUP_SAMPLE) s.pop()
+    }
+  }
+
+  /** Finds the first nodes again of the groups a sampled node left: one walk over the nodes. */
+  #resample(): void {
+    for (const g of this.#groups.values()) if (g.stale) g.sample = []
+    for (let i = 0; i < this.size; i++) {
+      const g = this.#groupOf[i]
+      if (g?.stale && g.sample.length < GROUP_SAMPLE) g.sample.push(i)
+    }
+    for (const g of this.#groups.values()) g.stale = false
   }
 
   #set(i: number, state: string): void {
