@@ -6,11 +6,14 @@ import { ago, count, describeOperation, duration, NOT_OK, plural, STATES, SYMBOL
 import { lineDiff } from '../job/diff.ts'
 import { type GridHandle, NodeGrid } from '../job/grid.tsx'
 import { type Group, JobModel } from '../job/model.ts'
+import { SlicedQueue, yieldTask } from '../job/sliced-queue.ts'
 import { go } from '../route.ts'
 
 const KINDS = ['job.submitted', 'job.region', 'job.cancelling', 'job.halted', 'job.canary', 'job.finished', 'node.started', 'node.finished'] as const satisfies readonly EventKind[]
 /** Groups, histogram and slowest nodes walk every node: recomputed at most this often while events stream. */
 const SLOW_MS = 1000
+/** Events are applied in slices of at most this much main-thread time, each a task of its own. */
+const SLICE_MS = 8
 
 /** A job, live: progress, the grid, result groups, durations, a node's output; cancel and re-run. */
 export function JobPage({ id }: { id: string }) {
@@ -29,6 +32,7 @@ export function JobPage({ id }: { id: string }) {
     let frame = 0
     let slowTimer: ReturnType<typeof setTimeout> | undefined
     let lastSlow = 0
+    let stopIntake: (() => void) | undefined
     setModel(null)
     setError(null)
     setOpen(null)
@@ -60,12 +64,33 @@ export function JobPage({ id }: { id: string }) {
         if (d.state !== 'running') return
         es = new EventSource(api.streamUrl(id, d.lastSeq))
         setStream('live')
+        // The browser dispatches a whole network read of events in one task: the listener only
+        // queues them; they are parsed and applied in slices of SLICE_MS, each its own task, and
+        // what they changed is drawn in the next animation frame.
+        let changed = false
+        const tasks = yieldTask()
+        const intake = new SlicedQueue<{ data: string; lastEventId: string }>({
+          run: (e) => {
+            const ev = JSON.parse(e.data) as JobEvent
+            if (typeof ev.seq !== 'number') ev.seq = Number(e.lastEventId)
+            if (m.apply(ev)) changed = true
+          },
+          after: () => {
+            if (changed && frame === 0) frame = requestAnimationFrame(draw)
+            changed = false
+          },
+          budgetMs: SLICE_MS,
+          now: () => performance.now(),
+          schedule: tasks.schedule,
+        })
+        stopIntake = () => {
+          intake.stop()
+          tasks.close()
+        }
         const onEvent = (e: MessageEvent<string>) => {
-          const ev = JSON.parse(e.data) as JobEvent
-          if (typeof ev.seq !== 'number') ev.seq = Number(e.lastEventId)
-          if (m.apply(ev) && frame === 0) frame = requestAnimationFrame(draw)
+          intake.push({ data: e.data, lastEventId: e.lastEventId })
           // The queen ends the stream after job.finished; EventSource would reconnect for ever.
-          if (ev.kind === 'job.finished') {
+          if (e.type === 'job.finished') {
             es?.close()
             setStream('closed')
           }
@@ -81,12 +106,25 @@ export function JobPage({ id }: { id: string }) {
     return () => {
       ac.abort()
       es?.close()
+      stopIntake?.()
       if (frame) cancelAnimationFrame(frame)
       if (slowTimer) clearTimeout(slowTimer)
     }
   }, [id])
 
   const derived = useMemo(() => (model ? { groups: model.groups(), histogram: model.histogram() } : null), [model, slow])
+  // The same elements until they are recomputed: preact skips an unchanged element, so the
+  // frames between recomputations diff only the figures and the legend.
+  const derivedViews = useMemo(
+    () =>
+      derived && (
+        <>
+          <Groups jobId={id} groups={derived.groups} onOpen={setOpen} />
+          <Durations histogram={derived.histogram} onOpen={setOpen} />
+        </>
+      ),
+    [derived, id],
+  )
 
   if (error) return <ErrorNote error={error} />
   if (!model || !detail || !derived) return <p class="muted">Loading job {id}…</p>
@@ -160,8 +198,7 @@ export function JobPage({ id }: { id: string }) {
 
       {open && <NodeOutput jobId={id} model={model} node={open} onClose={() => setOpen(null)} />}
 
-      <Groups jobId={id} groups={derived.groups} onOpen={setOpen} />
-      <Durations histogram={derived.histogram} onOpen={setOpen} />
+      {derivedViews}
     </article>
   )
 }
