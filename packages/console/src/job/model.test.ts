@@ -59,6 +59,17 @@ describe('JobModel', () => {
     ])
   })
 
+  it('keeps the rate over the last ten seconds across many finishes and a pause', () => {
+    const n = 30_000
+    const m = new JobModel(detail(Array.from({ length: n }, (_, i) => node(`n${i}`))))
+    // 25,000 finishes at 2,500/s, a 30 s pause, then four at 1/s.
+    for (let i = 0; i < 25_000; i++) m.apply(finished(`n${i}`, 'ok', { ts: i * 0.4 }))
+    expect(m.progress().rate).toBeCloseTo(2500, -1)
+    for (let k = 0; k < 4; k++) m.apply(finished(`n${25_000 + k}`, 'ok', { ts: 40_000 + k * 1000 }))
+    expect(m.progress()).toMatchObject({ done: 25_004 })
+    expect(m.progress().rate).toBeCloseTo(1)
+  })
+
   it('keeps groups as nodes end in any order and change result: the same as grouping every node afresh', () => {
     const n = 60
     const m = new JobModel(detail(Array.from({ length: n }, (_, i) => node(`n${i}`, i % 7 === 0 ? { state: 'ok', exitCode: 0, digest: 'a' } : {}))))
