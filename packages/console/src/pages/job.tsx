@@ -10,7 +10,7 @@ import { SlicedQueue, yieldTask } from '../job/sliced-queue.ts'
 import { go } from '../route.ts'
 
 const KINDS = ['job.submitted', 'job.region', 'job.cancelling', 'job.halted', 'job.canary', 'job.finished', 'node.started', 'node.finished'] as const satisfies readonly EventKind[]
-/** Groups, histogram and slowest nodes walk every node: recomputed at most this often while events stream. */
+/** Groups (kept by the model as nodes end), histogram and slowest nodes (a walk over every node): recomputed at most this often while events stream. */
 const SLOW_MS = 1000
 /** Events are applied in slices of at most this much main-thread time, each a task of its own. */
 const SLICE_MS = 8
