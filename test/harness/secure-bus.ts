@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Identity } from '@apiary/shared'
 import { freePort } from './nats.ts'
@@ -54,6 +55,8 @@ async function keeperBus(dir: string, args: string[]): Promise<string> {
 }
 
 const CLUSTER = ['n1', 'n2', 'n3'] as const
+/** How many times three fresh servers are started together before the cluster is given up on. */
+const CLUSTER_ATTEMPTS = 3
 
 /**
  * Writes each server's config with `keeper bus server-config` (its default --max-store, which
@@ -80,7 +83,22 @@ async function startServers(root: string, dir: string, cluster: boolean): Promis
       ...['--cluster-name', 'apiary', '--cluster-listen', `127.0.0.1:${s.ports.route}`, '--routes', routes],
     ])
   }
-  return Promise.all(planned.map(async (s) => Object.assign(await startNatsWithConfig(s.config, { asConfigured: true, clustered: true }), { name: s.name, config: s.config, storeDir: s.storeDir, routePort: s.ports.route })))
+  const failures: string[] = []
+  for (let attempt = 1; attempt <= CLUSTER_ATTEMPTS; attempt++) {
+    const started = await Promise.allSettled(
+      planned.map(async (s) => Object.assign(await startNatsWithConfig(s.config, { asConfigured: true, clustered: true }), { name: s.name, config: s.config, storeDir: s.storeDir, routePort: s.ports.route })),
+    )
+    const up = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
+    if (up.length === planned.length) return up
+    // None left running: the servers that did see a leader are stopped with the rest, and the
+    // three start again on empty stores (nats-server 2.9 now and then forms no metadata group
+    // from three fresh servers started together on a loaded machine).
+    await Promise.all(up.map((s) => s.stop()))
+    await Promise.all(planned.map((s) => rm(s.storeDir, { recursive: true, force: true })))
+    failures.push(...started.flatMap((r) => (r.status === 'rejected' ? [`attempt ${attempt}: ${(r.reason as Error).message}`] : [])))
+    process.stderr.write(`secure bus: the three-server cluster formed no JetStream metadata group (attempt ${attempt} of ${CLUSTER_ATTEMPTS})\n`)
+  }
+  throw new Error(`the three-server cluster did not form in ${CLUSTER_ATTEMPTS} attempts:\n${failures.join('\n')}`)
 }
 
 /**
