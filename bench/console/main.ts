@@ -83,8 +83,7 @@ usage: pnpm bench:console [--nodes N] [--procs P] [--duration MS] [--concurrency
   --time-limit S   abort with an error after S seconds in all, default 900
   --profile DIR    also record the page's CPU profile during each console job (CDP Profiler), write
                    it to DIR and print the functions with the most self time (profiling slows the page)
-  --max-payload MB nats-server's max_payload, default the server's (1 MB); at 50,000 nodes the queen's
-                   record of a job's submission is larger than 1 MB and is never stored
+  --max-payload MB nats-server's max_payload, default the server's (1 MB)
   --nice N         the nice value the load runs at in each round's third job, default 10
   --no-nice        no third job: measure only with every process at the priority it started with
   -h, --help       show this help

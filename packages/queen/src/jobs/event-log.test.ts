@@ -390,11 +390,32 @@ describe('EventLog', () => {
     const events = Array.from({ length: 12 }, (_, i) => ({ event: { jobId: 'a', seq: i + 1, ts: 0, kind: 'node.output', node: 'n1', stream: 'stdout', data: big, human: '' } as JobEvent }))
     const records = split({ jobs: [{ id: 'a', request: JobRequestView.parse({ operation: { type: 'ping' }, targets: 'all' }), createdAt: 0, nodes: [], rerunOf: null }], events, ends: [], runs: [], src: 4 })
     expect(records.length).toBeGreaterThan(1)
-    for (const r of records) expect(JSON.stringify(r).length).toBeLessThanOrEqual(RECORD_BYTES + 300_000)
+    for (const r of records) expect(JSON.stringify(r).length).toBeLessThanOrEqual(RECORD_BYTES)
     expect(records.flatMap((r) => r.events.map((e) => e.event.seq))).toEqual(events.map((e) => e.event.seq))
     expect(records[0]!.jobs).toHaveLength(1)
     expect(records.at(-1)).toMatchObject({ src: 4, runs: [] })
     expect(records.slice(0, -1).every((r) => r.src === undefined)).toBe(true)
     expect(records.map((r) => r.part)).toEqual(records.map((_, i) => ({ n: i + 1, of: records.length })))
+  })
+
+  it('weighs the runs and ends too: a group of events near a record, with the snapshots of large running jobs, stays under RECORD_BYTES a record and merges back whole', () => {
+    const events = Array.from({ length: 1800 }, (_, i) => ({ event: { jobId: 'a', seq: i + 1, ts: 0, kind: 'node.finished', node: `node-${i}`, state: 'ok', exitCode: 0, human: 'ok' } as unknown as JobEvent }))
+    // As a job of 50,000 nodes, 5,000 of them running, says where each one's events stand.
+    const snapshot = (id: string) => ({ jobId: id, run: { v: 1, order: { next: Array.from({ length: 5000 }, (_, i) => [`${id}-node-${String(i).padStart(5, '0')}`, 2]), held: [] } } })
+    const runs = [snapshot('a'), snapshot('b'), snapshot('c')]
+    const ends = Array.from({ length: 50 }, (_, i) => ({ jobId: `done-${i}`, state: 'ok' as const, finishedAt: 0, counts: { ok: 50_000 }, stopReason: null }))
+    const records = split({ jobs: [], events, ends: [...ends], runs, src: 7 })
+    expect(records.length).toBeGreaterThan(1)
+    for (const r of records) expect(JSON.stringify(r).length).toBeLessThanOrEqual(RECORD_BYTES)
+    expect(records.at(-1)!.src).toBe(7)
+    const whole = merge(records)
+    expect(whole.events).toEqual(events)
+    expect(whole.ends).toEqual(ends)
+    expect(whole.runs).toEqual(runs)
+  })
+
+  it('keeps runs: [] on the last record of a group that has runs but none touched', () => {
+    const records = split({ jobs: [], events: [], ends: [], runs: [], src: 3 })
+    expect(records).toEqual([{ jobs: [], events: [], ends: [], runs: [], src: 3 }])
   })
 })

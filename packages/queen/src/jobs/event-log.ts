@@ -22,8 +22,12 @@ export interface LogWriter {
   write(batch: Batch): Promise<number>
 }
 
-/** A job-log record stays under this many bytes (the largest event is 256 KiB): smaller records, more of them. */
-export const RECORD_BYTES = 1024 * 1024
+/**
+ * A job-log record stays under this many bytes (the largest event is 256 KiB): smaller records,
+ * more of them. Below nats-server's default max_payload (1 MiB) by room for the headers and
+ * what the weights below leave out.
+ */
+export const RECORD_BYTES = 960 * 1024
 
 /**
  * The queen's job log: numbers each job's events (gapless `seq`), commits them in groups and
@@ -323,7 +327,7 @@ function weight(e: Batch['events'][number]): number {
 
 const nodeWeight = (n: { node: string; region: string }) => 32 + (n.node.length + n.region.length) * 2
 
-/** The records of one group as one batch again (runs and source are the last record's; a job split over records, whole). */
+/** The records of one group as one batch again (the source is the last record's; a job split over records, whole; every record's runs). */
 export function merge(parts: readonly Batch[]): Batch {
   const last = parts.at(-1)!
   const jobs = new Map<string, NonNullable<Batch['jobs']>[number]>()
@@ -336,20 +340,28 @@ export function merge(parts: readonly Batch[]): Batch {
     jobs: [...jobs.values()],
     events: parts.flatMap((p) => p.events),
     ends: parts.flatMap((p) => p.ends),
-    ...(last.runs ? { runs: last.runs } : {}),
+    // A group's runs may be spread over its last records: all of them, in order.
+    ...(parts.some((p) => p.runs) ? { runs: parts.flatMap((p) => p.runs ?? []) } : {}),
     ...(last.src !== undefined ? { src: last.src } : {}),
   }
 }
 
 /**
- * A group as records of at most about `RECORD_BYTES`; jobs first, runs and the source with the
- * last. Records of a group of several say which part they are (`part`): a reader applies the
+ * A group as records of at most `RECORD_BYTES`; jobs first, then events, ends and runs, the
+ * source with the last. Records of a group of several say which part they are (`part`): a reader applies the
  * group only once it has every part, so a leader that dies between parts leaves nothing half applied.
  */
 export function split(batch: Batch): Batch[] {
   const out: Batch[] = []
   let cur: Batch = { jobs: [], events: [], ends: [] }
   let bytes = 0
+  /** Starts the next record when `w` more bytes would take this one (not empty) over `RECORD_BYTES`. */
+  const room = (w: number) => {
+    if (bytes === 0 || bytes + w <= RECORD_BYTES) return
+    out.push(cur)
+    cur = { jobs: [], events: [], ends: [] }
+    bytes = 0
+  }
   // A job's target list can outgrow a record (50,000 nodes are some 2 MB): its nodes go over as
   // many records as they need, each a copy of the job with a slice of them (without its sealed
   // secrets but in the first), which `merge` puts back together.
@@ -358,11 +370,7 @@ export function split(batch: Batch): Batch[] {
     const headBytes = 1024 + JSON.stringify(head).length * 2 + (sealed?.length ?? 0)
     let at = 0
     do {
-      if (cur.jobs!.length > 0 && bytes + headBytes > RECORD_BYTES) {
-        out.push(cur)
-        cur = { jobs: [], events: [], ends: [] }
-        bytes = 0
-      }
+      if (cur.jobs!.length > 0) room(headBytes)
       bytes += at === 0 ? headBytes : headBytes - (sealed?.length ?? 0)
       const from = at
       while (at < nodes.length && (at === from || bytes + nodeWeight(nodes[at]!) <= RECORD_BYTES)) bytes += nodeWeight(nodes[at++]!)
@@ -371,16 +379,26 @@ export function split(batch: Batch): Batch[] {
   }
   for (const e of batch.events) {
     const w = weight(e)
-    if (cur.events.length > 0 && bytes + w > RECORD_BYTES) {
-      out.push(cur)
-      cur = { jobs: [], events: [], ends: [] }
-      bytes = 0
-    }
+    room(w)
     cur.events.push(e)
     bytes += w
   }
-  cur.ends = batch.ends
-  if (batch.runs) cur.runs = batch.runs
+  // The ends and the runs' snapshots are weighed as well (a running 50,000-node job's snapshot,
+  // with where each running node's events stand, is some hundreds of kB): a record over the
+  // server's max_payload would be refused every time it was tried, and the log would stop.
+  for (const end of batch.ends) {
+    const w = 256 + JSON.stringify(end.counts).length + (end.stopReason?.length ?? 0) * 2
+    room(w)
+    cur.ends.push(end)
+    bytes += w
+  }
+  for (const run of batch.runs ?? []) {
+    const w = 64 + run.jobId.length * 2 + JSON.stringify(run.run).length * 2
+    room(w)
+    ;(cur.runs ??= []).push(run)
+    bytes += w
+  }
+  if (batch.runs) cur.runs ??= []
   if (batch.src !== undefined) cur.src = batch.src
   out.push(cur)
   if (out.length > 1) out.forEach((r, i) => (r.part = { n: i + 1, of: out.length }))
