@@ -4,6 +4,7 @@ import {
   BODY_LIMITS,
   type Bus,
   type BusMessage,
+  type BusSubscription,
   clip,
   Control,
   controlRefusal,
@@ -34,7 +35,11 @@ export interface TaskRunnerConfig {
   log: Logger
   /** Who answers the tasks (the node id, or the SSH worker's id). */
   id: string
-  /** Where tasks come from; with `queue`, one member of the group takes each. */
+  /**
+   * Where tasks come from; with `queue`, one member of the group takes each, and a runner that
+   * drains leaves the group at once, so that NATS hands new tasks to the other members instead
+   * of this one refusing them.
+   */
   subject: string
   queue?: string
   /** The worker's region: a grant for another region is refused. */
@@ -81,6 +86,9 @@ export interface TaskRunner {
    * Stops as a SIGTERM asks: refuses new tasks (their cause says the worker is draining) while
    * it still answers for those it took, lets the running ones finish for up to `graceMs`,
    * stops those still running then (they end `cancelled`, saying the grace passed), and closes.
+   * A runner of a queue group instead leaves the group at once: new tasks go to the other
+   * members, and it hears no more offers, not even of the tasks it runs (their events, its
+   * journal and cancels go on).
    */
   drain(graceMs: number): Promise<void>
   /** Whether it was told to drain (or close): it takes no new task. */
@@ -222,7 +230,7 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
   if (died.length > 0) log.warn({ tasks: died.length }, 'tasks taken before the restart never ended: they end lost and are not run again')
   for (const e of died) endLost(e, Math.max(e.expiresAt, Date.now() + PUBLISH_SLACK_MS))
 
-  const taskSub = bus.subscribe(
+  let taskSub: BusSubscription | undefined = bus.subscribe(
     cfg.subject,
     (msg) => {
       const task = decode(Task, msg, log)
@@ -356,10 +364,16 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
     }, events)
   }
 
+  /** Hears no more tasks (a queue group's member leaves it: NATS hands them to the others). */
+  const stopTaking = () => {
+    taskSub?.unsubscribe()
+    taskSub = undefined
+  }
+
   const close = async () => {
     closing = true
     draining = true
-    taskSub.unsubscribe()
+    stopTaking()
     for (const { abort } of running.values()) abort.abort({ state: 'cancelled', cause: 'worker shutting down' } satisfies StopRequest)
     await Promise.all([...running.values()].map((r) => r.done))
     controlSub.unsubscribe()
@@ -378,6 +392,13 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
     async drain(graceMs) {
       if (closing) return close()
       draining = true
+      // In a queue group a refusal would land on the task, where another member could have
+      // taken it. What this one runs is still reported; a re-offer or re-ask of it now reaches
+      // another member, which keeps a journal of its own (docs/failure-model.md).
+      if (cfg.queue !== undefined) {
+        stopTaking()
+        log.info({ queue: cfg.queue, tasks: running.size }, 'draining: left the queue group; new tasks go to its other members')
+      }
       if (running.size > 0) {
         log.info({ tasks: running.size, graceMs }, 'draining: no new task; waiting for the running ones to finish')
         let timer: NodeJS.Timeout | undefined

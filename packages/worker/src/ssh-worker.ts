@@ -43,7 +43,11 @@ export interface SshWorker {
   id: string
   running(): number
   close(): Promise<void>
-  /** As an agent's `drain`: no new task, the running ones finish within `graceMs` or are stopped. */
+  /**
+   * As an agent's `drain` (the running ones finish within `graceMs` or are stopped), except that
+   * it leaves the region's queue group at once rather than refuse new tasks: NATS hands them to
+   * the region's other SSH workers (with none left, a task finds no responder).
+   */
   drain(graceMs: number): Promise<void>
   /** Why it would not take a task now, or null: its /readyz. */
   notReady(): string | null
