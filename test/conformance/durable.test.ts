@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { type Bus, subjects } from '@apiary/shared'
-import { silentLogger } from '@apiary/shared/runtime'
+import { createLogger, silentLogger } from '@apiary/shared/runtime'
 import { createMemoryBus } from '@apiary/shared/memory-bus'
 import { createNatsBus } from '@apiary/shared/nats'
 import { connect, usernamePasswordAuthenticator } from '@nats-io/transport-node'
@@ -134,6 +134,41 @@ describe('durable: nats only', { timeout: 30_000 }, () => {
     expect(await bus.durable.lastSeq('events')).toBe(25)
     expect(await bus.durable.lease('leader', 'queen-b').acquire()).toBe(false)
     expect(await lease.holder()).toBe('queen-a')
+  })
+
+  it('a following reader whose consumer is gone (lost with a restarted server) makes it again and reads on from where it got to', async () => {
+    const password = secret()
+    const server = await jetStream([{ user: 'apiary', password }])
+    const buses = await busesFor(server.url, 'apiary', password)
+    const writer = await buses.open('writer')
+    await writer.durable.ensure(TEST_CONFIG)
+    const lines: string[] = []
+    const userFile = await writeCredential(dir.path, 'follower.user', `apiary\n${password}`)
+    const log = createLogger({ component: 'test', level: 'warn', destination: { write: (s: string) => void lines.push(s) } })
+    const follower = await createNatsBus({ url: server.url, name: 'follower', log, userFile })
+    started.push(() => follower.close())
+    const raw = await connect({ servers: server.url, authenticator: usernamePasswordAuthenticator('apiary', password) })
+    started.push(() => raw.close())
+    const c = streamCollector()
+    const r = follower.durable.read('log', c.handler, { afterSeq: 0, follow: true, maxBytes: 1024 })
+    const write = (n: number) => writer.durable.publish(subjects.log, { n }, { id: `log/${n}`, deadline: soon() })
+    await write(1)
+    await c.until((m) => nOf(m) === 1)
+    // What a server restarted on its store does to an ordered consumer (kept in memory): gone.
+    const { consumers } = (await raw.request('$JS.API.CONSUMER.NAMES.APIARY_LOG', '{}')).json<{ consumers: string[] }>()
+    expect(consumers).toHaveLength(1)
+    await raw.request(`$JS.API.CONSUMER.DELETE.APIARY_LOG.${consumers[0]}`)
+    await write(2)
+    await write(3)
+    await c.until((m) => nOf(m) === 3)
+    await r.stop()
+    expect(c.seen.map((m) => [m.seq, nOf(m)])).toEqual([
+      [1, 1],
+      [2, 2],
+      [3, 3],
+    ])
+    // Made again by the reader itself (nats.js alone would wait out a pull and two heartbeats).
+    expect(lines.join('')).toMatch(/nothing came while the stream holds more; making its consumer again/)
   })
 
   it('runs on the permissions a role is given: a worker only publishes its events, a queen uses only the JetStream API it needs', async () => {

@@ -62,6 +62,12 @@ const ATTEMPT_MS = 2000
 const ENSURE_PATIENCE_MS = 30_000
 /** How often a read that stops once caught up checks whether what was left of it was trimmed. */
 const READ_WATCH_MS = 500
+/**
+ * How long a following reader may hear nothing while its stream holds messages past where it
+ * got to before it makes its consumer again: what nats.js would notice only after two missed
+ * heartbeats, or after a backoff as long as a pull, once a restarted server lost its consumer.
+ */
+const FOLLOW_STALL_MS = 2000
 
 /** Milliseconds before retry `n` (0-based): 100 ms doubling to 2 s, with jitter so retries spread. */
 function backoff(n: number): number {
@@ -120,6 +126,12 @@ export function createNatsDurable(nc: NatsConnection, log: Logger): NatsDurable 
   // The first sequence a consumer restarted in this process must start from, should its
   // re-creation fail between the delete and the create.
   const restartAt = new Map<string, number>()
+  // What each running consumer and reader does when the connection is back: it makes its
+  // consumer again at once, from where it got to, rather than wait for nats.js to find out.
+  const onReconnect = new Set<() => void>()
+  void (async () => {
+    for await (const s of nc.status()) if (s.type === 'reconnect') for (const fn of [...onReconnect]) fn()
+  })().catch(() => undefined)
 
   async function ensureOnce(cfg: DurableConfig): Promise<void> {
     const m = await jsm()
@@ -339,6 +351,7 @@ export function createNatsDurable(nc: NatsConnection, log: Logger): NatsDurable 
             const messages = await js.consumers.getConsumerFromInfo(info).consume(PULL)
             const stop = () => void messages.stop()
             signal.addEventListener('abort', stop, { once: true })
+            onReconnect.add(stop)
             // Stopped while the consumer was being made: the listener came too late to hear it.
             if (signal.aborted) stop()
             try {
@@ -368,6 +381,7 @@ export function createNatsDurable(nc: NatsConnection, log: Logger): NatsDurable 
               }
             } finally {
               signal.removeEventListener('abort', stop)
+              onReconnect.delete(stop)
               await messages.close().catch(() => undefined)
             }
           } catch (err) {
@@ -397,13 +411,27 @@ export function createNatsDurable(nc: NatsConnection, log: Logger): NatsDurable 
             const messages = await c.consume(PULL)
             const stop = () => void messages.stop()
             signal.addEventListener('abort', stop, { once: true })
+            onReconnect.add(stop)
             // Stopped while the consumer was being made: the listener came too late to hear it.
             if (signal.aborted) stop()
             // Caught up also when what was left was trimmed or aged out from the front before it
-            // came: no message may come to say so.
+            // came: no message may come to say so. A follower that hears nothing while the
+            // stream holds more makes its consumer again.
             let trimmed = false
+            let heard = performance.now()
             const watch = opts.follow
-              ? undefined
+              ? setInterval(() => {
+                  if (performance.now() - heard < FOLLOW_STALL_MS) return
+                  void streamInfo(stream).then(
+                    (i) => {
+                      if ((i?.state.last_seq ?? 0) >= next && performance.now() - heard >= FOLLOW_STALL_MS) {
+                        warnRateLimited(log, `reader of ${STREAMS[stream]}: nothing came while the stream holds more; making its consumer again`, { next, last: i?.state.last_seq })
+                        stop()
+                      }
+                    },
+                    () => undefined,
+                  )
+                }, FOLLOW_STALL_MS / 2)
               : setInterval(() => {
                   void streamInfo(stream).then(
                     (i) => {
@@ -419,10 +447,12 @@ export function createNatsDurable(nc: NatsConnection, log: Logger): NatsDurable 
             try {
               for await (const m of messages) {
                 n = 0
+                heard = performance.now()
                 if (signal.aborted || m.seq < next) continue
                 next = m.seq + 1
                 const body = readBytes(m.data, m.subject, opts.maxBytes, log)
                 if (body) await r.hand({ subject: m.subject, data: body.data, seq: m.seq, deliveries: 1, ack: () => undefined })
+                heard = performance.now()
                 if (!opts.follow && m.seq >= until) return
                 // Nothing more here yet (a replica catching up), or the rest aged out (from the front).
                 if (!opts.follow && m.info.pending === 0 && ((await streamInfo(stream))?.state.first_seq ?? Infinity) > until) return
@@ -430,6 +460,7 @@ export function createNatsDurable(nc: NatsConnection, log: Logger): NatsDurable 
             } finally {
               clearInterval(watch)
               signal.removeEventListener('abort', stop)
+              onReconnect.delete(stop)
               await messages.close().catch(() => undefined)
             }
             if (trimmed) return
