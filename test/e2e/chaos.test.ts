@@ -57,9 +57,10 @@ async function natsBlink(fleet: Fleet): Promise<void> {
 describe('chaos on one nats-server', () => {
   const ctx = useFleet({ heal: true })
 
-  it('three workers killed: the one running its task ends lost, the one done stays ok, the one not yet dispatched never runs', async () => {
+  it('three workers killed: the one running its task ends lost once its deadline passed, the one done stays ok, the one not yet dispatched never runs', async () => {
     const { fleet } = ctx
-    const job = await startStrikeJob(fleet, fleet.client())
+    // A silent worker may be paused, not gone: its node is judged lost only after its task's deadline (5 s) and the queen's grace.
+    const job = await startStrikeJob(fleet, fleet.client(), { timeoutMs: 5000 })
     // One finished, one that started after it (its task has just begun), one not dispatched yet.
     const done = await job.tape.next(isFinished, 'a first node to finish')
     const running = await job.tape.next((ev): ev is EventOf<'node.started'> => isStarted(ev) && ev.seq > done.ev.seq, 'a node to start after the first finished')
@@ -71,6 +72,22 @@ describe('chaos on one nats-server', () => {
     const expected: Record<string, FinalState> = { ...allOk(job.targets), [running.ev.node]: 'lost', [pending!]: 'error' }
     const events = await expectTruth(fleet, job, expected)
     expect(events.filter(isFinished).find((e) => e.node === pending)?.cause).toMatch(/unreachable/)
+  })
+
+  it('a worker frozen (SIGSTOP) mid-task past three heartbeats, then thawed: its node ends with its real result, not lost', async () => {
+    const { fleet } = ctx
+    const job = await startStrikeJob(fleet, fleet.client())
+    const start = await job.tape.next(...firstStart)
+    const worker = fleet.workers.find((w) => w.name === start.ev.node)!
+    const leader = await fleet.leader()
+    worker.pause()
+    try {
+      // The leader saw it go silent (no heartbeat for three intervals) while its node ran.
+      await leader.waitFor(/workers of running nodes stopped heartbeating/, 15_000)
+    } finally {
+      worker.resume()
+    }
+    await expectTruth(fleet, job, allOk(job.targets))
   })
 
   it('the hive holding the share killed with another hive running: that hive takes the share over, nothing skipped', async () => {

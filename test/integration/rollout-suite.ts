@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { type EventOf, type Heartbeat, type JobEvent, subjects, type Task } from '@apiary/shared'
 import { type BusKind, expectAccounted, finished, TestCluster } from '../harness/index.ts'
+import { WORKER_SILENT_CAUSE } from '@apiary/queen'
 
 const ends = (events: JobEvent[]) => new Map(events.filter((e) => e.kind === 'node.finished').map((e) => [(e as EventOf<'node.finished'>).node, e as EventOf<'node.finished'>]))
 
@@ -117,7 +118,7 @@ export function defineRolloutSuite(kind: BusKind) {
       if (kind === 'nats') await bus.close()
     })
 
-    it('marks a node lost when its worker stops heartbeating mid-run, and never runs it again', async () => {
+    it('marks a node lost when its worker stops heartbeating mid-run and its result deadline passes, and never runs it again', async () => {
       const bus = await c.bus('ghost')
       const tasks: Task[] = []
       const hb: Heartbeat = { id: 'ghost-1', role: 'worker', region: 'eu', labels: {}, executor: 'local', status: 'healthy', running: 0, version: 't', intervalMs: 100, ts: Date.now() }
@@ -129,10 +130,11 @@ export function defineRolloutSuite(kind: BusKind) {
       })
       bus.publish(subjects.heartbeat('worker', 'eu', 'ghost-1'), hb)
       await bus.flush()
-      const { jobId } = await c.client.submit({ operation: { type: 'exec', argv: ['sleep', '30'] }, targets: 'ghost-1', rollout: { timeoutMs: 60_000 } })
+      const { jobId } = await c.client.submit({ operation: { type: 'exec', argv: ['sleep', '30'] }, targets: 'ghost-1', rollout: { timeoutMs: 1000 } })
       const events = await c.events(jobId)
       expectAccounted(events, ['ghost-1'])
-      expect(ends(events).get('ghost-1')).toMatchObject({ state: 'lost', cause: 'worker stopped heartbeating' })
+      // The queen's verdict (its deadline, 1 s + the 3 s grace from the silence, comes before the hive's re-ask at 1 s + 5 s).
+      expect(ends(events).get('ghost-1')).toMatchObject({ state: 'lost', cause: WORKER_SILENT_CAUSE })
       expect(tasks).toHaveLength(1)
       if (kind === 'nats') await bus.close()
     })

@@ -65,6 +65,7 @@ function countedFeed(feed: EventFeed, metrics: QueenMetrics): EventFeed {
 /** The HTTP API alone, over dependencies the caller supplies; who may call each route. */
 export { type AppDeps, createApp, ROUTE_ACCESS } from './http/app.ts'
 export { openApiDocument, openApiPath } from './http/openapi.ts'
+export { WORKER_SILENT_CAUSE } from './jobs/job-run.ts'
 /** Users and the audit log, as the queen keeps them (docs/access.md). */
 export { AuditLog } from './access/audit.ts'
 export { hashToken } from './access/users-file.ts'

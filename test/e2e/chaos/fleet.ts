@@ -75,6 +75,17 @@ export class Daemon {
     await p.exited
   }
 
+  /** SIGSTOP, then SIGCONT: alive but frozen (a long GC or VM pause, a stopped container) while it lasts. */
+  pause(): void {
+    if (!this.running) throw new Error(`${this.name} is not running`)
+    this.#proc!.child.kill('SIGSTOP')
+  }
+
+  resume(): void {
+    if (!this.running) throw new Error(`${this.name} is not running`)
+    this.#proc!.child.kill('SIGCONT')
+  }
+
   /** SIGTERM (SIGKILL after a grace): how an operator stops it. */
   async stop(): Promise<void> {
     await this.#proc?.stop(3000)

@@ -21,6 +21,8 @@ export interface StrikeJobOptions {
   concurrency?: number
   /** How long each task sleeps after writing its line, in seconds (default 1.5). */
   sleepS?: number
+  /** Each task's timeout (default 15 s): with the queen's and hive's graces, when a dead worker's node is judged lost. */
+  timeoutMs?: number
 }
 
 let jobs = 0
@@ -37,7 +39,7 @@ export async function startStrikeJob(fleet: Fleet, client: JobClient, opts: Stri
     operation: { type: 'exec', shell: true, command },
     targets: TARGETS,
     // Past this a hive asks a silent worker again: a bound on every strike, never reached when all goes well.
-    rollout: { concurrency: opts.concurrency ?? 3, timeoutMs: 15_000 },
+    rollout: { concurrency: opts.concurrency ?? 3, timeoutMs: opts.timeoutMs ?? 15_000 },
   })
   expect([...nodes].sort()).toEqual([...fleet.nodes].sort())
   const tape = EventTape.follow(client, jobId)

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { type FinalState, JobRequestView, type JobRequestInput, notRunEvent, WireEvent, type WireEventOf } from '@apiary/shared'
-import { DRAINING_CAUSE, type Effect, JobRun, maxOutputEvents, type RunTarget } from './job-run.ts'
+import { DRAINING_CAUSE, type Effect, JobRun, maxOutputEvents, type RunTarget, WORKER_SILENT_CAUSE } from './job-run.ts'
 
 const GRACE = 1000
 
@@ -210,16 +210,48 @@ describe('JobRun', () => {
     )
   })
 
-  it('sweeps: a running node whose worker went silent is lost; nothing is skipped for a silent hive', () => {
-    const h = new Harness(request(), targets(4))
+  it('sweeps: a running node whose worker went silent is lost once its result deadline passes with no result; nothing is skipped for a silent hive', () => {
+    const h = new Harness(request({ timeoutMs: 5000 }), targets(4))
     h.feed(h.run.onShare({ region: 'eu', phase: 0, attempt: 0, nodes: ['n1', 'n3'] }, { accepted: true, by: 'hive-eu' }, 0))
     h.event(started('n1')).event(started('n2'))
-    h.feed(h.run.sweep({ workerOffline: (n) => n === 'n1' || n === 'n2' || n === 'n4', hiveGone: () => false }, 0))
-    expect(h.ends().get('n1')).toEqual({ state: 'lost', cause: 'worker stopped heartbeating' })
-    expect(h.ends().get('n2')).toEqual({ state: 'lost', cause: 'worker stopped heartbeating' })
+    const offline = { workerOffline: (n: string) => n === 'n1' || n === 'n2' || n === 'n4', hiveGone: () => false }
+    h.feed(h.run.sweep(offline, 0))
+    // Silent is not gone: a paused or cut-off worker may still report.
+    expect(h.ends().size).toBe(0)
+    expect(h.effects).toContainEqual(expect.objectContaining({ type: 'note', level: 'warn', fields: { nodes: 2, first: ['n1', 'n2'] } }))
+    expect(h.run.nextWake()).toBe(5000 + GRACE)
+    // Sweeps again while they stay silent: one deadline each, from when the silence was seen.
+    h.now = 2000
+    h.feed(h.run.sweep(offline, 2000))
+    expect(h.run.snapshot().graces.filter((g) => g.node !== undefined).map((g) => [g.node, g.at])).toEqual([
+      ['n1', 5000 + GRACE],
+      ['n2', 5000 + GRACE],
+    ])
+    // n1's worker comes back and reports: its real outcome stands.
+    h.event(finished('n1', 'ok'))
+    h.at(5000 + GRACE)
+    expect(h.ends().get('n1')).toEqual({ state: 'ok', cause: null })
+    expect(h.ends().get('n2')).toEqual({ state: 'lost', cause: WORKER_SILENT_CAUSE })
     expect(h.ends().has('n4')).toBe(false) // pending, not started: its worker may never have been asked
     h.feed(h.run.sweep({ workerOffline: () => false, hiveGone: (hive) => hive === 'hive-eu' }, 0))
     expect(h.ends().has('n3')).toBe(false)
+  })
+
+  it('keeps a silent worker’s deadline across a restore from the snapshot', () => {
+    const h = new Harness(request({ timeoutMs: 5000 }), targets(1))
+    h.acceptShares().event(started('n1'))
+    h.feed(h.run.sweep({ workerOffline: () => true, hiveGone: () => false }, 0))
+    const { run } = JobRun.restore(
+      { id: 'j1', request: h.run.request, createdAt: 0, cancelGraceMs: GRACE },
+      JSON.parse(JSON.stringify(h.run.snapshot())),
+      [{ node: 'n1', region: 'eu', state: 'running', agentless: false, exitCode: null, digest: null, cause: null }],
+      100,
+    )
+    // Swept again on the new leader: no second deadline.
+    run.sweep({ workerOffline: () => true, hiveGone: () => false }, 1000)
+    expect(run.snapshot().graces.filter((g) => g.node === 'n1')).toHaveLength(1)
+    const ends = run.tick(5000 + GRACE).flatMap((e) => (e.type === 'emit' && e.event.kind === 'node.finished' ? [[e.event.node, e.event.state]] : []))
+    expect(ends).toEqual([['n1', 'lost']])
   })
 
   describe('a share whose hive is gone', () => {

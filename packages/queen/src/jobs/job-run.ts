@@ -80,14 +80,21 @@ interface NodeEntry extends NodeOutcome {
 
 /**
  * Nodes nobody has confirmed by `at` end: never dispatched → `skipped`, started → `lost`.
- * Every open node of the job, or only those of one region's share of one phase.
+ * Every open node of the job, only those of one region's share of one phase, or one node.
  */
 export interface Grace {
   at: number
   skipped: string
   lost: string
   share?: { region: string; phase: number }
+  node?: string
 }
+
+/**
+ * Why a running node whose worker stopped heartbeating ends `lost`, once its result deadline
+ * passed with the worker still silent: before it, the worker may only be paused or cut off.
+ */
+export const WORKER_SILENT_CAUSE = 'worker stopped heartbeating and sent no result by its deadline'
 
 /**
  * One region's share of one phase, as the queen tracks who holds it. `attempt` counts the
@@ -204,6 +211,8 @@ export class JobRun {
   #control: Control | null = null
   #deadlineAt: number | null = null
   #graces: Grace[] = []
+  /** Running nodes whose worker went silent, each with a grace of its own (in `#graces`). */
+  readonly #silent = new Set<string>()
   #shares: ShareState[] = []
   #finished = false
   #out: Effect[] = []
@@ -263,6 +272,7 @@ export class JobRun {
     run.#control = snapshot.control
     run.#deadlineAt = snapshot.deadlineAt
     run.#graces = snapshot.graces.map((g) => ({ ...g }))
+    for (const g of run.#graces) if (g.node !== undefined) run.#silent.add(g.node)
     // An offer that was on its way is made again; a share given up on stays so.
     run.#shares = snapshot.shares.map((sh) => ({ ...sh, retryAt: sh.hive === null && sh.retryAt === null && sh.failures < MAX_REOFFER_FAILURES ? 0 : sh.retryAt }))
     run.#note('info', 'resumed a running job', { open: run.#open })
@@ -426,14 +436,21 @@ export class JobRun {
   }
 
   /**
-   * Ends what nobody will report (started nodes whose worker is gone) and offers again the
-   * open nodes of shares whose hive is gone, so a standby hive of the region takes them over.
+   * Gives each started node whose worker went silent its result deadline (`lost` once it
+   * passes with no result: a worker only paused or cut off reports before it, its task's own
+   * timeout included), and offers again the open nodes of shares whose hive is gone, so a
+   * standby hive of the region takes them over.
    */
   sweep(presence: PresenceView, now: number): Effect[] {
     if (this.#finished) return []
+    const silent: string[] = []
     for (const [node, s] of this.#nodes) {
-      if (s.state === 'running' && presence.workerOffline(node)) this.#finishNode(node, 'lost', 'worker stopped heartbeating', now)
+      if (s.state !== 'running' || this.#silent.has(node) || !presence.workerOffline(node)) continue
+      this.#silent.add(node)
+      silent.push(node)
+      this.#graces.push({ at: now + this.request.rollout.timeoutMs + this.#cancelGraceMs, skipped: WORKER_SILENT_CAUSE, lost: WORKER_SILENT_CAUSE, node })
     }
+    if (silent.length > 0) this.#note('warn', 'the workers of running nodes stopped heartbeating: each ends lost if no result comes by its deadline', { nodes: silent.length, first: silent.slice(0, 5) })
     for (const sh of this.#shares) {
       const gone = sh.hive !== null && presence.hiveGone(sh.hive)
       if (!gone && !(sh.hive === null && sh.retryAt !== null && now >= sh.retryAt)) continue
@@ -482,6 +499,11 @@ export class JobRun {
     const due = this.#graces.filter((g) => now >= g.at)
     this.#graces = this.#graces.filter((g) => now < g.at)
     for (const g of due) {
+      if (g.node !== undefined) {
+        this.#silent.delete(g.node)
+        if (this.#nodes.get(g.node)?.state === 'running') this.#finishNode(g.node, 'lost', g.lost, now)
+        continue
+      }
       for (const [node, s] of this.#nodes) {
         if (g.share && (s.region !== g.share.region || s.phase !== g.share.phase)) continue
         if (s.state === 'pending') this.#finishNode(node, 'skipped', g.skipped, now)
