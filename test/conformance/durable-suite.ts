@@ -1,4 +1,4 @@
-import { type Bus, type BusMessage, type DurableConfig, isApiaryError, type StreamMessage, subjects } from '@apiary/shared'
+import { type Bus, type BusMessage, claimKey, type DurableConfig, isApiaryError, type StreamMessage, subjects } from '@apiary/shared'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { waitUntil } from '../harness/index.ts'
 
@@ -19,6 +19,7 @@ export const TEST_CONFIG: DurableConfig = {
   logMaxAgeMs: 10 * 60_000,
   eventsMaxBytes: 64 * 1024 * 1024,
   logMaxBytes: 64 * 1024 * 1024,
+  claimsMaxBytes: 64 * 1024 * 1024,
   leaseTtlMs: 1000,
   dedupeWindowMs: 2 * 60_000,
 }
@@ -445,6 +446,37 @@ export function defineDurableSuite(name: string, make: () => Promise<DurableFixt
       expect((err as { field?: string }).field).toBe('key')
       // A new handle after the deletion sees it gone too.
       expect(await (await fx.other()).durable.secrets.get('jsecret1')).toBeUndefined()
+    })
+
+    it('claims a key once among every handle: created if absent, read back, written again only at its revision; refused before the bucket is made', async () => {
+      const key = claimKey('conf', 'jclaim0001', 'web-1.eu.example')
+      expect(key).toBe('conf.jclaim0001.web-1=2eeu=2eexample')
+      // No bucket before the queen makes it: refused, or (JetStream holds a publish no stream
+      // takes without an answer) given up on at the signal.
+      const early = await bus.durable.claims.create(key, 'ssh-1', { signal: AbortSignal.timeout(500) }).then(String, (e: unknown) => e)
+      expect(isApiaryError(early) && ['unavailable', 'timeout'].includes(early.code), String(early)).toBe(true)
+      await bus.durable.ensure(TEST_CONFIG)
+      const other = await fx.other()
+      expect(await other.durable.claims.get(key)).toBeUndefined()
+      const first = await bus.durable.claims.create(key, 'ssh-1')
+      expect(first).toBeGreaterThan(0)
+      // Held: a second create, from either handle, takes nothing.
+      expect(await other.durable.claims.create(key, 'ssh-2')).toBeUndefined()
+      expect(await bus.durable.claims.create(key, 'ssh-1')).toBeUndefined()
+      expect(await other.durable.claims.get(key)).toEqual({ value: 'ssh-1', revision: first })
+      // Written again only at the revision it is at.
+      expect(await other.durable.claims.update(key, 'ssh-2', first! + 1000)).toBeUndefined()
+      const second = await bus.durable.claims.update(key, 'ssh-1: ok', first!)
+      expect(second).toBeGreaterThan(first!)
+      expect(await other.durable.claims.update(key, 'ssh-2', first!)).toBeUndefined()
+      expect(await other.durable.claims.get(key)).toEqual({ value: 'ssh-1: ok', revision: second })
+      // Another node of the job is another claim.
+      expect(await other.durable.claims.create(claimKey('conf', 'jclaim0001', 'web-2'), 'ssh-2')).toBeGreaterThan(second!)
+      // A call whose signal aborted gives up with timeout; a key that cannot be one is refused, naming it.
+      await rejectsWithCode(bus.durable.claims.create(claimKey('conf', 'jclaim0001', 'web-3'), 'ssh-1', { signal: AbortSignal.abort() }), 'timeout')
+      const err = await rejectsWithCode(bus.durable.claims.get('no spaces/or slashes'), 'invalid_input')
+      expect((err as { field?: string }).field).toBe('key')
+      expect(await (await fx.other()).durable.claims.get(key)).toEqual({ value: 'ssh-1: ok', revision: second })
     })
 
     it('stops its readers and consumers when the bus closes', async () => {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { type Bus, subjects } from '@apiary/shared'
+import { type Bus, claimKey, subjects } from '@apiary/shared'
 import { createLogger, silentLogger } from '@apiary/shared/runtime'
 import { createMemoryBus } from '@apiary/shared/memory-bus'
 import { createNatsBus } from '@apiary/shared/nats'
@@ -224,16 +224,17 @@ describe('durable: nats only', { timeout: 30_000 }, () => {
 /**
  * What the queen's connection publishes to use streams and leases (besides `apiary.log`):
  * the JetStream API of its two streams and the lease bucket, acknowledgements of its durable
- * consumers, and the bucket's keys. Replies and deliveries come to its inbox.
+ * consumers, and the bucket's keys; it makes the claims bucket and touches none of its keys. Replies and deliveries come to its inbox.
  */
 const QUEEN_JETSTREAM = (() => {
   const api = '$JS.API'
   const kv = 'KV_APIARY_LEASES'
   const secrets = 'KV_APIARY_SECRETS'
+  const claims = 'KV_APIARY_CLAIMS'
   const streams = ['APIARY_EVENTS', 'APIARY_LOG']
   return [
     `${api}.INFO`,
-    ...[...streams, kv, secrets].flatMap((s) => [`${api}.STREAM.CREATE.${s}`, `${api}.STREAM.UPDATE.${s}`, `${api}.STREAM.INFO.${s}`]),
+    ...[...streams, kv, secrets, claims].flatMap((s) => [`${api}.STREAM.CREATE.${s}`, `${api}.STREAM.UPDATE.${s}`, `${api}.STREAM.INFO.${s}`]),
     ...streams.flatMap((s) => [`${api}.CONSUMER.CREATE.${s}.>`, `${api}.CONSUMER.INFO.${s}.*`, `${api}.CONSUMER.DELETE.${s}.*`, `${api}.CONSUMER.MSG.NEXT.${s}.*`]),
     ...streams.map((s) => `$JS.ACK.${s}.>`),
     `${api}.STREAM.MSG.GET.${kv}`,
@@ -312,6 +313,29 @@ describe('durable: nats cluster (R3)', { timeout: 45_000 }, () => {
       await down.restart()
     }
     expect(await bus.durable.secrets.get('jcluster01')).toBeUndefined()
+  })
+
+  it('keeps claims on three servers: one taken before its bucket leader is killed stays held, and new ones are taken once under the next', async () => {
+    const other = await buses.open('cluster-claims')
+    const key = claimKey('conf', 'jclaimr301', 'web-1')
+    const revision = await bus.durable.claims.create(key, 'ssh-1')
+    expect(revision).toBeGreaterThan(0)
+    const down = await cluster.leaderOf('KV_APIARY_CLAIMS')
+    await down.kill()
+    try {
+      // A new bucket leader takes some seconds to be elected: until then the calls fail, and then hold.
+      const next = claimKey('conf', 'jclaimr301', 'web-2')
+      let taken: number | undefined
+      await waitUntil(async () => (taken = await other.durable.claims.create(next, 'ssh-2').catch(() => undefined)) !== undefined, 'a claim under a new bucket leader', 20_000, 200)
+      expect(await bus.durable.claims.create(next, 'ssh-1')).toBeUndefined()
+      expect(await other.durable.claims.create(key, 'ssh-2')).toBeUndefined()
+      // Read from a replica: it may lag the write, not hand out another holder.
+      await waitUntil(async () => (await other.durable.claims.get(key))?.value === 'ssh-1', 'the first claim read back', 20_000, 200)
+      expect(await other.durable.claims.update(next, 'ssh-2: ok', taken!)).toBeGreaterThan(taken!)
+      expect(await bus.durable.claims.update(next, 'ssh-1', taken!)).toBeUndefined()
+    } finally {
+      await down.restart()
+    }
   })
 
   it('keeps leases working while the bucket leader is down', async () => {

@@ -1,6 +1,6 @@
 import { readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { type Identity, newJobId, subjects } from '@apiary/shared'
+import { claimKey, type Identity, newJobId, subjects } from '@apiary/shared'
 import { connect, type ConnectionOptions, credsAuthenticator, headers, type Msg, type NatsConnection } from '@nats-io/transport-node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort, runBin, type SecureBus, startSecureBus, type TempDir, tempDir, waitUntil } from '../harness/index.ts'
@@ -468,6 +468,7 @@ const QUEEN: Identity = { role: 'queen', id: 'queen' }
 const HIVE: Identity = { role: 'hive', region: 'eu', id: 'hive-1' }
 const WORKER: Identity = { role: 'worker', region: 'eu', id: 'web-1' }
 const SSH: Identity = { role: 'ssh-worker', region: 'eu', id: 'ssh-1' }
+const SSH_US: Identity = { role: 'ssh-worker', region: 'us', id: 'ssh-us-1' }
 const MIB = 1024 * 1024
 
 interface JsAnswer {
@@ -544,6 +545,20 @@ function streamConfigs(replicas: number) {
       max_age: 60e9,
       num_replicas: replicas,
     },
+    {
+      name: 'KV_APIARY_CLAIMS',
+      subjects: ['$KV.APIARY_CLAIMS.>'],
+      storage: 'file',
+      max_msgs_per_subject: 1,
+      max_bytes: 16 * MIB,
+      discard: 'old',
+      allow_rollup_hdrs: false,
+      deny_delete: true,
+      deny_purge: true,
+      allow_direct: true,
+      max_age: 60e9,
+      num_replicas: replicas,
+    },
   ]
 }
 
@@ -581,7 +596,7 @@ describe('JetStream on the secure bus', () => {
 
   beforeAll(async () => {
     root = await tempDir('bus-jetstream')
-    bus = await startSecureBus(root.path, [QUEEN, HIVE, WORKER, SSH])
+    bus = await startSecureBus(root.path, [QUEEN, HIVE, WORKER, SSH, SSH_US])
   })
   afterAll(async () => {
     await Promise.all(buses.map((b) => b.close()))
@@ -589,19 +604,19 @@ describe('JetStream on the secure bus', () => {
     await root?.remove()
   })
 
-  it('gives the account JetStream on disk only, for four streams, within the store the server config gives', async () => {
+  it('gives the account JetStream on disk only, for five streams, within the store the server config gives', async () => {
     const queen = await connectIdentity(bus, QUEEN)
-    expect(await js(queen, '$JS.API.INFO')).toMatchObject({ limits: { max_memory: 0, max_storage: 16 * 1024 * MIB, max_streams: 4, max_consumers: 128, max_ack_pending: 4096 } })
+    expect(await js(queen, '$JS.API.INFO')).toMatchObject({ limits: { max_memory: 0, max_storage: 16 * 1024 * MIB, max_streams: 5, max_consumers: 128, max_ack_pending: 4096 } })
     // Nothing in memory: a stream kept there would not survive a restart.
     expect(await js(queen, '$JS.API.STREAM.CREATE.APIARY_LOG', { ...streamConfigs(1)[1], storage: 'memory' })).toMatchObject({ error: { description: 'insufficient memory resources available' } })
     // What the streams may hold together is what the account may store.
     expect(await js(queen, '$JS.API.STREAM.CREATE.APIARY_LOG', { ...streamConfigs(1)[1], max_bytes: 17 * 1024 * MIB })).toMatchObject({ error: { description: 'insufficient storage resources available' } })
   })
 
-  it("lets the queen make apiary's streams, lease and secrets buckets, and no others; never delete them, and purge only the events stream", async () => {
+  it("lets the queen make apiary's streams, lease, secrets and claims buckets, and no others; never delete them, and purge only the events stream", async () => {
     const queen = await connectIdentity(bus, QUEEN)
     await ensureStreams(queen, 1)
-    for (const name of ['APIARY_EVENTS', 'APIARY_LOG', 'KV_APIARY_LEASES', 'KV_APIARY_SECRETS']) expect(await js(queen, `$JS.API.STREAM.INFO.${name}`), name).toMatchObject({ config: { name } })
+    for (const name of ['APIARY_EVENTS', 'APIARY_LOG', 'KV_APIARY_LEASES', 'KV_APIARY_SECRETS', 'KV_APIARY_CLAIMS']) expect(await js(queen, `$JS.API.STREAM.INFO.${name}`), name).toMatchObject({ config: { name } })
     // The leader trims what it applied from the events stream.
     expect(await js(queen, '$JS.API.STREAM.PURGE.APIARY_EVENTS', { seq: 1 })).toMatchObject({ success: true })
     for (const subject of [
@@ -612,6 +627,10 @@ describe('JetStream on the secure bus', () => {
       '$JS.API.STREAM.PURGE.KV_APIARY_SECRETS',
       '$JS.API.CONSUMER.CREATE.KV_APIARY_SECRETS.watch',
       '$JS.API.DIRECT.GET.KV_APIARY_SECRETS',
+      '$JS.API.STREAM.DELETE.KV_APIARY_CLAIMS',
+      '$JS.API.STREAM.PURGE.KV_APIARY_CLAIMS',
+      '$JS.API.STREAM.MSG.GET.KV_APIARY_CLAIMS',
+      '$JS.API.DIRECT.GET.KV_APIARY_CLAIMS.$KV.APIARY_CLAIMS.eu.j1.db-1',
       '$JS.API.STREAM.PURGE.APIARY_LOG',
       '$JS.API.STREAM.MSG.DELETE.APIARY_LOG',
       '$JS.API.STREAM.LIST',
@@ -669,7 +688,7 @@ describe('JetStream on the secure bus', () => {
     expect(JSON.parse(Buffer.from(got.message?.data ?? '', 'base64').toString())).toBe('queen-1')
   })
 
-  it('refuses hives, workers and SSH workers every JetStream call: no stream made, changed, read, purged or deleted, no log, no lease, no secret', async () => {
+  it("refuses hives, workers and SSH workers every JetStream call: no stream made, changed, read, purged or deleted, no log, no lease, no secret, no claim (but an SSH worker's own region's)", async () => {
     const job = newJobId()
     for (const who of [HIVE, WORKER, SSH]) {
       const nc = await connectIdentity(bus, who)
@@ -693,10 +712,20 @@ describe('JetStream on the secure bus', () => {
         '$JS.API.STREAM.MSG.GET.KV_APIARY_SECRETS',
         '$JS.API.DIRECT.GET.KV_APIARY_SECRETS',
         '$JS.API.STREAM.INFO.KV_APIARY_SECRETS',
+        '$JS.API.STREAM.INFO.KV_APIARY_CLAIMS',
+        '$JS.API.STREAM.MSG.GET.KV_APIARY_CLAIMS',
+        '$JS.API.STREAM.PURGE.KV_APIARY_CLAIMS',
+        // A direct get that names no key in its subject, and one of another region's key.
+        '$JS.API.DIRECT.GET.KV_APIARY_CLAIMS',
+        `$JS.API.DIRECT.GET.KV_APIARY_CLAIMS.$KV.APIARY_CLAIMS.${claimKey('us', job, 'db-1')}`,
+        ...(who.role === 'ssh-worker' ? [] : [`$JS.API.DIRECT.GET.KV_APIARY_CLAIMS.$KV.APIARY_CLAIMS.${claimKey('eu', job, 'db-1')}`]),
         subjects.log,
       ]) {
         await refusedRequest(nc, subject)
       }
+      await refusedPublish(nc, `$KV.APIARY_CLAIMS.${claimKey('us', job, 'db-1')}`)
+      if (who.role !== 'ssh-worker') await refusedPublish(nc, `$KV.APIARY_CLAIMS.${claimKey('eu', job, 'db-1')}`)
+      await refusedSubscribe(nc, '$KV.APIARY_CLAIMS.>')
       // Taking the lease, acknowledging the leader's deliveries away.
       await refusedPublish(nc, '$KV.APIARY_LEASES.leader')
       await refusedPublish(nc, '$JS.ACK.APIARY_EVENTS.queen.1.1.1.0.0')
@@ -752,6 +781,43 @@ describe('JetStream on the secure bus', () => {
     await queen.durable.secrets.delete(job)
     await lease.release()
   })
+
+  it("lets an SSH worker claim, read and settle its own region's tasks only: another region's claims are neither taken, read nor changed, and no claim is purged", async () => {
+    const busOf = (who: Identity) => createNatsBus({ url: bus.url, name: `apiary-${who.role}:${who.id}`, log: silentLogger(), credsFile: bus.creds(who), identity: who })
+    const [queen, eu, us, worker, hive] = await Promise.all([busOf(QUEEN), busOf(SSH), busOf(SSH_US), busOf(WORKER), busOf(HIVE)])
+    buses.push(queen, eu, us, worker, hive)
+    await queen.durable.ensure({ ...TEST_CONFIG, leaseTtlMs: 60_000 })
+    const job = newJobId()
+    const euKey = claimKey('eu', job, 'db-1.eu.example')
+    const usKey = claimKey('us', job, 'db-1')
+    const taken = await eu.durable.claims.create(euKey, 'ssh-1')
+    expect(taken).toBeGreaterThan(0)
+    expect(await eu.durable.claims.create(euKey, 'ssh-1 again')).toBeUndefined()
+    expect(await eu.durable.claims.get(euKey)).toEqual({ value: 'ssh-1', revision: taken })
+    const settled = await eu.durable.claims.update(euKey, 'ssh-1: ok', taken!)
+    expect(settled).toBeGreaterThan(taken!)
+    const usTaken = await us.durable.claims.create(usKey, 'ssh-us-1')
+    expect(usTaken).toBeGreaterThan(0)
+
+    // Across regions the broker refuses the publish or the direct get, and the call fails.
+    await rejectsWithCode(eu.durable.claims.create(usKey, 'mallory'), 'unavailable')
+    await rejectsWithCode(eu.durable.claims.update(usKey, 'mallory', usTaken!), 'unavailable')
+    await rejectsWithCode(eu.durable.claims.get(usKey), 'unavailable')
+    await rejectsWithCode(us.durable.claims.get(euKey), 'unavailable')
+    await rejectsWithCode(us.durable.claims.update(euKey, 'mallory', settled!), 'unavailable')
+    // Nor may the queen, a hive or an agent worker touch any.
+    for (const b of [queen, worker, hive]) {
+      await rejectsWithCode(b.durable.claims.get(euKey), 'unavailable')
+      await rejectsWithCode(b.durable.claims.create(claimKey('eu', job, 'db-2'), 'mallory'), 'unavailable')
+    }
+    expect(await us.durable.claims.get(usKey)).toEqual({ value: 'ssh-us-1', revision: usTaken })
+    expect(await eu.durable.claims.get(euKey)).toEqual({ value: 'ssh-1: ok', revision: settled })
+
+    // Its own region's key may not be purged either: the bucket takes no rollup.
+    const ssh = await connectIdentity(bus, SSH)
+    expect(await store(ssh, `$KV.APIARY_CLAIMS.${euKey}`, 'gone', `purge/${job}`, { 'KV-Operation': 'PURGE', 'Nats-Rollup': 'sub' })).toMatchObject({ error: { description: 'rollup not permitted' } })
+    expect(await eu.durable.claims.get(euKey)).toEqual({ value: 'ssh-1: ok', revision: settled })
+  })
 })
 
 describe('a bus directory made before JetStream', () => {
@@ -779,7 +845,7 @@ describe('a bus directory made before JetStream', () => {
     upgraded = await startNatsWithConfig(conf, { port })
     const queen = await connect({ servers: upgraded.url, reconnect: false, authenticator: credsAuthenticator(await readFile(join(bus, 'creds', 'queen.queen.creds'))), inboxPrefix: subjects.inboxPrefix('queen', 'queen') })
     open.push(queen)
-    expect(await js(queen, '$JS.API.INFO')).toMatchObject({ limits: { max_streams: 4, max_memory: 0 } })
+    expect(await js(queen, '$JS.API.INFO')).toMatchObject({ limits: { max_streams: 5, max_memory: 0 } })
     // And a push to the running server goes through.
     expect((await run('push')).stdout).toContain('took the account JWT (jwt updated)')
   })

@@ -77,6 +77,7 @@ export const DURABLE_DEFAULTS: DurableConfig = {
   logMaxAgeMs: 30 * 24 * 3600_000,
   eventsMaxBytes: 1024 ** 3,
   logMaxBytes: 4 * 1024 ** 3,
+  claimsMaxBytes: 1024 ** 3,
   leaseTtlMs: 6000,
   dedupeWindowMs: 2 * 60_000,
 }

@@ -17,6 +17,10 @@ export { subjects } from './subjects.ts'
 export type { Logger } from './runtime/log.ts'
 export { type Bus, type BusHandler, type BusMessage, type BusSubscription, decode, type RequestOptions, subjectMatches } from './bus/bus.ts'
 export {
+  claimKey,
+  CLAIMS_BUCKET,
+  CLAIMS_MAX_AGE_MS,
+  type ClaimStore,
   type ConsumeOptions,
   type Durable,
   type DurableConfig,
@@ -28,6 +32,7 @@ export {
   MAX_ACK_PENDING,
   type PublishReceipt,
   type ReadOptions,
+  type Revisioned,
   STREAMS,
   type StreamMessage,
   type StreamName,

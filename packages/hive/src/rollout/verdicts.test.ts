@@ -4,7 +4,7 @@ import { createMemoryBus } from '@apiary/shared/memory-bus'
 import { silentLogger } from '@apiary/shared/runtime'
 import { type Verdict, VerdictOutbox } from './verdicts.ts'
 
-const streams: DurableConfig = { replicas: 1, eventsMaxAgeMs: 60_000, logMaxAgeMs: 60_000, eventsMaxBytes: 1 << 20, logMaxBytes: 1 << 20, leaseTtlMs: 1000, dedupeWindowMs: 60_000 }
+const streams: DurableConfig = { replicas: 1, eventsMaxAgeMs: 60_000, logMaxAgeMs: 60_000, eventsMaxBytes: 1 << 20, logMaxBytes: 1 << 20, claimsMaxBytes: 1 << 20, leaseTtlMs: 1000, dedupeWindowMs: 60_000 }
 const verdict = (o: Partial<Verdict> = {}): Verdict => ({ jobId: 'jverdict01', region: 'eu', node: 'n1', attempt: 0, state: 'skipped', cause: 'not dispatched: halted', deadline: Date.now() + 60_000, ...o })
 
 describe('VerdictOutbox', () => {

@@ -38,9 +38,9 @@ describe('bus claims', () => {
     expect(accountClaims('AKEY', { UX: 17 }, GIB)).toMatchObject({ signing_keys: ['AKEY'], revocations: { UX: 17 }, limits: { conn: -1, payload: -1, disallow_bearer: true } })
   })
 
-  it("gives the account JetStream on disk only, for apiary's three streams", () => {
-    expect(accountClaims('AKEY', {}, 48 * GIB).limits).toMatchObject({ disk_storage: 48 * GIB, mem_storage: 0, streams: 4, consumer: 128, max_ack_pending: 4096 })
-    expect(JETSTREAM_STREAMS).toEqual(['APIARY_EVENTS', 'APIARY_LOG', 'KV_APIARY_LEASES', 'KV_APIARY_SECRETS'])
+  it("gives the account JetStream on disk only, for apiary's five streams", () => {
+    expect(accountClaims('AKEY', {}, 48 * GIB).limits).toMatchObject({ disk_storage: 48 * GIB, mem_storage: 0, streams: 5, consumer: 128, max_ack_pending: 4096 })
+    expect(JETSTREAM_STREAMS).toEqual(['APIARY_EVENTS', 'APIARY_LOG', 'KV_APIARY_LEASES', 'KV_APIARY_SECRETS', 'KV_APIARY_CLAIMS'])
   })
 
   it("gives keeper's system user the apiary account's claims update and its own inbox, nothing else", () => {

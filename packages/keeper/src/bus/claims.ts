@@ -1,4 +1,4 @@
-import { type BusPermissions, LEASE_BUCKET, MAX_ACK_PENDING, SECRETS_BUCKET, STREAMS } from '@apiary/shared'
+import { type BusPermissions, CLAIMS_BUCKET, LEASE_BUCKET, MAX_ACK_PENDING, SECRETS_BUCKET, STREAMS } from '@apiary/shared'
 import type { Account, Operator, OperatorLimits, Permission, User } from '@nats-io/jwt'
 
 /**
@@ -40,8 +40,8 @@ export function userClaims(p: BusPermissions): Partial<User> {
   }
 }
 
-/** apiary's streams: the events, the job log, and the lease and secrets buckets' (`KV_<bucket>`). */
-export const JETSTREAM_STREAMS = [STREAMS.events, STREAMS.log, `KV_${LEASE_BUCKET}`, `KV_${SECRETS_BUCKET}`] as const
+/** apiary's streams: the events, the job log, and the lease, secrets and claims buckets' (`KV_<bucket>`). */
+export const JETSTREAM_STREAMS = [STREAMS.events, STREAMS.log, `KV_${LEASE_BUCKET}`, `KV_${SECRETS_BUCKET}`, `KV_${CLAIMS_BUCKET}`] as const
 
 /**
  * The most consumers one stream may have (nats-server counts them per stream): the leader's

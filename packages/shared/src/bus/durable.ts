@@ -17,6 +17,8 @@ import { subjectMatches } from './bus.ts'
  * - leases (a KV bucket, APIARY_LEASES) say who leads.
  * - secrets (a KV bucket, APIARY_SECRETS) hold the queen's wrapped data key of each running job
  *   whose operation has env values or stdin; the job log holds only what that key seals.
+ * - claims (a KV bucket, APIARY_CLAIMS) say which SSH worker of a region took each (job, node)
+ *   and how it ended, so that the region's SSH workers run it at most once between them.
  */
 
 /** The streams apiary keeps. */
@@ -104,6 +106,66 @@ export interface Lease {
   holder(): Promise<string | null>
 }
 
+/** One key's value in a bucket, and the revision it was written at (the bucket stream's sequence). */
+export interface Revisioned {
+  readonly value: string
+  readonly revision: number
+}
+
+/**
+ * Keys written only with a revision check, shared by every handle on the bucket: create-if-absent
+ * and compare-and-set. The SSH workers' claims (`CLAIMS_BUCKET`), keyed by `claimKey`. Its calls
+ * reject with `unavailable` until `ensure` made the bucket, while the server is away, or when the
+ * identity may not touch the key; with `timeout` when `signal` aborts first (the write may still
+ * land).
+ */
+export interface ClaimStore {
+  /** The key's value now, or undefined (never written, deleted, or aged out). */
+  get(key: string, opts?: { signal?: AbortSignal }): Promise<Revisioned | undefined>
+  /** Writes `value` only if the key holds none: its revision, or undefined when it holds one already. */
+  create(key: string, value: string, opts?: { signal?: AbortSignal }): Promise<number | undefined>
+  /** Writes `value` only if the key is still at `revision`: the new revision, or undefined when it moved on. */
+  update(key: string, value: string, revision: number, opts?: { signal?: AbortSignal }): Promise<number | undefined>
+}
+
+/** A `ClaimStore` that may also delete a key at a revision: what a lease is made of. */
+export interface RevisionedBucket extends ClaimStore {
+  /** Deletes the key if it is still at `revision`; false when it moved on. */
+  delete(key: string, revision: number): Promise<boolean>
+}
+
+/**
+ * A lease over a revisioned bucket, the same for every implementation: taken by a create, renewed
+ * by an update at the revision this holder last wrote (one round trip), read back when that fails.
+ */
+export function leaseOn(bucket: RevisionedBucket, key: string, holder: string): Lease {
+  // The revision of this holder's last write: a renewal is then one update, not a read and an
+  // update (under load, each round trip is one more chance to miss the renewal's deadline).
+  let mine: number | undefined
+  return {
+    async acquire() {
+      if (mine !== undefined) {
+        mine = await bucket.update(key, holder, mine)
+        if (mine !== undefined) return true
+        // Someone wrote it since (or it expired and was taken): read who holds it now.
+      }
+      const e = await bucket.get(key)
+      if (e && e.value !== holder) return false
+      // A revision check either way: two standbys racing for a free lease, one wins.
+      mine = e ? await bucket.update(key, holder, e.revision) : await bucket.create(key, holder)
+      return mine !== undefined
+    },
+    async release() {
+      mine = undefined
+      const e = await bucket.get(key)
+      if (e?.value === holder) await bucket.delete(key, e.revision)
+    },
+    async holder() {
+      return (await bucket.get(key))?.value ?? null
+    },
+  }
+}
+
 /** How long streams keep what they hold, and how leases expire (set by the queen with `ensure`). */
 export interface DurableConfig {
   /** Copies of each stream and of the lease bucket: 1 on a single server, 3 on a cluster. */
@@ -121,6 +183,11 @@ export interface DurableConfig {
   eventsMaxBytes: number
   /** The most bytes `log` holds; the oldest records go first. */
   logMaxBytes: number
+  /**
+   * The most bytes the claims bucket holds (a claim with its final event is about 600 bytes);
+   * past it the oldest claims go first, as a full journal forgets its oldest tasks.
+   */
+  claimsMaxBytes: number
   /** A lease not renewed for this long expires. */
   leaseTtlMs: number
   /** How long a dedupe id is remembered. */
@@ -176,16 +243,41 @@ export interface Durable {
   lease(key: string, holder: string): Lease
   /** The secrets bucket (`SECRETS_BUCKET`). */
   readonly secrets: SecretStore
+  /** The claims bucket (`CLAIMS_BUCKET`): one key per (region, job, node), `claimKey`. */
+  readonly claims: ClaimStore
 }
 
 /** The stream names as the server knows them. */
 export const STREAMS = { events: 'APIARY_EVENTS', log: 'APIARY_LOG' } as const satisfies Record<StreamName, string>
 export const LEASE_BUCKET = 'APIARY_LEASES'
 export const SECRETS_BUCKET = 'APIARY_SECRETS'
+export const CLAIMS_BUCKET = 'APIARY_CLAIMS'
+/**
+ * How long a claim is kept after its last write: the longest a grant lives (7 days, so no offer
+ * of the task comes later) and a day, as a worker's journal keeps an entry.
+ */
+export const CLAIMS_MAX_AGE_MS = 8 * 24 * 3600_000
 
-/** A key of a bucket: NATS KV takes letters, digits and `-_=.` (a job id is one). */
+/**
+ * The claims bucket's key of one task: `<region>.<job>.<node>`, the node escaped into one token
+ * of letters, digits, `-` and `_` (any other character, the dot of a host name among them, as
+ * `=` and its two hex digits). The region comes first so that an SSH worker's credential can be
+ * limited to its region's keys (`$KV.APIARY_CLAIMS.<region>.>`).
+ */
+export function claimKey(region: string, jobId: string, node: string): string {
+  const token = node.replace(/[^A-Za-z0-9_-]/g, (c) => `=${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
+  const key = `${region}.${jobId}.${token}`
+  if (!/^[A-Za-z0-9][\w-]*\.j[0-9a-z]+\.[\w=-]+$/.test(key)) throw new ApiaryError('invalid_input', `no claim key for region "${region.slice(0, 64)}", job "${jobId.slice(0, 64)}"`, 'key')
+  return key
+}
+
+/**
+ * A key of a bucket: NATS KV takes letters, digits and `-_=.` (a job id is one). At most 1,024
+ * characters: a claim's key holds a node id of up to 253, escaped (the key is part of a subject,
+ * and nats-server takes a protocol line of up to 4 KiB).
+ */
 export function checkBucketKey(key: string): void {
-  if (!/^[-\w=]+(\.[-\w=]+)*$/.test(key) || key.length > 256) throw new ApiaryError('invalid_input', `key "${key.slice(0, 64)}" is not a bucket key (letters, digits, -_= and dots)`, 'key')
+  if (!/^[-\w=]+(\.[-\w=]+)*$/.test(key) || key.length > 1024) throw new ApiaryError('invalid_input', `key "${key.slice(0, 64)}" is not a bucket key (letters, digits, -_= and dots)`, 'key')
 }
 
 /** JSON text of a body; `undefined` (which has none) travels as `null`, as over NATS. */

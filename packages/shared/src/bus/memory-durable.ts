@@ -3,14 +3,17 @@ import type { Logger } from '../runtime/log.ts'
 import { readBody } from './bus.ts'
 import {
   checkBucketKey,
+  CLAIMS_MAX_AGE_MS,
   type Durable,
   type DurableConfig,
-  type Lease,
+  leaseOn,
   linkedSignal,
   MAX_ACK_PENDING,
   pause,
   type PublishReceipt,
   type ReaderLoop,
+  type Revisioned,
+  type RevisionedBucket,
   type SecretStore,
   startReader,
   type StreamMessage,
@@ -61,11 +64,6 @@ interface MemStream {
   consumers: Map<string, ConsumerState>
 }
 
-interface LeaseEntry {
-  holder: string
-  expires: number
-}
-
 /** The in-process streams of the memory bus, and its hooks into the bus. */
 export interface MemoryDurable extends Durable {
   /** A plain publish on a stream's subject is stored too (without a dedupe id), as JetStream stores it. */
@@ -85,8 +83,8 @@ export interface MemoryDurable extends Durable {
  */
 export function createMemoryDurable(log: Logger, deliver: (subject: string, text: string) => void): MemoryDurable {
   const streams = new Map<StreamName, MemStream>()
-  const leases = new Map<string, LeaseEntry>()
-  let leaseTtlMs: number | undefined
+  const leases = new MemoryBucket('lease', () => closed)
+  const claims = new MemoryBucket('claims', () => closed)
   const secrets = memorySecrets(() => closed)
   let closed = false
   const closing = new AbortController()
@@ -184,33 +182,6 @@ export function createMemoryDurable(log: Logger, deliver: (subject: string, text
     changed()
   }
 
-  function lease(key: string, holder: string): Lease {
-    const current = (): LeaseEntry | undefined => {
-      const e = leases.get(key)
-      if (e && e.expires <= now()) {
-        leases.delete(key)
-        return undefined
-      }
-      return e
-    }
-    return {
-      async acquire() {
-        checkOpen()
-        if (leaseTtlMs === undefined) throw new ApiaryError('unavailable', 'the lease bucket is not made yet (the queen makes it with ensure)')
-        const e = current()
-        if (e && e.holder !== holder) return false
-        leases.set(key, { holder, expires: now() + leaseTtlMs })
-        return true
-      },
-      async release() {
-        if (current()?.holder === holder) leases.delete(key)
-      },
-      async holder() {
-        return current()?.holder ?? null
-      },
-    }
-  }
-
   return {
     async ensure(cfg: DurableConfig) {
       checkOpen()
@@ -228,7 +199,8 @@ export function createMemoryDurable(log: Logger, deliver: (subject: string, text
           streams.set(name, { ...l, msgs: [], head: 0, first: 1, lastSeq: 0, bytes: 0, ids: new Map(), consumers: new Map() })
         }
       }
-      leaseTtlMs = cfg.leaseTtlMs
+      leases.made(cfg.leaseTtlMs, Infinity)
+      claims.made(CLAIMS_MAX_AGE_MS, cfg.claimsMaxBytes)
       secrets.made(cfg.logMaxAgeMs)
       changed()
     },
@@ -333,9 +305,11 @@ export function createMemoryDurable(log: Logger, deliver: (subject: string, text
       changed()
     },
 
-    lease,
+    lease: (key, holder) => leaseOn(leases, key, holder),
 
     secrets: secrets.store,
+
+    claims,
 
     capture(subject, text) {
       const stream = streamOf(subject)
@@ -382,5 +356,83 @@ function memorySecrets(isClosed: () => boolean): { store: SecretStore; made(maxA
         values.delete(key)
       },
     },
+  }
+}
+
+/**
+ * A bucket's keys with revision checks in the process, as a JetStream KV bucket keeps them: one
+ * revision per key, numbered from one sequence for the whole bucket; a key `maxAgeMs` after its
+ * last write is gone (a lease's TTL); past `maxBytes` the keys written longest ago go first.
+ */
+class MemoryBucket implements RevisionedBucket {
+  readonly #entries = new Map<string, Revisioned & { at: number; bytes: number }>()
+  readonly #what: string
+  readonly #closed: () => boolean
+  #limits: { maxAgeMs: number; maxBytes: number } | undefined
+  #revision = 0
+  #bytes = 0
+
+  constructor(what: string, closed: () => boolean) {
+    this.#what = what
+    this.#closed = closed
+  }
+
+  /** `ensure` made the bucket, or changed its limits. */
+  made(maxAgeMs: number, maxBytes: number): void {
+    this.#limits = { maxAgeMs, maxBytes }
+  }
+
+  async get(key: string, opts?: { signal?: AbortSignal }): Promise<Revisioned | undefined> {
+    const e = this.#live(key, opts?.signal)
+    return e && { value: e.value, revision: e.revision }
+  }
+
+  async create(key: string, value: string, opts?: { signal?: AbortSignal }): Promise<number | undefined> {
+    return this.#live(key, opts?.signal) ? undefined : this.#write(key, value)
+  }
+
+  async update(key: string, value: string, revision: number, opts?: { signal?: AbortSignal }): Promise<number | undefined> {
+    return this.#live(key, opts?.signal)?.revision === revision ? this.#write(key, value) : undefined
+  }
+
+  async delete(key: string, revision: number): Promise<boolean> {
+    const e = this.#live(key)
+    if (e?.revision !== revision) return false
+    this.#drop(key, e)
+    return true
+  }
+
+  /** The key's entry, unless it aged out; every call checks that the bucket may be used. */
+  #live(key: string, signal?: AbortSignal) {
+    if (this.#closed()) throw new ApiaryError('closed', 'the bus is closed')
+    if (signal?.aborted) throw new ApiaryError('timeout', `${this.#what}: gave up on ${key}`, undefined, { cause: signal.reason })
+    if (!this.#limits) throw new ApiaryError('unavailable', `the ${this.#what} bucket is not made yet (the queen makes it with ensure)`)
+    checkBucketKey(key)
+    const e = this.#entries.get(key)
+    if (e && e.at <= now() - this.#limits.maxAgeMs) {
+      this.#drop(key, e)
+      return undefined
+    }
+    return e
+  }
+
+  #write(key: string, value: string): number {
+    const old = this.#entries.get(key)
+    if (old) this.#drop(key, old)
+    const bytes = key.length + Buffer.byteLength(value)
+    // Last written last: the Map's order is the order keys age out and are dropped when full.
+    const e = { value, revision: ++this.#revision, at: now(), bytes }
+    this.#entries.set(key, e)
+    this.#bytes += bytes
+    for (const [k, oldest] of this.#entries) {
+      if (this.#bytes <= this.#limits!.maxBytes || k === key) break
+      this.#drop(k, oldest)
+    }
+    return e.revision
+  }
+
+  #drop(key: string, e: { bytes: number }): void {
+    this.#entries.delete(key)
+    this.#bytes -= e.bytes
   }
 }

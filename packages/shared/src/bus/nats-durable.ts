@@ -16,22 +16,25 @@ import {
 } from '@nats-io/jetstream'
 import { type KV, Kvm } from '@nats-io/kv'
 import { type NatsConnection, nanos } from '@nats-io/transport-node'
-import { ApiaryError, errorMessage } from '../errors.ts'
+import { ApiaryError, errorMessage, isApiaryError } from '../errors.ts'
 import type { Logger } from '../runtime/log.ts'
 import { abortable } from '../runtime/abort.ts'
 import { warnRateLimited } from '../runtime/rate-limit.ts'
 import { readBytes } from './bus.ts'
 import {
   checkBucketKey,
+  CLAIMS_BUCKET,
+  CLAIMS_MAX_AGE_MS,
   type Durable,
   type DurableConfig,
   LEASE_BUCKET,
-  type Lease,
+  leaseOn,
   linkedSignal,
   MAX_ACK_PENDING,
   pause,
   type PublishReceipt,
   type ReaderLoop,
+  type RevisionedBucket,
   SECRETS_BUCKET,
   type SecretStore,
   STREAM_SUBJECTS,
@@ -117,10 +120,9 @@ export function createNatsDurable(nc: NatsConnection, log: Logger): NatsDurable 
   const js: JetStreamClient = jetstream(nc)
   let jsmP: Promise<JetStreamManager> | undefined
   const jsm = () => (jsmP ??= jetstreamManager(nc, { checkAPI: false }))
-  let kvP: Promise<KV> | undefined
-  // Bound without an API call, and read from the stream leader (no direct get from a replica
-  // that may lag), so a lease's revision is always the latest.
-  const leases = () => (kvP ??= new Kvm(js).open(LEASE_BUCKET, { allow_direct: false }))
+  // Read from the stream leader (no direct get from a replica that may lag), so a lease's
+  // revision is always the latest.
+  const leases = natsBucket(js, LEASE_BUCKET, { direct: false })
   const closing = new AbortController()
   const gone = () => closing.signal.aborted || nc.isClosed()
   // The first sequence a consumer restarted in this process must start from, should its
@@ -140,17 +142,17 @@ export function createNatsDurable(nc: NatsConnection, log: Logger): NatsDurable 
       // not consumed yet; the leader trims what it applied (`trimEvents`).
       streamConfig(STREAMS.events, STREAM_SUBJECTS.events, cfg.eventsMaxAgeMs, cfg.eventsMaxBytes, cfg, DiscardPolicy.New),
       streamConfig(STREAMS.log, STREAM_SUBJECTS.log, cfg.logMaxAgeMs, cfg.logMaxBytes, cfg),
-      {
-        // The lease bucket as @nats-io/kv makes one, with one revision per key kept and the TTL as max age.
-        ...streamConfig(`KV_${LEASE_BUCKET}`, [`$KV.${LEASE_BUCKET}.>`], cfg.leaseTtlMs, -1, cfg),
-        max_msgs_per_subject: 1,
-        discard: DiscardPolicy.New,
-        allow_rollup_hdrs: true,
-        deny_delete: true,
-        deny_purge: false,
-        allow_direct: false,
-      },
-      secretsBucketConfig(cfg),
+      // The lease bucket, with the TTL as max age.
+      bucketConfig(LEASE_BUCKET, cfg.leaseTtlMs, -1, cfg, { discard: DiscardPolicy.New, purge: true, direct: false }),
+      // The secrets bucket, kept as long as the job log (a job runs no longer than the log keeps
+      // it). Full, it refuses a new key rather than drop a running job's; a purge (rollup) takes
+      // every earlier revision of a key with it.
+      bucketConfig(SECRETS_BUCKET, cfg.logMaxAgeMs, SECRETS_MAX_BYTES, cfg, { discard: DiscardPolicy.New, purge: true, direct: false }),
+      // The claims bucket: full, its oldest claims go (as a full journal forgets its oldest
+      // tasks) rather than every SSH task be refused. Nobody purges it (no rollups: an SSH worker
+      // cannot wipe a key's history), and it is read with direct gets, whose subject names the
+      // key, so that an SSH worker's credential can be limited to its region's keys.
+      bucketConfig(CLAIMS_BUCKET, CLAIMS_MAX_AGE_MS, cfg.claimsMaxBytes, cfg, { discard: DiscardPolicy.Old, purge: false, direct: true }),
     ]
     for (const sc of wanted) {
       try {
@@ -216,63 +218,6 @@ export function createNatsDurable(nc: NatsConnection, log: Logger): NatsDurable 
   function retrying(what: string, err: unknown) {
     if (isNotFound(err)) return // the queen has not made the stream yet: quietly wait for it
     warnRateLimited(log, `${what}: JetStream failed, retrying`, { err: errorMessage(err) })
-  }
-
-  function lease(key: string, holder: string): Lease {
-    const fail = (err: unknown, what: string) => new ApiaryError('unavailable', `lease ${key}: cannot ${what}: ${errorMessage(err)}`, undefined, { cause: err })
-    const current = async (kv: KV) => {
-      const e = await kv.get(key)
-      return e && e.operation === 'PUT' ? { holder: dec.decode(e.value), revision: e.revision } : undefined
-    }
-    // The revision of this holder's last write: a renewal is then one update, not a read and an
-    // update (under load, each round trip is one more chance to miss the renewal's deadline).
-    let mine: number | undefined
-    return {
-      async acquire() {
-        try {
-          const kv = await leases()
-          if (mine !== undefined) {
-            try {
-              mine = await kv.update(key, enc.encode(holder), mine)
-              return true
-            } catch (err) {
-              mine = undefined
-              // Someone wrote it since (or it expired and was taken): read who holds it now.
-              if (!isWrongLastSeq(err)) throw err
-            }
-          }
-          const e = await current(kv)
-          if (e && e.holder !== holder) return false
-          try {
-            // A revision check either way: two standbys racing for a free lease, one wins.
-            mine = e ? await kv.update(key, enc.encode(holder), e.revision) : await kv.create(key, enc.encode(holder))
-            return true
-          } catch (err) {
-            if (isWrongLastSeq(err)) return false
-            throw err
-          }
-        } catch (err) {
-          throw fail(err, 'acquire it')
-        }
-      },
-      async release() {
-        try {
-          const kv = await leases()
-          mine = undefined
-          const e = await current(kv)
-          if (e?.holder === holder) await kv.delete(key, { previousSeq: e.revision })
-        } catch (err) {
-          if (!isWrongLastSeq(err)) throw fail(err, 'release it')
-        }
-      },
-      async holder() {
-        try {
-          return (await current(await leases()))?.holder ?? null
-        } catch (err) {
-          throw fail(err, 'read it')
-        }
-      },
-    }
   }
 
   return {
@@ -489,9 +434,11 @@ export function createNatsDurable(nc: NatsConnection, log: Logger): NatsDurable 
       }
     },
 
-    lease,
+    lease: (key, holder) => leaseOn(leases, key, holder),
 
     secrets: natsSecrets(js),
+
+    claims: natsBucket(js, CLAIMS_BUCKET, { direct: true }),
 
     close() {
       closing.abort()
@@ -503,19 +450,75 @@ export function createNatsDurable(nc: NatsConnection, log: Logger): NatsDurable 
 const SECRETS_MAX_BYTES = 16 * 1024 * 1024
 
 /**
- * The secrets bucket as @nats-io/kv makes one: one revision per key, kept as long as the job
- * log (a job runs no longer than the log keeps it). Full, it refuses a new key rather than drop
- * a running job's (discard new); a purge (rollup) takes every earlier revision of a key with it.
+ * A bucket's stream as @nats-io/kv makes one: one revision per key, `maxAgeMs` as its TTL.
+ * `purge`: a key may be purged (a rollup header, which also takes its earlier revisions);
+ * `direct`: read by direct gets, from any replica.
  */
-function secretsBucketConfig(cfg: DurableConfig): Partial<StreamConfig> & { name: string } {
+function bucketConfig(
+  bucket: string,
+  maxAgeMs: number,
+  maxBytes: number,
+  cfg: DurableConfig,
+  o: { discard: DiscardPolicy; purge: boolean; direct: boolean },
+): Partial<StreamConfig> & { name: string } {
   return {
-    ...streamConfig(`KV_${SECRETS_BUCKET}`, [`$KV.${SECRETS_BUCKET}.>`], cfg.logMaxAgeMs, SECRETS_MAX_BYTES, cfg),
+    ...streamConfig(`KV_${bucket}`, [`$KV.${bucket}.>`], maxAgeMs, maxBytes, cfg, o.discard),
     max_msgs_per_subject: 1,
-    discard: DiscardPolicy.New,
-    allow_rollup_hdrs: true,
+    allow_rollup_hdrs: o.purge,
     deny_delete: true,
-    deny_purge: false,
-    allow_direct: false,
+    deny_purge: !o.purge,
+    allow_direct: o.direct,
+  }
+}
+
+/**
+ * A bucket's keys with revision checks over JetStream KV, bound without an API call. Without
+ * `direct`, read from the stream's leader (`STREAM.MSG.GET`: a replica that lags cannot hand out
+ * an old revision); with it, by a direct get whose subject names the key, which any replica
+ * answers and a permission can limit to some keys.
+ */
+function natsBucket(js: JetStreamClient, name: string, o: { direct: boolean }): RevisionedBucket {
+  let kvP: Promise<KV> | undefined
+  const bucket = () => (kvP ??= new Kvm(js).open(name, { allow_direct: o.direct }))
+  const call = async <T>(what: string, key: string, signal: AbortSignal | undefined, op: (kv: KV) => Promise<T>): Promise<T> => {
+    checkBucketKey(key)
+    try {
+      const p = bucket().then(op)
+      return await (signal ? abortable(p, signal) : p)
+    } catch (err) {
+      if (signal?.aborted) throw new ApiaryError('timeout', `${name}: gave up on ${what} ${key}`, undefined, { cause: err })
+      if (isApiaryError(err)) throw err
+      throw new ApiaryError('unavailable', `${name}: cannot ${what} ${key}: ${errorMessage(err)}`, undefined, { cause: err })
+    }
+  }
+  /** A write's revision, or undefined when the key's revision was not the one expected. */
+  const checked = async (write: Promise<number>) => {
+    try {
+      return await write
+    } catch (err) {
+      if (isWrongLastSeq(err)) return undefined
+      throw err
+    }
+  }
+  return {
+    get: (key, opts) =>
+      call('read', key, opts?.signal, async (kv) => {
+        const e = await kv.get(key)
+        return e && e.operation === 'PUT' ? { value: dec.decode(e.value), revision: e.revision } : undefined
+      }),
+    // A key whose last write was a delete counts as absent (@nats-io/kv writes over the marker).
+    create: (key, value, opts) => call('create', key, opts?.signal, (kv) => checked(kv.create(key, enc.encode(value)))),
+    update: (key, value, revision, opts) => call('update', key, opts?.signal, (kv) => checked(kv.update(key, enc.encode(value), revision))),
+    delete: (key, revision) =>
+      call('delete', key, undefined, async (kv) => {
+        try {
+          await kv.delete(key, { previousSeq: revision })
+          return true
+        } catch (err) {
+          if (isWrongLastSeq(err)) return false
+          throw err
+        }
+      }),
   }
 }
 

@@ -11,11 +11,11 @@ const OTHERS: Identity[] = [
 const jetStreamSubjects = (list: readonly string[]) => list.filter((s) => s.startsWith('$'))
 
 describe('JetStream permissions', () => {
-  it("lets the queen use apiary's two streams, its lease bucket and its secrets bucket, and no other stream", () => {
+  it("lets the queen use apiary's two streams, its lease bucket and its secrets bucket, make the claims bucket, and no other stream", () => {
     expect(jetStreamSubjects(permissionsFor(QUEEN).pub).sort()).toEqual(
       [
         '$JS.API.INFO',
-        ...['APIARY_EVENTS', 'APIARY_LOG', 'KV_APIARY_LEASES', 'KV_APIARY_SECRETS'].flatMap((s) => [`$JS.API.STREAM.CREATE.${s}`, `$JS.API.STREAM.UPDATE.${s}`, `$JS.API.STREAM.INFO.${s}`]),
+        ...['APIARY_EVENTS', 'APIARY_LOG', 'KV_APIARY_LEASES', 'KV_APIARY_SECRETS', 'KV_APIARY_CLAIMS'].flatMap((s) => [`$JS.API.STREAM.CREATE.${s}`, `$JS.API.STREAM.UPDATE.${s}`, `$JS.API.STREAM.INFO.${s}`]),
         ...['APIARY_EVENTS', 'APIARY_LOG'].flatMap((s) => [
           `$JS.API.CONSUMER.CREATE.${s}.>`,
           `$JS.API.CONSUMER.INFO.${s}.*`,
@@ -33,7 +33,7 @@ describe('JetStream permissions', () => {
   })
 
   it('never gives the queen a wildcard in the place of a stream, nor deletion or purging of one', () => {
-    const names = ['APIARY_EVENTS', 'APIARY_LOG', 'KV_APIARY_LEASES', 'KV_APIARY_SECRETS']
+    const names = ['APIARY_EVENTS', 'APIARY_LOG', 'KV_APIARY_LEASES', 'KV_APIARY_SECRETS', 'KV_APIARY_CLAIMS']
     for (const s of jetStreamSubjects(permissionsFor(QUEEN).pub)) {
       if (s === '$JS.API.INFO' || s === '$KV.APIARY_LEASES.>' || s === '$KV.APIARY_SECRETS.>') continue
       const toks = s.split('.')
@@ -54,9 +54,20 @@ describe('JetStream permissions', () => {
   it('gives hives and workers no JetStream API and no lease: they store events with a publish, acknowledged in their own inbox', () => {
     for (const who of OTHERS) {
       const p = permissionsFor(who)
-      expect(jetStreamSubjects(p.pub), who.role).toEqual([])
+      expect(jetStreamSubjects(p.pub), who.role).toEqual(who.role === 'ssh-worker' ? SSH_CLAIMS_EU : [])
       expect(jetStreamSubjects(p.sub), who.role).toEqual([])
       expect(p.sub, who.role).toContain(`_INBOX.${who.role}.eu.${who.id}.>`)
     }
   })
+
+  it("lets an SSH worker create, update and read its own region's claims, and no other key, stream or API", () => {
+    expect(jetStreamSubjects(permissionsFor({ role: 'ssh-worker', region: 'eu', id: 'ssh-1' }).pub)).toEqual(SSH_CLAIMS_EU)
+    expect(jetStreamSubjects(permissionsFor({ role: 'ssh-worker', region: 'us', id: 'ssh-1' }).pub)).toEqual([
+      '$KV.APIARY_CLAIMS.us.>',
+      '$JS.API.DIRECT.GET.KV_APIARY_CLAIMS.$KV.APIARY_CLAIMS.us.>',
+    ])
+  })
 })
+
+/** A write to a key is a publish to its subject; a read, a direct get naming the key in its subject. */
+const SSH_CLAIMS_EU = ['$KV.APIARY_CLAIMS.eu.>', '$JS.API.DIRECT.GET.KV_APIARY_CLAIMS.$KV.APIARY_CLAIMS.eu.>']

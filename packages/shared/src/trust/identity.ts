@@ -1,4 +1,4 @@
-import { LEASE_BUCKET, SECRETS_BUCKET, STREAMS } from '../bus/durable.ts'
+import { CLAIMS_BUCKET, LEASE_BUCKET, SECRETS_BUCKET, STREAMS } from '../bus/durable.ts'
 import { subjects, subjectToken, type Role } from '../subjects.ts'
 
 /**
@@ -45,6 +45,8 @@ const PAYLOAD = { node: 512 * 1024, sshWorker: 4 * 1024 * 1024, operation: 8 * 1
  * - the secrets bucket (`KV_APIARY_SECRETS`, the wrapped data keys of running jobs) as the lease
  *   bucket: its keys' subjects and `STREAM.MSG.GET` of its stream. No other identity may, so a
  *   hive or worker never holds even a wrapped key.
+ * - the claims bucket (`KV_APIARY_CLAIMS`): made and kept by `ensure` like the others; the queen
+ *   neither reads nor writes a claim (the SSH workers do, `sshWorkerClaims`).
  * - `$JS.API.INFO`, the account's JetStream limits and usage, which `ensure` asks first.
  *
  * Deliveries, API answers and publish acknowledgements come to its own inbox.
@@ -53,10 +55,11 @@ function queenJetStream(): string[] {
   const api = '$JS.API'
   const kv = `KV_${LEASE_BUCKET}`
   const secrets = `KV_${SECRETS_BUCKET}`
+  const claims = `KV_${CLAIMS_BUCKET}`
   const streams = [STREAMS.events, STREAMS.log]
   return [
     `${api}.INFO`,
-    ...[...streams, kv, secrets].flatMap((s) => [`${api}.STREAM.CREATE.${s}`, `${api}.STREAM.UPDATE.${s}`, `${api}.STREAM.INFO.${s}`]),
+    ...[...streams, kv, secrets, claims].flatMap((s) => [`${api}.STREAM.CREATE.${s}`, `${api}.STREAM.UPDATE.${s}`, `${api}.STREAM.INFO.${s}`]),
     // What the leader applied, trimmed from the events stream (never the log).
     `${api}.STREAM.PURGE.${STREAMS.events}`,
     ...streams.flatMap((s) => [`${api}.CONSUMER.CREATE.${s}.>`, `${api}.CONSUMER.INFO.${s}.*`, `${api}.CONSUMER.DELETE.${s}.*`, `${api}.CONSUMER.MSG.NEXT.${s}.*`, `$JS.ACK.${s}.>`]),
@@ -68,13 +71,28 @@ function queenJetStream(): string[] {
 }
 
 /**
+ * What an SSH worker of `region` may do with the claims bucket: create, update and read its
+ * region's keys (`claimKey` puts the region first), nothing else of JetStream. A write is a
+ * publish to the key's subject (the revision check travels in a header); a read is a direct get
+ * whose subject names the key, so the broker can tell one region's reads from another's
+ * (a `STREAM.MSG.GET` names the key only in its body). A publish cannot be told apart from a
+ * delete marker, which the broker cannot refuse: an identity that could write one may already
+ * run commands on its region's hosts. The bucket takes no rollup, so nobody purges a key.
+ */
+function sshWorkerClaims(region: string): string[] {
+  const keys = `$KV.${CLAIMS_BUCKET}.${subjectToken(region, 'region')}.>`
+  return [keys, `$JS.API.DIRECT.GET.KV_${CLAIMS_BUCKET}.${keys}`]
+}
+
+/**
  * Least privilege per role (DESIGN.md, "Trust"): the subjects of its own node or region, its
  * own heartbeat, replies through its own inbox prefix.
  *
  * JetStream: only the queen uses its API (`queenJetStream`), and only the queen writes the job
  * log. A hive or worker stores its events with a plain publish on the subjects it already may
  * publish, asking for a reply: the stream's acknowledgement comes to its inbox. It cannot
- * make, change, read, purge or delete a stream, nor touch a lease.
+ * make, change, read, purge or delete a stream, nor touch a lease. An SSH worker also claims
+ * its region's tasks in the claims bucket (`sshWorkerClaims`).
  */
 export function permissionsFor(who: Identity): BusPermissions {
   const p = subjects.prefix
@@ -112,7 +130,7 @@ export function permissionsFor(who: Identity): BusPermissions {
       }
     case 'ssh-worker':
       return {
-        pub: [`${p}.sev.${r}.*.*`, subjects.heartbeat('ssh-worker', region, who.id)],
+        pub: [`${p}.sev.${r}.*.*`, subjects.heartbeat('ssh-worker', region, who.id), ...sshWorkerClaims(region)],
         sub: [subjects.ssh(region), subjects.controlAll, inbox],
         respond: true,
         maxPayload: PAYLOAD.sshWorker,
