@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import type { Identity } from '@apiary/shared'
+import type { EventOf, Identity, JobEvent } from '@apiary/shared'
 import { createJobClient, type JobClient } from '@apiary/shared/client'
 import { readSecretFile } from '@apiary/shared/runtime'
 import { freePort, type Proc, type SecureBus, type Sshd, startBin, startSecureBus, startSshd, type TempDir, tempDir, waitUntil } from '../harness/index.ts'
@@ -25,6 +25,7 @@ describe('two SSH workers of one region', () => {
   let queenKey = ''
   let inventory = ''
   const procs: Proc[] = []
+  const hives = new Map<string, Proc>()
   const workers = new Map<string, { proc: Proc; metricsPort: number }>()
   const sshIds = ['ssh-eu-1', 'ssh-eu-2'].map((id): Identity => ({ role: 'ssh-worker', region: REGION, id }))
 
@@ -64,17 +65,21 @@ describe('two SSH workers of one region', () => {
   beforeAll(async () => {
     ;[sshd, dir] = await Promise.all([startSshd({ nodes: NODES }), tempDir('e2e-ssh-workers')])
     const queenId = { role: 'queen', id: 'queen' } as const
-    const hiveId = { role: 'hive', region: REGION, id: 'hive-eu-1' } as const
-    bus = await startSecureBus(dir.path, [queenId, hiveId, ...sshIds])
+    const hiveIds = ['hive-eu-1', 'hive-eu-2'].map((id): Identity => ({ role: 'hive', region: REGION, id }))
+    bus = await startSecureBus(dir.path, [queenId, ...hiveIds, ...sshIds])
     queenKey = join(dir.path, 'signing.pub')
     inventory = join(dir.path, 'fleet.yaml')
     await writeFile(inventory, `defaults: { user: ${sshd.user}, region: ${REGION}, port: ${sshd.nodes[0]!.port}, identityFile: ${sshd.keyFile} }\nhosts: [ "127.0.10.[1-${NODES}]" ]\n`)
     const queen = startBin('apiary-queen', ['--nats', bus.url, '--nats-creds', bus.creds(queenId), '--port', '0', '--state-dir', dir.path, '--inventory', inventory])
     procs.push(queen)
     const queenUrl = (JSON.parse(await queen.waitFor(/queen listening/)) as { url: string }).url
-    const hive = startBin('apiary-hive', ['--nats', bus.url, '--nats-creds', bus.creds(hiveId), '--queen-key', queenKey, '--region', REGION, '--id', 'hive-eu-1', '--heartbeat', '200ms'])
-    procs.push(hive)
-    await Promise.all([hive.waitFor(/ready/), ...sshIds.map((w) => startSshWorker(w.id))])
+    // Two hives: one holds a share, the other takes it over when it dies.
+    for (const h of hiveIds) {
+      const hive = startBin('apiary-hive', ['--nats', bus.url, '--nats-creds', bus.creds(h), '--queen-key', queenKey, '--region', REGION, '--id', h.id, '--heartbeat', '200ms'])
+      procs.push(hive)
+      hives.set(h.id, hive)
+    }
+    await Promise.all([...[...hives.values()].map((h) => h.waitFor(/ready/)), ...sshIds.map((w) => startSshWorker(w.id))])
     client = createJobClient({ url: queenUrl, token: await readSecretFile(join(dir.path, 'token'), 'token') })
     await waitUntil(async () => (await client.nodes()).filter((n) => n.online).length === NODES, 'every SSH node online')
   }, 120_000)
@@ -106,6 +111,24 @@ describe('two SSH workers of one region', () => {
     expect(ends.map((e) => [e.node, e.state, e.cause]).sort()).toEqual(nodeIds.map((n) => [n, 'ok', null]).sort())
     // Dispatched after the signal: all of them went to the other SSH worker.
     expect(job.tape.arrivals.filter((a) => isStarted(a.ev) && a.at > stoppedAt).length).toBeGreaterThanOrEqual(4)
+    expect(await linesOf(file)).toEqual([...nodeIds].sort())
+  })
+
+  it('the hive holding the share killed mid-job, the other re-offers every open node to the queue group: whichever SSH worker each reaches, it runs once (the one that did not take it answers from its claim), every node ok', async () => {
+    const file = join(dir.path, 'ran-reoffer')
+    // Every node at once, and long enough to be running still when the share is offered again.
+    const job = await submit(file, { concurrency: NODES, sleepS: 6 })
+    const isRegion = (ev: JobEvent): ev is EventOf<'job.region'> => ev.kind === 'job.region'
+    const held = await job.tape.next((ev): ev is EventOf<'job.region'> => isRegion(ev) && ev.hive !== null, 'the share handed to a hive')
+    await waitUntil(async () => job.tape.events.filter(isStarted).length === NODES, 'every node to start', 20_000)
+    // Both SSH workers run some: a re-offer of a task reaches the other worker about half the time.
+    expect([await inFlight('ssh-eu-1'), await inFlight('ssh-eu-2')].every((n) => n > 0)).toBe(true)
+    hives.get(held.ev.hive!)!.child.kill('SIGKILL')
+    const next = await job.tape.next((ev): ev is EventOf<'job.region'> => isRegion(ev) && ev.hive !== held.ev.hive, 'the share offered again to the other hive', 20_000)
+    const events = await job.tape.done
+    // Offered again while the tasks still ran.
+    expect(next.at).toBeLessThan(job.tape.arrivals.find((a) => isFinished(a.ev))!.at)
+    expect(events.filter(isFinished).map((e) => [e.node, e.state]).sort()).toEqual(nodeIds.map((n) => [n, 'ok']).sort())
     expect(await linesOf(file)).toEqual([...nodeIds].sort())
   })
 })

@@ -28,6 +28,7 @@ import {
 import { classifyRisk } from '@apiary/shared/risk'
 import { type DaemonMetrics, rateLimitedWarning, warnRateLimited } from '@apiary/shared/runtime'
 import { EXECUTION_DEADLINE, type ExecHooks, type ExecResult, type StopRequest } from './executors/executor.ts'
+import type { ClaimEnd, TaskClaims } from './claims.ts'
 import type { FinalEvent, Journal, JournalEntry } from './journal.ts'
 
 export interface TaskRunnerConfig {
@@ -55,6 +56,13 @@ export interface TaskRunnerConfig {
    * re-offers and restarts. The runner closes it.
    */
   journal: Journal
+  /**
+   * Claims shared with the other members of the queue group (a region's SSH workers): a task is
+   * claimed after the journal says this runner never took it, and before it is acknowledged;
+   * one that another member claimed is answered with what its claim says and never run here,
+   * and one that cannot be claimed (the bucket unreachable) is refused.
+   */
+  claims?: TaskClaims
   /** The most tasks running at once; a task past it is refused, so a flood cannot fork without bound. */
   maxRunning: number
   /** Refuses a task (the reason) or takes it (null). */
@@ -102,6 +110,11 @@ export const PUBLISH_DRAIN_MS = 5_000
 export const LOST_ON_RESTART = 'the worker restarted while the task ran'
 /** The least time a task's events are retried for: its deadline, and a minute for the bus. */
 const PUBLISH_SLACK_MS = 60_000
+/**
+ * The longest a task's claim may take: the hive waits `deliveryTimeoutMs` for the answer (and
+ * the journal's fsync comes after the claim), so at most half of that.
+ */
+const CLAIM_WAIT_MS = 2000
 
 /** Until when a task's events are retried: its grant's life, and at least its deadline and a minute from now. */
 function eventDeadline(task: Task, now: number): number {
@@ -141,7 +154,8 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
   let closing = false
   let draining = false
   const counted = cfg.metrics?.m
-  const refusedFor = (reason: 'draining' | 'capacity' | 'unsigned' | 'admission') => counted?.tasksRefused.inc({ reason })
+  const refusedFor = (reason: 'draining' | 'capacity' | 'unsigned' | 'admission' | 'unclaimed') => counted?.tasksRefused.inc({ reason })
+  const unclaimed = rateLimitedWarning(log, 'refused a task: its claim could not be made (nothing runs unclaimed)')
 
   // Events on their way to the stream; a close waits for them a little.
   const publishing = new Set<Promise<void>>()
@@ -197,8 +211,12 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
     }
   }
   type Events = ReturnType<typeof eventsOf>
-  /** Records how a task ended, then publishes it: the journal never says less than the stream. */
-  const finish = async (entry: JournalEntry, ev: FinalEvent, events: Events) => {
+  /** Records a claimed task's end in its claim (at `revision`, or if this worker still holds it). */
+  const settleClaim = (jobId: string, node: string, end: ClaimEnd, deadline: number, revision: number | undefined) => {
+    if (cfg.claims) track(cfg.claims.settle(jobId, node, end, { ...(revision === undefined ? {} : { revision }), deadline, signal: stopPublishing.signal }))
+  }
+  /** Records how a task ended, then publishes it: the journal never says less than the stream (nor does its claim). */
+  const finish = async (entry: JournalEntry, ev: FinalEvent, events: Events, claim: { deadline: number; revision: number | undefined }) => {
     try {
       await journal.finish(entry, ev)
     } catch (err) {
@@ -206,16 +224,45 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
     }
     counted?.nodesFinished.inc({ state: ev.state })
     events.finished(ev)
+    settleClaim(entry.jobId, entry.node, ev, claim.deadline, claim.revision)
   }
   /**
    * Ends a task taken before a restart that never ended: it is not run again. Its final event
    * has no step (how many the dead process sent is unknown): the queen applies it at once, and
    * drops whatever of the earlier ones comes after it, of a run whose outcome is unknown anyway.
    */
-  const endLost = (entry: JournalEntry, deadline: number): FinalEvent => {
+  const endLost = (entry: JournalEntry, deadline: number, claimRevision?: number): FinalEvent => {
     const ev = notRunEvent(entry.jobId, entry.node, 'lost', LOST_ON_RESTART)
-    track(finish(entry, ev, eventsOf(entry.jobId, entry.node, deadline)))
+    track(finish(entry, ev, eventsOf(entry.jobId, entry.node, deadline), { deadline, revision: claimRevision }))
     return ev
+  }
+  /**
+   * Claims a task among the queue group's members: the revision this runner holds it at, or the
+   * answer when it may not run it here (another holds it, or the claim could not be made).
+   */
+  const claim = async (claims: TaskClaims, task: Task): Promise<{ revision: number } | { answer: Ack }> => {
+    const wait = Math.max(100, Math.min(CLAIM_WAIT_MS, task.grant.deliveryTimeoutMs / 2))
+    let c
+    try {
+      c = await claims.take(task.jobId, task.node, AbortSignal.timeout(wait))
+    } catch (err) {
+      refusedFor('unclaimed')
+      unclaimed.note({ jobId: task.jobId, node: task.node, problem: errorMessage(err) })
+      const reason = `cannot claim the task, so it cannot tell whether another worker of its region took it, and runs nothing: ${clip(errorMessage(err), 300)}`
+      return { answer: { accepted: false, by: id, reason } }
+    }
+    if (c.kind === 'taken') return { revision: c.revision }
+    const deadline = eventDeadline(task, Date.now())
+    // Claimed by this worker before a restart, and its journal does not say so (forgotten, or
+    // lost with its state directory): it may have run, so it is never run again.
+    if (c.by === id && c.state === 'running') {
+      const { entry, written } = journal.take(task.jobId, task.node, task.grant.expiresAt)
+      track(written.catch(() => undefined))
+      return { answer: { accepted: true, by: id, already: endLost(entry, deadline, c.revision).state } }
+    }
+    // Another worker took it: what its claim says, and the end it published, once more.
+    if (c.final) eventsOf(task.jobId, task.node, deadline).finished(c.final)
+    return { answer: { accepted: true, by: id, already: c.state } }
   }
   const respond = (msg: BusMessage, ack: Ack) => {
     try {
@@ -271,21 +318,26 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
         warnRateLimited(log, 'refused a task: at capacity', { jobId: task.jobId, node: task.node, running: running.size })
         return refuse(`at capacity: ${running.size} tasks running (the most is ${cfg.maxRunning})`)
       }
-      const { entry, written } = journal.take(task.jobId, task.node, task.grant.expiresAt)
       const abort = new AbortController()
       const stop = cancelled.get(task.jobId)
       if (stop) abort.abort(stop)
+      // Held in `running` from here: a second delivery while it is claimed is answered `running`.
       const done = (async () => {
+        const claimed = cfg.claims ? await claim(cfg.claims, task) : undefined
+        if (claimed && 'answer' in claimed) return respond(msg, claimed.answer)
+        const { entry, written } = journal.take(task.jobId, task.node, task.grant.expiresAt)
         // On disk before the answer: a worker that dies now still knows, once restarted, that it took it.
         try {
           await written
         } catch (err) {
           journal.forget(entry)
           log.error({ err, jobId: task.jobId, node: task.node }, 'refused a task: the journal could not record it')
+          // It ran nothing: its claim says so (the hive ends it error, as refused).
+          if (claimed) settleClaim(task.jobId, task.node, { state: 'error' }, eventDeadline(task, Date.now()), claimed.revision)
           return respond(msg, { accepted: false, by: id, reason: `the worker's journal could not record the task: ${clip(errorMessage(err), 200)}` })
         }
         respond(msg, { accepted: true, by: id })
-        await run(task, entry, abort.signal)
+        await run(task, entry, abort.signal, claimed?.revision)
       })().finally(() => {
         running.delete(key)
         const set = byJob.get(task.jobId)
@@ -319,10 +371,11 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
     for (const key of keys) running.get(key)?.abort.abort({ state: control.outcome, cause: control.reason } satisfies StopRequest)
   }, { maxBytes: BODY_LIMITS.control })
 
-  async function run(task: Task, entry: JournalEntry, cancel: AbortSignal): Promise<void> {
+  async function run(task: Task, entry: JournalEntry, cancel: AbortSignal, claimRevision: number | undefined): Promise<void> {
     const t0 = performance.now()
     const base = { jobId: task.jobId, node: task.node }
-    const events = eventsOf(task.jobId, task.node, eventDeadline(task, Date.now()))
+    const deadlineAt = eventDeadline(task, Date.now())
+    const events = eventsOf(task.jobId, task.node, deadlineAt)
     const stop = new AbortController()
     const onCancel = () => stop.abort(cancel.reason)
     const deadline = setTimeout(() => stop.abort(EXECUTION_DEADLINE), task.timeoutMs)
@@ -361,7 +414,7 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
       digest: r.digest,
       ...(r.result === undefined ? {} : { result: r.result }),
       human: finishedLine(task.node, r, durationMs, task.outputCapBytes),
-    }, events)
+    }, events, { deadline: deadlineAt, revision: claimRevision })
   }
 
   /** Hears no more tasks (a queue group's member leaves it: NATS hands them to the others). */
@@ -394,7 +447,7 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
       draining = true
       // In a queue group a refusal would land on the task, where another member could have
       // taken it. What this one runs is still reported; a re-offer or re-ask of it now reaches
-      // another member, which keeps a journal of its own (docs/failure-model.md).
+      // another member, which answers from the task's claim.
       if (cfg.queue !== undefined) {
         stopTaking()
         log.info({ queue: cfg.queue, tasks: running.size }, 'draining: left the queue group; new tasks go to its other members')

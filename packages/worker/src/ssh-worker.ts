@@ -4,6 +4,7 @@ import { type InventoryNode } from '@apiary/shared/inventory'
 import { type ExecHooks, type ExecResult, stoppedResult } from './executors/executor.ts'
 import { poolKey, type SshPool, type SshTarget } from './executors/ssh/pool.ts'
 import { runSsh } from './executors/ssh/ssh.ts'
+import { taskClaims } from './claims.ts'
 import { type Journal, memoryJournal } from './journal.ts'
 import { okResult, RUNNER_METRICS, startTaskRunner } from './runner.ts'
 
@@ -56,7 +57,9 @@ export interface SshWorker {
 /**
  * An SSH worker: takes its region's tasks for agentless nodes from the region's queue group
  * and runs them over pooled SSH connections. Its heartbeat tells the queen which hosts it
- * reached and the state of their circuit breakers.
+ * reached and the state of their circuit breakers. It runs a task only once it holds the
+ * task's claim in the region's claims bucket (`bus.durable.claims`), which the region's other
+ * SSH workers check too; without the bucket it refuses every task.
  *
  * @example startSshWorker({ bus, log, id: 'ssh-eu-1', region: 'eu', heartbeatMs: 5000, inventory: () => nodes, pool })
  */
@@ -83,6 +86,9 @@ export function startSshWorker(cfg: SshWorkerConfig): SshWorker {
     eventSubject: (node, jobId) => subjects.sshEvents(cfg.region, node, jobId),
     maxRunning: cfg.maxTasks ?? 4096,
     journal: cfg.journal ?? memoryJournal({ log }),
+    // The region's SSH workers share one claim per (job, node): whichever the queue group hands
+    // a re-offer to, the host runs the task once.
+    claims: taskClaims({ store: bus.durable.claims, region: cfg.region, id: cfg.id, log }),
     ...(cfg.metrics ? { metrics: cfg.metrics } : {}),
     admit(task) {
       const n = cfg.inventory().get(task.node)

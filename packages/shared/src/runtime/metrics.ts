@@ -46,7 +46,7 @@ export const METRICS = {
   tasksRefused: {
     type: 'counter',
     name: 'apiary_tasks_refused_total',
-    help: 'Tasks this worker refused, by reason (draining, capacity, unsigned, admission).',
+    help: 'Tasks this worker refused, by reason (draining, capacity, unsigned, admission, unclaimed).',
     labels: ['reason'],
   },
   sshConnections: { type: 'gauge', name: 'apiary_ssh_pool_connections', help: 'SSH connections the pool holds open.', labels: [] },
