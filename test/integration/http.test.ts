@@ -5,7 +5,7 @@ import { createMemoryBus } from '@apiary/shared/memory-bus'
 import { startQueen, type Queen } from '@apiary/queen'
 import { startWorker, type Worker } from '@apiary/worker'
 import { startHive, type Hive } from '@apiary/hive'
-import { type TempDir, tempDir, testQueenKey, testSigner } from '../harness/index.ts'
+import { type TempDir, tempDir, testQueenKey, testSigner, waitUntil } from '../harness/index.ts'
 
 /**
  * The event stream over real HTTP: a bad Last-Event-ID, keepalives on a quiet stream, and a queen
@@ -33,6 +33,12 @@ describe('queen HTTP API: the event stream', () => {
     hive = startHive({ bus, log, hiveId: 'h', region: 'default', heartbeatMs: 1000, queenKey: testQueenKey })
     worker = startWorker({ bus, log, nodeId: 'n1', region: 'default', labels: {}, heartbeatMs: 1000, queenKey: testQueenKey })
     await bus.flush()
+    // A job is submitted only once the queen heard the worker (else `all` matches no node).
+    await waitUntil(async () => {
+      const res = await fetch(`${queen.url}/v1/nodes`, { headers: { authorization: `Bearer ${queen.token}` } })
+      const body = (await res.json()) as { nodes?: Array<{ id: string; online: boolean }> }
+      return body.nodes?.some((n) => n.id === 'n1' && n.online) === true
+    }, 'the worker to be online')
   })
   afterAll(async () => {
     await worker.close()
