@@ -1,4 +1,4 @@
-import { type Bus, type BusMessage, claimKey, type DurableConfig, isApiaryError, type StreamMessage, subjects } from '@apiary/shared'
+import { type Bus, type BusMessage, CLAIM_MAX_BYTES, claimKey, type DurableConfig, isApiaryError, type StreamMessage, subjects } from '@apiary/shared'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { waitUntil } from '../harness/index.ts'
 
@@ -477,6 +477,29 @@ export function defineDurableSuite(name: string, make: () => Promise<DurableFixt
       const err = await rejectsWithCode(bus.durable.claims.get('no spaces/or slashes'), 'invalid_input')
       expect((err as { field?: string }).field).toBe('key')
       expect(await (await fx.other()).durable.claims.get(key)).toEqual({ value: 'ssh-1: ok', revision: second })
+    })
+
+    it('refuses a claim over CLAIM_MAX_BYTES, and new claims once full, and never drops one it holds', async () => {
+      // A bucket of some 40 claims of 1,000 bytes (its limit counts each key's stored message).
+      await bus.durable.ensure({ ...TEST_CONFIG, claimsMaxBytes: 48 * 1024 })
+      const other = await fx.other()
+      const value = (n: number) => `${String(n).padStart(4, '0')}${'x'.repeat(996)}`
+      await rejectsWithCode(bus.durable.claims.create(claimKey('conf', 'jbig0001', 'web-1'), 'x'.repeat(CLAIM_MAX_BYTES + 1)), 'unavailable')
+      const held: string[] = []
+      let refused: unknown
+      for (let n = 0; n < 200 && refused === undefined; n++) {
+        const key = claimKey('conf', 'jfull0001', `web-${n}`)
+        await bus.durable.claims.create(key, value(n)).then(
+          () => held.push(key),
+          (err: unknown) => (refused = err),
+        )
+      }
+      expect(isApiaryError(refused, 'unavailable'), String(refused)).toBe(true)
+      expect(held.length).toBeGreaterThan(10)
+      // Every claim taken is still there, from either handle: none was pushed out to make room.
+      for (const [n, key] of held.entries()) expect((await other.durable.claims.get(key))?.value).toBe(value(n))
+      // And the refused one was not taken.
+      expect(await other.durable.claims.get(claimKey('conf', 'jfull0001', `web-${held.length}`))).toBeUndefined()
     })
 
     it('stops its readers and consumers when the bus closes', async () => {

@@ -171,6 +171,37 @@ describe('durable: nats only', { timeout: 30_000 }, () => {
     expect(lines.join('')).toMatch(/nothing came while the stream holds more; making its consumer again/)
   })
 
+  it('a following reader behind a log whose records all aged out waits for the next one without making its consumer again and again', async () => {
+    const password = secret()
+    const server = await jetStream([{ user: 'apiary', password }])
+    const buses = await busesFor(server.url, 'apiary', password)
+    const writer = await buses.open('writer')
+    await writer.durable.ensure({ ...TEST_CONFIG, logMaxAgeMs: 1000, dedupeWindowMs: 1000 })
+    const write = (n: number) => writer.durable.publish(subjects.log, { n }, { id: `aged/${n}`, deadline: soon() })
+    for (let n = 1; n <= 3; n++) await write(n)
+    const raw = await connect({ servers: server.url, authenticator: usernamePasswordAuthenticator('apiary', password) })
+    started.push(() => raw.close())
+    const held = async () => (await raw.request('$JS.API.STREAM.INFO.APIARY_LOG', '{}')).json<{ state: { messages: number } }>().state.messages
+    await waitUntil(async () => (await held()) === 0, 'the log to age out', 10_000)
+    const lines: string[] = []
+    const log = createLogger({ component: 'test', level: 'warn', destination: { write: (s: string) => void lines.push(s) } })
+    const follower = await createNatsBus({ url: server.url, name: 'behind', log, userFile: await writeCredential(dir.path, 'behind.user', `apiary\n${password}`) })
+    started.push(() => follower.close())
+    let made = 0
+    const advisories = raw.subscribe('$JS.EVENT.ADVISORY.CONSUMER.CREATED.APIARY_LOG.>', { callback: () => void made++ })
+    const c = streamCollector()
+    const r = follower.durable.read('log', c.handler, { afterSeq: 0, follow: true, maxBytes: 1024 })
+    // Nothing to await here but time: three of its stall checks pass with nothing to read.
+    await new Promise((resolve) => setTimeout(resolve, 3 * 2000))
+    await write(4)
+    await c.until((m) => nOf(m) === 4)
+    await r.stop()
+    advisories.unsubscribe()
+    expect(c.seen.map(nOf)).toEqual([4])
+    expect(lines.join('')).not.toMatch(/making its consumer again/)
+    expect(made).toBe(1)
+  })
+
   it('runs on the permissions a role is given: a worker only publishes its events, a queen uses only the JetStream API it needs', async () => {
     const workerPass = secret()
     const queenPass = secret()

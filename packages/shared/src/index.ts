@@ -18,6 +18,7 @@ export type { Logger } from './runtime/log.ts'
 export { type Bus, type BusHandler, type BusMessage, type BusSubscription, decode, type RequestOptions, subjectMatches } from './bus/bus.ts'
 export {
   claimKey,
+  CLAIM_MAX_BYTES,
   CLAIMS_BUCKET,
   CLAIMS_MAX_AGE_MS,
   type ClaimStore,

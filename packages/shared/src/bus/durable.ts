@@ -184,8 +184,9 @@ export interface DurableConfig {
   /** The most bytes `log` holds; the oldest records go first. */
   logMaxBytes: number
   /**
-   * The most bytes the claims bucket holds (a claim with its final event is about 600 bytes);
-   * past it the oldest claims go first, as a full journal forgets its oldest tasks.
+   * The most bytes the claims bucket holds (a claim with its final event is about 600 bytes).
+   * Full, it refuses new claims (an SSH worker then refuses the task, `unclaimed`) and never
+   * drops one it holds: a dropped claim would let another SSH worker run its task again.
    */
   claimsMaxBytes: number
   /** A lease not renewed for this long expires. */
@@ -257,6 +258,8 @@ export const CLAIMS_BUCKET = 'APIARY_CLAIMS'
  * of the task comes later) and a day, as a worker's journal keeps an entry.
  */
 export const CLAIMS_MAX_AGE_MS = 8 * 24 * 3600_000
+/** The largest claim the bucket takes: its final event is at most some 32 KiB. */
+export const CLAIM_MAX_BYTES = 64 * 1024
 
 /**
  * The claims bucket's key of one task: `<region>.<job>.<node>`, the node escaped into one token

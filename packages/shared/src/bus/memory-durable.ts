@@ -3,6 +3,7 @@ import type { Logger } from '../runtime/log.ts'
 import { readBody } from './bus.ts'
 import {
   checkBucketKey,
+  CLAIM_MAX_BYTES,
   CLAIMS_MAX_AGE_MS,
   type Durable,
   type DurableConfig,
@@ -200,7 +201,7 @@ export function createMemoryDurable(log: Logger, deliver: (subject: string, text
         }
       }
       leases.made(cfg.leaseTtlMs, Infinity)
-      claims.made(CLAIMS_MAX_AGE_MS, cfg.claimsMaxBytes)
+      claims.made(CLAIMS_MAX_AGE_MS, cfg.claimsMaxBytes, CLAIM_MAX_BYTES)
       secrets.made(cfg.logMaxAgeMs)
       changed()
     },
@@ -362,13 +363,14 @@ function memorySecrets(isClosed: () => boolean): { store: SecretStore; made(maxA
 /**
  * A bucket's keys with revision checks in the process, as a JetStream KV bucket keeps them: one
  * revision per key, numbered from one sequence for the whole bucket; a key `maxAgeMs` after its
- * last write is gone (a lease's TTL); past `maxBytes` the keys written longest ago go first.
+ * last write is gone (a lease's TTL); a write past `maxBytes`, or of a value over `maxValueBytes`,
+ * is refused (`unavailable`) and what the bucket holds stays.
  */
 class MemoryBucket implements RevisionedBucket {
   readonly #entries = new Map<string, Revisioned & { at: number; bytes: number }>()
   readonly #what: string
   readonly #closed: () => boolean
-  #limits: { maxAgeMs: number; maxBytes: number } | undefined
+  #limits: { maxAgeMs: number; maxBytes: number; maxValueBytes: number } | undefined
   #revision = 0
   #bytes = 0
 
@@ -378,8 +380,8 @@ class MemoryBucket implements RevisionedBucket {
   }
 
   /** `ensure` made the bucket, or changed its limits. */
-  made(maxAgeMs: number, maxBytes: number): void {
-    this.#limits = { maxAgeMs, maxBytes }
+  made(maxAgeMs: number, maxBytes: number, maxValueBytes = Infinity): void {
+    this.#limits = { maxAgeMs, maxBytes, maxValueBytes }
   }
 
   async get(key: string, opts?: { signal?: AbortSignal }): Promise<Revisioned | undefined> {
@@ -417,17 +419,17 @@ class MemoryBucket implements RevisionedBucket {
   }
 
   #write(key: string, value: string): number {
+    const limits = this.#limits!
     const old = this.#entries.get(key)
+    const valueBytes = Buffer.byteLength(value)
+    const bytes = key.length + valueBytes
+    if (valueBytes > limits.maxValueBytes) throw new ApiaryError('unavailable', `the ${this.#what} bucket refuses ${key}: ${valueBytes} bytes, over its ${limits.maxValueBytes}`)
+    if (this.#bytes - (old?.bytes ?? 0) + bytes > limits.maxBytes) throw new ApiaryError('unavailable', `the ${this.#what} bucket is full (${limits.maxBytes} bytes): ${key} refused`)
     if (old) this.#drop(key, old)
-    const bytes = key.length + Buffer.byteLength(value)
-    // Last written last: the Map's order is the order keys age out and are dropped when full.
+    // Last written last: the Map's order is the order keys age out.
     const e = { value, revision: ++this.#revision, at: now(), bytes }
     this.#entries.set(key, e)
     this.#bytes += bytes
-    for (const [k, oldest] of this.#entries) {
-      if (this.#bytes <= this.#limits!.maxBytes || k === key) break
-      this.#drop(k, oldest)
-    }
     return e.revision
   }
 

@@ -23,6 +23,7 @@ import { warnRateLimited } from '../runtime/rate-limit.ts'
 import { readBytes } from './bus.ts'
 import {
   checkBucketKey,
+  CLAIM_MAX_BYTES,
   CLAIMS_BUCKET,
   CLAIMS_MAX_AGE_MS,
   type Durable,
@@ -148,11 +149,13 @@ export function createNatsDurable(nc: NatsConnection, log: Logger): NatsDurable 
       // it). Full, it refuses a new key rather than drop a running job's; a purge (rollup) takes
       // every earlier revision of a key with it.
       bucketConfig(SECRETS_BUCKET, cfg.logMaxAgeMs, SECRETS_MAX_BYTES, cfg, { discard: DiscardPolicy.New, purge: true, direct: false }),
-      // The claims bucket: full, its oldest claims go (as a full journal forgets its oldest
-      // tasks) rather than every SSH task be refused. Nobody purges it (no rollups: an SSH worker
-      // cannot wipe a key's history), and it is read with direct gets, whose subject names the
-      // key, so that an SSH worker's credential can be limited to its region's keys.
-      bucketConfig(CLAIMS_BUCKET, CLAIMS_MAX_AGE_MS, cfg.claimsMaxBytes, cfg, { discard: DiscardPolicy.Old, purge: false, direct: true }),
+      // The claims bucket: full, it refuses new claims (their SSH tasks are refused) and never
+      // drops a held one, whose task another SSH worker would then run again; no claim over
+      // CLAIM_MAX_BYTES, so no credential fills it with a few writes. Nobody purges it (no
+      // rollups: an SSH worker cannot wipe a key's history), and it is read with direct gets,
+      // whose subject names the key, so that an SSH worker's credential can be limited to its
+      // region's keys.
+      bucketConfig(CLAIMS_BUCKET, CLAIMS_MAX_AGE_MS, cfg.claimsMaxBytes, cfg, { discard: DiscardPolicy.New, purge: false, direct: true, maxMsgBytes: CLAIM_MAX_BYTES }),
     ]
     for (const sc of wanted) {
       try {
@@ -369,7 +372,9 @@ export function createNatsDurable(nc: NatsConnection, log: Logger): NatsDurable 
                   if (performance.now() - heard < FOLLOW_STALL_MS) return
                   void streamInfo(stream).then(
                     (i) => {
-                      if ((i?.state.last_seq ?? 0) >= next && performance.now() - heard >= FOLLOW_STALL_MS) {
+                      // Messages it has not had: past where it got to, and not aged out (an empty stream keeps its last sequence).
+                      const waiting = i !== undefined && i.state.messages > 0 && i.state.last_seq >= Math.max(next, i.state.first_seq)
+                      if (waiting && performance.now() - heard >= FOLLOW_STALL_MS) {
                         warnRateLimited(log, `reader of ${STREAMS[stream]}: nothing came while the stream holds more; making its consumer again`, { next, last: i?.state.last_seq })
                         stop()
                       }
@@ -459,10 +464,11 @@ function bucketConfig(
   maxAgeMs: number,
   maxBytes: number,
   cfg: DurableConfig,
-  o: { discard: DiscardPolicy; purge: boolean; direct: boolean },
+  o: { discard: DiscardPolicy; purge: boolean; direct: boolean; maxMsgBytes?: number },
 ): Partial<StreamConfig> & { name: string } {
   return {
     ...streamConfig(`KV_${bucket}`, [`$KV.${bucket}.>`], maxAgeMs, maxBytes, cfg, o.discard),
+    ...(o.maxMsgBytes !== undefined ? { max_msg_size: o.maxMsgBytes } : {}),
     max_msgs_per_subject: 1,
     allow_rollup_hdrs: o.purge,
     deny_delete: true,
