@@ -408,7 +408,13 @@ export class Coordinator {
 
   /** Ends what nobody will report: see `JobRun.sweep`. */
   sweepLost(): void {
-    for (const { run } of [...this.#runs.values()]) this.#carryOut(run, run.sweep(this.#presenceView, Date.now()))
+    for (const { run } of [...this.#runs.values()]) {
+      const effects = run.sweep(this.#presenceView, Date.now())
+      this.#carryOut(run, effects)
+      // A sweep that changed the run (a silent worker's deadline, a re-offer) is stored at once,
+      // whether or not an event follows: a new leader must have it.
+      if (effects.length > 0 && this.#leading && !this.#closed) this.#o.events.touch()
+    }
   }
 
   /** Right after a restart the node list may be incomplete: a selector must not silently miss nodes. */

@@ -360,6 +360,28 @@ describe('EventLog', () => {
       await log.close()
     })
 
+    it('writes the runs a sweep changed when touched, with no event and no stream message to carry them', async () => {
+      const store = sqliteStore('jlog0003')
+      const writer = fakeWriter()
+      let dirty: NonNullable<Batch['runs']> = [{ jobId: 'jlog0003', run: { v: 1, graces: [{ at: 5, nodes: ['n1'] }] } }]
+      const log = new EventLog(store, silentLogger(), { writer, runs: () => dirty.splice(0) })
+      log.open('jlog0003', 0)
+      // Untouched, a dirty run waits for the next group.
+      await log.stored()
+      expect(writer.written).toHaveLength(0)
+      log.touch()
+      await log.stored()
+      expect(writer.written).toEqual([expect.objectContaining({ events: [], runs: [{ jobId: 'jlog0003', run: { v: 1, graces: [{ at: 5, nodes: ['n1'] }] } }] })])
+      expect(store.position().logSeq).toBe(1)
+      // Touched with nothing dirty: no record.
+      dirty = []
+      log.touch()
+      await log.stored()
+      expect(writer.written).toHaveLength(1)
+      await log.close()
+      store.close()
+    })
+
     it('acknowledges a stream message that changed nothing without writing a record', async () => {
       const writer = fakeWriter()
       const acks: number[] = []

@@ -58,6 +58,8 @@ export class EventLog implements EventFeed {
   #retryTimer: NodeJS.Timeout | undefined
   #closed = false
   #fenced = false
+  /** A run's state changed with no event to carry it (`touch`): the next group is written even if empty. */
+  #touched = false
 
   constructor(
     private readonly store: Pick<JobStore, 'commit'>,
@@ -122,6 +124,16 @@ export class EventLog implements EventFeed {
     this.#schedule()
   }
 
+  /**
+   * A running job's state changed with no event (a silent worker's deadline set by a sweep):
+   * the next group is written with the runs' state even if no event comes, so a new leader
+   * has it.
+   */
+  touch(): void {
+    this.#touched = true
+    this.#schedule()
+  }
+
   /** The stream message `seq` is applied: everything it caused is queued. Acknowledged once stored. */
   source(seq: number, ack: () => void): void {
     // A message handed out again after a later one: acknowledging the later covers it.
@@ -171,7 +183,8 @@ export class EventLog implements EventFeed {
     try {
       while (!this.#fenced && !this.#retryTimer) {
         if (!this.#inflight) {
-          if (this.#empty(this.#batch) && !this.#source) break
+          if (this.#empty(this.#batch) && !this.#source && !this.#touched) break
+          this.#touched = false
           const batch = this.#batch
           this.#batch = { jobs: [], events: [], ends: [] }
           let records: Array<{ batch: Batch; logSeq?: number }> = []
@@ -221,7 +234,7 @@ export class EventLog implements EventFeed {
     } finally {
       this.#flushing = undefined
       if (this.#fenced) this.#dropAll()
-      else if (!this.#retryTimer && !this.#closed && (!this.#empty(this.#batch) || this.#source)) this.#schedule()
+      else if (!this.#retryTimer && !this.#closed && (!this.#empty(this.#batch) || this.#source || this.#touched)) this.#schedule()
       else if (!this.#retryTimer && !this.#inflight) for (const w of this.#waiters.splice(0)) w.resolve()
     }
   }
@@ -293,6 +306,7 @@ export class EventLog implements EventFeed {
     this.#source = undefined
     this.#inflight = undefined
     this.#fenced = false
+    this.#touched = false
   }
 
   /** Stepping down: waits for the write in flight, then drops what is queued (the next leader redoes it). */

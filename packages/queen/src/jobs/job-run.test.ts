@@ -223,10 +223,8 @@ describe('JobRun', () => {
     // Sweeps again while they stay silent: one deadline each, from when the silence was seen.
     h.now = 2000
     h.feed(h.run.sweep(offline, 2000))
-    expect(h.run.snapshot().graces.filter((g) => g.node !== undefined).map((g) => [g.node, g.at])).toEqual([
-      ['n1', 5000 + GRACE],
-      ['n2', 5000 + GRACE],
-    ])
+    // One deadline for what one sweep found, stored compactly (the nodes' ids, not a cause each).
+    expect(h.run.snapshot().graces.filter((g) => g.nodes !== undefined).map((g) => [g.nodes, g.at])).toEqual([[['n1', 'n2'], 5000 + GRACE]])
     // n1's worker comes back and reports: its real outcome stands.
     h.event(finished('n1', 'ok'))
     h.at(5000 + GRACE)
@@ -235,6 +233,17 @@ describe('JobRun', () => {
     expect(h.ends().has('n4')).toBe(false) // pending, not started: its worker may never have been asked
     h.feed(h.run.sweep({ workerOffline: () => false, hiveGone: (hive) => hive === 'hive-eu' }, 0))
     expect(h.ends().has('n3')).toBe(false)
+  })
+
+  it('stores the deadline of 20,000 silent nodes in some bytes per node id, not a grace each', () => {
+    const h = new Harness(request({ timeoutMs: 5000, concurrency: 20_000 }), targets(20_000))
+    h.acceptShares()
+    for (let i = 1; i <= 20_000; i++) h.event(started(`n${i}`))
+    h.feed(h.run.sweep({ workerOffline: () => true, hiveGone: () => false }, 0))
+    const graces = h.run.snapshot().graces
+    expect(graces).toHaveLength(1)
+    // The ids themselves (n1..n20000, 8.9 bytes each with their quotes and commas) and one pair of causes.
+    expect(JSON.stringify(graces).length).toBeLessThan(20_000 * 9 + 1024)
   })
 
   it('keeps a silent worker’s deadline across a restore from the snapshot', () => {
@@ -249,7 +258,7 @@ describe('JobRun', () => {
     )
     // Swept again on the new leader: no second deadline.
     run.sweep({ workerOffline: () => true, hiveGone: () => false }, 1000)
-    expect(run.snapshot().graces.filter((g) => g.node === 'n1')).toHaveLength(1)
+    expect(run.snapshot().graces.filter((g) => g.nodes?.includes('n1'))).toHaveLength(1)
     const ends = run.tick(5000 + GRACE).flatMap((e) => (e.type === 'emit' && e.event.kind === 'node.finished' ? [[e.event.node, e.event.state]] : []))
     expect(ends).toEqual([['n1', 'lost']])
   })

@@ -80,14 +80,15 @@ interface NodeEntry extends NodeOutcome {
 
 /**
  * Nodes nobody has confirmed by `at` end: never dispatched → `skipped`, started → `lost`.
- * Every open node of the job, only those of one region's share of one phase, or one node.
+ * Every open node of the job, only those of one region's share of one phase, or the nodes listed.
  */
 export interface Grace {
   at: number
   skipped: string
   lost: string
   share?: { region: string; phase: number }
-  node?: string
+  /** The running nodes whose worker a sweep found silent (one grace per sweep, not per node). */
+  nodes?: string[]
 }
 
 /**
@@ -272,7 +273,7 @@ export class JobRun {
     run.#control = snapshot.control
     run.#deadlineAt = snapshot.deadlineAt
     run.#graces = snapshot.graces.map((g) => ({ ...g }))
-    for (const g of run.#graces) if (g.node !== undefined) run.#silent.add(g.node)
+    for (const g of run.#graces) for (const n of g.nodes ?? []) run.#silent.add(n)
     // An offer that was on its way is made again; a share given up on stays so.
     run.#shares = snapshot.shares.map((sh) => ({ ...sh, retryAt: sh.hive === null && sh.retryAt === null && sh.failures < MAX_REOFFER_FAILURES ? 0 : sh.retryAt }))
     run.#note('info', 'resumed a running job', { open: run.#open })
@@ -448,8 +449,8 @@ export class JobRun {
       if (s.state !== 'running' || this.#silent.has(node) || !presence.workerOffline(node)) continue
       this.#silent.add(node)
       silent.push(node)
-      this.#graces.push({ at: now + this.request.rollout.timeoutMs + this.#cancelGraceMs, skipped: WORKER_SILENT_CAUSE, lost: WORKER_SILENT_CAUSE, node })
     }
+    if (silent.length > 0) this.#graces.push({ at: now + this.request.rollout.timeoutMs + this.#cancelGraceMs, skipped: WORKER_SILENT_CAUSE, lost: WORKER_SILENT_CAUSE, nodes: silent })
     if (silent.length > 0) this.#note('warn', 'the workers of running nodes stopped heartbeating: each ends lost if no result comes by its deadline', { nodes: silent.length, first: silent.slice(0, 5) })
     for (const sh of this.#shares) {
       const gone = sh.hive !== null && presence.hiveGone(sh.hive)
@@ -499,9 +500,11 @@ export class JobRun {
     const due = this.#graces.filter((g) => now >= g.at)
     this.#graces = this.#graces.filter((g) => now < g.at)
     for (const g of due) {
-      if (g.node !== undefined) {
-        this.#silent.delete(g.node)
-        if (this.#nodes.get(g.node)?.state === 'running') this.#finishNode(g.node, 'lost', g.lost, now)
+      if (g.nodes !== undefined) {
+        for (const n of g.nodes) {
+          this.#silent.delete(n)
+          if (this.#nodes.get(n)?.state === 'running') this.#finishNode(n, 'lost', g.lost, now)
+        }
         continue
       }
       for (const [node, s] of this.#nodes) {
