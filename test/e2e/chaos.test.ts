@@ -74,16 +74,20 @@ describe('chaos on one nats-server', () => {
     expect(events.filter(isFinished).find((e) => e.node === pending)?.cause).toMatch(/unreachable/)
   })
 
-  it('a worker frozen (SIGSTOP) mid-task past three heartbeats, then thawed: its node ends with its real result, not lost', async () => {
+  it('a worker frozen (SIGSTOP) mid-task past three heartbeats and past its task’s timeout, then thawed: its node ends with its real result, not lost', async () => {
     const { fleet } = ctx
-    const job = await startStrikeJob(fleet, fleet.client())
+    const timeoutMs = 3000
+    const job = await startStrikeJob(fleet, fleet.client(), { timeoutMs, sleepS: 1 })
     const start = await job.tape.next(...firstStart)
+    const seen = performance.now()
     const worker = fleet.workers.find((w) => w.name === start.ev.node)!
     const leader = await fleet.leader()
     worker.pause()
     try {
       // The leader saw it go silent (no heartbeat for three intervals) while its node ran.
       await leader.waitFor(/workers of running nodes stopped heartbeating/, 15_000)
+      // Frozen past the task's timeout too (its command, 1 s, ended long before): time to pass, nothing to await.
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, timeoutMs + 500 - (performance.now() - seen))))
     } finally {
       worker.resume()
     }

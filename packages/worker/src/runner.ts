@@ -132,6 +132,9 @@ function eventDeadline(task: Task, now: number): number {
  * and before it is acknowledged; one the journal says was taken before a restart and never
  * ended is not run again: it ends `lost`.
  */
+/** A task's deadline timer this late means the worker was frozen: it waits this long more for an exit already due. */
+const LATE_DEADLINE_MS = 250
+
 /** A task's events stored at once, at most: past it, the next waits for one of them. */
 export const EVENTS_IN_FLIGHT = 8
 
@@ -378,7 +381,12 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
     const events = eventsOf(task.jobId, task.node, deadlineAt)
     const stop = new AbortController()
     const onCancel = () => stop.abort(cancel.reason)
-    const deadline = setTimeout(() => stop.abort(EXECUTION_DEADLINE), task.timeoutMs)
+    // A deadline that fires late (this process was frozen: SIGSTOP, a VM pause) first lets the
+    // exit of a command that ended meanwhile be heard, so it ends as it really did.
+    let deadline = setTimeout(function due() {
+      if (performance.now() - t0 > task.timeoutMs + LATE_DEADLINE_MS && !stop.signal.aborted) deadline = setTimeout(() => stop.abort(EXECUTION_DEADLINE), LATE_DEADLINE_MS)
+      else stop.abort(EXECUTION_DEADLINE)
+    }, task.timeoutMs)
     cancel.addEventListener('abort', onCancel, { once: true })
     let r: ExecResult
     try {
