@@ -6,7 +6,7 @@ import { createNatsBus } from '@apiary/shared/nats'
 import { type Hive, startHive } from '@apiary/hive'
 import { DURABLE_DEFAULTS } from '@apiary/queen'
 import { type SpawnedNats, spawnNats } from '../harness/nats.ts'
-import { type BusKind, type TempDir, tempDir, testQueenKey, testSigner } from '../harness/index.ts'
+import { type BusKind, type TempDir, tempDir, testQueenKey, testSigner, waitUntil } from '../harness/index.ts'
 import { fakeNode, storeFinished } from './fake-node.ts'
 
 const log = silentLogger()
@@ -169,6 +169,25 @@ function defineHiveFailover(kind: BusKind) {
       expect(node.tasks).toHaveLength(1)
       expect(load.peak).toBe(1)
       expect(verdicts).toEqual([])
+    })
+
+    it('gives its own verdicts again under the newer attempt when the share it runs is re-offered to it, and its later ones under it too', async () => {
+      const jobId = 'jreoffer003'
+      // d-1 runs (its worker took it); d-2 and d-3 have no worker: the hive ends them itself, unreachable.
+      const node = await fakeNode(bus, REGION, 'd-1', () => ({ accepted: true, by: 'd-1' }))
+      const of = (n: string) => verdicts.filter((v) => (v.data as { node?: string }).node === n).map((v) => (v.data as { attempt?: number; state?: string }))
+      expect(await offer(share({ jobId, nodes: ['d-1', 'd-2', 'd-3'], concurrency: 2 }))).toMatchObject({ accepted: true })
+      await node.first
+      await waitUntil(() => of('d-2').length === 1, "d-2's verdict")
+      expect(of('d-2')).toEqual([expect.objectContaining({ attempt: 0, state: 'error' })])
+      // The queen re-offered the share (to this hive, which goes on): it drops verdicts of attempt 0 from now on.
+      expect(await offer(share({ jobId, attempt: 1, nodes: ['d-1', 'd-2', 'd-3'], concurrency: 2 }))).toMatchObject({ accepted: true, by: 'hive-a' })
+      await waitUntil(() => of('d-2').length === 2 && of('d-3').some((v) => v.attempt === 1), 'the verdicts under attempt 1')
+      expect(of('d-2')[1]).toMatchObject({ attempt: 1, state: 'error' })
+      storeFinished(bus, REGION, 'd-1', jobId, 'ok')
+      await load.next(0)
+      await hive.close()
+      expect(node.tasks).toHaveLength(1)
     })
 
     if (kind === 'nats') {

@@ -120,7 +120,10 @@ export function startHive(cfg: HiveConfig): Hive {
         return refuse(msg, `refused: attempt ${grant.attempt} of this share is older than attempt ${decision.newest}`)
       }
       if (decision.kind === 'have') {
-        if (decision.attempt !== grant.attempt) log.info({ jobId: grant.jobId, phase: grant.phase, attempt: grant.attempt, runs: decision.attempt }, 'share re-offered to the hive that runs it; it goes on as it is')
+        if (decision.attempt !== grant.attempt) {
+          log.info({ jobId: grant.jobId, phase: grant.phase, attempt: grant.attempt, runs: decision.attempt }, 'share re-offered to the hive that runs it; it goes on as it is, its verdicts under the new attempt')
+          jobs.get(key)?.adopt(grant.attempt)
+        }
         return accept(msg)
       }
       if (grant.chunks === 1) return begin(msg, key, offer, [])

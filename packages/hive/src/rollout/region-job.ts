@@ -9,6 +9,7 @@ import {
   controlRefusal,
   decode,
   errorMessage,
+  type FinalState,
   type HiveJob,
   isApiaryError,
   type Logger,
@@ -57,6 +58,10 @@ export class RegionJob {
   #wakeAt: number | null = null
   /** Done or abandoned: nothing more is carried out. */
   #stopped = false
+  /** The attempt its verdicts carry: the share's, or a newer re-offer of it to this hive (`adopt`). */
+  #attempt: number
+  /** The nodes this hive ended itself, and how: given again under a newer attempt. */
+  readonly #judged = new Map<string, { state: FinalState; cause: string }>()
   #resolveDone!: () => void
   /** Resolves when every node of the share has a final state, or the share is abandoned. */
   readonly done = new Promise<void>((resolve) => (this.#resolveDone = resolve))
@@ -68,6 +73,7 @@ export class RegionJob {
     private readonly o: RegionJobOptions,
   ) {
     const job = (this.job = checked.share)
+    this.#attempt = job.attempt
     this.#log = o.log.child({ jobId: job.jobId })
     const counted = o.metrics?.m
     this.#rollout = new RegionRollout(job, { resultGraceMs: o.resultGraceMs, ...(counted ? { onSettle: (state) => counted.nodesFinished.inc({ state }) } : {}) })
@@ -110,6 +116,22 @@ export class RegionJob {
   /** The share's attempt (0, or a re-offer's number). */
   get attempt(): number {
     return this.job.attempt
+  }
+
+  /**
+   * The share was offered again, as attempt `attempt`, to this hive, which goes on running it.
+   * The queen now drops a verdict of an earlier attempt (it cannot tell this hive from one cut
+   * off since), so this hive's verdicts carry the newer attempt from now on, and those it gave
+   * already are given again under it: none is lost to the race between a verdict and the re-offer.
+   */
+  adopt(attempt: number): void {
+    if (this.#stopped || attempt <= this.#attempt) return
+    this.#attempt = attempt
+    for (const [node, v] of this.#judged) this.#verdict(node, v.state, v.cause)
+  }
+
+  #verdict(node: string, state: FinalState, cause: string): void {
+    this.o.verdicts.send({ jobId: this.job.jobId, region: this.job.region, node, attempt: this.#attempt, state, cause, deadline: this.checked.grant.expiresAt })
   }
 
   /**
@@ -161,15 +183,8 @@ export class RegionJob {
           break
         case 'publish':
           if (e.state === 'lost') this.#log.warn({ node: e.node, cause: e.cause }, 'node lost')
-          this.o.verdicts.send({
-            jobId: this.job.jobId,
-            region: this.job.region,
-            node: e.node,
-            attempt: this.job.attempt,
-            state: e.state,
-            cause: e.cause,
-            deadline: this.checked.grant.expiresAt,
-          })
+          this.#judged.set(e.node, { state: e.state, cause: e.cause })
+          this.#verdict(e.node, e.state, e.cause)
           break
         case 'halted':
           this.#log.info({ reason: e.reason, skipped: e.skipped }, 'rollout stopped')
