@@ -349,7 +349,19 @@ describe('durable: nats cluster (R3)', { timeout: 45_000 }, () => {
   it('keeps claims on three servers: one taken before its bucket leader is killed stays held, and new ones are taken once under the next', async () => {
     const other = await buses.open('cluster-claims')
     const key = claimKey('conf', 'jclaimr301', 'web-1')
-    const revision = await bus.durable.claims.create(key, 'ssh-1')
+    // The bucket's stream may still be electing a leader (a server of the cluster was restarted by the test before).
+    let revision: number | undefined
+    await waitUntil(
+      async () => {
+        revision = await bus.durable.claims.create(key, 'ssh-1').catch(() => undefined)
+        // Taken by an earlier try whose answer was lost.
+        if (revision === undefined) revision = await bus.durable.claims.get(key).then((h) => (h?.value === 'ssh-1' ? h.revision : undefined), () => undefined)
+        return revision !== undefined
+      },
+      'a first claim',
+      20_000,
+      200,
+    )
     expect(revision).toBeGreaterThan(0)
     const down = await cluster.leaderOf('KV_APIARY_CLAIMS')
     await down.kill()
