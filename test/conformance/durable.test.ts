@@ -333,7 +333,8 @@ describe('durable: nats cluster (R3)', { timeout: 45_000 }, () => {
 
   it('keeps secrets on three servers: a value stored survives its bucket leader killed, and a deletion holds', async () => {
     const other = await buses.open('cluster-secrets')
-    await bus.durable.secrets.put('jcluster01', 'wrapped-r3')
+    // The bucket's stream may still be electing a leader (a server of the cluster was restarted by the test before).
+    await waitUntil(() => bus.durable.secrets.put('jcluster01', 'wrapped-r3').then(() => true, () => false), 'the value stored', 20_000, 200)
     const down = await cluster.leaderOf('KV_APIARY_SECRETS')
     await down.kill()
     try {
@@ -385,7 +386,8 @@ describe('durable: nats cluster (R3)', { timeout: 45_000 }, () => {
     const a = bus.durable.lease('cluster-leader', 'queen-a')
     const other = await buses.open('cluster-other')
     const b = other.durable.lease('cluster-leader', 'queen-b')
-    expect(await a.acquire()).toBe(true)
+    // The bucket's stream may still be electing a leader (a server of the cluster was restarted by the test before).
+    await waitUntil(() => a.acquire().catch(() => false), 'the lease taken', 20_000, 200)
     const down = await cluster.leaderOf('KV_APIARY_LEASES')
     await down.kill()
     try {
