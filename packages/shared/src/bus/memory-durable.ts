@@ -420,6 +420,11 @@ class MemoryBucket implements RevisionedBucket {
 
   #write(key: string, value: string): number {
     const limits = this.#limits!
+    // What aged out is gone before room is counted (the Map is in the order keys were written).
+    for (const [k, e] of this.#entries) {
+      if (e.at > now() - limits.maxAgeMs) break
+      this.#drop(k, e)
+    }
     const old = this.#entries.get(key)
     const valueBytes = Buffer.byteLength(value)
     const bytes = key.length + valueBytes
