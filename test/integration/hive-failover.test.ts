@@ -184,9 +184,15 @@ function defineHiveFailover(kind: BusKind) {
       expect(await offer(share({ jobId, attempt: 1, nodes: ['d-1', 'd-2', 'd-3'], concurrency: 2 }))).toMatchObject({ accepted: true, by: 'hive-a' })
       await waitUntil(() => of('d-2').length === 2 && of('d-3').some((v) => v.attempt === 1), 'the verdicts under attempt 1')
       expect(of('d-2')[1]).toMatchObject({ attempt: 1, state: 'error' })
+      // Attempt 2 went to another hive (never seen here), attempt 3 comes here: that hive may run
+      // d-2 now, so nothing is given again, and later verdicts stay under the attempt this hive holds.
+      const before = verdicts.length
+      expect(await offer(share({ jobId, attempt: 3, nodes: ['d-1', 'd-2', 'd-3'], concurrency: 2 }))).toMatchObject({ accepted: true, by: 'hive-a' })
       storeFinished(bus, REGION, 'd-1', jobId, 'ok')
       await load.next(0)
       await hive.close()
+      expect(verdicts.slice(before)).toEqual([])
+      expect(verdicts.every((v) => (v.data as { attempt?: number }).attempt! <= 1)).toBe(true)
       expect(node.tasks).toHaveLength(1)
     })
 

@@ -121,8 +121,11 @@ export function startHive(cfg: HiveConfig): Hive {
       }
       if (decision.kind === 'have') {
         if (decision.attempt !== grant.attempt) {
-          log.info({ jobId: grant.jobId, phase: grant.phase, attempt: grant.attempt, runs: decision.attempt }, 'share re-offered to the hive that runs it; it goes on as it is, its verdicts under the new attempt')
-          jobs.get(key)?.adopt(grant.attempt)
+          const adopted = jobs.get(key)?.adopt(grant.attempt) === true
+          log.info(
+            { jobId: grant.jobId, phase: grant.phase, attempt: grant.attempt, runs: decision.attempt },
+            adopted ? 'share re-offered to the hive that runs it; it goes on as it is, its verdicts under the new attempt' : 'share re-offered to the hive that runs it; it goes on as it is',
+          )
         }
         return accept(msg)
       }

@@ -121,13 +121,17 @@ export class RegionJob {
   /**
    * The share was offered again, as attempt `attempt`, to this hive, which goes on running it.
    * The queen now drops a verdict of an earlier attempt (it cannot tell this hive from one cut
-   * off since), so this hive's verdicts carry the newer attempt from now on, and those it gave
-   * already are given again under it: none is lost to the race between a verdict and the re-offer.
+   * off since), so when the re-offer is the very next attempt (no other hive can have held one
+   * in between) this hive's verdicts carry it from now on, and those it gave already are given
+   * again under it: none is lost to the race between a verdict and the re-offer. After a gap
+   * another hive may run those nodes: its verdicts stay under the attempt it holds. Returns
+   * whether it took the attempt on.
    */
-  adopt(attempt: number): void {
-    if (this.#stopped || attempt <= this.#attempt) return
+  adopt(attempt: number): boolean {
+    if (this.#stopped || attempt !== this.#attempt + 1) return false
     this.#attempt = attempt
     for (const [node, v] of this.#judged) this.#verdict(node, v.state, v.cause)
+    return true
   }
 
   #verdict(node: string, state: FinalState, cause: string): void {
