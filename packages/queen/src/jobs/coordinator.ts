@@ -410,10 +410,8 @@ export class Coordinator {
   sweepLost(): void {
     for (const { run } of [...this.#runs.values()]) {
       const effects = run.sweep(this.#presenceView, Date.now())
-      this.#carryOut(run, effects)
-      // A sweep that changed the run (a silent worker's deadline, a re-offer) is stored at once,
-      // whether or not an event follows: a new leader must have it.
-      if (effects.length > 0 && this.#leading && !this.#closed) this.#o.events.touch()
+      // A sweep that changed the run (a silent worker's deadline, a re-offer) is stored at once.
+      this.#carryOut(run, effects, effects.length > 0)
     }
   }
 
@@ -427,11 +425,17 @@ export class Coordinator {
     )
   }
 
-  #carryOut(run: JobRun, effects: Effect[]) {
+  /**
+   * Carries a run's effects out; with `store`, its state is written at once even if no event
+   * follows (what a sweep or a hive's answer changed: a new leader must have it). Without, it
+   * goes with the next event's group.
+   */
+  #carryOut(run: JobRun, effects: Effect[], store = false) {
     // A closed or stepped-down coordinator acts on nothing: a late hive answer must not dispatch or control.
     if (this.#closed || !this.#leading) return
     const log = this.#o.log
     this.#dirty.add(run)
+    if (store) this.#o.events.touch()
     // What goes out to hives waits until what asked for it is stored, and is dropped if this
     // queen is fenced off before that: the next leader decides again.
     const afterStored = (fn: () => void) => this.#o.events.stored().then(() => !this.#closed && this.#leading && fn(), () => {})
@@ -458,7 +462,8 @@ export class Coordinator {
                 if (answer === undefined) return
                 // A hive that takes a share but does not heartbeat would take every re-offer and run none.
                 const outcome = answer.accepted && this.#o.presence.hiveGone(answer.by) ? { accepted: false as const, cause: `hive ${answer.by} took the share but does not heartbeat` } : answer
-                if (this.#runs.get(run.id)?.run === run) this.#carryOut(run, run.onShare(share, outcome, Date.now()))
+                // Stored at once: a leader that took over without the answer would offer the share again.
+                if (this.#runs.get(run.id)?.run === run) this.#carryOut(run, run.onShare(share, outcome, Date.now()), true)
               })
               .catch((err: unknown) => log.error({ err, jobId: run.id, region: share.region }, 'dispatch to region failed')),
           )
