@@ -377,7 +377,7 @@ export function createNatsDurable(nc: NatsConnection, log: Logger): NatsDurable 
                       if (waiting && performance.now() - heard >= FOLLOW_STALL_MS) {
                         warnRateLimited(log, `reader of ${STREAMS[stream]}: nothing came while the stream holds more; making its consumer again`, { next, last: i?.state.last_seq })
                         stop()
-                      }
+                      } else if (!waiting) heard = performance.now() // idle, not stalled: the next check a stall period from now
                     },
                     () => undefined,
                   )
