@@ -53,6 +53,7 @@ import { posix } from 'node:path'
 import ssh2, { type Connection, type ParsedKey, type ServerChannel } from 'ssh2'
 import { abortable } from '@apiary/shared/runtime'
 import { freePort } from '../harness/nats.ts'
+import { sshKeyPair } from '../harness/ssh-keys.ts'
 import { nthAddress } from '../harness/sshd.ts'
 import { tempDir } from '../harness/temp.ts'
 
@@ -126,7 +127,7 @@ export interface SshFleet {
  * @example const { keyFile, publicKey } = await generateClientKey(tmp.path)
  */
 export async function generateClientKey(dir: string, name = 'id_ed25519'): Promise<{ keyFile: string; publicKey: string }> {
-  const pair = utils.generateKeyPairSync('ed25519')
+  const pair = sshKeyPair()
   const keyFile = posix.join(dir, name)
   await writeFile(keyFile, pair.private, { mode: 0o600 })
   await writeFile(`${keyFile}.pub`, `${pair.public}\n`)
@@ -168,7 +169,7 @@ export async function startSshFleet(opts: SshFleetOptions): Promise<SshFleet> {
   const maxSessions = opts.maxSessions ?? 10
   const first = opts.firstHost ?? '127.0.20.1'
 
-  const hostKey = parsePrivate(opts.hostKey ?? utils.generateKeyPairSync('ed25519').private)
+  const hostKey = parsePrivate(opts.hostKey ?? sshKeyPair().private)
   const hostPublicKey = `${hostKey.type} ${hostKey.getPublicSSH().toString('base64')}`
   const allowed = parseAuthorized(opts.authorizedKeys)
   const user = opts.user === undefined ? undefined : Buffer.from(opts.user)

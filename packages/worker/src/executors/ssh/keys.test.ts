@@ -1,8 +1,9 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import ssh2, { type AuthMethod } from 'ssh2'
+import type { AuthMethod } from 'ssh2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { sshKeyPair } from '../../../../../test/harness/ssh-keys.ts'
 import { KeyRing, type KeyRingOptions } from './keys.ts'
 
 const NONE: KeyRingOptions = { keyFile: undefined, passphraseFile: undefined, agent: undefined }
@@ -22,9 +23,9 @@ describe('KeyRing', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'apiary-keys-'))
-    plainKey = await secret(ssh2.utils.generateKeyPairSync('ed25519').private)
+    plainKey = await secret(sshKeyPair().private)
     // Few bcrypt rounds: the test is about which passphrase is used, not about strength.
-    lockedKey = await secret(ssh2.utils.generateKeyPairSync('ed25519', { passphrase: 'open sesame', cipher: 'aes256-ctr', rounds: 2 }).private)
+    lockedKey = await secret(sshKeyPair({ passphrase: 'open sesame', cipher: 'aes256-ctr', rounds: 2 }).private)
     passphrase = await secret('open sesame')
   })
   afterAll(async () => {
@@ -52,7 +53,7 @@ describe('KeyRing', () => {
     const key = (m: AuthMethod[]) => (m[0] as { key?: unknown }).key
     expect(key(await ring.auth({ user: 'a' }))).toBe(key(await ring.auth({ user: 'b' })))
     await expect(ring.auth({ user: 'a', keyFile: later })).rejects.toThrow('does not exist')
-    await writeFile(later, ssh2.utils.generateKeyPairSync('ed25519').private, { mode: 0o600 })
+    await writeFile(later, sshKeyPair().private, { mode: 0o600 })
     expect(types(await ring.auth({ user: 'a', keyFile: later }))).toEqual(['publickey'])
   })
 })
