@@ -98,6 +98,32 @@ describe('a worker runs a task at most once (in process)', () => {
     expect((await storedEvents(base, 'jpipe00001')).map((e) => ('step' in e ? e.step : undefined))).toEqual([2, 1, 3])
   })
 
+  it('stores a task that ends at once as one event carrying its start; a longer one’s start alone, while it runs', async () => {
+    // Held long enough that `true` ends within it however loaded the machine.
+    const journal = await openJournal({ dir: journalDir(dir.path, 'worker', 'web-6'), log: silentLogger() })
+    worker = startWorker({ bus, log: silentLogger(), nodeId: 'web-6', region: 'eu', labels: {}, heartbeatMs: 60_000, queenKey: testQueenKey, journal, startHoldMs: 60_000 })
+    await expect(ask(signedTask('jfast00001', 'web-6', { type: 'exec', argv: ['true'] }))).resolves.toEqual({ accepted: true, by: 'web-6' })
+    await waitUntil(async () => (await storedEvents(base, 'jfast00001')).length > 0, 'the task to be stored')
+    const fast = await storedEvents(base, 'jfast00001')
+    expect(fast).toEqual([expect.objectContaining({ kind: 'node.finished', state: 'ok', exitCode: 0, step: 2, startedAt: expect.any(Number) })])
+    expect(ids.filter((id) => id.startsWith('jfast00001/')).map(untag)).toEqual(['jfast00001/web-6/finished'])
+    // The journal keeps the end as it was sent: a re-offer sends the start with it again.
+    expect(journal.get('jfast00001', 'web-6')?.final).toMatchObject({ startedAt: fast[0]!.kind === 'node.finished' ? fast[0]!.startedAt : -1 })
+    await worker.close()
+
+    await start('web-6')
+
+    const gate = join(dir.path, 'go-web-6')
+    await expect(ask(signedTask('jslow00001', 'web-6', { type: 'exec', shell: true, command: `while [ ! -e ${gate} ]; do sleep 0.02; done` }))).resolves.toEqual({ accepted: true, by: 'web-6' })
+    await waitUntil(async () => (await storedEvents(base, 'jslow00001')).length > 0, 'the start to be stored while the task runs')
+    expect(await storedEvents(base, 'jslow00001')).toEqual([expect.objectContaining({ kind: 'node.started', step: 1 })])
+    await writeFile(gate, '')
+    await waitUntil(async () => (await storedEvents(base, 'jslow00001')).length === 2, 'the end to be stored')
+    const slow = await storedEvents(base, 'jslow00001')
+    expect(slow[1]).toMatchObject({ kind: 'node.finished', state: 'ok', step: 2 })
+    expect(slow[1]).not.toHaveProperty('startedAt')
+  })
+
   it('answers a task delivered again with what it did, runs it once, and publishes its end again', async () => {
     await start('web-1')
     const out = join(dir.path, 'ran-web-1')
@@ -291,6 +317,8 @@ describe('a worker process runs a task at most once across its own restart', () 
     await waitUntil(async () => (await lines(out)).length === 1 && (await lines(pidFile)).length === 1, 'the command to run')
     orphans.push(Number((await lines(pidFile))[0]))
     await expect(ask(task)).resolves.toEqual({ accepted: true, by: NODE, already: 'running' })
+    // Killed once its start is stored (a start is held a moment, for a task that ends at once).
+    await waitUntil(async () => (await storedEvents(queen, 'jkill00001')).length === 1, 'the start to be stored')
     await kill()
 
     await startWorkerProc()

@@ -124,7 +124,7 @@ export { canonicalJson, createSigner, createVerifier, digestOf, generateSigningK
 export { leafHash, merkleTree, verifyProof } from './trust/merkle.ts'
 export { assembleShare, type CheckedShare, CONTROL_TTL_MS, controlRefusal, signControl, signShare, type TaskCheck, taskRefusal } from './trust/work.ts'
 export { VERSION } from './version.ts'
-export { clip, finishedLine, notRunEvent, prefixLines } from './schema/narration.ts'
+export { clip, finishedLine, notRunEvent, prefixLines, startedEvent, unfoldStart } from './schema/narration.ts'
 export { outputDigest } from './schema/digest.ts'
 export {
   AccessVerdict,

@@ -19,6 +19,8 @@ export interface WorkerConfig {
   maxTasks?: number
   /** SIGTERM → SIGKILL grace for a stopped process group. */
   killGraceMs?: number
+  /** How long a task's start is held for its end to carry it (default `START_HOLD_MS`). */
+  startHoldMs?: number
   /**
    * What this node took and how each task ended (`openJournal`), closed with the worker. By
    * default one in memory: a task delivered twice runs once, but a restart forgets it all.
@@ -73,6 +75,7 @@ export function startWorker(cfg: WorkerConfig): Worker {
     maxRunning: cfg.maxTasks ?? DEFAULT_MAX_TASKS,
     journal: cfg.journal ?? memoryJournal({ log }),
     ...(cfg.metrics ? { metrics: cfg.metrics } : {}),
+    ...(cfg.startHoldMs === undefined ? {} : { startHoldMs: cfg.startHoldMs }),
     admit: (task) => (task.node === nodeId ? null : `task is for node ${task.node}`),
     async execute(task, signal, hooks) {
       switch (task.operation.type) {

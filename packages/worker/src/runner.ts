@@ -18,6 +18,7 @@ import {
   type Refusals,
   parseSubject,
   prefixLines,
+  startedEvent,
   subjects,
   Task,
   taskRefusal,
@@ -74,6 +75,8 @@ export interface TaskRunnerConfig {
   execute(task: Task, signal: AbortSignal, hooks: ExecHooks): Promise<ExecResult>
   /** Where the tasks it ran, and those it refused, are counted. */
   metrics?: DaemonMetrics<RunnerMetricKey>
+  /** How long a task's start is held for its end to carry it (default `START_HOLD_MS`). */
+  startHoldMs?: number
 }
 
 /** The metrics a task runner keeps (`createMetrics`); the worker adds its own. */
@@ -135,11 +138,19 @@ function eventDeadline(task: Task, now: number): number {
 /** A task's deadline timer this late means the worker was frozen: it waits this long more for an exit already due. */
 const LATE_DEADLINE_MS = 250
 
+/**
+ * How long a task's `node.started` waits to be sent: a task that ends meanwhile sends its start
+ * inside its `node.finished` (`startedAt`), one stored event instead of two; output sends it at
+ * once. Short enough that nobody watching notices.
+ */
+export const START_HOLD_MS = 50
+
 /** A task's events stored at once, at most: past it, the next waits for one of them. */
 export const EVENTS_IN_FLIGHT = 8
 
 export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
   const { bus, log, id, journal } = cfg
+  const startHoldMs = cfg.startHoldMs ?? START_HOLD_MS
   const running = new Map<string, { abort: AbortController; done: Promise<void> }>()
   const byJob = new Map<string, Set<string>>()
   // Cancels of recent jobs: a task of a cancelled job that arrives after the cancel (the
@@ -192,6 +203,15 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
     const inFlight = new Set<Promise<void>>()
     let steps = 0
     let chunks = 0
+    // A start not sent yet: a task that ends within START_HOLD_MS sends it inside its end.
+    let heldStart: { ev: WireEventOf<'node.started'>; timer: NodeJS.Timeout } | undefined
+    const sendStart = () => {
+      if (!heldStart) return
+      clearTimeout(heldStart.timer)
+      const ev = heldStart.ev
+      heldStart = undefined
+      send(ev, 'started', false)
+    }
     const send = (ev: WireEvent, kind: string, final: boolean) => {
       const next = tail.then(async () => {
         if (final) await Promise.all(inFlight)
@@ -206,10 +226,29 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
       track(next)
     }
     return {
-      started: (ev: WireEventOf<'node.started'>) => send({ ...ev, step: ++steps }, 'started', false),
-      output: (ev: WireEventOf<'node.output'>) => send({ ...ev, step: ++steps }, `output/${++chunks}`, false),
+      started: (ev: WireEventOf<'node.started'>) => {
+        heldStart = { ev: { ...ev, step: ++steps }, timer: setTimeout(sendStart, startHoldMs) }
+        heldStart.timer.unref()
+      },
+      output: (ev: WireEventOf<'node.output'>) => {
+        sendStart()
+        send({ ...ev, step: ++steps }, `output/${++chunks}`, false)
+      },
       /** The step of the task's final event: one past the last sent. */
       step: () => ++steps,
+      /**
+       * The task's end as it is recorded and sent: with its start inside (`startedAt`) when that
+       * is still held and comes just before it, so the two are one stored event.
+       */
+      ending: (ev: FinalEvent): FinalEvent => {
+        const start = heldStart
+        if (!start) return ev
+        clearTimeout(start.timer)
+        heldStart = undefined
+        if (ev.step !== undefined && ev.step === start.ev.step! + 1) return { ...ev, startedAt: start.ev.ts }
+        send(start.ev, 'started', false)
+        return ev
+      },
       finished: (ev: FinalEvent) => send(ev, 'finished', true),
     }
   }
@@ -219,7 +258,8 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
     if (cfg.claims) track(cfg.claims.settle(jobId, node, end, { ...(revision === undefined ? {} : { revision }), deadline, signal: stopPublishing.signal }))
   }
   /** Records how a task ended, then publishes it: the journal never says less than the stream (nor does its claim). */
-  const finish = async (entry: JournalEntry, ev: FinalEvent, events: Events, claim: { deadline: number; revision: number | undefined }) => {
+  const finish = async (entry: JournalEntry, end: FinalEvent, events: Events, claim: { deadline: number; revision: number | undefined }) => {
+    const ev = events.ending(end)
     try {
       await journal.finish(entry, ev)
     } catch (err) {
@@ -395,7 +435,7 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
         const why = cancel.reason as StopRequest
         r = { state: why.state, exitCode: null, signal: null, cause: why.cause, bytes: 0, truncated: false, digest: null }
       } else r = await cfg.execute(task, stop.signal, {
-        onStart: () => events.started({ ...base, ts: Date.now(), kind: 'node.started', human: `${task.node}: started` }),
+        onStart: () => events.started(startedEvent(task.jobId, task.node, Date.now())),
         onOutput: (c) => events.output({ ...base, ts: Date.now(), kind: 'node.output', stream: c.stream, data: c.data, human: prefixLines(task.node, c.data) }),
       })
     } catch (err) {

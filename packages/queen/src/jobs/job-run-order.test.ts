@@ -34,6 +34,21 @@ describe('JobRun applies a node’s events in their task’s order', () => {
     expect(run.nextWake()).toBeNull()
   })
 
+  it('applies an end that carries its start as the start and then the end, once, and keeps neither the step nor startedAt', () => {
+    const run = submit(['a', 'b'])
+    const end = { ...finished('a', 2), startedAt: 7 } as WireEvent
+    const effects = run.onEvent(end, 10)
+    expect(kinds(effects)).toEqual(['node.started a', 'node.finished a'])
+    expect(emitted(effects)[0]).toMatchObject({ kind: 'node.started', ts: 7, human: 'a: started' })
+    expect(emitted(effects).some((e) => 'step' in e || 'startedAt' in e)).toBe(false)
+    expect(run.state('a')).toBe('ok')
+    // Sent again (a re-offer answered from the journal): the node has ended, nothing more.
+    expect(kinds(run.onEvent(end, 11))).toEqual([])
+    // A node whose start came on its own too starts once.
+    expect(kinds(run.onEvent(started('b', 1), 12))).toEqual(['node.started b'])
+    expect(kinds(run.onEvent({ ...finished('b', 2), startedAt: 8 } as WireEvent, 13))).toEqual(['node.finished b', 'job.finished'])
+  })
+
   it('applies a held finish without the events that never came once the hold passed, and says so', () => {
     const run = submit(['a', 'b'])
     run.onEvent(started('a', 1), 0)

@@ -14,6 +14,7 @@ import {
   prefixLines,
   resolveCount,
   spendsErrorBudget,
+  unfoldStart,
   type WireEvent,
   type WireEventOf,
 } from '@apiary/shared'
@@ -365,6 +366,7 @@ export class JobRun {
    * `job.*`. A node's events are applied in their task's order (`NodeOrder`).
    */
   onEvent(ev: WireEvent, now: number): Effect[] {
+    if (ev.kind === 'node.finished' && ev.startedAt !== undefined) return unfoldStart(ev).flatMap((e) => this.onEvent(e, now))
     const cur = isNodeEvent(ev) && !this.#finished ? this.#nodes.get(ev.node) : undefined
     if (!cur || isFinal(cur.state) || !isNodeEvent(ev)) {
       this.#ingest(ev, now)

@@ -82,6 +82,12 @@ const kinds = {
      * went on deciding while another hive took its share over).
      */
     attempt: z.number().int().min(0).max(1000).optional(),
+    /**
+     * A worker's end of a task that ended before it sent its start: when it started. The queen
+     * applies that `node.started` (the step before this one) first; one stored event, not two.
+     * Never in a stored `JobEvent`.
+     */
+    startedAt: z.number().optional(),
   },
 } as const
 

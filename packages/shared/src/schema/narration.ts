@@ -1,5 +1,5 @@
 import { type FinalState, MAX_CAUSE } from './job.ts'
-import { MAX_HUMAN, MAX_OUTPUT_HUMAN, type WireEventOf } from './event.ts'
+import { MAX_HUMAN, MAX_OUTPUT_HUMAN, type WireEvent, type WireEventOf } from './event.ts'
 
 /**
  * `text` cut to at most `max` characters, ending in `…` when cut (never in half a surrogate
@@ -66,4 +66,23 @@ export function notRunEvent(jobId: string, node: string, state: FinalState, caus
     digest: null,
     human: clip(`${node}: ${state}: ${why}`, MAX_HUMAN),
   }
+}
+
+/** A node's start as its producer says it. */
+export function startedEvent(jobId: string, node: string, ts: number, step?: number): WireEventOf<'node.started'> {
+  return { jobId, ts, kind: 'node.started', node, human: `${node}: started`, ...(step === undefined ? {} : { step }) }
+}
+
+/**
+ * A node's end that carries its start (`startedAt`: the worker held the start and the task
+ * ended first), as the two events it stands for, the start one step before; any other event
+ * as it is.
+ *
+ * @example for (const e of unfoldStart(ev)) run.onEvent(e, now)
+ */
+export function unfoldStart(ev: WireEvent): WireEvent[] {
+  if (ev.kind !== 'node.finished' || ev.startedAt === undefined) return [ev]
+  const { startedAt, ...end } = ev
+  const step = end.step !== undefined && end.step > 1 ? end.step - 1 : undefined
+  return [startedEvent(ev.jobId, ev.node, startedAt, step), end]
 }
