@@ -44,6 +44,12 @@ describe('JobRun applies a node’s events in their task’s order', () => {
     expect(run.state('a')).toBe('ok')
     // Sent again (a re-offer answered from the journal): the node has ended, nothing more.
     expect(kinds(run.onEvent(end, 11))).toEqual([])
+    // On an end with no step before it (a hive's verdict, an unnumbered one) it says nothing.
+    const verdict = { ...notRunEvent('j1', 'c', 'error', 'unreachable'), startedAt: 9 } as WireEvent
+    const ended = submit(['c']).onEvent(verdict, 1)
+    expect(kinds(ended)).toEqual(['node.finished c', 'job.finished'])
+    expect(emitted(ended).some((e) => 'startedAt' in e)).toBe(false)
+    expect(kinds(submit(['c']).onEvent({ ...finished('c', 1), startedAt: 9 } as WireEvent, 1))).toEqual(['node.finished c', 'job.finished'])
     // A node whose start came on its own too starts once.
     expect(kinds(run.onEvent(started('b', 1), 12))).toEqual(['node.started b'])
     expect(kinds(run.onEvent({ ...finished('b', 2), startedAt: 8 } as WireEvent, 13))).toEqual(['node.finished b', 'job.finished'])

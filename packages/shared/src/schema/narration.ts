@@ -76,13 +76,14 @@ export function startedEvent(jobId: string, node: string, ts: number, step?: num
 /**
  * A node's end that carries its start (`startedAt`: the worker held the start and the task
  * ended first), as the two events it stands for, the start one step before; any other event
- * as it is.
+ * as it is. Only a numbered end past the first step has a step left for its start: on another
+ * (a hive's verdict, an unnumbered `lost`) `startedAt` is dropped.
  *
  * @example for (const e of unfoldStart(ev)) run.onEvent(e, now)
  */
 export function unfoldStart(ev: WireEvent): WireEvent[] {
   if (ev.kind !== 'node.finished' || ev.startedAt === undefined) return [ev]
   const { startedAt, ...end } = ev
-  const step = end.step !== undefined && end.step > 1 ? end.step - 1 : undefined
-  return [startedEvent(ev.jobId, ev.node, startedAt, step), end]
+  if (end.step === undefined || end.step < 2) return [end]
+  return [startedEvent(ev.jobId, ev.node, startedAt, end.step - 1), end]
 }
