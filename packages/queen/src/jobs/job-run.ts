@@ -745,7 +745,7 @@ function isNodeEvent(ev: WireEvent): ev is NodeEvent {
 }
 
 function unstep<E extends NodeEvent>(ev: E): E {
-  if (ev.step === undefined) return ev
-  const { step: _s, ...rest } = ev
+  if (ev.step === undefined && !('startedAt' in ev)) return ev
+  const { step: _s, startedAt: _a, ...rest } = ev as E & { startedAt?: number }
   return rest as E
 }

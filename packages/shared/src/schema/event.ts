@@ -87,7 +87,7 @@ const kinds = {
      * applies that `node.started` (the step before this one) first; one stored event, not two.
      * Never in a stored `JobEvent`.
      */
-    startedAt: z.number().optional(),
+    startedAt: z.number().int().min(0).optional(),
   },
 } as const
 
