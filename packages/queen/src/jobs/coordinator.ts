@@ -230,9 +230,9 @@ export class Coordinator {
     if (from === 'ssh' && !target.agentless) return drop('the node has an agent: its events come from the agent')
     if (from === 'hive' && !(ev.kind === 'node.finished' && HIVE_VERDICTS.has(ev.state))) return drop('a hive only reports nodes it never ran or lost')
     if (from === 'hive' && ev.kind === 'node.finished' && entry.run.reofferedSince(evNode, ev.attempt ?? 0)) return drop('a verdict of an earlier attempt of its share: it was offered again since')
-    // A hive never ran the node: it cannot say when it started.
-    if (from === 'hive' && ev.kind === 'node.finished' && ev.startedAt !== undefined) {
-      const { startedAt: _s, ...verdict } = ev
+    // A hive never ran the node: its verdict has no place among a task's steps, and no start.
+    if (from === 'hive' && ev.kind === 'node.finished' && (ev.startedAt !== undefined || ev.step !== undefined)) {
+      const { startedAt: _s, step: _n, ...verdict } = ev
       return this.ingest(verdict)
     }
     this.ingest(ev)
