@@ -242,11 +242,12 @@ export function startTaskRunner(cfg: TaskRunnerConfig): TaskRunner {
        */
       ending: (ev: FinalEvent): FinalEvent => {
         const start = heldStart
-        if (!start) return ev
-        clearTimeout(start.timer)
-        heldStart = undefined
-        if (ev.step !== undefined && ev.step === start.ev.step! + 1) return { ...ev, startedAt: start.ev.ts }
-        send(start.ev, 'started', false)
+        if (start && ev.step !== undefined && ev.step === start.ev.step! + 1) {
+          clearTimeout(start.timer)
+          heldStart = undefined
+          return { ...ev, startedAt: start.ev.ts }
+        }
+        sendStart()
         return ev
       },
       finished: (ev: FinalEvent) => send(ev, 'finished', true),

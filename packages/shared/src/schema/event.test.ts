@@ -168,3 +168,10 @@ describe('JobEvent', () => {
     expect(r.success).toBe(false)
   })
 })
+
+describe('node.finished startedAt', () => {
+  it('is a time in whole milliseconds, or absent', () => {
+    expect(problem('node.finished', { startedAt: 1_700_000_000_000 })).toBeUndefined()
+    for (const startedAt of [-1, 1.5, '1700000000000', null]) expect(problem('node.finished', { startedAt })).toBe('startedAt')
+  })
+})
