@@ -91,6 +91,23 @@ describe('EventLog', () => {
     void log.close()
   })
 
+  it('writes a lone event at once, holds what comes within groupMs of that group for the next one, and writes it at once on close', async () => {
+    const batches: number[][] = []
+    const log = new EventLog({ commit: (b) => batches.push(b.events.map((x) => x.event.seq)) > 0 }, silentLogger(), { groupMs: 3_600_000 })
+    log.open('a', 0)
+    log.append(ev('a', 'n0'))
+    await tick()
+    expect(batches).toEqual([[1]])
+    // Appended over several ticks after it: none is written while the gap lasts.
+    for (let i = 1; i <= 3; i++) {
+      log.append(ev('a', `n${i}`))
+      await tick()
+    }
+    expect(batches).toEqual([[1]])
+    await log.close()
+    expect(batches).toEqual([[1], [2, 3, 4]])
+  })
+
   it('keeps a batch the store refused, in order, and retries it: nothing dropped, nothing heard early', async () => {
     let fail = true
     const stored: number[] = []
@@ -110,7 +127,8 @@ describe('EventLog', () => {
         },
       },
       silentLogger(),
-      { retryMs: 10 },
+      // The group after the retry follows it at once: this is about the retry, not the grouping.
+      { retryMs: 10, groupMs: 0 },
     )
     log.open('a', 0)
     log.listen('a', (e) => heard.push(e.seq))

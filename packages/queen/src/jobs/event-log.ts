@@ -30,12 +30,21 @@ export interface LogWriter {
 export const RECORD_BYTES = 960 * 1024
 
 /**
+ * The least time between the starts of two groups: events that come faster than one group a
+ * GROUP_MS wait for the next (a lone event is written at once). Each group costs a job-log
+ * write, an index transaction, a wake-up of every stream watching and an acknowledgement, so
+ * a burst of a thousand ends is a few dozen groups rather than a hundred; nobody watching
+ * notices the wait.
+ */
+export const GROUP_MS = 20
+
+/**
  * The queen's job log: numbers each job's events (gapless `seq`), commits them in groups and
  * tells listeners once they are stored.
  *
- * Everything appended while the previous group is being written is the next group: one
- * record of the job log and one transaction of the index, so the cost of a write is shared by
- * every event of it. A group is written to the log first (`LogWriter`), then to the index,
+ * Everything appended while the previous group is being written, and for at least `groupMs`
+ * after the previous group began, is the next group: one record of the job log and one
+ * transaction of the index, so the cost of a write is shared by every event of it. A group is written to the log first (`LogWriter`), then to the index,
  * then listeners hear of it, then the event stream is acknowledged up to the last message
  * whose effects it holds (`source`): an event is acknowledged only once applied and stored.
  * When the log or the store cannot write (NATS down, a full disk), nothing is dropped: the
@@ -60,6 +69,12 @@ export class EventLog implements EventFeed {
   #fenced = false
   /** A run's state changed with no event to carry it (`touch`): the next group is written even if empty. */
   #touched = false
+  /** When the last group began (performance.now()). */
+  #groupAt = -Infinity
+  /** Told to close: what is queued is written without waiting for `groupMs`. */
+  #closing = false
+  /** Ends the wait for `groupMs`, when one is on. */
+  #wake: (() => void) | undefined
 
   constructor(
     private readonly store: Pick<JobStore, 'commit'>,
@@ -71,6 +86,8 @@ export class EventLog implements EventFeed {
       /** Another queen wrote the log: this one must stop leading. */
       onFenced?: (err: unknown) => void
       retryMs?: number
+      /** The least time between the starts of two groups (default `GROUP_MS`). */
+      groupMs?: number
       metrics?: DaemonMetrics<EventLogMetricKey>
       /** When a job was submitted, for its duration once it ends. */
       createdAt?: (jobId: string) => number | undefined
@@ -184,6 +201,20 @@ export class EventLog implements EventFeed {
       while (!this.#fenced && !this.#retryTimer) {
         if (!this.#inflight) {
           if (this.#empty(this.#batch) && !this.#source && !this.#touched) break
+          const wait = this.#groupAt + (this.o.groupMs ?? GROUP_MS) - performance.now()
+          if (wait > 0 && !this.#closing) {
+            // Whatever comes meanwhile joins this group; a step-down or close is seen after it.
+            await new Promise<void>((resolve) => {
+              const timer = setTimeout(() => this.#wake?.(), wait)
+              this.#wake = () => {
+                clearTimeout(timer)
+                this.#wake = undefined
+                resolve()
+              }
+            })
+            continue
+          }
+          this.#groupAt = performance.now()
           this.#touched = false
           const batch = this.#batch
           this.#batch = { jobs: [], events: [], ends: [] }
@@ -312,6 +343,7 @@ export class EventLog implements EventFeed {
   /** Stepping down: waits for the write in flight, then drops what is queued (the next leader redoes it). */
   async settle(): Promise<void> {
     this.#fenced = true
+    this.#wake?.()
     clearTimeout(this.#retryTimer)
     this.#retryTimer = undefined
     await this.#flushing
@@ -320,6 +352,8 @@ export class EventLog implements EventFeed {
 
   /** Writes what is queued (bounded by the caller) and takes nothing more. */
   async close(): Promise<void> {
+    this.#closing = true
+    this.#wake?.()
     clearTimeout(this.#retryTimer)
     this.#retryTimer = undefined
     this.#schedule()
