@@ -382,6 +382,43 @@ export function linkedSignal(...signals: Array<AbortSignal | undefined>): { sign
 }
 
 /**
+ * `p`'s outcome, or the reason of the first of `signals` to abort, whichever comes first. Hooked
+ * as `linkedSignal` hooks (no AbortController, no listener added to an EventTarget): cheap
+ * enough for every publish.
+ */
+export function raceSignals<T>(p: Promise<T>, ...signals: Array<AbortSignal | undefined>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const unhooks: Array<() => void> = []
+    const unhook = () => {
+      for (const u of unhooks) u()
+    }
+    for (const s of signals) {
+      if (s === undefined) continue
+      if (s.aborted) {
+        unhook()
+        return reject(s.reason as unknown)
+      }
+      unhooks.push(
+        hook(s, () => {
+          unhook()
+          reject(s.reason as unknown)
+        }),
+      )
+    }
+    p.then(
+      (v) => {
+        unhook()
+        resolve(v)
+      },
+      (err: unknown) => {
+        unhook()
+        reject(err)
+      },
+    )
+  })
+}
+
+/**
  * Resolves after `ms` (never, when infinite), at once when `signal` aborts, or when something
  * calls the wakers in `wakeUp`; the timer never holds the process open.
  */

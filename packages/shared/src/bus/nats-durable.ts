@@ -34,6 +34,7 @@ import {
   MAX_ACK_PENDING,
   pause,
   type PublishReceipt,
+  raceSignals,
   type ReaderLoop,
   type RevisionedBucket,
   SECRETS_BUCKET,
@@ -251,42 +252,45 @@ export function createNatsDurable(nc: NatsConnection, log: Logger): NatsDurable 
 
     async publish(subject, data, opts): Promise<PublishReceipt> {
       const payload = enc.encode(toJson(data))
-      const { signal, dispose } = linkedSignal(opts.signal, closing.signal)
+      // Whether it was told to stop; a signal to pause on is made only for a retry.
+      const stopped = () => opts.signal?.aborted === true || gone()
       const aborted = () =>
         gone()
           ? new ApiaryError('closed', `the bus closed before ${subject} was stored`)
           : new ApiaryError('timeout', `publish to ${subject} was aborted`, undefined, { cause: opts.signal?.reason })
       let last: unknown
-      try {
-        for (let n = 0; ; n++) {
-          if (signal.aborted) throw aborted()
-          const left = opts.deadline - Date.now()
-          if (left <= 0) {
-            throw new ApiaryError('timeout', `${subject} was not stored before its deadline${last === undefined ? '' : `: ${errorMessage(last)}`}`, undefined, { cause: last })
-          }
-          try {
-            // An attempt cut off by the signal may still land: its dedupe id makes that harmless.
-            const ack = await abortable(
-              js.publish(subject, payload, {
-                msgID: opts.id,
-                timeout: Math.max(1, Math.min(left, ATTEMPT_MS)),
-                ...(opts.expectLastSeq !== undefined ? { expect: { lastSequence: opts.expectLastSeq } } : {}),
-              }),
-              signal,
-            )
-            return { seq: ack.seq, duplicate: ack.duplicate }
-          } catch (err) {
-            if (signal.aborted || gone()) throw aborted()
-            // The server checks the dedupe id first: a retry of a stored message is a duplicate, never a conflict.
-            if (isWrongLastSeq(err)) throw new ApiaryError('conflict', `${subject}: ${errorMessage(err)}, not ${opts.expectLastSeq} (another writer took over)`, undefined, { cause: err })
-            if (isRefusal(err)) throw new ApiaryError('invalid_input', `JetStream refused ${subject}: ${errorMessage(err)}`, undefined, { cause: err })
-            // A timeout, no responders (no stream yet, a server restarting), a disconnect: again.
-            last = err
-          }
-          await pause(Math.min(backoff(n), opts.deadline - Date.now()), signal)
+      for (let n = 0; ; n++) {
+        if (stopped()) throw aborted()
+        const left = opts.deadline - Date.now()
+        if (left <= 0) {
+          throw new ApiaryError('timeout', `${subject} was not stored before its deadline${last === undefined ? '' : `: ${errorMessage(last)}`}`, undefined, { cause: last })
         }
-      } finally {
-        dispose()
+        try {
+          // An attempt cut off by the signal may still land: its dedupe id makes that harmless.
+          const ack = await raceSignals(
+            js.publish(subject, payload, {
+              msgID: opts.id,
+              timeout: Math.max(1, Math.min(left, ATTEMPT_MS)),
+              ...(opts.expectLastSeq !== undefined ? { expect: { lastSequence: opts.expectLastSeq } } : {}),
+            }),
+            opts.signal,
+            closing.signal,
+          )
+          return { seq: ack.seq, duplicate: ack.duplicate }
+        } catch (err) {
+          if (stopped()) throw aborted()
+          // The server checks the dedupe id first: a retry of a stored message is a duplicate, never a conflict.
+          if (isWrongLastSeq(err)) throw new ApiaryError('conflict', `${subject}: ${errorMessage(err)}, not ${opts.expectLastSeq} (another writer took over)`, undefined, { cause: err })
+          if (isRefusal(err)) throw new ApiaryError('invalid_input', `JetStream refused ${subject}: ${errorMessage(err)}`, undefined, { cause: err })
+          // A timeout, no responders (no stream yet, a server restarting), a disconnect: again.
+          last = err
+        }
+        const { signal, dispose } = linkedSignal(opts.signal, closing.signal)
+        try {
+          await pause(Math.min(backoff(n), opts.deadline - Date.now()), signal)
+        } finally {
+          dispose()
+        }
       }
     },
 
