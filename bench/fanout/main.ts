@@ -49,7 +49,7 @@ const GOAL_BEFORE_RATIO = 1.25
 
 const USAGE = `bench:fanout — apiary's fan-out latency beside raw NATS request/reply, same run
 
-usage: pnpm bench:fanout [--nodes N] [--jobs J] [--procs P] [--warmup W] [--time-limit S] [--profile DIR]
+usage: pnpm bench:fanout [--nodes N] [--jobs J] [--procs P] [--warmup W] [--time-limit S] [--profile DIR] [--no-tap]
                          [--before DIR [--pairs K]]
 
   --nodes N        agent workers (and raw responders), default 1000
@@ -58,6 +58,9 @@ usage: pnpm bench:fanout [--nodes N] [--jobs J] [--procs P] [--warmup W] [--time
   --warmup W       untimed warm-up jobs (and raw rounds) first, default ${DEFAULT_WARMUP}
   --time-limit S   abort with an error after S seconds in all, default 600
   --profile DIR    run queen, hive and worker hosts with --cpu-prof, writing .cpuprofile files to DIR
+  --no-tap         do not listen to node events and job-log records on the bus (the breakdown
+                   of a job's time goes); how the runs of --before are made, as the older
+                   commit's bench does not listen either
   --before DIR     also run this benchmark in DIR (a worktree of an older commit, after
                    pnpm install there), in turn with this checkout, and compare the two
   --pairs K        with --before: K runs in each checkout, alternating which goes first, default 1
@@ -79,6 +82,7 @@ interface Opts {
   warmup: number
   timeLimitS: number
   profileDir: string | undefined
+  tap: boolean
   before: string | undefined
   pairs: number
 }
@@ -93,6 +97,7 @@ function parseOpts(argv: string[]): Opts | 'help' {
       warmup: { type: 'string', default: String(DEFAULT_WARMUP) },
       'time-limit': { type: 'string', default: '600' },
       profile: { type: 'string' },
+      'no-tap': { type: 'boolean', default: false },
       before: { type: 'string' },
       pairs: { type: 'string', default: '1' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -108,6 +113,7 @@ function parseOpts(argv: string[]): Opts | 'help' {
     warmup: wholeNumber(values.warmup, '--warmup', 0, 1000),
     timeLimitS: wholeNumber(values['time-limit'], '--time-limit', 10, 24 * 3600),
     profileDir: values.profile === undefined ? undefined : resolve(values.profile),
+    tap: !values['no-tap'],
     before: values.before === undefined ? undefined : resolve(values.before),
     pairs: wholeNumber(values.pairs, '--pairs', 1, 20),
   }
@@ -276,7 +282,8 @@ async function run(opts: Opts, ctx: BenchContext): Promise<Results> {
   const rawCpu = cpuDelta(cpuA, await cpuNow(), opts.jobs)
 
   progress(`apiary: ${WARMUP} warm-up + ${opts.jobs} timed ping jobs to all ${N} nodes (concurrency ${N})`)
-  const tap = tapNodeEvents(nc)
+  // A listener on every node event costs nats-server a delivery each: only when asked.
+  const tap = opts.tap ? tapNodeEvents(nc) : undefined
   await nc.flush()
   const apiary: Round[] = []
   for (let i = 0; i < WARMUP + opts.jobs; i++) {
@@ -321,9 +328,9 @@ async function rawRound(nc: NatsConnection, nodeIds: string[]): Promise<Round> {
 }
 
 /** One ping job to every node: submit → job.finished on the job's SSE stream. */
-async function apiaryJob(client: JobClient, n: number, signal: AbortSignal, tap: ReturnType<typeof tapNodeEvents>): Promise<Round> {
+async function apiaryJob(client: JobClient, n: number, signal: AbortSignal, tap: ReturnType<typeof tapNodeEvents> | undefined): Promise<Round> {
   const limit = AbortSignal.any([signal, AbortSignal.timeout(ROUND_LIMIT_MS)])
-  tap.reset()
+  tap?.reset()
   const t0 = performance.now()
   let jobId = '?'
   try {
@@ -333,7 +340,7 @@ async function apiaryJob(client: JobClient, n: number, signal: AbortSignal, tap:
       if (ev.kind !== 'job.finished') continue
       const ms = performance.now() - t0
       const ok = ev.counts.ok ?? 0
-      const heard = tap.heard(t0)
+      const heard = tap?.heard(t0)
       if (created.nodes.length === n && ok === n) return { ms, ok: true, note: '', ...(heard ? { heard } : {}) }
       const counts = Object.entries(ev.counts).map(([k, v]) => `${k} ${v}`).join(', ')
       return { ms, ok: false, note: `job ${jobId} ${ev.state}: ${counts} (targets ${created.nodes.length}, want ${n} ok)` }
@@ -389,14 +396,17 @@ function report(r: Results): string {
   )
   lines.push('')
   const heard = r.apiary.filter((x) => x.ok && x.heard).map((x) => ({ ...x.heard!, ms: x.ms }))
-  lines.push(
-    table([
-      ['where an apiary job’s time goes (median ms, node events as heard on the bus)', 'ms'],
-      [PHASES.dispatch, fmt(median(heard.map((h) => h.firstMs)))],
-      [PHASES.workers, fmt(median(heard.map((h) => h.lastMs - h.firstMs)))],
-      [PHASES.tail, fmt(median(heard.map((h) => h.ms - h.lastMs)))],
-    ]),
-  )
+  if (heard.length === 0) lines.push('where an apiary job’s time goes: not measured (--no-tap)')
+  else {
+    lines.push(
+      table([
+        ['where an apiary job’s time goes (median ms, node events as heard on the bus)', 'ms'],
+        [PHASES.dispatch, fmt(median(heard.map((h) => h.firstMs)))],
+        [PHASES.workers, fmt(median(heard.map((h) => h.lastMs - h.firstMs)))],
+        [PHASES.tail, fmt(median(heard.map((h) => h.ms - h.lastMs)))],
+      ]),
+    )
+  }
   const logged = heard.filter((h) => h.records !== undefined)
   if (logged.length > 0) {
     lines.push(
@@ -485,6 +495,8 @@ function figures(report: string, n: number): RunFigures {
 function childArgs(o: Opts, tree: Tree, pair: number): string[] {
   const args = ['--nodes', String(o.nodes), '--jobs', String(o.jobs), '--procs', String(o.procs), '--warmup', String(o.warmup), '--time-limit', String(o.timeLimitS)]
   if (o.profileDir) args.push('--profile', join(o.profileDir, `${tree}-${pair}`))
+  // Both checkouts measured alike: the older commit's bench has no such listener.
+  if (tree === 'now') args.push('--no-tap')
   return args
 }
 
