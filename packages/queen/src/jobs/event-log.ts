@@ -44,9 +44,10 @@ export const GROUP_MS = 20
  *
  * Everything appended while the previous group is being written, and for at least `groupMs`
  * after the previous group began, is the next group: one record of the job log and one
- * transaction of the index, so the cost of a write is shared by every event of it. A group is written to the log first (`LogWriter`), then to the index,
- * then listeners hear of it, then the event stream is acknowledged up to the last message
- * whose effects it holds (`source`): an event is acknowledged only once applied and stored.
+ * transaction of the index, so the cost of a write is shared by every event of it. A group is
+ * written to the log first (`LogWriter`), then to the index, then listeners hear of it, then
+ * the event stream is acknowledged up to the last message whose effects it holds (`source`):
+ * an event is acknowledged only once applied and stored.
  * When the log or the store cannot write (NATS down, a full disk), nothing is dropped: the
  * group goes back in front of what came since and is tried again. When the store refuses
  * something no retry would store, the group is committed one entry at a time and only what the
