@@ -61,7 +61,7 @@ describe('SSH workers of one region share a claim per task (nats-server with aut
   })
 
   /** An SSH worker of the region on its own authenticated connection, its journal in memory. */
-  const startWorker = async (id: string): Promise<SshWorker> => {
+  const startWorker = async (id: string): Promise<{ worker: SshWorker; bus: Bus }> => {
     const bus = await createNatsBus({ url: secure.url, name: `apiary-worker:${id}`, log: silentLogger(), credsFile: secure.creds(who(id)), identity: who(id) })
     const inventory = new Map<string, InventoryNode>(sshd.nodes.map((n) => [n.id, { id: n.id, address: n.host, port: n.port, user: sshd.user, region: REGION, labels: {} }]))
     const pool = createSshPool({ knownHosts: sshd.knownHosts, keyFile: sshd.keyFile, attempts: 1 })
@@ -72,7 +72,7 @@ describe('SSH workers of one region share a claim per task (nats-server with aut
       await bus.close()
     })
     await bus.flush()
-    return worker
+    return { worker, bus }
   }
 
   it('a task the other SSH worker took is answered `already` by the one the re-offer reaches (running, then its end, published again), and runs once on its host', async () => {
@@ -87,7 +87,10 @@ describe('SSH workers of one region share a claim per task (nats-server with aut
       // The other joins the queue group and the first leaves it (a drain): the re-offer, under
       // the next attempt's grant (a standby hive's), can only reach the other.
       await startWorker('ssh-eu-2')
-      const drained = one.drain(20_000)
+      const drained = one.worker.drain(20_000)
+      // Its leaving the group is at the server before the re-offer is sent: NATS would otherwise
+      // hand the re-offer to it still, and it would go unanswered.
+      await one.bus.flush()
       const reoffer = signedTask('jclaims001', node, op, { agentless: true, attempt: 1 })
       expect(await ask(hive, reoffer)).toEqual({ accepted: true, by: 'ssh-eu-2', already: 'running' })
       await drained
