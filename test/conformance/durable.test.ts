@@ -189,6 +189,8 @@ describe('durable: nats only', { timeout: 30_000 }, () => {
     started.push(() => follower.close())
     let made = 0
     const advisories = raw.subscribe('$JS.EVENT.ADVISORY.CONSUMER.CREATED.APIARY_LOG.>', { callback: () => void made++ })
+    // At the server before the reader makes its consumer, or that advisory is missed.
+    await raw.flush()
     const c = streamCollector()
     const r = follower.durable.read('log', c.handler, { afterSeq: 0, follow: true, maxBytes: 1024 })
     // Nothing to await here but time: three of its stall checks pass with nothing to read.
