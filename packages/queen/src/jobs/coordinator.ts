@@ -177,6 +177,16 @@ export class Coordinator {
     this.#trimTimer.unref()
   }
 
+  /**
+   * Takes no more events off the stream, still leading: what it applied can then be stored
+   * with the runs' state before `stepDown` drops them.
+   */
+  async stopTaking(): Promise<void> {
+    const consumer = this.#consumer
+    this.#consumer = undefined
+    await consumer?.stop()
+  }
+
   /** Stops leading: takes no more events, drops the runs (the next leader has their state), acts on nothing. */
   async stepDown(): Promise<void> {
     if (!this.#leading) return

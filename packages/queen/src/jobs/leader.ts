@@ -335,10 +335,13 @@ export class Leadership {
     await this.#turn
     await this.#replica?.stop()
     if (was === 'leading') {
-      await this.#o.coordinator.stepDown()
-      // What is queued is written if the log takes it soon; else the next leader redoes it.
+      // What is queued is written, with the state of the runs it changed, if the log takes it
+      // soon; else the next leader redoes it. Only then are the runs dropped: a group written
+      // after would carry events and their stream position without that state.
+      await this.#o.coordinator.stopTaking()
       await Promise.race([this.#o.events.stored().catch(() => {}), new Promise((resolve) => setTimeout(resolve, 5000).unref())])
       await this.#o.events.settle()
+      await this.#o.coordinator.stepDown()
       await this.#lease
         .release()
         .catch((err: unknown) => this.#o.log.warn({ err }, 'cannot give the leader lease up'))

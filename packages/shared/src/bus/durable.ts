@@ -392,6 +392,17 @@ export function raceSignals<T>(p: Promise<T>, ...signals: Array<AbortSignal | un
     const unhook = () => {
       for (const u of unhooks) u()
     }
+    // Handled first: `p` rejecting after a signal won is never an unhandled rejection.
+    p.then(
+      (v) => {
+        unhook()
+        resolve(v)
+      },
+      (err: unknown) => {
+        unhook()
+        reject(err)
+      },
+    )
     for (const s of signals) {
       if (s === undefined) continue
       if (s.aborted) {
@@ -405,16 +416,6 @@ export function raceSignals<T>(p: Promise<T>, ...signals: Array<AbortSignal | un
         }),
       )
     }
-    p.then(
-      (v) => {
-        unhook()
-        resolve(v)
-      },
-      (err: unknown) => {
-        unhook()
-        reject(err)
-      },
-    )
   })
 }
 
