@@ -191,15 +191,14 @@ export class Coordinator {
   async stepDown(): Promise<void> {
     if (!this.#leading) return
     this.#leading = false
-    const consumer = this.#consumer
-    this.#consumer = undefined
+    const taking = this.stopTaking()
     clearTimeout(this.#trimTimer)
     for (const { timer } of this.#runs.values()) clearTimeout(timer)
     this.#runs.clear()
     this.#operations.clear()
     this.#sealed.clear()
     this.#dirty.clear()
-    await consumer?.stop()
+    await taking
   }
 
   /** An event off the stream: which kind of producer sent it is in its subject. */
